@@ -76,7 +76,11 @@ export function decodeCheckPoint(buf: Buffer, offset = 0): CheckPoint {
   }
 }
 
-export function encodeCheckPoint(cp: CheckPoint, out: Buffer = Buffer.alloc(SIZEOF_CHECKPOINT), offset = 0): Buffer {
+export function encodeCheckPoint(
+  cp: CheckPoint,
+  out: Buffer = Buffer.alloc(SIZEOF_CHECKPOINT),
+  offset = 0,
+): Buffer {
   out.fill(0, offset, offset + SIZEOF_CHECKPOINT)
   writeLsn(out, offset + OFF.redo, cp.redo)
   out.writeUInt32LE(cp.thisTimeLineId, offset + OFF.ThisTimeLineID)

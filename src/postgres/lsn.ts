@@ -21,7 +21,9 @@ export class LsnError extends Error {
 
 export function assertLsn(value: number, what = 'LSN'): Lsn {
   if (!Number.isSafeInteger(value) || value < 0) {
-    throw new LsnError(`${what} ${value} is out of range: valid LSNs are 0 .. 2^53-1 (0/0 .. 1FFFFF/FFFFFFFF)`)
+    throw new LsnError(
+      `${what} ${value} is out of range: valid LSNs are 0 .. 2^53-1 (0/0 .. 1FFFFF/FFFFFFFF)`,
+    )
   }
   return value
 }
@@ -32,7 +34,8 @@ export function parseLsn(text: string): Lsn {
   if (!m) throw new LsnError(`invalid LSN "${text}": expected two hex numbers as X/X, e.g. 0/16B3748`)
   const hi = Number.parseInt(m[1], 16)
   const lo = Number.parseInt(m[2], 16)
-  if (hi >= 0x20_0000) throw new LsnError(`LSN ${text} is above 2^53, the largest LSN zenith handles (1FFFFF/FFFFFFFF)`)
+  if (hi >= 0x20_0000)
+    throw new LsnError(`LSN ${text} is above 2^53, the largest LSN zenith handles (1FFFFF/FFFFFFFF)`)
   return hi * TWO_32 + lo
 }
 
@@ -53,7 +56,8 @@ export function formatLsnPadded(lsn: Lsn): string {
 export function readLsn(buf: Buffer, offset: number): Lsn {
   const lo = buf.readUInt32LE(offset)
   const hi = buf.readUInt32LE(offset + 4)
-  if (hi >= 0x20_0000) throw new LsnError(`LSN ${hi.toString(16)}/${lo.toString(16)} at offset ${offset} is above 2^53`)
+  if (hi >= 0x20_0000)
+    throw new LsnError(`LSN ${hi.toString(16)}/${lo.toString(16)} at offset ${offset} is above 2^53`)
   return hi * TWO_32 + lo
 }
 

@@ -1,0 +1,38 @@
+/**
+ * Storage manager records: creation of an empty relation fork and truncation of a relation. Neither carries
+ * block references, so their effect on relation sizes must be applied natively.
+ */
+import { MainDataReader, type RelFileNode, unknownOpError } from './errors.js'
+
+export const XLOG_SMGR_CREATE = 0x10
+export const XLOG_SMGR_TRUNCATE = 0x20
+
+/** Which forks a TRUNCATE applies to. */
+export const SMGR_TRUNCATE_HEAP = 0x0001
+export const SMGR_TRUNCATE_VM = 0x0002
+export const SMGR_TRUNCATE_FSM = 0x0004
+export const SMGR_TRUNCATE_ALL = SMGR_TRUNCATE_HEAP | SMGR_TRUNCATE_VM | SMGR_TRUNCATE_FSM
+
+const XLR_RMGR_INFO_MASK = 0xf0
+const MAX_FORKNUM = 3
+
+export type SmgrRecord =
+  | { kind: 'create'; rnode: RelFileNode; forkNum: number }
+  /** `blkno` is the new length of the main fork in blocks. */
+  | { kind: 'truncate'; blkno: number; rnode: RelFileNode; flags: number }
+
+export function parseSmgrRecord(info: number, data: Buffer): SmgrRecord {
+  const op = info & XLR_RMGR_INFO_MASK
+  if (op === XLOG_SMGR_CREATE) {
+    const r = new MainDataReader('SMGR CREATE', data)
+    const rnode = r.relFileNode('rnode')
+    const forkNum = r.i32('forkNum')
+    if (forkNum < 0 || forkNum > MAX_FORKNUM) r.fail(`forkNum ${forkNum} is not a fork (0..${MAX_FORKNUM})`)
+    return { kind: 'create', rnode, forkNum }
+  }
+  if (op === XLOG_SMGR_TRUNCATE) {
+    const r = new MainDataReader('SMGR TRUNCATE', data)
+    return { kind: 'truncate', blkno: r.u32('blkno'), rnode: r.relFileNode('rnode'), flags: r.i32('flags') }
+  }
+  throw unknownOpError('SMGR', info)
+}

@@ -1,0 +1,341 @@
+/**
+ * XLogRecord: the fixed 24-byte header, the block reference headers that follow it, and the payloads.
+ *
+ * Layout of a record (nothing after the fixed header is aligned):
+ *   XLogRecord (24) | block headers 0..32 | [origin 253] | [toplevel xid 252] | [main data hdr 255/254]
+ *   | per block in order: image bytes, block data | main data
+ * The CRC-32C covers the body [24, xl_tot_len) first and then header bytes [0, 20).
+ */
+import { crc32c } from './crc32c.js'
+import { formatLsn, type Lsn, readLsn } from './lsn.js'
+
+export const SIZE_OF_XLOG_RECORD = 24
+
+const OFF = {
+  xl_tot_len: 0,
+  xl_xid: 4,
+  xl_prev: 8,
+  xl_info: 16,
+  xl_rmid: 17,
+  xl_crc: 20,
+} as const
+
+export const XLR_MAX_BLOCK_ID = 32
+export const XLR_BLOCK_ID_DATA_SHORT = 255
+export const XLR_BLOCK_ID_DATA_LONG = 254
+export const XLR_BLOCK_ID_ORIGIN = 253
+export const XLR_BLOCK_ID_TOPLEVEL_XID = 252
+
+export const BKPBLOCK_FORK_MASK = 0x0f
+export const BKPBLOCK_HAS_IMAGE = 0x10
+export const BKPBLOCK_HAS_DATA = 0x20
+export const BKPBLOCK_WILL_INIT = 0x40
+export const BKPBLOCK_SAME_REL = 0x80
+
+export const BKPIMAGE_HAS_HOLE = 0x01
+export const BKPIMAGE_APPLY = 0x02
+export const BKPIMAGE_COMPRESS_PGLZ = 0x04
+export const BKPIMAGE_COMPRESS_LZ4 = 0x08
+export const BKPIMAGE_COMPRESS_ZSTD = 0x10
+const BKPIMAGE_COMPRESSED = BKPIMAGE_COMPRESS_PGLZ | BKPIMAGE_COMPRESS_LZ4 | BKPIMAGE_COMPRESS_ZSTD
+
+export const BLCKSZ = 8192
+
+/** Postgres' valid resource manager ids: the built-in ones and the custom range. */
+export const RM_MAX_BUILTIN_ID = 21
+export const RM_MIN_CUSTOM_ID = 128
+
+export const MAIN_FORKNUM = 0
+export const FSM_FORKNUM = 1
+export const VISIBILITYMAP_FORKNUM = 2
+export const INIT_FORKNUM = 3
+export const FORK_NAMES = ['main', 'fsm', 'vm', 'init'] as const
+
+export type ImageCompression = 'none' | 'pglz' | 'lz4' | 'zstd'
+
+export interface BlockImage {
+  /** The stored bytes: the page without its hole, possibly compressed. */
+  data: Buffer
+  holeOffset: number
+  holeLength: number
+  bimgInfo: number
+  /** True for a real full-page write; false for an image kept only for wal_consistency_checking. */
+  apply: boolean
+  compression: ImageCompression
+}
+
+export interface BlockRef {
+  id: number
+  forkNum: number
+  flags: number
+  spcNode: number
+  dbNode: number
+  relNode: number
+  blkno: number
+  willInit: boolean
+  image: BlockImage | null
+  data: Buffer | null
+}
+
+export interface XLogRecordHeader {
+  totLen: number
+  xid: number
+  prev: Lsn
+  info: number
+  rmid: number
+  crc: number
+}
+
+export interface DecodedRecord extends XLogRecordHeader {
+  lsn: Lsn
+  /** Where Postgres stamps pages changed by this record: start + MAXALIGN(tot_len) in WAL byte space. */
+  endLsn: Lsn
+  blocks: BlockRef[]
+  mainData: Buffer
+  /** Replication origin id, 0 when absent (InvalidRepOriginId). */
+  origin: number
+  /** Top-level xid of a subtransaction's first record (wal_level=logical), 0 when absent. */
+  toplevelXid: number
+  /** Bytes of block images stored in the record (pg_waldump's "FPI size"). */
+  fpiLen: number
+  raw: Buffer
+}
+
+export class WalRecordError extends Error {
+  override name = 'WalRecordError'
+  constructor(
+    readonly lsn: Lsn,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+export function readRecordHeader(buf: Buffer, offset = 0): XLogRecordHeader {
+  return {
+    totLen: buf.readUInt32LE(offset + OFF.xl_tot_len),
+    xid: buf.readUInt32LE(offset + OFF.xl_xid),
+    prev: readLsn(buf, offset + OFF.xl_prev),
+    info: buf[offset + OFF.xl_info],
+    rmid: buf[offset + OFF.xl_rmid],
+    crc: buf.readUInt32LE(offset + OFF.xl_crc),
+  }
+}
+
+const EMPTY = Buffer.alloc(0)
+
+function compressionOf(bimgInfo: number): ImageCompression {
+  if (bimgInfo & BKPIMAGE_COMPRESS_PGLZ) return 'pglz'
+  if (bimgInfo & BKPIMAGE_COMPRESS_LZ4) return 'lz4'
+  if (bimgInfo & BKPIMAGE_COMPRESS_ZSTD) return 'zstd'
+  return 'none'
+}
+
+export function isValidRmid(rmid: number): boolean {
+  return rmid <= RM_MAX_BUILTIN_ID || rmid >= RM_MIN_CUSTOM_ID
+}
+
+/**
+ * Validates a record header as Postgres' ValidXLogRecordHeader does; `expectedPrev` undefined skips the
+ * prev-link check (the first record read from an arbitrary position). Returns the reason or null.
+ */
+export function checkRecordHeader(
+  h: XLogRecordHeader,
+  lsn: Lsn,
+  expectedPrev: Lsn | undefined,
+): string | null {
+  if (h.totLen < SIZE_OF_XLOG_RECORD) {
+    return `invalid record length at ${formatLsn(lsn)}: wanted ${SIZE_OF_XLOG_RECORD}, got ${h.totLen}`
+  }
+  if (!isValidRmid(h.rmid)) return `invalid resource manager ID ${h.rmid} at ${formatLsn(lsn)}`
+  if (expectedPrev !== undefined && h.prev !== expectedPrev) {
+    return `record with incorrect prev-link ${formatLsn(h.prev)} at ${formatLsn(lsn)}`
+  }
+  return null
+}
+
+export function recordCrc(raw: Buffer): number {
+  return crc32c(raw.subarray(0, OFF.xl_crc), crc32c(raw.subarray(SIZE_OF_XLOG_RECORD)))
+}
+
+/**
+ * Decodes a complete record (`raw` holds exactly xl_tot_len bytes), verifying its CRC and every
+ * cross-check Postgres' DecodeXLogRecord makes. Payloads are views into `raw`.
+ */
+export function decodeRecord(raw: Buffer, lsn: Lsn, endLsn: Lsn): DecodedRecord {
+  const h = readRecordHeader(raw)
+  if (h.totLen !== raw.length) {
+    throw new WalRecordError(lsn, `record with invalid length at ${formatLsn(lsn)}`)
+  }
+  if (recordCrc(raw) !== h.crc) {
+    throw new WalRecordError(lsn, `incorrect resource manager data checksum in record at ${formatLsn(lsn)}`)
+  }
+  const fail = (msg: string): never => {
+    throw new WalRecordError(lsn, `${msg} at ${formatLsn(lsn)}`)
+  }
+  const shortData = () => fail('record with invalid length')
+
+  const blocks: BlockRef[] = []
+  const imageLens: number[] = []
+  const dataLens: number[] = []
+  let pos = SIZE_OF_XLOG_RECORD
+  const end = raw.length
+  let datatotal = 0
+  let mainLen = 0
+  let origin = 0
+  let toplevelXid = 0
+  let lastRel: BlockRef | null = null
+  let fpiLen = 0
+
+  while (end - pos > datatotal) {
+    const blockId = raw[pos++]
+    if (blockId === XLR_BLOCK_ID_DATA_SHORT) {
+      if (end - pos < 1) shortData()
+      mainLen = raw[pos++]
+      datatotal += mainLen
+      break
+    }
+    if (blockId === XLR_BLOCK_ID_DATA_LONG) {
+      if (end - pos < 4) shortData()
+      mainLen = raw.readUInt32LE(pos)
+      pos += 4
+      datatotal += mainLen
+      break
+    }
+    if (blockId === XLR_BLOCK_ID_ORIGIN) {
+      if (end - pos < 2) shortData()
+      origin = raw.readUInt16LE(pos)
+      pos += 2
+      continue
+    }
+    if (blockId === XLR_BLOCK_ID_TOPLEVEL_XID) {
+      if (end - pos < 4) shortData()
+      toplevelXid = raw.readUInt32LE(pos)
+      pos += 4
+      continue
+    }
+    if (blockId > XLR_MAX_BLOCK_ID) fail(`invalid block_id ${blockId}`)
+    if (blocks.length > 0 && blockId <= blocks[blocks.length - 1].id) fail(`out-of-order block_id ${blockId}`)
+    if (end - pos < 3) shortData()
+    const forkFlags = raw[pos]
+    const dataLen = raw.readUInt16LE(pos + 1)
+    pos += 3
+    const hasData = (forkFlags & BKPBLOCK_HAS_DATA) !== 0
+    if (hasData && dataLen === 0) fail('BKPBLOCK_HAS_DATA set, but no data included')
+    if (!hasData && dataLen !== 0) fail(`BKPBLOCK_HAS_DATA not set, but data length is ${dataLen}`)
+    datatotal += dataLen
+
+    let image: BlockImage | null = null
+    let bimgLen = 0
+    if (forkFlags & BKPBLOCK_HAS_IMAGE) {
+      if (end - pos < 5) shortData()
+      bimgLen = raw.readUInt16LE(pos)
+      const holeOffset = raw.readUInt16LE(pos + 2)
+      const bimgInfo = raw[pos + 4]
+      pos += 5
+      const compressed = (bimgInfo & BKPIMAGE_COMPRESSED) !== 0
+      const hasHole = (bimgInfo & BKPIMAGE_HAS_HOLE) !== 0
+      let holeLength: number
+      if (compressed) {
+        if (hasHole) {
+          if (end - pos < 2) shortData()
+          holeLength = raw.readUInt16LE(pos)
+          pos += 2
+        } else {
+          holeLength = 0
+        }
+      } else {
+        holeLength = BLCKSZ - bimgLen
+      }
+      datatotal += bimgLen
+      if (hasHole && (holeOffset === 0 || holeLength === 0 || bimgLen === BLCKSZ)) {
+        fail(
+          `BKPIMAGE_HAS_HOLE set, but hole offset ${holeOffset} length ${holeLength} block image length ${bimgLen}`,
+        )
+      }
+      if (!hasHole && (holeOffset !== 0 || holeLength !== 0)) {
+        fail(`BKPIMAGE_HAS_HOLE not set, but hole offset ${holeOffset} length ${holeLength}`)
+      }
+      if (compressed && bimgLen === BLCKSZ) fail(`BKPIMAGE_COMPRESSED set, but block image length ${bimgLen}`)
+      if (!hasHole && !compressed && bimgLen !== BLCKSZ) {
+        fail(`neither BKPIMAGE_HAS_HOLE nor BKPIMAGE_COMPRESSED set, but block image length is ${bimgLen}`)
+      }
+      if (hasHole && holeOffset + holeLength > BLCKSZ) {
+        fail(`block image hole offset ${holeOffset} length ${holeLength} exceeds the page`)
+      }
+      image = {
+        data: EMPTY, // the payload view is set once all headers are read
+        holeOffset,
+        holeLength,
+        bimgInfo,
+        apply: (bimgInfo & BKPIMAGE_APPLY) !== 0,
+        compression: compressionOf(bimgInfo),
+      }
+      fpiLen += bimgLen
+    }
+
+    let spcNode: number
+    let dbNode: number
+    let relNode: number
+    if (!(forkFlags & BKPBLOCK_SAME_REL)) {
+      if (end - pos < 12) shortData()
+      spcNode = raw.readUInt32LE(pos)
+      dbNode = raw.readUInt32LE(pos + 4)
+      relNode = raw.readUInt32LE(pos + 8)
+      pos += 12
+    } else {
+      if (lastRel === null) fail('BKPBLOCK_SAME_REL set but no previous rel')
+      spcNode = lastRel!.spcNode
+      dbNode = lastRel!.dbNode
+      relNode = lastRel!.relNode
+    }
+    if (end - pos < 4) shortData()
+    const blkno = raw.readUInt32LE(pos)
+    pos += 4
+    const block: BlockRef = {
+      id: blockId,
+      forkNum: forkFlags & BKPBLOCK_FORK_MASK,
+      flags: forkFlags,
+      spcNode,
+      dbNode,
+      relNode,
+      blkno,
+      willInit: (forkFlags & BKPBLOCK_WILL_INIT) !== 0,
+      image,
+      data: hasData ? EMPTY : null,
+    }
+    if (!(forkFlags & BKPBLOCK_SAME_REL)) lastRel = block
+    blocks.push(block)
+    imageLens.push(bimgLen)
+    dataLens.push(dataLen)
+  }
+  if (end - pos !== datatotal) shortData()
+
+  for (let i = 0; i < blocks.length; i++) {
+    const b = blocks[i]
+    if (b.image) {
+      b.image.data = raw.subarray(pos, pos + imageLens[i])
+      pos += imageLens[i]
+    }
+    if (b.data) {
+      b.data = raw.subarray(pos, pos + dataLens[i])
+      pos += dataLens[i]
+    }
+  }
+  return {
+    totLen: h.totLen,
+    xid: h.xid,
+    prev: h.prev,
+    info: h.info,
+    rmid: h.rmid,
+    crc: h.crc,
+    lsn,
+    endLsn,
+    blocks,
+    mainData: raw.subarray(pos, pos + mainLen),
+    origin,
+    toplevelXid,
+    fpiLen,
+    raw,
+  }
+}
