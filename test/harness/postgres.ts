@@ -34,7 +34,10 @@ const START_ATTEMPTS = 3
 export type SettingValue = string | number | boolean
 
 export interface StartOptions {
-  /** GUCs appended to postgresql.conf; strings are quoted, booleans become on/off. */
+  /**
+   * GUCs appended to postgresql.conf; strings are quoted, booleans become on/off. `fsync` defaults to off
+   * (as in Postgres' own TAP tests); port, listen_addresses and unix_socket_directories are the harness's.
+   */
   settings?: Record<string, SettingValue>
   /** Extra initdb arguments, e.g. `['--data-checksums']`. */
   initdbArgs?: string[]
