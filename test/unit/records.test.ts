@@ -13,7 +13,11 @@ import {
   VISIBILITYMAP_VALID_BITS,
 } from '../../src/postgres/records/heap.js'
 import { MultiXactStatus, parseMultiXactRecord } from '../../src/postgres/records/multixact.js'
-import { decodeRelMapFile, parseRelMapRecord, RELMAPPER_FILEMAGIC } from '../../src/postgres/records/relmap.js'
+import {
+  decodeRelMapFile,
+  parseRelMapRecord,
+  RELMAPPER_FILEMAGIC,
+} from '../../src/postgres/records/relmap.js'
 import { parseSmgrRecord, SMGR_TRUNCATE_ALL } from '../../src/postgres/records/smgr.js'
 import { parseTblspcRecord } from '../../src/postgres/records/tblspc.js'
 import {
@@ -170,11 +174,19 @@ describe('parseXactRecord: commit and abort', () => {
   })
 
   it('takes the twophase xid as the affected transaction of COMMIT_PREPARED and ABORT_PREPARED', () => {
-    const commit = parseXactRecord(0x80 | 0x30, completionBody(ALL_COMMIT_SECTIONS, true), 0) as XactCompletion
+    const commit = parseXactRecord(
+      0x80 | 0x30,
+      completionBody(ALL_COMMIT_SECTIONS, true),
+      0,
+    ) as XactCompletion
     expect(commit.kind).toBe('commit_prepared')
     expect(commit.xid).toBe(739)
     expect(commit.gid).toBe('gid-1')
-    const abort = parseXactRecord(0x80 | 0x40, completionBody(ALL_COMMIT_SECTIONS, false), 0) as XactCompletion
+    const abort = parseXactRecord(
+      0x80 | 0x40,
+      completionBody(ALL_COMMIT_SECTIONS, false),
+      0,
+    ) as XactCompletion
     expect(abort.kind).toBe('abort_prepared')
     expect(abort.xid).toBe(739)
     expect(abort.originLsn).toBe(0x1_0000_2000)
@@ -202,7 +214,10 @@ describe('parseXactRecord: commit and abort', () => {
   it('parses each section alone', () => {
     const only = (xinfo: number, body: Bytes) =>
       parseXactRecord(0x80, new Bytes().i64(1).u32(xinfo).raw(body.build()).build(), 1) as XactCompletion
-    expect(only(XACT_XINFO_HAS_DBINFO, new Bytes().u32(16384).u32(1663))).toMatchObject({ dbId: 16384, tsId: 1663 })
+    expect(only(XACT_XINFO_HAS_DBINFO, new Bytes().u32(16384).u32(1663))).toMatchObject({
+      dbId: 16384,
+      tsId: 1663,
+    })
     expect(only(XACT_XINFO_HAS_SUBXACTS, new Bytes().i32(0)).subxacts).toEqual([])
     expect(only(XACT_XINFO_HAS_RELFILENODES, new Bytes().i32(1).u32(1).u32(2).u32(3)).relfilenodes).toEqual([
       { spcNode: 1, dbNode: 2, relNode: 3 },
@@ -320,7 +335,10 @@ describe('parseXactRecord: prepare, assignment, invalidations', () => {
 
   it('rejects a wrong magic, a total_len that disagrees with the data, and truncations', () => {
     expectFormatError(() => parseXactRecord(0x10, prepareData({ gid: 'g', magic: 0x57f94533 }), 1), /magic/)
-    expectFormatError(() => parseXactRecord(0x10, prepareData({ gid: 'g', totalLenDelta: 8 }), 1), /total_len/)
+    expectFormatError(
+      () => parseXactRecord(0x10, prepareData({ gid: 'g', totalLenDelta: 8 }), 1),
+      /total_len/,
+    )
     const full = prepareData({ gid: 'g' })
     for (let len = 0; len < 72 + 8 + 16; len++) {
       const cut = Buffer.from(full.subarray(0, len))
@@ -337,12 +355,19 @@ describe('parseXactRecord: prepare, assignment, invalidations', () => {
 
   it('parses ASSIGNMENT and INVALIDATIONS, and rejects unknown ops', () => {
     const assignment = new Bytes().u32(700).i32(3).u32(701).u32(702).u32(703).build()
-    expect(parseXactRecord(0x50, assignment, 700)).toEqual({ kind: 'assignment', xtop: 700, subxacts: [701, 702, 703] })
+    expect(parseXactRecord(0x50, assignment, 700)).toEqual({
+      kind: 'assignment',
+      xtop: 700,
+      subxacts: [701, 702, 703],
+    })
     expectEveryPrefixRejected(assignment, (d) => parseXactRecord(0x50, d, 700))
     const invals = new Bytes().i32(2).zeros(32).build()
     expect(parseXactRecord(0x60, invals, 1)).toEqual({ kind: 'invalidations', invalidationCount: 2 })
     expectFormatError(() => parseXactRecord(0x60, invals.subarray(0, 20), 1), /invalidation messages/)
-    expectFormatError(() => parseXactRecord(0x70, Buffer.alloc(64), 1), /XACT: xl_info 0x70 is not a known XACT op/)
+    expectFormatError(
+      () => parseXactRecord(0x70, Buffer.alloc(64), 1),
+      /XACT: xl_info 0x70 is not a known XACT op/,
+    )
   })
 })
 
@@ -350,7 +375,12 @@ describe('CLOG and CommitTs', () => {
   it('parses ZEROPAGE and TRUNCATE', () => {
     expect(parseClogRecord(0x00, new Bytes().i32(3).build())).toEqual({ kind: 'zeropage', pageno: 3 })
     const trunc = new Bytes().i32(64).u32(2_100_000).u32(5).build()
-    expect(parseClogRecord(0x10, trunc)).toEqual({ kind: 'truncate', pageno: 64, oldestXact: 2_100_000, oldestXactDb: 5 })
+    expect(parseClogRecord(0x10, trunc)).toEqual({
+      kind: 'truncate',
+      pageno: 64,
+      oldestXact: 2_100_000,
+      oldestXactDb: 5,
+    })
     expectEveryPrefixRejected(trunc, (d) => parseClogRecord(0x10, d))
     expectFormatError(() => parseClogRecord(0x00, Buffer.alloc(3)), /CLOG ZEROPAGE: pageno needs 4 bytes/)
     expectFormatError(() => parseClogRecord(0x20, Buffer.alloc(12)), /CLOG/)
@@ -367,8 +397,14 @@ describe('CLOG and CommitTs', () => {
 
 describe('MultiXact', () => {
   it('parses page zeroing, CREATE_ID with members and TRUNCATE_ID', () => {
-    expect(parseMultiXactRecord(0x00, new Bytes().i32(1).build())).toEqual({ kind: 'zero_off_page', pageno: 1 })
-    expect(parseMultiXactRecord(0x10, new Bytes().i32(2).build())).toEqual({ kind: 'zero_mem_page', pageno: 2 })
+    expect(parseMultiXactRecord(0x00, new Bytes().i32(1).build())).toEqual({
+      kind: 'zero_off_page',
+      pageno: 1,
+    })
+    expect(parseMultiXactRecord(0x10, new Bytes().i32(2).build())).toEqual({
+      kind: 'zero_mem_page',
+      pageno: 2,
+    })
     const create = new Bytes()
       .u32(7)
       .u32(13)
@@ -401,7 +437,18 @@ describe('MultiXact', () => {
   })
 
   it('rejects overrunning member counts and unknown member statuses', () => {
-    expectFormatError(() => parseMultiXactRecord(0x20, new Bytes().u32(1).u32(1).i32(1 << 30).build()), /members/)
+    expectFormatError(
+      () =>
+        parseMultiXactRecord(
+          0x20,
+          new Bytes()
+            .u32(1)
+            .u32(1)
+            .i32(1 << 30)
+            .build(),
+        ),
+      /members/,
+    )
     const bad = new Bytes().u32(1).u32(1).i32(1).u32(5).u32(6).build()
     expectFormatError(() => parseMultiXactRecord(0x20, bad), /member 0 has unknown status 6/)
     expectFormatError(() => parseMultiXactRecord(0x40, bad), /MULTIXACT/)
@@ -446,7 +493,11 @@ describe('Database and Tablespace', () => {
     })
     expectEveryPrefixRejected(copy, (d) => parseDbaseRecord(0x00, d))
     const walLog = new Bytes().u32(16385).u32(1663).build()
-    expect(parseDbaseRecord(0x10, walLog)).toEqual({ kind: 'create_wal_log', dbId: 16385, tablespaceId: 1663 })
+    expect(parseDbaseRecord(0x10, walLog)).toEqual({
+      kind: 'create_wal_log',
+      dbId: 16385,
+      tablespaceId: 1663,
+    })
     expectEveryPrefixRejected(walLog, (d) => parseDbaseRecord(0x10, d))
     const drop = new Bytes().u32(16384).i32(2).u32(1663).u32(16390).build()
     expect(parseDbaseRecord(0x21, drop)).toEqual({ kind: 'drop', dbId: 16384, tablespaceIds: [1663, 16390] })
@@ -532,7 +583,10 @@ describe('XLOG', () => {
     const data = encodeCheckPoint(CHECKPOINT)
     expect(parseXlogRecord(0x00, data)).toEqual({ kind: 'checkpoint_shutdown', checkPoint: CHECKPOINT })
     expect(parseXlogRecord(0x10, data)).toEqual({ kind: 'checkpoint_online', checkPoint: CHECKPOINT })
-    expectFormatError(() => parseXlogRecord(0x00, data.subarray(0, 87)), /XLOG CHECKPOINT_SHUTDOWN: CheckPoint/)
+    expectFormatError(
+      () => parseXlogRecord(0x00, data.subarray(0, 87)),
+      /XLOG CHECKPOINT_SHUTDOWN: CheckPoint/,
+    )
     const bad = Buffer.from(data)
     bad.writeUInt32LE(0xffffffff, 4)
     expectFormatError(() => parseXlogRecord(0x10, bad), /CHECKPOINT_ONLINE: LSN/)
@@ -572,7 +626,11 @@ describe('XLOG', () => {
     const name = Buffer.alloc(64)
     name.write('before-upgrade')
     const rp = new Bytes().i64(XACT_TIME).raw(name).build()
-    expect(parseXlogRecord(0x70, rp)).toEqual({ kind: 'restore_point', time: XACT_TIME, name: 'before-upgrade' })
+    expect(parseXlogRecord(0x70, rp)).toEqual({
+      kind: 'restore_point',
+      time: XACT_TIME,
+      name: 'before-upgrade',
+    })
     expectEveryPrefixRejected(rp, (d) => parseXlogRecord(0x70, d))
     const unterminated = new Bytes().i64(0).raw(Buffer.alloc(64, 0x41)).build()
     expectFormatError(() => parseXlogRecord(0x70, unterminated), /rp_name has no terminating NUL/)
@@ -600,7 +658,10 @@ describe('Heap VM clears', () => {
   const multi = (flags: number) => new Bytes().u8(flags).u8(0).u16(2).u16(1).u16(2).build()
 
   it('maps each record flag to the VM bits of the right block', () => {
-    expect(heapVmClears(RM_HEAP_ID, 0x00, insert(0x01))).toEqual({ block0: VISIBILITYMAP_VALID_BITS, oldPage: 0 })
+    expect(heapVmClears(RM_HEAP_ID, 0x00, insert(0x01))).toEqual({
+      block0: VISIBILITYMAP_VALID_BITS,
+      oldPage: 0,
+    })
     expect(heapVmClears(RM_HEAP_ID, 0x80, insert(0x01))).toEqual({ block0: 3, oldPage: 0 })
     expect(heapVmClears(RM_HEAP_ID, 0x00, insert(0x02))).toBeNull()
     expect(heapVmClears(RM_HEAP_ID, 0x10, eightByte(0x01))).toEqual({ block0: 3, oldPage: 0 })
@@ -609,7 +670,10 @@ describe('Heap VM clears', () => {
     expect(heapVmClears(RM_HEAP_ID, 0x20, update(0x02))).toEqual({ block0: 3, oldPage: 0 })
     expect(heapVmClears(RM_HEAP_ID, 0xc0, update(0x03))).toEqual({ block0: 3, oldPage: 3 })
     expect(heapVmClears(RM_HEAP_ID, 0x40, update(0x00))).toBeNull()
-    expect(heapVmClears(RM_HEAP_ID, 0x60, eightByte(0x01))).toEqual({ block0: VISIBILITYMAP_ALL_FROZEN, oldPage: 0 })
+    expect(heapVmClears(RM_HEAP_ID, 0x60, eightByte(0x01))).toEqual({
+      block0: VISIBILITYMAP_ALL_FROZEN,
+      oldPage: 0,
+    })
     expect(heapVmClears(RM_HEAP2_ID, 0x50, multi(0x01))).toEqual({ block0: 3, oldPage: 0 })
     expect(heapVmClears(RM_HEAP2_ID, 0xd0, multi(0x20))).toBeNull()
     expect(heapVmClears(RM_HEAP2_ID, 0x60, eightByte(0x01))).toEqual({ block0: 2, oldPage: 0 })

@@ -61,7 +61,7 @@ export function heapVmClears(rmid: number, info: number, data: Buffer): HeapVmCl
         break
       }
       case XLOG_HEAP_LOCK:
-        if (flagsAt(data, 7, 'HEAP LOCK') & XLH_LOCK_ALL_FROZEN_CLEARED) block0 = VISIBILITYMAP_ALL_FROZEN
+        if (flagsAt(data, 6, 'HEAP LOCK') & XLH_LOCK_ALL_FROZEN_CLEARED) block0 = VISIBILITYMAP_ALL_FROZEN
         break
     }
   } else if (rmid === RM_HEAP2_ID) {
