@@ -61,6 +61,15 @@ export function readLsn(buf: Buffer, offset: number): Lsn {
   return hi * TWO_32 + lo
 }
 
+/**
+ * Reads a uint64 LSN field of WAL without the 2^53 check, for fields that are only compared with an
+ * expected value (page addresses, prev-links): damaged WAL must fail that comparison, not throw. Values
+ * above 2^53 come out rounded, which can never equal a valid expected LSN.
+ */
+export function readLsnUnchecked(buf: Buffer, offset: number): number {
+  return buf.readUInt32LE(offset + 4) * TWO_32 + buf.readUInt32LE(offset)
+}
+
 export function writeLsn(buf: Buffer, offset: number, lsn: Lsn): void {
   const hi = Math.floor(lsn / TWO_32)
   buf.writeUInt32LE(lsn - hi * TWO_32, offset)

@@ -4,7 +4,7 @@
  * Every 8 KiB WAL page starts with a short header; the first page of a segment has the long one, which also
  * names the cluster (system identifier) and the segment and page sizes.
  */
-import { formatLsn, type Lsn, readLsn, walFileName, writeLsn, XLOG_BLCKSZ } from './lsn.js'
+import { formatLsn, type Lsn, readLsnUnchecked, walFileName, writeLsn, XLOG_BLCKSZ } from './lsn.js'
 
 export const XLOG_PAGE_MAGIC = 0xd110
 
@@ -55,7 +55,7 @@ export function decodePageHeader(buf: Buffer, offset = 0): WalPageHeader {
     magic: buf.readUInt16LE(offset + OFF.xlp_magic),
     info,
     timeline: buf.readUInt32LE(offset + OFF.xlp_tli),
-    pageAddr: readLsn(buf, offset + OFF.xlp_pageaddr),
+    pageAddr: readLsnUnchecked(buf, offset + OFF.xlp_pageaddr),
     remLen: buf.readUInt32LE(offset + OFF.xlp_rem_len),
   }
   if (info & XLP_LONG_HEADER && buf.length - offset >= SIZE_OF_XLOG_LONG_PHD) {

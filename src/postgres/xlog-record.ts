@@ -7,7 +7,7 @@
  * The CRC-32C covers the body [24, xl_tot_len) first and then header bytes [0, 20).
  */
 import { crc32c } from './crc32c.js'
-import { formatLsn, type Lsn, readLsn } from './lsn.js'
+import { formatLsn, type Lsn, MAX_LSN, readLsnUnchecked } from './lsn.js'
 
 export const SIZE_OF_XLOG_RECORD = 24
 
@@ -115,7 +115,7 @@ export function readRecordHeader(buf: Buffer, offset = 0): XLogRecordHeader {
   return {
     totLen: buf.readUInt32LE(offset + OFF.xl_tot_len),
     xid: buf.readUInt32LE(offset + OFF.xl_xid),
-    prev: readLsn(buf, offset + OFF.xl_prev),
+    prev: readLsnUnchecked(buf, offset + OFF.xl_prev),
     info: buf[offset + OFF.xl_info],
     rmid: buf[offset + OFF.xl_rmid],
     crc: buf.readUInt32LE(offset + OFF.xl_crc),
@@ -170,6 +170,8 @@ export function decodeRecord(raw: Buffer, lsn: Lsn, endLsn: Lsn): DecodedRecord 
   if (recordCrc(raw) !== h.crc) {
     throw new WalRecordError(lsn, `incorrect resource manager data checksum in record at ${formatLsn(lsn)}`)
   }
+  if (h.prev > MAX_LSN)
+    throw new WalRecordError(lsn, `record at ${formatLsn(lsn)} has a prev-link above 2^53`)
   const fail = (msg: string): never => {
     throw new WalRecordError(lsn, `${msg} at ${formatLsn(lsn)}`)
   }

@@ -1,5 +1,8 @@
 /** Runs the real pg_waldump and parses its output, the reference our decoder is compared with. */
 import { execa } from 'execa'
+import { formatLsn } from '../../src/postgres/lsn.js'
+import { recordTypeName, rmgrName } from '../../src/postgres/rmgr.js'
+import { type DecodedRecord, FORK_NAMES } from '../../src/postgres/xlog-record.js'
 import { pgBin } from './postgres.js'
 
 export interface WaldumpBlock {
@@ -82,4 +85,30 @@ export async function runWaldump(walDir: string, start: string, end?: string): P
     throw new Error(`pg_waldump failed: ${res.stderr}`)
   }
   return parseWaldump(res.stdout)
+}
+
+/** Our decoded record in the shape parseWaldump produces, for comparisons. */
+export function asWaldumpRecord(rec: DecodedRecord): WaldumpRecord {
+  return {
+    rmgr: rmgrName(rec.rmid),
+    recLen: rec.totLen - rec.fpiLen,
+    totLen: rec.totLen,
+    xid: rec.xid,
+    lsn: formatLsn(rec.lsn),
+    prev: formatLsn(rec.prev),
+    type: recordTypeName(rec.rmid, rec.info),
+    blocks: rec.blocks.map((b) => ({
+      id: b.id,
+      spc: b.spcNode,
+      db: b.dbNode,
+      rel: b.relNode,
+      fork: FORK_NAMES[b.forkNum],
+      blk: b.blkno,
+      image: b.image !== null,
+      apply: b.image?.apply ?? false,
+      ...(b.image
+        ? { holeOffset: b.image.holeOffset, holeLength: b.image.holeLength, method: b.image.compression }
+        : {}),
+    })),
+  }
 }

@@ -16,13 +16,14 @@ import { formatLsn, type Lsn, parseLsn, walFileName } from '../../src/postgres/l
 import { parseClogRecord } from '../../src/postgres/records/clog.js'
 import { parseDbaseRecord } from '../../src/postgres/records/dbase.js'
 import type { RelFileNode } from '../../src/postgres/records/errors.js'
-import { heapVmClears, parseHeapVisible, RM_HEAP_ID, RM_HEAP2_ID } from '../../src/postgres/records/heap.js'
+import { heapVmClears, parseHeapVisible } from '../../src/postgres/records/heap.js'
 import { parseMultiXactRecord } from '../../src/postgres/records/multixact.js'
 import { decodeRelMapFile, parseRelMapRecord } from '../../src/postgres/records/relmap.js'
 import { parseSmgrRecord } from '../../src/postgres/records/smgr.js'
 import { parseTblspcRecord } from '../../src/postgres/records/tblspc.js'
 import { parseXactRecord, type XactCompletion, type XactPrepare } from '../../src/postgres/records/xact.js'
 import { parseXlogRecord } from '../../src/postgres/records/xlog.js'
+import { RM_HEAP_ID, RM_HEAP2_ID } from '../../src/postgres/rmgr.js'
 import { type PgCluster, pgBin, withPostgres } from '../harness/postgres.js'
 
 const SEG_SIZE = 16 * 1024 * 1024

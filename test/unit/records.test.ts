@@ -7,8 +7,6 @@ import { WalRecordFormatError } from '../../src/postgres/records/errors.js'
 import {
   heapVmClears,
   parseHeapVisible,
-  RM_HEAP_ID,
-  RM_HEAP2_ID,
   VISIBILITYMAP_ALL_FROZEN,
   VISIBILITYMAP_VALID_BITS,
 } from '../../src/postgres/records/heap.js'
@@ -36,6 +34,7 @@ import {
   type XactPrepare,
 } from '../../src/postgres/records/xact.js'
 import { parseXlogRecord } from '../../src/postgres/records/xlog.js'
+import { RM_HEAP_ID, RM_HEAP2_ID } from '../../src/postgres/rmgr.js'
 
 /** Little-endian byte vector builder, so each test reads like the C struct it mirrors. */
 class Bytes {

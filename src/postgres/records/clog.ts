@@ -2,14 +2,11 @@
  * CLOG (pg_xact) and CommitTs (pg_commit_ts) records. Both SLRUs log only page zeroing and truncation;
  * transaction status itself is set by replaying commit/abort records.
  */
+import { CLOG_TRUNCATE, CLOG_ZEROPAGE, XLR_RMGR_INFO_MASK } from '../rmgr.js'
 import { MainDataReader, unknownOpError } from './errors.js'
 
-export const CLOG_ZEROPAGE = 0x00
-export const CLOG_TRUNCATE = 0x10
 export const COMMIT_TS_ZEROPAGE = 0x00
 export const COMMIT_TS_TRUNCATE = 0x10
-
-const XLR_RMGR_INFO_MASK = 0xf0
 
 export type ClogRecord =
   | { kind: 'zeropage'; pageno: number }

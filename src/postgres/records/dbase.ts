@@ -2,13 +2,13 @@
  * Database records: directory-level operations whose effects no block reference describes.
  * CREATE_FILE_COPY in particular means "copy the source database's files as of this LSN".
  */
+import {
+  XLOG_DBASE_CREATE_FILE_COPY,
+  XLOG_DBASE_CREATE_WAL_LOG,
+  XLOG_DBASE_DROP,
+  XLR_RMGR_INFO_MASK,
+} from '../rmgr.js'
 import { MainDataReader, unknownOpError } from './errors.js'
-
-export const XLOG_DBASE_CREATE_FILE_COPY = 0x00
-export const XLOG_DBASE_CREATE_WAL_LOG = 0x10
-export const XLOG_DBASE_DROP = 0x20
-
-const XLR_RMGR_INFO_MASK = 0xf0
 
 export type DbaseRecord =
   | { kind: 'create_file_copy'; dbId: number; tablespaceId: number; srcDbId: number; srcTablespaceId: number }

@@ -95,7 +95,7 @@ export class MainDataReader {
     }
   }
 
-  /** `n` consecutive uint32 values (xids, OIDs); callers validate `n` with count() first. */
+  /** `n` consecutive uint32 values (xids, OIDs). */
   u32Array(n: number, what: string): number[] {
     const at = this.take(n * 4, what)
     const out = new Array<number>(n)
@@ -117,7 +117,7 @@ export class MainDataReader {
    * count fails here instead of allocating or iterating billions of times.
    */
   count(n: number, itemSize: number, what: string): number {
-    if (!Number.isInteger(n) || n < 0) this.fail(`${what} count ${n} is negative`)
+    if (n < 0) this.fail(`${what} count ${n} is negative`)
     if (n * itemSize > this.remaining) {
       this.fail(
         `${n} ${what} need ${n * itemSize} bytes at offset ${this.offset}, but only ${this.remaining} remain`,

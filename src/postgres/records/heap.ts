@@ -3,20 +3,20 @@
  * images, but clearing visibility-map bits is a side effect on a VM page that the record does not reference,
  * so it is decoded here from the flags byte of each record's fixed header.
  */
+import {
+  RM_HEAP_ID,
+  RM_HEAP2_ID,
+  XLOG_HEAP_DELETE,
+  XLOG_HEAP_HOT_UPDATE,
+  XLOG_HEAP_INSERT,
+  XLOG_HEAP_LOCK,
+  XLOG_HEAP_OPMASK,
+  XLOG_HEAP_UPDATE,
+  XLOG_HEAP2_LOCK_UPDATED,
+  XLOG_HEAP2_MULTI_INSERT,
+  XLOG_HEAP2_VISIBLE,
+} from '../rmgr.js'
 import { MainDataReader, unknownOpError } from './errors.js'
-
-export const RM_HEAP2_ID = 9
-export const RM_HEAP_ID = 10
-
-export const XLOG_HEAP_INSERT = 0x00
-export const XLOG_HEAP_DELETE = 0x10
-export const XLOG_HEAP_UPDATE = 0x20
-export const XLOG_HEAP_HOT_UPDATE = 0x40
-export const XLOG_HEAP_LOCK = 0x60
-export const XLOG_HEAP_OPMASK = 0x70
-export const XLOG_HEAP2_VISIBLE = 0x40
-export const XLOG_HEAP2_MULTI_INSERT = 0x50
-export const XLOG_HEAP2_LOCK_UPDATED = 0x60
 
 export const VISIBILITYMAP_ALL_VISIBLE = 0x01
 export const VISIBILITYMAP_ALL_FROZEN = 0x02
@@ -61,15 +61,15 @@ export function heapVmClears(rmid: number, info: number, data: Buffer): HeapVmCl
         break
       }
       case XLOG_HEAP_LOCK:
-        if (flagsAt(data, 6, 'HEAP LOCK') & XLH_LOCK_ALL_FROZEN_CLEARED) block0 = VISIBILITYMAP_ALL_FROZEN
+        if (flagsAt(data, 7, 'HEAP LOCK') & XLH_LOCK_ALL_FROZEN_CLEARED) block0 = VISIBILITYMAP_ALL_FROZEN
         break
     }
   } else if (rmid === RM_HEAP2_ID) {
     if (op === XLOG_HEAP2_MULTI_INSERT) {
       if (flagsAt(data, 0, 'HEAP2 MULTI_INSERT') & XLH_ALL_VISIBLE_CLEARED) block0 = VISIBILITYMAP_VALID_BITS
     } else if (op === XLOG_HEAP2_LOCK_UPDATED) {
-      if (flagsAt(data, 7, 'HEAP2 LOCK_UPDATED') & XLH_LOCK_ALL_FROZEN_CLEARED)
-        block0 = VISIBILITYMAP_ALL_FROZEN
+      const flags = flagsAt(data, 7, 'HEAP2 LOCK_UPDATED')
+      if (flags & XLH_LOCK_ALL_FROZEN_CLEARED) block0 = VISIBILITYMAP_ALL_FROZEN
     }
   }
   return block0 === 0 && oldPage === 0 ? null : { block0, oldPage }

@@ -2,14 +2,14 @@
  * MultiXact records: SLRU page zeroing, creation of a multixact with its members, and truncation of
  * pg_multixact/offsets and pg_multixact/members.
  */
+import {
+  XLOG_MULTIXACT_CREATE_ID,
+  XLOG_MULTIXACT_TRUNCATE_ID,
+  XLOG_MULTIXACT_ZERO_MEM_PAGE,
+  XLOG_MULTIXACT_ZERO_OFF_PAGE,
+  XLR_RMGR_INFO_MASK,
+} from '../rmgr.js'
 import { MainDataReader, unknownOpError } from './errors.js'
-
-export const XLOG_MULTIXACT_ZERO_OFF_PAGE = 0x00
-export const XLOG_MULTIXACT_ZERO_MEM_PAGE = 0x10
-export const XLOG_MULTIXACT_CREATE_ID = 0x20
-export const XLOG_MULTIXACT_TRUNCATE_ID = 0x30
-
-const XLR_RMGR_INFO_MASK = 0xf0
 
 /** MultiXactStatus: the lock mode of one member; it is stored in the members SLRU next to the xid. */
 export const MultiXactStatus = {

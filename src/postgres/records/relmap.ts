@@ -4,13 +4,12 @@
  * (base/<db>/pg_filenode.map) and for shared catalogs (global/pg_filenode.map, dbId 0).
  */
 import { crc32c } from '../crc32c.js'
+import { XLOG_RELMAP_UPDATE, XLR_RMGR_INFO_MASK } from '../rmgr.js'
 import { MainDataReader, unknownOpError } from './errors.js'
 
-export const XLOG_RELMAP_UPDATE = 0x00
 export const RELMAPPER_FILEMAGIC = 0x592717
 export const RELMAPPER_FILESIZE = 512
 
-const XLR_RMGR_INFO_MASK = 0xf0
 const MAX_MAPPINGS = 62
 const MAPPINGS_OFFSET = 8
 /** The CRC covers magic, count and all 62 slots; the 4 pad bytes after it are outside. */
@@ -22,7 +21,7 @@ export interface RelMapUpdate {
   dbId: number
   tsId: number
   nbytes: number
-  /** The complete new map file, to be written verbatim. */
+  /** The complete new map file, to be written verbatim (a view into the main data, not a copy). */
   data: Buffer
 }
 

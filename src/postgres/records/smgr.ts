@@ -2,10 +2,8 @@
  * Storage manager records: creation of an empty relation fork and truncation of a relation. Neither carries
  * block references, so their effect on relation sizes must be applied natively.
  */
+import { XLOG_SMGR_CREATE, XLOG_SMGR_TRUNCATE, XLR_RMGR_INFO_MASK } from '../rmgr.js'
 import { MainDataReader, type RelFileNode, unknownOpError } from './errors.js'
-
-export const XLOG_SMGR_CREATE = 0x10
-export const XLOG_SMGR_TRUNCATE = 0x20
 
 /** Which forks a TRUNCATE applies to. */
 export const SMGR_TRUNCATE_HEAP = 0x0001
@@ -13,7 +11,6 @@ export const SMGR_TRUNCATE_VM = 0x0002
 export const SMGR_TRUNCATE_FSM = 0x0004
 export const SMGR_TRUNCATE_ALL = SMGR_TRUNCATE_HEAP | SMGR_TRUNCATE_VM | SMGR_TRUNCATE_FSM
 
-const XLR_RMGR_INFO_MASK = 0xf0
 const MAX_FORKNUM = 3
 
 export type SmgrRecord =

@@ -1,10 +1,6 @@
 /** Tablespace records: the pg_tblspc symlink target is created or removed outside any relation. */
+import { XLOG_TBLSPC_CREATE, XLOG_TBLSPC_DROP, XLR_RMGR_INFO_MASK } from '../rmgr.js'
 import { MainDataReader, unknownOpError } from './errors.js'
-
-export const XLOG_TBLSPC_CREATE = 0x00
-export const XLOG_TBLSPC_DROP = 0x10
-
-const XLR_RMGR_INFO_MASK = 0xf0
 
 export type TblspcRecord = { kind: 'create'; tsId: number; path: string } | { kind: 'drop'; tsId: number }
 

@@ -3,17 +3,18 @@
  * INVALIDATIONS, decoded as PG15's ParseCommitRecord / ParseAbortRecord / ParsePrepareRecord do.
  */
 import type { Lsn } from '../lsn.js'
+import {
+  XLOG_XACT_ABORT,
+  XLOG_XACT_ABORT_PREPARED,
+  XLOG_XACT_ASSIGNMENT,
+  XLOG_XACT_COMMIT,
+  XLOG_XACT_COMMIT_PREPARED,
+  XLOG_XACT_HAS_INFO,
+  XLOG_XACT_INVALIDATIONS,
+  XLOG_XACT_OPMASK,
+  XLOG_XACT_PREPARE,
+} from '../rmgr.js'
 import { MainDataReader, type RelFileNode, SIZEOF_REL_FILE_NODE, unknownOpError } from './errors.js'
-
-export const XLOG_XACT_COMMIT = 0x00
-export const XLOG_XACT_PREPARE = 0x10
-export const XLOG_XACT_ABORT = 0x20
-export const XLOG_XACT_COMMIT_PREPARED = 0x30
-export const XLOG_XACT_ABORT_PREPARED = 0x40
-export const XLOG_XACT_ASSIGNMENT = 0x50
-export const XLOG_XACT_INVALIDATIONS = 0x60
-export const XLOG_XACT_OPMASK = 0x70
-export const XLOG_XACT_HAS_INFO = 0x80
 
 export const XACT_XINFO_HAS_DBINFO = 0x01
 export const XACT_XINFO_HAS_SUBXACTS = 0x02
@@ -79,7 +80,10 @@ export interface XactPrepare {
   initFileInval: boolean
   originLsn: Lsn
   originTimestamp: number
-  /** The main data verbatim: pg_twophase/<xid as %08X> holds exactly these bytes followed by their CRC-32C. */
+  /**
+   * The main data itself (a view, not a copy): pg_twophase/<xid as %08X> holds exactly these bytes followed
+   * by their CRC-32C.
+   */
   stateData: Buffer
 }
 
@@ -135,6 +139,7 @@ function parseCompletion(
 ): XactCompletion {
   const r = new MainDataReader(`XACT ${kind.toUpperCase()}`, data)
   const isCommit = kind === 'commit' || kind === 'commit_prepared'
+  const isPrepared = kind === 'commit_prepared' || kind === 'abort_prepared'
   const out: XactCompletion = {
     kind,
     xid: xlXid,
@@ -160,7 +165,7 @@ function parseCompletion(
     for (let i = 0; i < n; i++) out.relfilenodes.push(r.relFileNode('relfilenode'))
   }
   if (xinfo & XACT_XINFO_HAS_DROPPED_STATS) {
-    out.droppedStats = readStats(r, r.i32('ndropped stats'))
+    out.droppedStats = readStats(r, r.i32('dropped stats nitems'))
   }
   // Abort records never carry invalidations; PG's ParseAbortRecord ignores the bit, and so do we.
   if (isCommit && xinfo & XACT_XINFO_HAS_INVALS) {
@@ -170,10 +175,10 @@ function parseCompletion(
   }
   if (xinfo & XACT_XINFO_HAS_TWOPHASE) {
     const twophaseXid = r.u32('twophase xid')
-    if (kind === 'commit_prepared' || kind === 'abort_prepared') out.xid = twophaseXid
+    if (isPrepared) out.xid = twophaseXid
     // The GID is written only inside the two-phase section, so a GID bit without it means nothing.
     if (xinfo & XACT_XINFO_HAS_GID) out.gid = r.cstring('gid')
-  } else if (kind === 'commit_prepared' || kind === 'abort_prepared') {
+  } else if (isPrepared) {
     r.fail('xinfo lacks XACT_XINFO_HAS_TWOPHASE, so the prepared transaction is unknown')
   }
   if (xinfo & XACT_XINFO_HAS_ORIGIN) {

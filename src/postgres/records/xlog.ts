@@ -5,23 +5,24 @@
  */
 import { type CheckPoint, decodeCheckPoint, SIZEOF_CHECKPOINT } from '../checkpoint.js'
 import { type Lsn, LsnError } from '../lsn.js'
+import {
+  XLOG_BACKUP_END,
+  XLOG_CHECKPOINT_ONLINE,
+  XLOG_CHECKPOINT_SHUTDOWN,
+  XLOG_END_OF_RECOVERY,
+  XLOG_FPI,
+  XLOG_FPI_FOR_HINT,
+  XLOG_FPW_CHANGE,
+  XLOG_NEXTOID,
+  XLOG_NOOP,
+  XLOG_OVERWRITE_CONTRECORD,
+  XLOG_PARAMETER_CHANGE,
+  XLOG_RESTORE_POINT,
+  XLOG_SWITCH,
+  XLR_RMGR_INFO_MASK,
+} from '../rmgr.js'
 import { MainDataReader, unknownOpError } from './errors.js'
 
-export const XLOG_CHECKPOINT_SHUTDOWN = 0x00
-export const XLOG_CHECKPOINT_ONLINE = 0x10
-export const XLOG_NOOP = 0x20
-export const XLOG_NEXTOID = 0x30
-export const XLOG_SWITCH = 0x40
-export const XLOG_BACKUP_END = 0x50
-export const XLOG_PARAMETER_CHANGE = 0x60
-export const XLOG_RESTORE_POINT = 0x70
-export const XLOG_FPW_CHANGE = 0x80
-export const XLOG_END_OF_RECOVERY = 0x90
-export const XLOG_FPI_FOR_HINT = 0xa0
-export const XLOG_FPI = 0xb0
-export const XLOG_OVERWRITE_CONTRECORD = 0xd0
-
-const XLR_RMGR_INFO_MASK = 0xf0
 /** MAXFNAMELEN: the fixed size of xl_restore_point.rp_name. */
 const RESTORE_POINT_NAME_LEN = 64
 
