@@ -9,6 +9,7 @@
  * returned as views into that chunk, so chunks must not be reused by the caller after feeding.
  */
 import { DEFAULT_WAL_SEGMENT_SIZE, formatLsn, type Lsn, maxAlign, XLOG_BLCKSZ } from './lsn.js'
+import { RM_XLOG_ID, XLOG_SWITCH, XLR_RMGR_INFO_MASK } from './rmgr.js'
 import {
   checkPageHeader,
   decodePageHeader,
@@ -25,9 +26,6 @@ import {
   SIZE_OF_XLOG_RECORD,
   WalRecordError,
 } from './xlog-record.js'
-
-const RM_XLOG_ID = 0
-const XLOG_SWITCH = 0x40
 
 export interface WalDecoderOptions {
   /** A record start, or a page start (a record continued from the previous page is then skipped). */
@@ -268,7 +266,7 @@ export class WalDecoder {
     const endLsn = maxAlign(this.pos)
     this.pos = endLsn
     const rec = decodeRecord(raw, lsn, endLsn)
-    if (rec.rmid === RM_XLOG_ID && (rec.info & 0xf0) === XLOG_SWITCH) {
+    if (rec.rmid === RM_XLOG_ID && (rec.info & XLR_RMGR_INFO_MASK) === XLOG_SWITCH) {
       // The rest of the segment is unused; the next record starts after the next segment's long header.
       const rest = endLsn % this.segmentSize
       if (rest !== 0) this.pos = endLsn - rest + this.segmentSize

@@ -3,7 +3,7 @@
  * table. Shared by `zenith wal dump` and anything else that prints WAL.
  */
 import { formatLsn, formatLsnPadded } from './lsn.js'
-import { recordTypeName, rmgrName } from './rmgr.js'
+import { RM_XACT_ID, recordTypeName, rmgrName, XLOG_XACT_OPMASK } from './rmgr.js'
 import { type DecodedRecord, FORK_NAMES, MAIN_FORKNUM } from './xlog-record.js'
 
 function forkName(forkNum: number): string {
@@ -83,7 +83,8 @@ export class WalStats {
   fpiBytes = 0
 
   add(rec: DecodedRecord): void {
-    const key = rec.rmid * 256 + (rec.info & 0xf0)
+    // Transaction records keep a flag in the top bit of the rmgr's nibble: the type is the other three.
+    const key = rec.rmid * 256 + (rec.info & (rec.rmid === RM_XACT_ID ? XLOG_XACT_OPMASK : 0xf0))
     let row = this.rows.get(key)
     if (!row) {
       row = {
@@ -142,11 +143,12 @@ export class WalStats {
     lines.push(
       `${''.padEnd(40)}${'--------'.padStart(8)}${'--------'.padStart(30)}${'--------'.padStart(30)}${'--------'.padStart(30)}`,
     )
+    const share = (n: number) => `[${pct(n, total).trim()}%]`.padEnd(9)
     lines.push(
-      `${'Total'.padEnd(38)} ${String(this.count).padStart(9)}${''.padEnd(9)}` +
-        ` ${String(this.recBytes).padStart(20)} [${pct(this.recBytes, total).trim()}%]` +
-        ` ${String(this.fpiBytes).padStart(20)} [${pct(this.fpiBytes, total).trim()}%]` +
-        ` ${String(total).padStart(20)} [100%]`,
+      `${'Total'.padEnd(38)} ${String(this.count).padStart(9)} ${''.padEnd(9)}` +
+        `${String(this.recBytes).padStart(20)} ${share(this.recBytes)}` +
+        `${String(this.fpiBytes).padStart(20)} ${share(this.fpiBytes)}` +
+        `${String(total).padStart(20)} [100%]`,
     )
     return lines
   }

@@ -7,7 +7,9 @@
  * The CRC-32C covers the body [24, xl_tot_len) first and then header bytes [0, 20).
  */
 import { crc32c } from './crc32c.js'
+import { BLCKSZ } from './data-page.js'
 import { formatLsn, type Lsn, MAX_LSN, readLsnUnchecked } from './lsn.js'
+import { rmgrIdIsValid } from './rmgr.js'
 
 export const SIZE_OF_XLOG_RECORD = 24
 
@@ -38,12 +40,6 @@ export const BKPIMAGE_COMPRESS_PGLZ = 0x04
 export const BKPIMAGE_COMPRESS_LZ4 = 0x08
 export const BKPIMAGE_COMPRESS_ZSTD = 0x10
 const BKPIMAGE_COMPRESSED = BKPIMAGE_COMPRESS_PGLZ | BKPIMAGE_COMPRESS_LZ4 | BKPIMAGE_COMPRESS_ZSTD
-
-export const BLCKSZ = 8192
-
-/** Postgres' valid resource manager ids: the built-in ones and the custom range. */
-export const RM_MAX_BUILTIN_ID = 21
-export const RM_MIN_CUSTOM_ID = 128
 
 export const MAIN_FORKNUM = 0
 export const FSM_FORKNUM = 1
@@ -131,10 +127,6 @@ function compressionOf(bimgInfo: number): ImageCompression {
   return 'none'
 }
 
-export function isValidRmid(rmid: number): boolean {
-  return rmid <= RM_MAX_BUILTIN_ID || rmid >= RM_MIN_CUSTOM_ID
-}
-
 /**
  * Validates a record header as Postgres' ValidXLogRecordHeader does; `expectedPrev` undefined skips the
  * prev-link check (the first record read from an arbitrary position). Returns the reason or null.
@@ -147,7 +139,7 @@ export function checkRecordHeader(
   if (h.totLen < SIZE_OF_XLOG_RECORD) {
     return `invalid record length at ${formatLsn(lsn)}: wanted ${SIZE_OF_XLOG_RECORD}, got ${h.totLen}`
   }
-  if (!isValidRmid(h.rmid)) return `invalid resource manager ID ${h.rmid} at ${formatLsn(lsn)}`
+  if (!rmgrIdIsValid(h.rmid)) return `invalid resource manager ID ${h.rmid} at ${formatLsn(lsn)}`
   if (expectedPrev !== undefined && h.prev !== expectedPrev) {
     return `record with incorrect prev-link ${formatLsn(h.prev)} at ${formatLsn(lsn)}`
   }

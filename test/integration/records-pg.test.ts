@@ -363,6 +363,19 @@ function rebuildDesc(line: DumpLine, rec: RawRecord, seen: Seen): string | null 
   return null
 }
 
+const PARSED_RMGRS = new Set([
+  'XLOG',
+  'Transaction',
+  'Storage',
+  'CLOG',
+  'Database',
+  'Tablespace',
+  'MultiXact',
+  'RelMap',
+  'Heap',
+  'Heap2',
+])
+
 const HEAP_FLAGS = /flags 0x([0-9A-F]{2})/
 
 function checkHeap(line: DumpLine, rec: RawRecord, seen: Seen): void {
@@ -495,22 +508,7 @@ describe('WAL record parsers on real PostgreSQL 15 WAL', () => {
         const seen: Seen = new Map()
         let checked = 0
         for (const line of lines) {
-          if (
-            ![
-              'XLOG',
-              'Transaction',
-              'Storage',
-              'CLOG',
-              'Database',
-              'Tablespace',
-              'MultiXact',
-              'RelMap',
-              'Heap',
-              'Heap2',
-            ].includes(line.rmgr)
-          ) {
-            continue
-          }
+          if (!PARSED_RMGRS.has(line.rmgr)) continue
           const rec = reader.record(line.lsn)
           expect(rec.totLen).toBe(line.totLen)
           if (line.rmgr === 'Transaction') checkXact(line, rec, seen)

@@ -5,13 +5,19 @@ import { open } from 'node:fs/promises'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pageAfterRecord, restoreBlockImage } from '../../src/postgres/block-image.js'
-import { getPageLsn, LP_NORMAL, lineCount, readItemId, readPageHeader } from '../../src/postgres/data-page.js'
+import {
+  BLCKSZ,
+  getPageLsn,
+  LP_NORMAL,
+  lineCount,
+  readItemId,
+  readPageHeader,
+} from '../../src/postgres/data-page.js'
 import { formatLsn, parseLsn } from '../../src/postgres/lsn.js'
 import { blockLocation } from '../../src/postgres/relfile.js'
 import { RM_HEAP2_ID, RM_SEQ_ID, XLOG_HEAP2_VISIBLE } from '../../src/postgres/rmgr.js'
 import { openWalDir } from '../../src/postgres/wal-dir.js'
 import {
-  BLCKSZ,
   type BlockRef,
   type DecodedRecord,
   FORK_NAMES,

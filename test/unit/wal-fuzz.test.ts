@@ -2,16 +2,17 @@
  * Damaged WAL must end reading with a clean, explained stop: never a crash, a hang, an exception of
  * another kind, or memory that grows with a corrupted length field.
  */
+
 import { compressSync as lz4CompressSized } from 'lz4-napi'
 import { describe, expect, it } from 'vitest'
 import { BlockImageError, restoreBlockImage } from '../../src/postgres/block-image.js'
+import { BLCKSZ } from '../../src/postgres/data-page.js'
 import { parseLsn } from '../../src/postgres/lsn.js'
 import { PglzError } from '../../src/postgres/pglz.js'
 import { WalDecodeError, WalDecoder } from '../../src/postgres/wal-decoder.js'
 import {
   BKPIMAGE_COMPRESS_LZ4,
   BKPIMAGE_COMPRESS_ZSTD,
-  BLCKSZ,
   type BlockImage,
 } from '../../src/postgres/xlog-record.js'
 import { loadWalFixture } from '../fixtures/wal/fixture.js'

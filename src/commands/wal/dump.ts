@@ -1,11 +1,10 @@
-import { Command, Flags } from '@oclif/core'
+import { Flags } from '@oclif/core'
+import { ZenithCommand } from '../../cli/base-command.js'
 import { lsnFlag } from '../../cli/flags.js'
 import { LineWriter } from '../../control/line-writer.js'
-import { dumpWal, WalDumpError } from '../../control/wal-dump.js'
-import { LsnError } from '../../postgres/lsn.js'
-import { WalDirError } from '../../postgres/wal-dir.js'
+import { dumpWal } from '../../control/wal-dump.js'
 
-export default class WalDump extends Command {
+export default class WalDump extends ZenithCommand {
   static override summary = 'decode a directory of WAL segments, as pg_waldump does'
   static override description =
     `Prints one line per record (resource manager, lengths, xid, LSN, prev-link, record type and block references), one JSON object per line with --json, or counts and bytes per record type with --stats.
@@ -32,14 +31,7 @@ Reading stops at --end, or at the end of valid WAL, which is reported on stderr 
   async run(): Promise<void> {
     const { flags } = await this.parse(WalDump)
     const out = new LineWriter(process.stdout)
-    try {
-      const result = await dumpWal(flags, out)
-      if (out.open) process.stderr.write(`${result.summary}\n`)
-    } catch (err) {
-      if (err instanceof WalDumpError || err instanceof WalDirError || err instanceof LsnError) {
-        this.error(err.message, { exit: 1 })
-      }
-      throw err
-    }
+    const result = await dumpWal(flags, out)
+    if (out.open) process.stderr.write(`${result.summary}\n`)
   }
 }

@@ -1,0 +1,20 @@
+/**
+ * `npm run bench -- <name> [--json]`: runs one benchmark. Human-readable lines go to stderr; with
+ * --json the last line on stdout is one JSON object of figures.
+ */
+import { walDecodeBench } from './wal-decode.js'
+
+const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = {
+  'wal-decode': walDecodeBench,
+}
+
+const args = process.argv.slice(2)
+const name = args.find((a) => !a.startsWith('-'))
+const bench = name ? BENCHES[name] : undefined
+if (!bench) {
+  console.error(`usage: npm run bench -- <name> [--json]; benchmarks: ${Object.keys(BENCHES).join(', ')}`)
+  process.exit(2)
+}
+const figures = await bench()
+if (args.includes('--json')) console.log(JSON.stringify(figures))
+else for (const [k, v] of Object.entries(figures)) console.log(`${k.padEnd(24)} ${v}`)

@@ -1,0 +1,35 @@
+/**
+ * The base of every zenith command: failures reach the user as one line on stderr with a non-zero exit
+ * code. Errors of zenith's own classes (each sets its own `name`) and oclif's usage errors are expected
+ * outcomes of bad input; anything else is a bug and keeps oclif's full report.
+ */
+import { Command, Errors } from '@oclif/core'
+
+const BUG_NAMES = new Set([
+  'Error',
+  'TypeError',
+  'RangeError',
+  'ReferenceError',
+  'SyntaxError',
+  'AssertionError',
+])
+
+export abstract class ZenithCommand extends Command {
+  protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<unknown> {
+    if (err instanceof Errors.ExitError) throw err
+    const usage = err instanceof Errors.CLIError
+    if (!usage && BUG_NAMES.has(err.name)) return super.catch(err)
+    process.stderr.write(`Error: ${oneLine(err.message)}\n`)
+    return this.exit(usage ? (err.oclif?.exit ?? 2) : 1)
+  }
+}
+
+/** oclif's usage errors span several lines; a user (or a script) wants one. */
+function oneLine(message: string): string {
+  return message
+    .split('\n')
+    .map((l) => l.replace(/^[\s›]+/, '').trim())
+    .filter((l) => l !== '' && !l.startsWith('See more help with') && l !== 'The following error occurred:')
+    .join(': ')
+    .replace(/:\s*:/g, ':')
+}
