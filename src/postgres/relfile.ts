@@ -12,6 +12,7 @@ export const TABLESPACE_VERSION_DIRECTORY = 'PG_15_202209061'
 
 const FORK_SUFFIXES = ['', '_fsm', '_vm', '_init']
 
+/** Postgres' RelFileNode: tablespace OID, database OID (0 for shared relations), relfilenode number. */
 export interface RelFileNode {
   spcNode: number
   dbNode: number

@@ -3,13 +3,13 @@ import { type CheckPoint, encodeCheckPoint } from '../../src/postgres/checkpoint
 import { crc32c } from '../../src/postgres/crc32c.js'
 import { parseClogRecord, parseCommitTsRecord } from '../../src/postgres/records/clog.js'
 import { parseDbaseRecord } from '../../src/postgres/records/dbase.js'
-import { WalRecordFormatError } from '../../src/postgres/records/errors.js'
 import {
   heapVmClears,
   parseHeapVisible,
   VISIBILITYMAP_ALL_FROZEN,
   VISIBILITYMAP_VALID_BITS,
 } from '../../src/postgres/records/heap.js'
+import { WalRecordFormatError } from '../../src/postgres/records/main-data.js'
 import { MultiXactStatus, parseMultiXactRecord } from '../../src/postgres/records/multixact.js'
 import {
   decodeRelMapFile,

@@ -3,7 +3,7 @@
  * transaction status itself is set by replaying commit/abort records.
  */
 import { CLOG_TRUNCATE, CLOG_ZEROPAGE, XLR_RMGR_INFO_MASK } from '../rmgr.js'
-import { MainDataReader, unknownOpError } from './errors.js'
+import { MainDataReader, unknownOpError } from './main-data.js'
 
 export const COMMIT_TS_ZEROPAGE = 0x00
 export const COMMIT_TS_TRUNCATE = 0x10

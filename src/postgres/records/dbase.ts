@@ -8,7 +8,7 @@ import {
   XLOG_DBASE_DROP,
   XLR_RMGR_INFO_MASK,
 } from '../rmgr.js'
-import { MainDataReader, unknownOpError } from './errors.js'
+import { MainDataReader, unknownOpError } from './main-data.js'
 
 export type DbaseRecord =
   | { kind: 'create_file_copy'; dbId: number; tablespaceId: number; srcDbId: number; srcTablespaceId: number }

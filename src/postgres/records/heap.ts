@@ -16,7 +16,7 @@ import {
   XLOG_HEAP2_MULTI_INSERT,
   XLOG_HEAP2_VISIBLE,
 } from '../rmgr.js'
-import { MainDataReader, unknownOpError } from './errors.js'
+import { MainDataReader, unknownOpError } from './main-data.js'
 
 export const VISIBILITYMAP_ALL_VISIBLE = 0x01
 export const VISIBILITYMAP_ALL_FROZEN = 0x02

@@ -9,7 +9,7 @@ import {
   XLOG_MULTIXACT_ZERO_OFF_PAGE,
   XLR_RMGR_INFO_MASK,
 } from '../rmgr.js'
-import { MainDataReader, unknownOpError } from './errors.js'
+import { MainDataReader, unknownOpError } from './main-data.js'
 
 /** MultiXactStatus: the lock mode of one member; it is stored in the members SLRU next to the xid. */
 export const MultiXactStatus = {

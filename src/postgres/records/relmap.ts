@@ -5,7 +5,7 @@
  */
 import { crc32c } from '../crc32c.js'
 import { XLOG_RELMAP_UPDATE, XLR_RMGR_INFO_MASK } from '../rmgr.js'
-import { MainDataReader, unknownOpError } from './errors.js'
+import { MainDataReader, unknownOpError } from './main-data.js'
 
 export const RELMAPPER_FILEMAGIC = 0x592717
 export const RELMAPPER_FILESIZE = 512

@@ -2,8 +2,10 @@
  * Storage manager records: creation of an empty relation fork and truncation of a relation. Neither carries
  * block references, so their effect on relation sizes must be applied natively.
  */
+
+import type { RelFileNode } from '../relfile.js'
 import { XLOG_SMGR_CREATE, XLOG_SMGR_TRUNCATE, XLR_RMGR_INFO_MASK } from '../rmgr.js'
-import { MainDataReader, type RelFileNode, unknownOpError } from './errors.js'
+import { MainDataReader, unknownOpError } from './main-data.js'
 
 /** Which forks a TRUNCATE applies to. */
 export const SMGR_TRUNCATE_HEAP = 0x0001

@@ -1,6 +1,6 @@
 /** Tablespace records: the pg_tblspc symlink target is created or removed outside any relation. */
 import { XLOG_TBLSPC_CREATE, XLOG_TBLSPC_DROP, XLR_RMGR_INFO_MASK } from '../rmgr.js'
-import { MainDataReader, unknownOpError } from './errors.js'
+import { MainDataReader, unknownOpError } from './main-data.js'
 
 export type TblspcRecord = { kind: 'create'; tsId: number; path: string } | { kind: 'drop'; tsId: number }
 

@@ -3,6 +3,7 @@
  * INVALIDATIONS, decoded as PG15's ParseCommitRecord / ParseAbortRecord / ParsePrepareRecord do.
  */
 import type { Lsn } from '../lsn.js'
+import type { RelFileNode } from '../relfile.js'
 import {
   XLOG_XACT_ABORT,
   XLOG_XACT_ABORT_PREPARED,
@@ -14,7 +15,7 @@ import {
   XLOG_XACT_OPMASK,
   XLOG_XACT_PREPARE,
 } from '../rmgr.js'
-import { MainDataReader, type RelFileNode, SIZEOF_REL_FILE_NODE, unknownOpError } from './errors.js'
+import { MainDataReader, SIZEOF_REL_FILE_NODE, unknownOpError } from './main-data.js'
 
 export const XACT_XINFO_HAS_DBINFO = 0x01
 export const XACT_XINFO_HAS_SUBXACTS = 0x02

@@ -21,7 +21,7 @@ import {
   XLOG_SWITCH,
   XLR_RMGR_INFO_MASK,
 } from '../rmgr.js'
-import { MainDataReader, unknownOpError } from './errors.js'
+import { MainDataReader, unknownOpError } from './main-data.js'
 
 /** MAXFNAMELEN: the fixed size of xl_restore_point.rp_name. */
 const RESTORE_POINT_NAME_LEN = 64

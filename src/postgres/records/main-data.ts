@@ -6,6 +6,7 @@
  * naming the record instead of a RangeError from Buffer, or an array sized by a garbage count.
  */
 import { type Lsn, LsnError, readLsn } from '../lsn.js'
+import type { RelFileNode } from '../relfile.js'
 
 export class WalRecordFormatError extends Error {
   override name = 'WalRecordFormatError'
@@ -13,13 +14,6 @@ export class WalRecordFormatError extends Error {
 
 export function unknownOpError(rmgr: string, info: number): WalRecordFormatError {
   return new WalRecordFormatError(`${rmgr}: xl_info 0x${info.toString(16)} is not a known ${rmgr} op`)
-}
-
-/** Postgres' RelFileNode: tablespace OID, database OID (0 for shared relations), relfilenode number. */
-export interface RelFileNode {
-  spcNode: number
-  dbNode: number
-  relNode: number
 }
 
 export const SIZEOF_REL_FILE_NODE = 12
