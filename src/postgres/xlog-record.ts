@@ -8,7 +8,7 @@
  */
 import { crc32c } from './crc32c.js'
 import { BLCKSZ } from './data-page.js'
-import { formatLsn, type Lsn, MAX_LSN, readLsnUnchecked } from './lsn.js'
+import { formatLsn, type Lsn, MAX_LSN, readLsnUnchecked, writeLsn } from './lsn.js'
 import { rmgrIdIsValid } from './rmgr.js'
 
 export const SIZE_OF_XLOG_RECORD = 24
@@ -332,4 +332,105 @@ export function decodeRecord(raw: Buffer, lsn: Lsn, endLsn: Lsn): DecodedRecord 
     fpiLen,
     raw,
   }
+}
+
+/** What a record is made of: decoded BlockRefs and DecodedRecords fit, so records re-encode as they came. */
+export interface BlockSpec {
+  id: number
+  forkNum: number
+  spcNode: number
+  dbNode: number
+  relNode: number
+  blkno: number
+  willInit: boolean
+  image: Pick<BlockImage, 'data' | 'holeOffset' | 'holeLength' | 'bimgInfo'> | null
+  data: Buffer | null
+}
+
+export interface RecordSpec {
+  xid: number
+  prev: Lsn
+  info: number
+  rmid: number
+  blocks: BlockSpec[]
+  mainData: Buffer
+  origin?: number
+  toplevelXid?: number
+}
+
+/**
+ * Encodes a record as XLogInsert lays it out, CRC included. A block names its relation only when it
+ * differs from the previous block's (BKPBLOCK_SAME_REL otherwise), and the main data header is short when
+ * it can be, so decoded records re-encode byte for byte.
+ */
+export function encodeRecord(spec: RecordSpec): Buffer {
+  const headers: number[] = []
+  const u8 = (v: number) => headers.push(v & 0xff)
+  const u16 = (v: number) => headers.push(v & 0xff, (v >>> 8) & 0xff)
+  const u32 = (v: number) => headers.push(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff)
+  const payloads: Buffer[] = []
+  let prevBlock: BlockSpec | null = null
+  for (const b of spec.blocks) {
+    if (b.id > XLR_MAX_BLOCK_ID || (prevBlock && b.id <= prevBlock.id)) {
+      throw new RangeError(`block ids must ascend within 0..${XLR_MAX_BLOCK_ID}, got ${b.id}`)
+    }
+    const sameRel =
+      prevBlock !== null &&
+      prevBlock.spcNode === b.spcNode &&
+      prevBlock.dbNode === b.dbNode &&
+      prevBlock.relNode === b.relNode
+    const dataLen = b.data?.length ?? 0
+    let flags = b.forkNum & BKPBLOCK_FORK_MASK
+    if (b.image) flags |= BKPBLOCK_HAS_IMAGE
+    if (dataLen > 0) flags |= BKPBLOCK_HAS_DATA
+    if (b.willInit) flags |= BKPBLOCK_WILL_INIT
+    if (sameRel) flags |= BKPBLOCK_SAME_REL
+    u8(b.id)
+    u8(flags)
+    u16(dataLen)
+    if (b.image) {
+      u16(b.image.data.length)
+      u16(b.image.holeOffset)
+      u8(b.image.bimgInfo)
+      if (b.image.bimgInfo & BKPIMAGE_COMPRESSED && b.image.bimgInfo & BKPIMAGE_HAS_HOLE)
+        u16(b.image.holeLength)
+      payloads.push(b.image.data)
+    }
+    if (!sameRel) {
+      u32(b.spcNode)
+      u32(b.dbNode)
+      u32(b.relNode)
+    }
+    u32(b.blkno)
+    if (dataLen > 0) payloads.push(b.data!)
+    prevBlock = b
+  }
+  if (spec.origin) {
+    u8(XLR_BLOCK_ID_ORIGIN)
+    u16(spec.origin)
+  }
+  if (spec.toplevelXid) {
+    u8(XLR_BLOCK_ID_TOPLEVEL_XID)
+    u32(spec.toplevelXid)
+  }
+  if (spec.mainData.length > 0) {
+    if (spec.mainData.length < 256) {
+      u8(XLR_BLOCK_ID_DATA_SHORT)
+      u8(spec.mainData.length)
+    } else {
+      u8(XLR_BLOCK_ID_DATA_LONG)
+      u32(spec.mainData.length)
+    }
+    payloads.push(spec.mainData)
+  }
+  const body = Buffer.concat([Buffer.from(headers), ...payloads])
+  const raw = Buffer.alloc(SIZE_OF_XLOG_RECORD + body.length)
+  raw.writeUInt32LE(raw.length, OFF.xl_tot_len)
+  raw.writeUInt32LE(spec.xid, OFF.xl_xid)
+  writeLsn(raw, OFF.xl_prev, spec.prev)
+  raw[OFF.xl_info] = spec.info
+  raw[OFF.xl_rmid] = spec.rmid
+  body.copy(raw, SIZE_OF_XLOG_RECORD)
+  raw.writeUInt32LE(recordCrc(raw), OFF.xl_crc)
+  return raw
 }
