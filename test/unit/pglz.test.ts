@@ -1,22 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { PglzError, pglzDecompress } from '../../src/postgres/pglz.js'
+import { rng } from '../harness/random.js'
 
 const MAX_OFFSET = 0x0fff
 const MAX_MATCH = 273
 const MIN_MATCH = 3
-
-/** Deterministic PRNG (xorshift32) so a failing case can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1
-  return () => {
-    x ^= x << 13
-    x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5
-    x >>>= 0
-    return x / 0x1_0000_0000
-  }
-}
 
 /**
  * A test-only greedy compressor emitting the same tags as Postgres' pglz_compress. Postgres keeps a

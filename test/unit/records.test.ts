@@ -35,6 +35,7 @@ import {
 } from '../../src/postgres/records/xact.js'
 import { parseXlogRecord } from '../../src/postgres/records/xlog.js'
 import { RM_HEAP_ID, RM_HEAP2_ID } from '../../src/postgres/rmgr.js'
+import { rng } from '../harness/random.js'
 
 /** Little-endian byte vector builder, so each test reads like the C struct it mirrors. */
 class Bytes {
@@ -703,19 +704,6 @@ describe('Heap VM clears', () => {
     expectFormatError(() => parseHeapVisible(0x50, data), /VISIBLE/)
   })
 })
-
-/** Deterministic PRNG (xorshift32) so a failing case can be replayed. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1
-  return () => {
-    x ^= x << 13
-    x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5
-    x >>>= 0
-    return x / 0x1_0000_0000
-  }
-}
 
 describe('robustness on garbage', () => {
   const parsers: [string, (info: number, d: Buffer) => unknown][] = [

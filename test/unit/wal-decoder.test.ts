@@ -11,6 +11,7 @@ import {
 import { WalReader } from '../../src/postgres/wal-reader.js'
 import type { DecodedRecord } from '../../src/postgres/xlog-record.js'
 import { loadWalFixture } from '../fixtures/wal/fixture.js'
+import { randomInt } from '../harness/random.js'
 import { asWaldumpRecord } from '../harness/waldump.js'
 
 const fx = loadWalFixture()
@@ -51,16 +52,12 @@ describe('WAL decoder on real WAL (1 MiB segments, pglz images, an XLOG SWITCH)'
     const bytes = fx.bytes()
     const whole = decodeAll(bytes, START, () => bytes.length)
     expect(whole.records.map((r) => formatLsn(r.lsn))).toEqual(fx.records.map((r) => r.lsn))
-    let seed = 7
-    const random = () => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31
-      return seed
-    }
+    const random = randomInt(7)
     const splits: [Buffer, () => number][] = [
-      [bytes, () => 1 + (random() % 20000)],
+      [bytes, () => 1 + random(20000)],
       [bytes, () => 8192],
       // Tiny chunks split page and record headers everywhere; a prefix keeps the test fast.
-      [bytes.subarray(0, 300_000), () => 1 + (random() % 7)],
+      [bytes.subarray(0, 300_000), () => 1 + random(7)],
     ]
     for (const [input, chunk] of splits) {
       const split = decodeAll(input, START, chunk)

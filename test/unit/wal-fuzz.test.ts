@@ -16,18 +16,11 @@ import {
   type BlockImage,
 } from '../../src/postgres/xlog-record.js'
 import { loadWalFixture } from '../fixtures/wal/fixture.js'
+import { randomInt } from '../harness/random.js'
 
 const fx = loadWalFixture()
 const START = parseLsn(fx.start)
 const ITERATIONS = 3000
-
-function rng(seed: number) {
-  let s = seed >>> 0
-  return (n: number) => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-    return s % n
-  }
-}
 
 type Outcome = 'needs-input' | 'invalid'
 
@@ -55,7 +48,7 @@ function decode(input: Buffer, startLsn: number, chunk: () => number): { outcome
 describe('damaged and truncated WAL', () => {
   it(`${ITERATIONS} random corruptions end in a clean stop`, () => {
     const bytes = fx.bytes()
-    const next = rng(20261126)
+    const next = randomInt(20261126)
     const outcomes = { 'needs-input': 0, invalid: 0 }
     const baseline = process.memoryUsage().heapUsed
     for (let i = 0; i < ITERATIONS; i++) {
@@ -93,7 +86,7 @@ describe('damaged and truncated WAL', () => {
   })
 
   it('damaged compressed images fail with an image error, never anything else', () => {
-    const next = rng(99)
+    const next = randomInt(99)
     const page = Buffer.alloc(BLCKSZ)
     for (let i = 0; i < BLCKSZ; i++) page[i] = i % 97 < 40 ? 0 : next(8)
     const lz4 = lz4CompressSized(page).subarray(4)
