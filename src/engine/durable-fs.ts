@@ -1,0 +1,52 @@
+/**
+ * Crash-safe file writes: write to `<name>.___temp`, fsync, rename over the final name, fsync the
+ * directory. After a crash a reader sees the old file or the new one, never a torn one; the temp leftovers
+ * are removed when the directory is next opened (removeTempFiles).
+ */
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs'
+import path from 'node:path'
+
+export const TEMP_SUFFIX = '.___temp'
+
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r')
+  try {
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+export function writeFileDurable(file: string, data: Buffer | string): void {
+  const tmp = file + TEMP_SUFFIX
+  const fd = openSync(tmp, 'w', 0o644)
+  try {
+    const buf = typeof data === 'string' ? Buffer.from(data) : data
+    let done = 0
+    while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  renameSync(tmp, file)
+  fsyncDir(path.dirname(file))
+}
+
+/** Moves an already written and fsynced temp file into place durably. */
+export function commitTempFile(tmp: string, file: string): void {
+  renameSync(tmp, file)
+  fsyncDir(path.dirname(file))
+}
+
+/** Removes leftovers of interrupted writes; returns their names. */
+export function removeTempFiles(dir: string): string[] {
+  const removed: string[] = []
+  for (const name of readdirSync(dir)) {
+    if (name.endsWith(TEMP_SUFFIX)) {
+      rmSync(path.join(dir, name), { force: true })
+      removed.push(name)
+    }
+  }
+  if (removed.length > 0) fsyncDir(dir)
+  return removed
+}
