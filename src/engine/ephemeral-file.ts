@@ -1,0 +1,81 @@
+/**
+ * The append-only file behind an open in-memory layer: values are appended as they arrive and read back
+ * through the page cache. Only whole 8 KiB blocks are written out; the last, incomplete block stays in
+ * memory, so a block that reaches the cache never changes afterwards. The file is deleted with the layer.
+ */
+import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
+import { PAGE_SIZE, type PageCache } from './page-cache.js'
+
+export class EphemeralFile {
+  private fd: number
+  private readonly fileId: number
+  /** Bytes appended so far. */
+  private length = 0
+  /** Bytes written to the file: always a whole number of blocks. */
+  private flushed = 0
+  /** The bytes of [flushed, length): at most one incomplete block beyond a batch of complete ones. */
+  private tail = Buffer.allocUnsafe(8 * PAGE_SIZE)
+
+  constructor(
+    readonly path: string,
+    private readonly cache: PageCache,
+  ) {
+    this.fd = openSync(path, 'w+', 0o600)
+    this.fileId = cache.newFileId()
+  }
+
+  get size(): number {
+    return this.length
+  }
+
+  /** Appends bytes; returns their offset. */
+  append(data: Buffer): number {
+    const at = this.length
+    let used = this.length - this.flushed
+    if (used + data.length > this.tail.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.tail.length * 2, used + data.length))
+      this.tail.copy(grown, 0, 0, used)
+      this.tail = grown
+    }
+    data.copy(this.tail, used)
+    used += data.length
+    this.length += data.length
+    const whole = used - (used % PAGE_SIZE)
+    if (whole >= 8 * PAGE_SIZE) {
+      let done = 0
+      while (done < whole) done += writeSync(this.fd, this.tail, done, whole - done, this.flushed + done)
+      this.tail.copy(this.tail, 0, whole, used)
+      this.flushed += whole
+    }
+    return at
+  }
+
+  read(offset: number, len: number): Buffer {
+    const out = Buffer.allocUnsafe(len)
+    let done = 0
+    while (done < len) {
+      const pos = offset + done
+      if (pos >= this.flushed) {
+        this.tail.copy(out, done, pos - this.flushed, pos - this.flushed + (len - done))
+        break
+      }
+      const blockNo = Math.floor(pos / PAGE_SIZE)
+      const within = pos - blockNo * PAGE_SIZE
+      const block = this.cache.read(this.fileId, blockNo, (slot) => {
+        readSync(this.fd, slot, 0, PAGE_SIZE, blockNo * PAGE_SIZE)
+      })
+      const n = Math.min(len - done, PAGE_SIZE - within)
+      block.copy(out, done, within, within + n)
+      done += n
+    }
+    return out
+  }
+
+  /** Closes and deletes the file. */
+  remove(): void {
+    this.cache.forget(this.fileId)
+    if (this.fd >= 0) closeSync(this.fd)
+    this.fd = -1
+    rmSync(this.path, { force: true })
+  }
+}

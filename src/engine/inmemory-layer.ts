@@ -1,0 +1,122 @@
+/**
+ * The open layer of a timeline: every value written since the last freeze, indexed by key, the bytes in
+ * an ephemeral file. Frozen (its end LSN set) when it has taken checkpoint_distance bytes or grown old,
+ * then written out as an L0 delta layer by the flush task and dropped.
+ */
+import { EphemeralFile } from './ephemeral-file.js'
+import { keyFromStr, keyStr } from './key.js'
+import type { PageCache } from './page-cache.js'
+
+/** Versions of one key: flat triples [lsn, offset, len * 2 + willInit], in increasing LSN order. */
+type Versions = number[]
+
+export class InMemoryLayer {
+  private readonly index = new Map<string, Versions>()
+  private readonly file: EphemeralFile
+  /** Exclusive end, set by freeze(). */
+  private end: number | null = null
+  /** Highest LSN written: a freeze point must not be below it. */
+  maxLsn: number
+  readonly openedAt = Date.now()
+  /** Times this layer was written since the memory budget's last sweep (GClock reference count). */
+  refs = 0
+
+  constructor(
+    readonly lsnStart: number,
+    filePath: string,
+    cache: PageCache,
+  ) {
+    this.file = new EphemeralFile(filePath, cache)
+    this.maxLsn = lsnStart - 1
+  }
+
+  get lsnEnd(): number | null {
+    return this.end
+  }
+
+  get frozen(): boolean {
+    return this.end !== null
+  }
+
+  /** Bytes of values held: what checkpoint_distance and the memory budget count. */
+  get size(): number {
+    return this.file.size
+  }
+
+  get keyCount(): number {
+    return this.index.size
+  }
+
+  put(key: Buffer, lsn: number, value: Buffer, willInit: boolean): void {
+    if (this.end !== null) throw new Error('write to a frozen in-memory layer')
+    const k = keyStr(key)
+    let v = this.index.get(k)
+    if (!v) {
+      v = []
+      this.index.set(k, v)
+    } else if (v[v.length - 3] >= lsn) {
+      throw new Error(`key ${key.toString('hex')} already has a value at or after LSN ${lsn}`)
+    }
+    const off = this.file.append(value)
+    v.push(lsn, off, value.length * 2 + (willInit ? 1 : 0))
+    if (lsn > this.maxLsn) this.maxLsn = lsn
+    this.refs++
+  }
+
+  freeze(end: number): void {
+    if (end <= this.maxLsn) throw new Error(`freeze at ${end} would cut off values written at ${this.maxLsn}`)
+    this.end = end
+  }
+
+  /** Versions of `key` with lsn in [floor, ceil), newest first, until the visitor returns true. */
+  visit(
+    key: Buffer,
+    floor: number,
+    ceil: number,
+    visitor: (lsn: number, value: Buffer, willInit: boolean) => boolean,
+  ): void {
+    const v = this.index.get(keyStr(key))
+    if (!v) return
+    for (let i = v.length - 3; i >= 0; i -= 3) {
+      const lsn = v[i]
+      if (lsn >= ceil) continue
+      if (lsn < floor) return
+      const packed = v[i + 2]
+      if (visitor(lsn, this.file.read(v[i + 1], Math.floor(packed / 2)), packed % 2 === 1)) return
+    }
+  }
+
+  /** Keys with a version at or below `lsn`, in key order, optionally within [start, end). */
+  keys(lsn: number, start?: Buffer, end?: Buffer): Buffer[] {
+    const lo = start ? keyStr(start) : null
+    const hi = end ? keyStr(end) : null
+    const out: string[] = []
+    for (const [k, v] of this.index) {
+      if ((lo !== null && k < lo) || (hi !== null && k >= hi) || v[0] > lsn) continue
+      out.push(k)
+    }
+    return out.sort().map(keyFromStr)
+  }
+
+  /** Every entry in (key, lsn) order, for writing the layer out. */
+  *entries(): Generator<{ key: Buffer; lsn: number; value: Buffer; willInit: boolean }> {
+    for (const k of [...this.index.keys()].sort()) {
+      const key = keyFromStr(k)
+      const v = this.index.get(k)!
+      for (let i = 0; i < v.length; i += 3) {
+        const packed = v[i + 2]
+        yield {
+          key,
+          lsn: v[i],
+          value: this.file.read(v[i + 1], Math.floor(packed / 2)),
+          willInit: packed % 2 === 1,
+        }
+      }
+    }
+  }
+
+  /** Deletes the ephemeral file; the layer must not be read afterwards. */
+  drop(): void {
+    this.file.remove()
+  }
+}

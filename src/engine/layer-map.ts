@@ -1,0 +1,94 @@
+/**
+ * The historic (on-disk) layers of one timeline and the search the read path makes over them: which
+ * layer holds the newest data for a key below an LSN.
+ */
+import { keyStr } from './key.js'
+import { LayerFileReader } from './layer-file.js'
+import type { LayerDesc } from './layer-name.js'
+import type { PageCache } from './page-cache.js'
+
+export class HistoricLayer {
+  private opened: LayerFileReader | null = null
+  readonly keyStartStr: string
+  readonly keyEndStr: string
+
+  constructor(
+    readonly desc: LayerDesc,
+    readonly path: string,
+    readonly fileSize: number,
+    private readonly cache: PageCache,
+  ) {
+    this.keyStartStr = keyStr(desc.keyStart)
+    this.keyEndStr = keyStr(desc.keyEnd)
+  }
+
+  get isImage(): boolean {
+    return this.desc.kind === 'image'
+  }
+
+  /** L0 deltas cover the whole key space: they are what a flush writes. */
+  get isL0(): boolean {
+    return this.desc.kind === 'delta' && this.keyStartStr === L0_START && this.keyEndStr === L0_END
+  }
+
+  reader(): LayerFileReader {
+    if (!this.opened) this.opened = LayerFileReader.open(this.path, this.cache)
+    return this.opened
+  }
+
+  close(): void {
+    this.opened?.close()
+    this.opened = null
+  }
+}
+
+const L0_START = '\x00'.repeat(18)
+const L0_END = '\xff'.repeat(18)
+
+export class LayerMap {
+  private list: HistoricLayer[] = []
+
+  get layers(): readonly HistoricLayer[] {
+    return this.list
+  }
+
+  /** Adds and removes layers in one step, so a read never sees half of a compaction. */
+  replace(remove: readonly HistoricLayer[], add: readonly HistoricLayer[]): void {
+    const gone = new Set(remove)
+    this.list = this.list.filter((l) => !gone.has(l)).concat(add)
+    // Newest first: reads scan from the top of the stack down.
+    this.list.sort((a, b) => b.desc.lsnEnd - a.desc.lsnEnd || b.desc.lsnStart - a.desc.lsnStart)
+  }
+
+  l0(): HistoricLayer[] {
+    return this.list.filter((l) => l.isL0).sort((a, b) => a.desc.lsnStart - b.desc.lsnStart)
+  }
+
+  /**
+   * The layer to read next for `key` below `cont` (exclusive), and how far down to read it: the newest
+   * delta, unless an image at least as new exists, in which case the image ends the search.
+   */
+  search(key: Buffer, cont: number): { layer: HistoricLayer; floor: number } | null {
+    const k = keyStr(key)
+    let delta: HistoricLayer | null = null
+    let deltaTop = -1
+    let image: HistoricLayer | null = null
+    for (const l of this.list) {
+      const d = l.desc
+      if (d.lsnStart >= cont || k < l.keyStartStr || k >= l.keyEndStr) continue
+      if (l.isImage) {
+        if (!image || d.lsnStart > image.desc.lsnStart) image = l
+      } else {
+        const top = Math.min(d.lsnEnd, cont)
+        if (top > deltaTop) {
+          delta = l
+          deltaTop = top
+        }
+      }
+    }
+    if (image && (!delta || image.desc.lsnStart + 1 >= deltaTop))
+      return { layer: image, floor: image.desc.lsnStart }
+    if (!delta) return null
+    return { layer: delta, floor: Math.max(delta.desc.lsnStart, image ? image.desc.lsnStart + 1 : 0) }
+  }
+}

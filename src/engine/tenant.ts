@@ -1,0 +1,296 @@
+/**
+ * A tenant: its config (persisted overrides over the repository's defaults), its timelines and
+ * branches, and the background loops that keep their layers in shape — flush, compaction with image
+ * creation, GC, and freezing of idle open layers.
+ */
+import { mkdirSync, readdirSync, statSync } from 'node:fs'
+import path from 'node:path'
+import { formatLsn, type Lsn } from '../postgres/lsn.js'
+import { type CompactionResult, compactL0 } from './compaction.js'
+import { EngineStateError, GcCutoffError, NotFoundError } from './errors.js'
+import { type GcResult, gcCutoff, gcTimeline } from './gc.js'
+import { generateId, parseId } from './ids.js'
+import { createImageLayers, type ImageResult } from './image-layers.js'
+import type { MemoryBudget } from './memory-budget.js'
+import { readMetadata } from './metadata.js'
+import type { PageCache } from './page-cache.js'
+import type { TaskManager } from './task-manager.js'
+import {
+  applyConfigPatch,
+  effectiveConfig,
+  loadTenantConfig,
+  saveTenantConfig,
+  type TenantConfig,
+  type TenantConfigOverrides,
+} from './tenant-config.js'
+import { type LogFn, METADATA_FILE, Timeline, type TimelineEnv } from './timeline.js'
+import type { RedoRegistry } from './value.js'
+
+export const TENANT_CONFIG_FILE = 'config'
+export const TIMELINES_DIR = 'timelines'
+
+/** What every tenant of a repository shares. */
+export interface RepositoryContext {
+  cache: PageCache
+  redo: RedoRegistry
+  memory: MemoryBudget
+  tasks: TaskManager
+  log: LogFn
+  defaults: TenantConfigOverrides
+  /** Whether tenants run their background loops (tests drive compaction and GC by hand). */
+  background: boolean
+}
+
+export class Tenant {
+  private readonly timelineMap = new Map<string, Timeline>()
+  private readonly flushing = new Set<Timeline>()
+  private compactionKick: (() => void) | null = null
+
+  private constructor(
+    readonly tenantId: string,
+    readonly dir: string,
+    private overrides: TenantConfigOverrides,
+    private readonly ctx: RepositoryContext,
+  ) {}
+
+  static create(
+    ctx: RepositoryContext,
+    dir: string,
+    tenantId: string,
+    overrides: TenantConfigOverrides,
+  ): Tenant {
+    mkdirSync(path.join(dir, TIMELINES_DIR), { recursive: true })
+    const t = new Tenant(tenantId, dir, {}, ctx)
+    t.updateConfig(overrides)
+    t.startBackground()
+    return t
+  }
+
+  /** Loads the tenant's config and timelines, ancestors before their branches. */
+  static load(ctx: RepositoryContext, dir: string, tenantId: string): Tenant {
+    const t = new Tenant(tenantId, dir, loadTenantConfig(path.join(dir, TENANT_CONFIG_FILE)), ctx)
+    const tlDir = path.join(dir, TIMELINES_DIR)
+    mkdirSync(tlDir, { recursive: true })
+    const pending = new Map<string, string | null>()
+    for (const id of readdirSync(tlDir)) {
+      const d = path.join(tlDir, id)
+      if (!statSync(d).isDirectory()) continue
+      pending.set(id, readMetadata(path.join(d, METADATA_FILE)).ancestorTimelineId)
+    }
+    while (pending.size > 0) {
+      const ready = [...pending].filter(([, anc]) => anc === null || t.timelineMap.has(anc))
+      if (ready.length === 0) {
+        throw new EngineStateError(
+          `tenant ${tenantId}: timelines ${[...pending.keys()].join(', ')} have missing ancestors`,
+        )
+      }
+      for (const [id, anc] of ready) {
+        const tl = Timeline.load(t.env(), id, path.join(tlDir, id), anc ? t.timelineMap.get(anc)! : null)
+        t.adopt(tl)
+        pending.delete(id)
+      }
+    }
+    t.startBackground()
+    return t
+  }
+
+  /** The config the tenant runs with. */
+  get config(): TenantConfig {
+    return effectiveConfig(this.overrides, this.ctx.defaults)
+  }
+
+  get configOverrides(): TenantConfigOverrides {
+    return { ...this.overrides }
+  }
+
+  /** Merges a patch (null removes an override), validates it whole, persists it; loops pick it up live. */
+  updateConfig(patch: Record<string, unknown>): TenantConfig {
+    const next = applyConfigPatch(this.overrides, patch)
+    saveTenantConfig(path.join(this.dir, TENANT_CONFIG_FILE), next)
+    this.overrides = next
+    return this.config
+  }
+
+  timelines(): Timeline[] {
+    return [...this.timelineMap.values()]
+  }
+
+  timeline(id: string): Timeline {
+    const tl = this.timelineMap.get(parseId(id, 'timeline'))
+    if (!tl) throw new NotFoundError(`timeline ${id} not found in tenant ${this.tenantId}`)
+    return tl
+  }
+
+  /** A root timeline whose history starts at `initLsn`. */
+  createTimeline(initLsn: Lsn, timelineId = generateId()): Timeline {
+    const id = this.newTimelineDir(timelineId)
+    const tl = Timeline.create(this.env(), id, path.join(this.dir, TIMELINES_DIR, id), { initLsn })
+    this.adopt(tl)
+    return tl
+  }
+
+  /**
+   * A branch of `ancestorId` at `lsn` (default: its last_record_lsn). Writes metadata only: the branch
+   * reads everything below the branch point from its ancestor.
+   */
+  branch(ancestorId: string, opts: { lsn?: Lsn; timelineId?: string } = {}): Timeline {
+    const anc = this.timeline(ancestorId)
+    const lsn = opts.lsn ?? anc.lastRecordLsn
+    if (!Number.isSafeInteger(lsn) || lsn % 8 !== 0) {
+      throw new EngineStateError(`branch point ${formatLsn(lsn)} is not an 8-byte aligned LSN`)
+    }
+    if (lsn > anc.lastRecordLsn) {
+      throw new EngineStateError(
+        `branch point ${formatLsn(lsn)} is beyond last_record_lsn ${formatLsn(anc.lastRecordLsn)} of timeline ${anc.timelineId}`,
+      )
+    }
+    if (lsn < anc.metadata.initLsn) {
+      throw new EngineStateError(
+        `branch point ${formatLsn(lsn)} is before the start ${formatLsn(anc.metadata.initLsn)} of timeline ${anc.timelineId}`,
+      )
+    }
+    // Below the cutoff GC would apply now, history may go at any moment: refuse as GC itself would.
+    const c = this.config
+    const cutoff = gcCutoff(anc, { gcHorizon: c.gc_horizon, pitrInterval: c.pitr_interval })
+    if (lsn < cutoff) throw new GcCutoffError(anc.timelineId, lsn, cutoff, 'branch')
+    const id = this.newTimelineDir(opts.timelineId ?? generateId())
+    const tl = Timeline.create(this.env(), id, path.join(this.dir, TIMELINES_DIR, id), {
+      initLsn: lsn,
+      ancestor: anc,
+      latestGcCutoffLsn: anc.latestGcCutoffLsn,
+    })
+    this.adopt(tl)
+    return tl
+  }
+
+  /** Branch points that child timelines still read from `tl`. */
+  retainLsns(tl: Timeline): Lsn[] {
+    return this.timelines()
+      .filter((t) => t.ancestor === tl)
+      .map((t) => t.ancestorLsn)
+  }
+
+  async compact(
+    tl: Timeline,
+    force = false,
+  ): Promise<{ compaction: CompactionResult | null; images: ImageResult }> {
+    return tl.exclusive(async () => {
+      const c = this.config
+      const compaction = await compactL0(tl, {
+        threshold: c.compaction_threshold,
+        targetSize: c.compaction_target_size,
+        force,
+      })
+      const images = await createImageLayers(tl, {
+        threshold: c.image_creation_threshold,
+        targetSize: c.compaction_target_size,
+        force,
+      })
+      return { compaction, images }
+    })
+  }
+
+  async gc(tl: Timeline, overrides: { gcHorizon?: number; pitrInterval?: number } = {}): Promise<GcResult> {
+    return tl.exclusive(async () => {
+      const c = this.config
+      return gcTimeline(tl, {
+        gcHorizon: overrides.gcHorizon ?? c.gc_horizon,
+        pitrInterval: overrides.pitrInterval ?? c.pitr_interval,
+        retainLsns: this.retainLsns(tl),
+      })
+    })
+  }
+
+  /** Stops the tenant's tasks (waiting for them), then flushes (graceful) or drops in-memory data. */
+  async shutdown(opts: { flush: boolean }): Promise<void> {
+    await this.ctx.tasks.shutdown({ tenantId: this.tenantId })
+    for (const tl of this.timelines()) {
+      if (opts.flush) await tl.checkpoint()
+      this.ctx.memory.remove(tl)
+      tl.close()
+    }
+  }
+
+  private newTimelineDir(timelineId: string): string {
+    const id = parseId(timelineId, 'timeline')
+    if (this.timelineMap.has(id))
+      throw new EngineStateError(`timeline ${id} already exists in tenant ${this.tenantId}`)
+    mkdirSync(path.join(this.dir, TIMELINES_DIR, id), { recursive: true })
+    return id
+  }
+
+  private adopt(tl: Timeline): void {
+    this.timelineMap.set(tl.timelineId, tl)
+    this.ctx.memory.add(tl)
+  }
+
+  private env(): TimelineEnv {
+    return {
+      tenantId: this.tenantId,
+      cache: this.ctx.cache,
+      redo: this.ctx.redo,
+      conf: () => this.config,
+      log: this.ctx.log,
+      afterWrite: () => this.ctx.memory.enforce(),
+      requestFlush: (tl) => this.requestFlush(tl),
+    }
+  }
+
+  private requestFlush(tl: Timeline): void {
+    if (this.flushing.has(tl)) return
+    this.flushing.add(tl)
+    this.ctx.tasks.spawn(
+      'flush',
+      { tenantId: this.tenantId, timelineId: tl.timelineId },
+      'flush frozen layers',
+      async (signal) => {
+        try {
+          while (tl.frozenLayerCount > 0 && !signal.aborted) await tl.flushFrozen(signal)
+        } finally {
+          this.flushing.delete(tl)
+        }
+        if (tl.layers.l0().length >= this.config.compaction_threshold) this.compactionKick?.()
+      },
+    )
+  }
+
+  private startBackground(): void {
+    if (!this.ctx.background) return
+    const scope = { tenantId: this.tenantId }
+    const tasks = this.ctx.tasks
+    const compaction = tasks.loop(
+      'compaction',
+      scope,
+      'compaction and image layers',
+      () => this.config.compaction_period,
+      async (signal) => {
+        for (const tl of this.timelines()) {
+          if (signal.aborted) return
+          await this.compact(tl)
+        }
+      },
+    )
+    this.compactionKick = () => compaction.kick()
+    tasks.loop(
+      'gc',
+      scope,
+      'garbage collection',
+      () => this.config.gc_period,
+      async (signal) => {
+        for (const tl of this.timelines()) {
+          if (signal.aborted) return
+          await this.gc(tl)
+        }
+      },
+    )
+    tasks.loop(
+      'housekeeping',
+      scope,
+      'freeze idle open layers',
+      () => this.config.compaction_period,
+      async () => {
+        for (const tl of this.timelines()) tl.freezeIfOld()
+      },
+    )
+  }
+}

@@ -1,0 +1,567 @@
+/**
+ * A timeline: one branch of a tenant's history. It takes batches of writes committed at an LSN, keeps
+ * them in an open in-memory layer, freezes and flushes that layer to L0 delta files, and answers
+ * get(key, lsn) by walking its layers from newest to oldest and then its ancestor below the branch point.
+ */
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import path from 'node:path'
+import { formatLsn, type Lsn } from '../postgres/lsn.js'
+import { fsyncDir, removeTempFiles } from './durable-fs.js'
+import { EngineStateError, GcCutoffError, LsnTimeoutError, ReconstructError } from './errors.js'
+import { InMemoryLayer } from './inmemory-layer.js'
+import { KEY_MAX, KEY_MIN, type KeyRange, keyFromStr, keyStr } from './key.js'
+import { LayerFileWriter } from './layer-file.js'
+import { HistoricLayer, LayerMap } from './layer-map.js'
+import { type LayerDesc, parseLayerName } from './layer-name.js'
+import { readMetadata, type TimelineMetadata, writeMetadata } from './metadata.js'
+import type { PageCache } from './page-cache.js'
+import { decodeValue, encodeValue, isWillInit, type RedoRegistry, type Value } from './value.js'
+
+export const METADATA_FILE = 'metadata'
+export const COMPACTION_MANIFEST = 'compaction-manifest'
+const EPHEMERAL_PREFIX = 'ephemeral-'
+
+export type LogFn = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
+
+/** The tenant config values the timeline itself acts on (durations in milliseconds). */
+export interface TimelineConf {
+  checkpoint_distance: number
+  checkpoint_timeout: number
+}
+
+/** What a timeline needs from the tenant and repository around it. */
+export interface TimelineEnv {
+  tenantId: string
+  cache: PageCache
+  redo: RedoRegistry
+  conf: () => TimelineConf
+  log: LogFn
+  /** Called after every committed batch, so the repository can enforce its memory budget. */
+  afterWrite: (tl: Timeline) => void
+  /** Called when frozen layers are waiting to be flushed. */
+  requestFlush: (tl: Timeline) => void
+}
+
+export interface Write {
+  key: Buffer
+  lsn: Lsn
+  value: Value
+}
+
+export interface LayerInfo {
+  kind: 'open' | 'frozen' | 'delta' | 'image'
+  l0: boolean
+  keyStart: Buffer
+  keyEnd: Buffer
+  lsnStart: Lsn
+  lsnEnd: Lsn | null
+  bytes: number
+  file?: string
+}
+
+export class Timeline {
+  readonly layers = new LayerMap()
+  private open: InMemoryLayer | null = null
+  /** Frozen layers waiting for the flush task, oldest first. */
+  private frozen: InMemoryLayer[] = []
+  private last: Lsn
+  private waiters: { lsn: Lsn; resolve: () => void }[] = []
+  private ephemeralSeq = 0
+  private closed = false
+  /** (unix ms, lsn) samples, so GC can turn pitr_interval into an LSN. */
+  private lsnTimes: [number, Lsn][] = []
+  private bgChain: Promise<void> = Promise.resolve()
+  private flushChain: Promise<void> = Promise.resolve()
+
+  private constructor(
+    private readonly env: TimelineEnv,
+    readonly timelineId: string,
+    readonly dir: string,
+    private md: TimelineMetadata,
+    readonly ancestor: Timeline | null,
+  ) {
+    this.last = md.diskConsistentLsn
+  }
+
+  /** A new timeline: a root one at `initLsn`, or a branch of `ancestor` at `ancestorLsn`. */
+  static create(
+    env: TimelineEnv,
+    timelineId: string,
+    dir: string,
+    init: { initLsn: Lsn; ancestor?: Timeline; latestGcCutoffLsn?: Lsn },
+  ): Timeline {
+    const md: TimelineMetadata = {
+      formatVersion: 1,
+      diskConsistentLsn: init.initLsn,
+      ancestorTimelineId: init.ancestor?.timelineId ?? null,
+      ancestorLsn: init.ancestor ? init.initLsn : 0,
+      latestGcCutoffLsn: init.latestGcCutoffLsn ?? 0,
+      initLsn: init.initLsn,
+      createdAt: new Date().toISOString(),
+    }
+    writeMetadata(path.join(dir, METADATA_FILE), md)
+    return new Timeline(env, timelineId, dir, md, init.ancestor ?? null)
+  }
+
+  /**
+   * Opens a timeline from its directory: removes leftovers of interrupted writes and layers newer than
+   * disk_consistent_lsn (their WAL is streamed again), settles an interrupted compaction, and opens
+   * every layer with its header checked.
+   */
+  static load(env: TimelineEnv, timelineId: string, dir: string, ancestor: Timeline | null): Timeline {
+    removeTempFiles(dir)
+    const md = readMetadata(path.join(dir, METADATA_FILE))
+    const tl = new Timeline(env, timelineId, dir, md, ancestor)
+    const found: { desc: LayerDesc; name: string }[] = []
+    let removed = false
+    for (const name of readdirSync(dir)) {
+      if (name.startsWith(EPHEMERAL_PREFIX)) {
+        rmSync(path.join(dir, name), { force: true })
+        removed = true
+        continue
+      }
+      const desc = parseLayerName(name)
+      if (!desc) continue
+      const newest = desc.kind === 'image' ? desc.lsnStart : desc.lsnEnd - 1
+      if (newest > md.diskConsistentLsn) {
+        env.log('info', 'removing layer newer than disk_consistent_lsn', { timelineId, layer: name })
+        rmSync(path.join(dir, name), { force: true })
+        removed = true
+        continue
+      }
+      found.push({ desc, name })
+    }
+    for (const name of settleInterruptedCompaction(dir, found)) {
+      env.log('info', 'removing layer left by an interrupted compaction', { timelineId, layer: name })
+      rmSync(path.join(dir, name), { force: true })
+      removed = true
+    }
+    if (removed) fsyncDir(dir)
+    const layers = found.map((f) => {
+      const file = path.join(dir, f.name)
+      const l = new HistoricLayer(f.desc, file, statSync(file).size, env.cache)
+      l.reader()
+      return l
+    })
+    tl.layers.replace([], layers)
+    return tl
+  }
+
+  get tenantId(): string {
+    return this.env.tenantId
+  }
+
+  get metadata(): Readonly<TimelineMetadata> {
+    return this.md
+  }
+
+  get lastRecordLsn(): Lsn {
+    return this.last
+  }
+
+  get diskConsistentLsn(): Lsn {
+    return this.md.diskConsistentLsn
+  }
+
+  get latestGcCutoffLsn(): Lsn {
+    return this.md.latestGcCutoffLsn
+  }
+
+  get ancestorLsn(): Lsn {
+    return this.md.ancestorLsn
+  }
+
+  /** Bytes held by the open layer: what the memory budget weighs. */
+  get openLayerBytes(): number {
+    return this.open?.size ?? 0
+  }
+
+  get openLayer(): InMemoryLayer | null {
+    return this.open
+  }
+
+  get frozenLayerCount(): number {
+    return this.frozen.length
+  }
+
+  /**
+   * Stores a batch of writes and moves last_record_lsn to `commitLsn` in one step: readers see all of
+   * the batch or none of it. Every write's LSN lies in (last_record_lsn, commitLsn].
+   */
+  ingest(writes: readonly Write[], commitLsn: Lsn): void {
+    this.assertOpen()
+    if (!Number.isSafeInteger(commitLsn) || commitLsn <= this.last) {
+      throw new EngineStateError(
+        `commit LSN ${formatLsn(commitLsn)} is not after last_record_lsn ${formatLsn(this.last)} of timeline ${this.timelineId}`,
+      )
+    }
+    for (const w of writes) {
+      if (w.lsn <= this.last || w.lsn > commitLsn) {
+        throw new EngineStateError(
+          `write at ${formatLsn(w.lsn)} is outside (${formatLsn(this.last)}, ${formatLsn(commitLsn)}] of timeline ${this.timelineId}`,
+        )
+      }
+    }
+    if (writes.length > 0) {
+      const layer = this.openLayerForWrite()
+      // Within a key, versions must ascend: sort a copy so callers may batch in any order.
+      const sorted = [...writes].sort((a, b) =>
+        a.lsn !== b.lsn ? a.lsn - b.lsn : Buffer.compare(a.key, b.key),
+      )
+      for (const w of sorted) layer.put(w.key, w.lsn, encodeValue(w.value), isWillInit(w.value))
+    }
+    this.last = commitLsn
+    this.sampleLsnTime(commitLsn)
+    this.wakeWaiters()
+    this.maybeFreeze()
+    this.env.afterWrite(this)
+  }
+
+  /** Resolves once last_record_lsn ≥ lsn; rejects after `timeoutMs`. */
+  waitLsn(lsn: Lsn, timeoutMs: number): Promise<void> {
+    if (this.last >= lsn) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        lsn,
+        resolve: () => {
+          clearTimeout(timer)
+          resolve()
+        },
+      }
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter)
+        reject(new LsnTimeoutError(this.timelineId, lsn, this.last, timeoutMs))
+      }, timeoutMs)
+      this.waiters.push(waiter)
+    })
+  }
+
+  /** The value of `key` as of `lsn` (a page, reconstructed through redo), or null if it has none. */
+  get(key: Buffer, lsn: Lsn): Buffer | null {
+    this.assertReadable(lsn)
+    const stack: { lsn: Lsn; value: Buffer; willInit: boolean }[] = []
+    let complete = false
+    const collect = (l: Lsn, value: Buffer, willInit: boolean) => {
+      stack.push({ lsn: l, value, willInit })
+      complete = willInit
+      return willInit
+    }
+    let tl: Timeline = this
+    let cont = lsn + 1
+    for (;;) {
+      for (const m of tl.inMemoryNewestFirst()) {
+        if (m.lsnStart >= cont) continue
+        m.visit(key, m.lsnStart, cont, collect)
+        cont = m.lsnStart
+        if (complete) break
+      }
+      while (!complete) {
+        const hit = tl.layers.search(key, cont)
+        if (!hit) break
+        const reader = hit.layer.reader()
+        if (hit.layer.isImage) {
+          // An image layer holds every key of its range that exists at its LSN: absence is an answer.
+          reader.visit(key, hit.floor, hit.floor + 1, collect)
+          complete = true
+          break
+        }
+        reader.visit(key, hit.floor, Math.min(cont, hit.layer.desc.lsnEnd), collect)
+        cont = hit.floor
+      }
+      if (complete || !tl.ancestor) break
+      cont = Math.min(cont, tl.md.ancestorLsn + 1)
+      tl = tl.ancestor
+    }
+    return this.reconstruct(key, lsn, stack)
+  }
+
+  private reconstruct(
+    key: Buffer,
+    lsn: Lsn,
+    stack: { lsn: Lsn; value: Buffer; willInit: boolean }[],
+  ): Buffer | null {
+    if (stack.length === 0) return null
+    let i = stack.length - 1
+    let page: Buffer | null = null
+    if (!stack[i].willInit) {
+      throw new ReconstructError(
+        `cannot reconstruct key ${key.toString('hex').toUpperCase()} at ${formatLsn(lsn)} on timeline ${this.timelineId}: ` +
+          `the oldest version found (${formatLsn(stack[i].lsn)}) is a record that needs an earlier page`,
+      )
+    }
+    for (; i >= 0; i--) {
+      const v = decodeValue(stack[i].value, stack[i].willInit)
+      if (v.kind === 'image') page = v.page
+      else page = this.env.redo.apply(key, v.willInit ? null : page, v.recordKind, v.data, stack[i].lsn)
+    }
+    return page
+  }
+
+  /** Keys that have a value at `lsn`, in key order, optionally within a range. */
+  listKeys(lsn: Lsn, range?: KeyRange): Buffer[] {
+    this.assertReadable(lsn)
+    const seen = new Set<string>()
+    let tl: Timeline = this
+    let at = lsn
+    for (;;) {
+      for (const m of tl.inMemoryNewestFirst()) {
+        if (m.lsnStart > at) continue
+        for (const k of m.keys(at, range?.start, range?.end)) seen.add(keyStr(k))
+      }
+      for (const l of tl.layers.layers) {
+        if (l.desc.lsnStart > at) continue
+        if (range && (keyStr(range.end) <= l.keyStartStr || keyStr(range.start) >= l.keyEndStr)) continue
+        const reader = l.reader()
+        if (l.isImage) {
+          for (const k of reader.keys(range)) seen.add(keyStr(k))
+        } else {
+          for (const e of reader.entries(range)) if (e.lsn <= at) seen.add(keyStr(e.key))
+        }
+      }
+      if (!tl.ancestor) break
+      at = Math.min(at, tl.md.ancestorLsn)
+      tl = tl.ancestor
+    }
+    return [...seen].sort().map(keyFromStr)
+  }
+
+  /** Freezes the open layer (if it holds anything) at last_record_lsn and asks for a flush. */
+  freezeOpenLayer(): boolean {
+    if (!this.open || this.open.size === 0) return false
+    this.open.freeze(this.last + 1)
+    this.frozen.push(this.open)
+    this.open = null
+    this.env.requestFlush(this)
+    return true
+  }
+
+  /** Freezes the open layer if it has been open longer than checkpoint_timeout. */
+  freezeIfOld(now = Date.now()): boolean {
+    if (!this.open || this.open.size === 0) return false
+    if (now - this.open.openedAt < this.env.conf().checkpoint_timeout) return false
+    return this.freezeOpenLayer()
+  }
+
+  /**
+   * Writes every frozen layer out as an L0 delta, oldest first, and moves disk_consistent_lsn past it.
+   * The file is durable before the metadata says so, and the metadata before the in-memory copy goes.
+   */
+  flushFrozen(signal?: AbortSignal): Promise<void> {
+    // One flush at a time: two would write the same frozen layer twice.
+    const run = this.flushChain.then(() => this.flushQueue(signal))
+    this.flushChain = run.catch(() => undefined)
+    return run
+  }
+
+  private async flushQueue(signal?: AbortSignal): Promise<void> {
+    while (this.frozen.length > 0 && !signal?.aborted) {
+      const m = this.frozen[0]
+      const end = m.lsnEnd!
+      let added: string[] = []
+      if (m.keyCount > 0) {
+        const w = new LayerFileWriter({
+          dir: this.dir,
+          kind: 'delta',
+          tenantId: this.env.tenantId,
+          timelineId: this.timelineId,
+          keyStart: KEY_MIN,
+          keyEnd: KEY_MAX,
+          lsnStart: m.lsnStart,
+          lsnEnd: end,
+        })
+        try {
+          let n = 0
+          for (const e of m.entries()) {
+            w.add(e.key, e.lsn, e.value, e.willInit)
+            // Let reads in between: a flush writes checkpoint_distance bytes.
+            if (++n % 256 === 0) await new Promise((r) => setImmediate(r))
+          }
+          added = [w.finish().path]
+        } catch (err) {
+          w.abort()
+          throw err
+        }
+      }
+      this.replaceLayers([], added)
+      this.md = { ...this.md, diskConsistentLsn: Math.max(this.md.diskConsistentLsn, end - 1) }
+      this.persistMetadata()
+      this.frozen.shift()
+      m.drop()
+    }
+  }
+
+  /** Freezes whatever is open and flushes everything: all data up to last_record_lsn becomes durable. */
+  async checkpoint(): Promise<void> {
+    this.freezeOpenLayer()
+    await this.flushFrozen()
+  }
+
+  /**
+   * Swaps layers in one step — new files (already durable) in, old ones out and deleted — so reads see
+   * either the old set or the new one.
+   */
+  replaceLayers(remove: readonly HistoricLayer[], addPaths: readonly string[]): HistoricLayer[] {
+    const added = addPaths.map((file) => {
+      const desc = parseLayerName(path.basename(file))
+      if (!desc) throw new EngineStateError(`${file} is not named as a layer file`)
+      const l = new HistoricLayer(desc, file, statSync(file).size, this.env.cache)
+      l.reader()
+      return l
+    })
+    this.layers.replace(remove, added)
+    for (const l of remove) {
+      l.close()
+      rmSync(l.path, { force: true })
+    }
+    if (remove.length > 0) fsyncDir(this.dir)
+    return added
+  }
+
+  /**
+   * Runs background work that rewrites layers (compaction, image creation, GC) one at a time per
+   * timeline, so that none removes a layer another is still reading.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.bgChain.then(fn)
+    this.bgChain = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    return run
+  }
+
+  setGcCutoff(cutoff: Lsn): void {
+    if (cutoff <= this.md.latestGcCutoffLsn) return
+    this.md = { ...this.md, latestGcCutoffLsn: cutoff }
+    this.persistMetadata()
+  }
+
+  /** The LSN that was current at `unixMs`, as far as this timeline's samples tell; null if older. */
+  lsnAtTime(unixMs: number): Lsn | null {
+    let best: Lsn | null = null
+    for (const [t, lsn] of this.lsnTimes) {
+      if (t > unixMs) break
+      best = lsn
+    }
+    return best
+  }
+
+  layerInfo(): LayerInfo[] {
+    const mem = this.inMemoryNewestFirst().map(
+      (m): LayerInfo => ({
+        kind: m.frozen ? 'frozen' : 'open',
+        l0: false,
+        keyStart: KEY_MIN,
+        keyEnd: KEY_MAX,
+        lsnStart: m.lsnStart,
+        lsnEnd: m.lsnEnd,
+        bytes: m.size,
+      }),
+    )
+    const disk = this.layers.layers.map(
+      (l): LayerInfo => ({
+        kind: l.desc.kind,
+        l0: l.isL0,
+        keyStart: l.desc.keyStart,
+        keyEnd: l.desc.keyEnd,
+        lsnStart: l.desc.lsnStart,
+        lsnEnd: l.desc.lsnEnd,
+        bytes: l.fileSize,
+        file: path.basename(l.path),
+      }),
+    )
+    return [...mem, ...disk]
+  }
+
+  /** Drops in-memory data (it is re-ingested from WAL after a restart) and closes files. */
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    for (const m of [...this.frozen, ...(this.open ? [this.open] : [])]) m.drop()
+    this.frozen = []
+    this.open = null
+    for (const l of this.layers.layers) l.close()
+  }
+
+  persistMetadata(): void {
+    writeMetadata(path.join(this.dir, METADATA_FILE), this.md)
+  }
+
+  private inMemoryNewestFirst(): InMemoryLayer[] {
+    const out: InMemoryLayer[] = []
+    if (this.open) out.push(this.open)
+    for (let i = this.frozen.length - 1; i >= 0; i--) out.push(this.frozen[i])
+    return out
+  }
+
+  private openLayerForWrite(): InMemoryLayer {
+    if (!this.open) {
+      const file = path.join(this.dir, `${EPHEMERAL_PREFIX}${process.pid}-${++this.ephemeralSeq}`)
+      this.open = new InMemoryLayer(this.last + 1, file, this.env.cache)
+    }
+    return this.open
+  }
+
+  private maybeFreeze(): void {
+    if (!this.open) return
+    const dist = this.env.conf().checkpoint_distance
+    if (this.open.size >= dist || this.last + 1 - this.open.lsnStart >= dist) this.freezeOpenLayer()
+  }
+
+  private sampleLsnTime(lsn: Lsn): void {
+    const now = Date.now()
+    const lastSample = this.lsnTimes[this.lsnTimes.length - 1]
+    if (lastSample && now - lastSample[0] < 1000) return
+    this.lsnTimes.push([now, lsn])
+    if (this.lsnTimes.length > 4096) this.lsnTimes = this.lsnTimes.filter((_, i) => i % 2 === 0)
+  }
+
+  private wakeWaiters(): void {
+    if (this.waiters.length === 0) return
+    const ready = this.waiters.filter((w) => w.lsn <= this.last)
+    this.waiters = this.waiters.filter((w) => w.lsn > this.last)
+    for (const w of ready) w.resolve()
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new EngineStateError(`timeline ${this.timelineId} is shut down`)
+  }
+
+  private assertReadable(lsn: Lsn): void {
+    this.assertOpen()
+    if (lsn < this.md.latestGcCutoffLsn)
+      throw new GcCutoffError(this.timelineId, lsn, this.md.latestGcCutoffLsn)
+    if (lsn > this.last) {
+      throw new EngineStateError(
+        `read at ${formatLsn(lsn)} is beyond last_record_lsn ${formatLsn(this.last)} of timeline ${this.timelineId}; wait for it with waitLsn`,
+      )
+    }
+  }
+}
+
+/**
+ * Settles a compaction that a crash interrupted. With its manifest on disk the outputs are complete, so
+ * the inputs go; without one, L1 deltas found beside L0s of the same LSN range are an unfinished merge's
+ * outputs, so they go. Returns the file names to remove.
+ */
+function settleInterruptedCompaction(dir: string, found: { desc: LayerDesc; name: string }[]): string[] {
+  const remove: string[] = []
+  const manifestPath = path.join(dir, COMPACTION_MANIFEST)
+  if (existsSync(manifestPath)) {
+    const m = JSON.parse(readFileSync(manifestPath, 'utf8')) as { inputs: string[]; outputs: string[] }
+    const names = new Set(found.map((f) => f.name))
+    const complete = m.outputs.every((o) => names.has(o))
+    remove.push(...(complete ? m.inputs : m.outputs).filter((n) => names.has(n)))
+  }
+  const isL0 = (d: LayerDesc) => d.kind === 'delta' && d.keyStart.equals(KEY_MIN) && d.keyEnd.equals(KEY_MAX)
+  const l0 = found.filter((f) => isL0(f.desc) && !remove.includes(f.name))
+  for (const f of found) {
+    if (f.desc.kind !== 'delta' || isL0(f.desc) || remove.includes(f.name)) continue
+    const overlapsL0 = l0.some((z) => z.desc.lsnStart < f.desc.lsnEnd && f.desc.lsnStart < z.desc.lsnEnd)
+    if (overlapsL0) remove.push(f.name)
+  }
+  const gone = new Set(remove)
+  for (let i = found.length - 1; i >= 0; i--) if (gone.has(found[i].name)) found.splice(i, 1)
+  rmSync(manifestPath, { force: true })
+  return remove
+}
