@@ -86,7 +86,7 @@ export class Repository {
     return t
   }
 
-  createTenant(opts: { tenantId?: string; config?: TenantConfigOverrides } = {}): Tenant {
+  createTenant(opts: { tenantId?: string; config?: Record<string, unknown> } = {}): Tenant {
     const id = parseId(opts.tenantId ?? generateId(), 'tenant')
     const dir = path.join(this.dir, TENANTS_DIR, id)
     if (this.tenantMap.has(id) || existsSync(dir)) throw new EngineStateError(`tenant ${id} already exists`)

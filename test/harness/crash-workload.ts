@@ -1,0 +1,61 @@
+/**
+ * A deterministic write history for crash tests: write n (at LSN lsnOf(n)) goes to key keyOf(n) and
+ * is an image or an APPEND record derived from n alone. Whoever knows an LSN can compute what every key
+ * held there, without talking to the process that wrote it.
+ */
+import { encodeKey } from '../../src/engine/key.js'
+import type { Value } from '../../src/engine/value.js'
+import { APPEND } from './engine.js'
+
+export const KEYS = 500
+export const FIRST_LSN = 0x10000
+
+export function lsnOf(n: number): number {
+  return FIRST_LSN + 8 * (n + 1)
+}
+
+export function writesUpTo(lsn: number): number {
+  return Math.max(0, Math.floor((lsn - FIRST_LSN) / 8))
+}
+
+function mix(n: number): number {
+  let x = (n + 0x9e3779b9) >>> 0
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b) >>> 0
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35) >>> 0
+  return (x ^ (x >>> 16)) >>> 0
+}
+
+export function keyIndexOf(n: number): number {
+  // The first KEYS writes give every key its image.
+  return n < KEYS ? n : mix(n) % KEYS
+}
+
+export function keyOf(i: number): Buffer {
+  return encodeKey({ field1: 0, field2: 1663, field3: 5, field4: 16384, field5: 0, field6: i })
+}
+
+export function valueOf(n: number): Value {
+  const h = mix(n * 7 + 1)
+  if (n < KEYS || h % 10 < 6) return { kind: 'image', page: Buffer.alloc(200 + (h % 300), h & 0xff) }
+  const data = Buffer.alloc(4)
+  data.writeUInt32BE(n)
+  return { kind: 'record', recordKind: APPEND, willInit: false, data }
+}
+
+/** What each key holds at `lsn`. */
+export function expectedAt(lsn: number): Buffer[] {
+  const pages: Buffer[] = new Array(KEYS)
+  const count = writesUpTo(lsn)
+  const appends: Buffer[][] = Array.from({ length: KEYS }, () => [])
+  for (let n = 0; n < count; n++) {
+    const k = keyIndexOf(n)
+    const v = valueOf(n)
+    if (v.kind === 'image') {
+      pages[k] = v.page
+      appends[k] = []
+    } else {
+      appends[k].push(v.data)
+    }
+  }
+  return pages.map((p, k) => (p ? Buffer.concat([p, ...appends[k]]) : p))
+}
