@@ -2,9 +2,11 @@
  * `npm run bench -- <name> [--json]`: runs one benchmark. Human-readable lines go to stderr; with
  * --json the last line on stdout is one JSON object of figures.
  */
+import { engineBench } from './engine.js'
 import { walDecodeBench } from './wal-decode.js'
 
 const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = {
+  engine: engineBench,
   'wal-decode': walDecodeBench,
 }
 

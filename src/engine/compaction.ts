@@ -53,7 +53,7 @@ export async function compactL0(
       outputs: result.outputs.map((p) => path.basename(p)),
     }),
   )
-  tl.replaceLayers(chain, result.outputs)
+  await tl.replaceLayers(chain, result.outputs)
   rmSync(manifest, { force: true })
   return {
     inputs: chain.length,

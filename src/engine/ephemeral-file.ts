@@ -71,6 +71,21 @@ export class EphemeralFile {
     return out
   }
 
+  /** Reads with one pread (or from the tail), without touching the page cache. */
+  readUncached(offset: number, len: number): Buffer {
+    const out = Buffer.allocUnsafe(len)
+    const fromFile = Math.max(0, Math.min(len, this.flushed - offset))
+    let done = 0
+    while (done < fromFile) {
+      const n = readSync(this.fd, out, done, fromFile - done, offset + done)
+      if (n === 0) throw new Error(`ephemeral file ${this.path} ends before offset ${offset + done}`)
+      done += n
+    }
+    if (fromFile < len)
+      this.tail.copy(out, fromFile, offset + fromFile - this.flushed, offset + len - this.flushed)
+    return out
+  }
+
   /** Closes and deletes the file. */
   remove(): void {
     this.cache.forget(this.fileId)

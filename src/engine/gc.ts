@@ -40,7 +40,7 @@ export function gcCutoff(tl: Timeline, opts: Pick<GcOptions, 'gcHorizon' | 'pitr
   return Math.max(cutoff, tl.latestGcCutoffLsn)
 }
 
-export function gcTimeline(tl: Timeline, opts: GcOptions): GcResult {
+export async function gcTimeline(tl: Timeline, opts: GcOptions): Promise<GcResult> {
   const started = Date.now()
   const cutoff = gcCutoff(tl, opts)
   const layers = tl.layers.layers
@@ -62,7 +62,7 @@ export function gcTimeline(tl: Timeline, opts: GcOptions): GcResult {
   }
   // Publish the cutoff first: from now on no read below it can start, so nothing removed can be wanted.
   tl.setGcCutoff(cutoff)
-  tl.replaceLayers(remove, [])
+  await tl.replaceLayers(remove, [])
   return {
     cutoff,
     layersTotal: layers.length,

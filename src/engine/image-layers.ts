@@ -83,14 +83,17 @@ export async function createImageLayers(
       lsnEnd: lsn + 1,
     })
     try {
-      let n = 0
+      let sliceStart = performance.now()
       for (const key of partKeys) {
         const page = tl.get(key, lsn)
         if (page) w.add(key, lsn, encodeValue({ kind: 'image', page }), true)
-        // Reconstruction runs redo on this thread: let page reads in between.
-        if (++n % 64 === 0) await new Promise((r) => setImmediate(r))
+        // Reconstruction runs redo on this thread: let page reads in between, every half millisecond.
+        if (performance.now() - sliceStart > 0.5) {
+          await new Promise((r) => setImmediate(r))
+          sliceStart = performance.now()
+        }
       }
-      tl.replaceLayers([], [w.finish().path])
+      await tl.replaceLayers([], [w.finish().path])
     } catch (err) {
       w.abort()
       throw err

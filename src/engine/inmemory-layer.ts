@@ -47,7 +47,8 @@ export class InMemoryLayer {
     return this.index.size
   }
 
-  put(key: Buffer, lsn: number, value: Buffer, willInit: boolean): void {
+  /** Stores a value given as consecutive parts (an encoded value's head and body). */
+  put(key: Buffer, lsn: number, parts: readonly Buffer[], willInit: boolean): void {
     if (this.end !== null) throw new Error('write to a frozen in-memory layer')
     const k = keyStr(key)
     let v = this.index.get(k)
@@ -57,8 +58,14 @@ export class InMemoryLayer {
     } else if (v[v.length - 3] >= lsn) {
       throw new Error(`key ${key.toString('hex')} already has a value at or after LSN ${lsn}`)
     }
-    const off = this.file.append(value)
-    v.push(lsn, off, value.length * 2 + (willInit ? 1 : 0))
+    let off = -1
+    let len = 0
+    for (const p of parts) {
+      const at = this.file.append(p)
+      if (off < 0) off = at
+      len += p.length
+    }
+    v.push(lsn, off, len * 2 + (willInit ? 1 : 0))
     if (lsn > this.maxLsn) this.maxLsn = lsn
     this.refs++
   }

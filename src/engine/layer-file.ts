@@ -749,6 +749,12 @@ export class LayerFileReader {
     }
   }
 
+  /** Every (key, lsn) pair in order, from the index alone: no value is read. */
+  *versions(range?: KeyRange): Generator<{ key: Buffer; lsn: number }> {
+    for (const e of this.scan(range))
+      yield { key: Buffer.from(e.node.subarray(e.off, e.off + KEY_SIZE)), lsn: e.lsn }
+  }
+
   /** The distinct keys, in order; `range` limits them. */
   *keys(range?: KeyRange): Generator<Buffer> {
     let last: Buffer | null = null

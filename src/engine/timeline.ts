@@ -4,6 +4,7 @@
  * get(key, lsn) by walking its layers from newest to oldest and then its ancestor below the branch point.
  */
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
 import { fsyncDir, removeTempFiles } from './durable-fs.js'
@@ -15,7 +16,7 @@ import { HistoricLayer, LayerMap } from './layer-map.js'
 import { type LayerDesc, parseLayerName } from './layer-name.js'
 import { readMetadata, type TimelineMetadata, writeMetadata } from './metadata.js'
 import type { PageCache } from './page-cache.js'
-import { decodeValue, encodeValue, isWillInit, type RedoRegistry, type Value } from './value.js'
+import { decodeValue, isWillInit, type RedoRegistry, type Value, valueParts } from './value.js'
 
 export const METADATA_FILE = 'metadata'
 export const COMPACTION_MANIFEST = 'compaction-manifest'
@@ -208,7 +209,7 @@ export class Timeline {
       const sorted = [...writes].sort((a, b) =>
         a.lsn !== b.lsn ? a.lsn - b.lsn : Buffer.compare(a.key, b.key),
       )
-      for (const w of sorted) layer.put(w.key, w.lsn, encodeValue(w.value), isWillInit(w.value))
+      for (const w of sorted) layer.put(w.key, w.lsn, valueParts(w.value), isWillInit(w.value))
     }
     this.last = commitLsn
     this.sampleLsnTime(commitLsn)
@@ -312,10 +313,11 @@ export class Timeline {
         if (l.desc.lsnStart > at) continue
         if (range && (keyStr(range.end) <= l.keyStartStr || keyStr(range.start) >= l.keyEndStr)) continue
         const reader = l.reader()
-        if (l.isImage) {
+        // From the index alone: a layer wholly at or below `at` contributes all its keys.
+        if (l.isImage || l.desc.lsnEnd - 1 <= at) {
           for (const k of reader.keys(range)) seen.add(keyStr(k))
         } else {
-          for (const e of reader.entries(range)) if (e.lsn <= at) seen.add(keyStr(e.key))
+          for (const v of reader.versions(range)) if (v.lsn <= at) seen.add(keyStr(v.key))
         }
       }
       if (!tl.ancestor) break
@@ -370,11 +372,14 @@ export class Timeline {
           lsnEnd: end,
         })
         try {
-          let n = 0
+          let sliceStart = performance.now()
           for (const e of m.entries()) {
             w.add(e.key, e.lsn, e.value, e.willInit)
-            // Let reads in between: a flush writes checkpoint_distance bytes.
-            if (++n % 256 === 0) await new Promise((r) => setImmediate(r))
+            // Let reads in between, every half millisecond: a flush writes checkpoint_distance bytes.
+            if (performance.now() - sliceStart > 0.5) {
+              await new Promise((r) => setImmediate(r))
+              sliceStart = performance.now()
+            }
           }
           added = [w.finish().path]
         } catch (err) {
@@ -382,7 +387,7 @@ export class Timeline {
           throw err
         }
       }
-      this.replaceLayers([], added)
+      await this.replaceLayers([], added)
       this.md = { ...this.md, diskConsistentLsn: Math.max(this.md.diskConsistentLsn, end - 1) }
       this.persistMetadata()
       this.frozen.shift()
@@ -400,7 +405,10 @@ export class Timeline {
    * Swaps layers in one step — new files (already durable) in, old ones out and deleted — so reads see
    * either the old set or the new one.
    */
-  replaceLayers(remove: readonly HistoricLayer[], addPaths: readonly string[]): HistoricLayer[] {
+  async replaceLayers(
+    remove: readonly HistoricLayer[],
+    addPaths: readonly string[],
+  ): Promise<HistoricLayer[]> {
     const added = addPaths.map((file) => {
       const desc = parseLayerName(path.basename(file))
       if (!desc) throw new EngineStateError(`${file} is not named as a layer file`)
@@ -409,10 +417,9 @@ export class Timeline {
       return l
     })
     this.layers.replace(remove, added)
-    for (const l of remove) {
-      l.close()
-      rmSync(l.path, { force: true })
-    }
+    for (const l of remove) l.close()
+    // Off the event loop: deleting a large file can take long on a filesystem mounted with discard.
+    await Promise.all(remove.map((l) => rm(l.path, { force: true })))
     if (remove.length > 0) fsyncDir(this.dir)
     return added
   }

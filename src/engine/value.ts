@@ -24,21 +24,22 @@ export function isWillInit(v: Value): boolean {
   return v.kind === 'image' || v.willInit
 }
 
-export function encodeValue(v: Value): Buffer {
-  if (v.kind === 'image') {
-    const out = Buffer.allocUnsafe(1 + v.page.length)
-    out[0] = TAG_IMAGE
-    v.page.copy(out, 1)
-    return out
-  }
+const IMAGE_HEAD = Buffer.from([TAG_IMAGE])
+
+/** The encoding as a head and a body, so that appending a page to a file needs no copy of it. */
+export function valueParts(v: Value): [Buffer, Buffer] {
+  if (v.kind === 'image') return [IMAGE_HEAD, v.page]
   if (!Number.isInteger(v.recordKind) || v.recordKind < 0 || v.recordKind > 0xffff) {
     throw new ValueError(`record kind ${v.recordKind} is out of range: valid kinds are 0 .. 65535`)
   }
-  const out = Buffer.allocUnsafe(3 + v.data.length)
-  out[0] = TAG_RECORD
-  out.writeUInt16BE(v.recordKind, 1)
-  v.data.copy(out, 3)
-  return out
+  const head = Buffer.allocUnsafe(3)
+  head[0] = TAG_RECORD
+  head.writeUInt16BE(v.recordKind, 1)
+  return [head, v.data]
+}
+
+export function encodeValue(v: Value): Buffer {
+  return Buffer.concat(valueParts(v))
 }
 
 export function decodeValue(buf: Buffer, willInit: boolean): Value {
