@@ -4,7 +4,7 @@
  * (compaction-worker.ts), so it needs nothing but file paths and plain data.
  */
 import { KEY_MAX, nextKey } from './key.js'
-import { LayerFileReader, LayerFileWriter } from './layer-file.js'
+import { type LayerEntry, LayerFileReader, LayerFileWriter } from './layer-file.js'
 import { PageCache } from './page-cache.js'
 
 export interface MergeJob {
@@ -22,7 +22,6 @@ export interface MergeResult {
   entries: number
 }
 
-type Entry = { key: Buffer; lsn: number; value: Buffer; willInit: boolean }
 
 /**
  * Never splits one key's versions between two files. Output key ranges run from each file's first key to
@@ -38,7 +37,7 @@ export function mergeLayers(job: MergeJob): MergeResult {
   let entries = 0
   try {
     const iters = readers.map((r) => r.entries())
-    const heads: (Entry | null)[] = iters.map((it) => it.next().value ?? null)
+    const heads: (LayerEntry | null)[] = iters.map((it) => it.next().value ?? null)
     let lastKey: Buffer | null = null
     const newWriter = (keyStart: Buffer) =>
       new LayerFileWriter({
@@ -73,7 +72,7 @@ export function mergeLayers(job: MergeJob): MergeResult {
         writer = null
       }
       if (!writer) writer = newWriter(e.key)
-      writer.add(e.key, e.lsn, e.value, e.willInit)
+      writer.add(e.key, e.lsn, e.value, e.willInit, e.image)
       lastKey = e.key
       entries++
     }

@@ -9,7 +9,6 @@ import { KEY_MAX, KEY_MIN, type KeyRange, keyStr } from './key.js'
 import { LayerFileWriter } from './layer-file.js'
 import type { HistoricLayer } from './layer-map.js'
 import type { Timeline } from './timeline.js'
-import { encodeValue } from './value.js'
 
 const PAGE_BYTES = 8192
 
@@ -86,7 +85,7 @@ export async function createImageLayers(
       let sliceStart = performance.now()
       for (const key of partKeys) {
         const page = tl.get(key, lsn)
-        if (page) w.add(key, lsn, encodeValue({ kind: 'image', page }), true)
+        if (page) w.add(key, lsn, page, true, true)
         // Reconstruction runs redo on this thread: let page reads in between, every half millisecond.
         if (performance.now() - sliceStart > 0.5) {
           await new Promise((r) => setImmediate(r))

@@ -5,7 +5,9 @@
  */
 import { EphemeralFile } from './ephemeral-file.js'
 import { keyFromStr, keyStr } from './key.js'
+import type { LayerEntry, LayerVisitor } from './layer-file.js'
 import type { PageCache } from './page-cache.js'
+import { storedForm } from './value.js'
 
 /** Versions of one key: flat triples [lsn, offset, len * 2 + willInit], in increasing LSN order. */
 type Versions = number[]
@@ -75,13 +77,11 @@ export class InMemoryLayer {
     this.end = end
   }
 
-  /** Versions of `key` with lsn in [floor, ceil), newest first, until the visitor returns true. */
-  visit(
-    key: Buffer,
-    floor: number,
-    ceil: number,
-    visitor: (lsn: number, value: Buffer, willInit: boolean) => boolean,
-  ): void {
+  /**
+   * Versions of `key` with lsn in [floor, ceil), newest first, until the visitor returns true; values in
+   * their stored form, as layer files hand them out.
+   */
+  visit(key: Buffer, floor: number, ceil: number, visitor: LayerVisitor): void {
     const v = this.index.get(keyStr(key))
     if (!v) return
     for (let i = v.length - 3; i >= 0; i -= 3) {
@@ -89,7 +89,8 @@ export class InMemoryLayer {
       if (lsn >= ceil) continue
       if (lsn < floor) return
       const packed = v[i + 2]
-      if (visitor(lsn, this.file.read(v[i + 1], Math.floor(packed / 2)), packed % 2 === 1)) return
+      const { bytes, image } = storedForm(this.file.read(v[i + 1], Math.floor(packed / 2)))
+      if (visitor(lsn, bytes, packed % 2 === 1, image)) return
     }
   }
 
@@ -105,19 +106,16 @@ export class InMemoryLayer {
     return out.sort().map(keyFromStr)
   }
 
-  /** Every entry in (key, lsn) order, for writing the layer out. */
-  *entries(): Generator<{ key: Buffer; lsn: number; value: Buffer; willInit: boolean }> {
+  /** Every entry in (key, lsn) order, in stored form, for writing the layer out. */
+  *entries(): Generator<LayerEntry> {
     for (const k of [...this.index.keys()].sort()) {
       const key = keyFromStr(k)
       const v = this.index.get(k)!
       for (let i = 0; i < v.length; i += 3) {
         const packed = v[i + 2]
-        yield {
-          key,
-          lsn: v[i],
-          value: this.file.read(v[i + 1], Math.floor(packed / 2)),
-          willInit: packed % 2 === 1,
-        }
+        // Flushing reads every value once, in key order: past the page cache, so readers keep theirs.
+        const { bytes, image } = storedForm(this.file.readUncached(v[i + 1], Math.floor(packed / 2)))
+        yield { key, lsn: v[i], value: bytes, willInit: packed % 2 === 1, image }
       }
     }
   }

@@ -48,7 +48,11 @@ export interface LayerEntry {
   lsn: number
   value: Buffer
   willInit: boolean
+  /** Added as a page image (the caller's own tag, kept in the index so that a page stays 8 KiB). */
+  image: boolean
 }
+
+export type LayerVisitor = (lsn: number, value: Buffer, willInit: boolean, image: boolean) => boolean
 
 export class LayerCorruptionError extends Error {
   override name = 'LayerCorruptionError'
@@ -70,7 +74,7 @@ export class LayerWriteError extends Error {
 const BLOCK = PAGE_SIZE
 const PAYLOAD = BLOCK - 4
 const MAGIC = 0x5a4c4159 // 'ZLAY'
-const FORMAT_VERSION = 1
+const FORMAT_VERSION = 2
 const KIND_CODE: Record<LayerKind, number> = { delta: 1, image: 2 }
 const COMPRESSION_CODE: Record<LayerCompression, number> = { none: 0, lz4: 1 }
 /** Generous: with fan-outs above 200, four levels index the largest file the page cache can address. */
@@ -104,12 +108,14 @@ const H = {
 
 /** Index nodes: level u8, a zero byte, entry count u16, then the entries. */
 const NODE_HEADER = 4
-/** Leaf entry after the search key: value offset in the stream u40, stored length u32, flags u8. */
-const LEAF_TAIL = 10
+/** Leaf entry after the search key: value offset in the stream u40, stored length u32, flags u8, CRC-32C u32. */
+const LEAF_TAIL = 14
 /** Internal entry after the search key (the child's first key): the child's ordinal in its level, u32. */
 const INTERNAL_TAIL = 4
 const FLAG_WILL_INIT = 1
 const FLAG_LZ4 = 2
+/** The value is a page image, stored bare so that a page fills exactly one data block. */
+const FLAG_IMAGE = 4
 
 /**
  * Smaller values (most WAL records) are stored as they are: they seldom shrink by much, and a native
@@ -281,7 +287,7 @@ export class LayerFileWriter {
    * Appends an entry. (key, lsn) must increase strictly; an image layer takes one entry per key, at its
    * LSN. The value is copied (or compressed) before add returns.
    */
-  add(key: Buffer, lsn: number, value: Buffer, willInit: boolean): void {
+  add(key: Buffer, lsn: number, value: Buffer, willInit: boolean, image = false): void {
     this.mustBeOpen()
     const d = this.desc
     if (key.length !== KEY_SIZE) throw new LayerWriteError(`a key is ${KEY_SIZE} bytes, got ${key.length}`)
@@ -303,7 +309,7 @@ export class LayerFileWriter {
     }
 
     let stored = value
-    let flags = willInit ? FLAG_WILL_INIT : 0
+    let flags = (willInit ? FLAG_WILL_INIT : 0) | (image ? FLAG_IMAGE : 0)
     if (this.compression === 'lz4' && value.length >= MIN_COMPRESS) {
       const c = compressSync(value)
       if (c.length < value.length) {
@@ -312,14 +318,20 @@ export class LayerFileWriter {
       }
     }
     // The index grows by at most one node per level with this entry.
-    const blocksAfter = this.bytesWritten / BLOCK + Math.ceil(stored.length / PAYLOAD) + MAX_HEIGHT
+    const blocksAfter = this.bytesWritten / BLOCK + Math.ceil(stored.length / BLOCK) + 1 + MAX_HEIGHT
     if (blocksAfter > MAX_BLOCKS_PER_FILE) {
       throw new LayerWriteError(`layer file would outgrow ${MAX_BLOCKS_PER_FILE} blocks; cut it earlier`)
     }
-    const offset = this.streamBytes
     try {
+      // A value that fits in a block but would straddle two starts a block of its own: one page, one read.
+      if (stored.length <= BLOCK && this.blockFill > 0 && this.blockFill + stored.length > BLOCK) {
+        this.currentBlock().fill(0, this.blockFill, BLOCK)
+        this.streamBytes += BLOCK - this.blockFill
+        this.finishDataBlock()
+      }
+      const offset = this.streamBytes
       this.appendToStream(stored)
-      this.addLeafEntry(key, lsn, offset, stored.length, flags)
+      this.addLeafEntry(key, lsn, offset, stored.length, flags, crc32c(stored))
     } catch (err) {
       // A failed write leaves the stream and the index out of step: this file can only be thrown away.
       this.abort()
@@ -379,8 +391,8 @@ export class LayerFileWriter {
 
   private complete(): { path: string; summary: LayerSummary } {
     if (this.blockFill > 0) {
-      this.currentBlock().fill(0, this.blockFill, PAYLOAD)
-      this.sealCurrentBlock()
+      this.currentBlock().fill(0, this.blockFill, BLOCK)
+      this.finishDataBlock()
     }
     const dataBlocks = this.batchFirstBlock - 1 + this.batchBlocks
     const { starts, counts } = this.finishIndex(1 + dataBlocks)
@@ -454,6 +466,11 @@ export class LayerFileWriter {
 
   private sealCurrentBlock(): void {
     sealBlock(this.currentBlock(), this.batchFirstBlock + this.batchBlocks)
+    this.finishDataBlock()
+  }
+
+  /** Data blocks carry no CRC of their own: each value's CRC is in its index entry. */
+  private finishDataBlock(): void {
     this.batchBlocks++
     this.blockFill = 0
     if (this.batchBlocks === WRITE_BATCH_BLOCKS) this.flushBatch()
@@ -472,11 +489,11 @@ export class LayerFileWriter {
   private appendToStream(bytes: Buffer): void {
     let done = 0
     while (done < bytes.length) {
-      const n = Math.min(PAYLOAD - this.blockFill, bytes.length - done)
+      const n = Math.min(BLOCK - this.blockFill, bytes.length - done)
       bytes.copy(this.batch, this.batchBlocks * BLOCK + this.blockFill, done, done + n)
       this.blockFill += n
       done += n
-      if (this.blockFill === PAYLOAD) this.sealCurrentBlock()
+      if (this.blockFill === BLOCK) this.finishDataBlock()
     }
     this.streamBytes += bytes.length
   }
@@ -489,7 +506,7 @@ export class LayerFileWriter {
     return this.levels[n]
   }
 
-  private addLeafEntry(key: Buffer, lsn: number, offset: number, length: number, flags: number): void {
+  private addLeafEntry(key: Buffer, lsn: number, offset: number, length: number, flags: number, crc: number): void {
     const leaf = this.slotFor(0, this.leafEntrySize)
     key.copy(leaf.node, leaf.off)
     if (this.width > KEY_SIZE) writeU64(leaf.node, leaf.off + KEY_SIZE, lsn)
@@ -497,6 +514,7 @@ export class LayerFileWriter {
     leaf.node.writeUIntBE(offset, t, 5)
     leaf.node.writeUInt32BE(length, t + 5)
     leaf.node[t + 9] = flags
+    leaf.node.writeUInt32BE(crc, t + 10)
   }
 
   /** Room for one more entry in the open node of a level, sealing the node first when it is full. */
@@ -564,6 +582,7 @@ interface LeafEntryRef {
   valueOffset: number
   valueLength: number
   flags: number
+  valueCrc: number
   /** The leaf's block number, for error messages. */
   blockNo: number
 }
@@ -691,7 +710,7 @@ export class LayerFileReader {
       fileSize: size,
       compression,
     }
-    if (this.summary.storedValueBytes > this.dataBlocks * PAYLOAD) {
+    if (this.summary.storedValueBytes > this.dataBlocks * BLOCK) {
       throw bad(`${this.summary.storedValueBytes} value bytes claimed in ${this.dataBlocks} blocks`)
     }
     this.fileId = cache.newFileId()
@@ -706,7 +725,7 @@ export class LayerFileReader {
     key: Buffer,
     lsnFloor: number,
     lsnCeil: number,
-    visitor: (lsn: number, value: Buffer, willInit: boolean) => boolean,
+    visitor: LayerVisitor,
   ): void {
     this.mustBeOpen()
     if (key.length !== KEY_SIZE) throw new RangeError(`a key is ${KEY_SIZE} bytes, got ${key.length}`)
@@ -721,7 +740,8 @@ export class LayerFileReader {
       if (!this.step(pos)) return
       const e = this.entryAt(pos.leaf, pos.idx)
       if (compareAt(e.node, e.off, key, KEY_SIZE) !== 0) return
-      visitor(s.lsnStart, this.readValue(e), (e.flags & FLAG_WILL_INIT) !== 0)
+      const flags = e.flags
+      visitor(s.lsnStart, this.readValue(e), (flags & FLAG_WILL_INIT) !== 0, (flags & FLAG_IMAGE) !== 0)
       return
     }
 
@@ -734,7 +754,8 @@ export class LayerFileReader {
       }
       const e = this.entryAt(pos.leaf, pos.idx)
       if (compareAt(e.node, e.off, key, KEY_SIZE) !== 0 || e.lsn < floor) return
-      if (visitor(e.lsn, this.readValue(e), (e.flags & FLAG_WILL_INIT) !== 0)) return
+      const { lsn, flags } = e
+      if (visitor(lsn, this.readValue(e), (flags & FLAG_WILL_INIT) !== 0, (flags & FLAG_IMAGE) !== 0)) return
       pos.idx--
     }
   }
@@ -745,7 +766,8 @@ export class LayerFileReader {
       const key = Buffer.from(e.node.subarray(e.off, e.off + KEY_SIZE))
       const lsn = e.lsn
       const willInit = (e.flags & FLAG_WILL_INIT) !== 0
-      yield { key, lsn, value: this.readValue(e), willInit }
+      const image = (e.flags & FLAG_IMAGE) !== 0
+      yield { key, lsn, value: this.readValue(e), willInit, image }
     }
   }
 
@@ -766,8 +788,8 @@ export class LayerFileReader {
   }
 
   /**
-   * Reads every block and checks its CRC, bypassing the cache so that a scrub does not evict hot blocks.
-   * Throws LayerCorruptionError for the first bad block.
+   * Checks every header and index block's CRC (bypassing the cache, so a scrub does not evict hot
+   * blocks), then every value's. Throws LayerCorruptionError for the first bad one.
    */
   verify(): void {
     this.mustBeOpen()
@@ -778,11 +800,14 @@ export class LayerFileReader {
       const got = readSync(this.fd, buf, 0, n * BLOCK, first * BLOCK)
       for (let i = 0; i < n; i++) {
         if ((i + 1) * BLOCK > got) throw this.blockError(first + i, 'is missing: the file was truncated')
+        if (this.isDataBlock(first + i)) continue
         if (!blockIsSound(buf.subarray(i * BLOCK, (i + 1) * BLOCK), first + i)) {
           throw this.blockError(first + i, 'fails its CRC-32C check')
         }
       }
     }
+    // Data blocks are covered by the CRCs of the values in them.
+    for (const e of this.scan()) this.readValue(e)
   }
 
   /** Closes the file and drops its blocks from the cache. */
@@ -812,7 +837,9 @@ export class LayerFileReader {
     return this.cache.read(this.fileId, blockNo, (out) => {
       const got = readSync(this.fd, out, 0, BLOCK, blockNo * BLOCK)
       if (got !== BLOCK) throw this.blockError(blockNo, 'is missing: the file was truncated')
-      if (!blockIsSound(out, blockNo)) throw this.blockError(blockNo, 'fails its CRC-32C check')
+      if (!this.isDataBlock(blockNo) && !blockIsSound(out, blockNo)) {
+        throw this.blockError(blockNo, 'fails its CRC-32C check')
+      }
     })
   }
 
@@ -882,7 +909,7 @@ export class LayerFileReader {
     const off = NODE_HEADER + idx * this.leafEntrySize
     const t = off + this.width
     const flags = node[t + 9]
-    if (flags & ~(FLAG_WILL_INIT | FLAG_LZ4))
+    if (flags & ~(FLAG_WILL_INIT | FLAG_LZ4 | FLAG_IMAGE))
       throw this.blockError(blockNo, `has unknown entry flags ${flags}`)
     return {
       node,
@@ -891,6 +918,7 @@ export class LayerFileReader {
       valueOffset: node.readUIntBE(t, 5),
       valueLength: node.readUInt32BE(t + 5),
       flags,
+      valueCrc: node.readUInt32BE(t + 10),
       blockNo,
     }
   }
@@ -916,26 +944,39 @@ export class LayerFileReader {
     }
   }
 
-  /** The entry's value as a new Buffer; the entry's leaf Buffer is stale afterwards. */
+  private isDataBlock(blockNo: number): boolean {
+    return blockNo >= 1 && blockNo <= this.dataBlocks
+  }
+
+  /** The entry's value as a new Buffer, its CRC checked; the entry's leaf Buffer is stale afterwards. */
   private readValue(e: LeafEntryRef): Buffer {
     const len = e.valueLength
-    const first = 1 + Math.floor(e.valueOffset / PAYLOAD)
-    if (len === 0) return Buffer.alloc(0)
+    const first = 1 + Math.floor(e.valueOffset / BLOCK)
+    const fileOffset = first * BLOCK + (e.valueOffset % BLOCK)
+    const crc = e.valueCrc
+    const flags = e.flags
     if (e.valueOffset + len > this.summary.storedValueBytes) {
       throw this.blockError(e.blockNo, 'points to a value beyond the end of the value stream')
     }
-    const out = valueBuffer(len)
+    const out = len === 0 ? Buffer.alloc(0) : valueBuffer(len)
     let blockNo = first
-    let pos = e.valueOffset % PAYLOAD
+    let pos = e.valueOffset % BLOCK
     let done = 0
     while (done < len) {
-      const n = Math.min(PAYLOAD - pos, len - done)
+      const n = Math.min(BLOCK - pos, len - done)
       this.block(blockNo).copy(out, done, pos, pos + n)
       done += n
       blockNo++
       pos = 0
     }
-    if ((e.flags & FLAG_LZ4) === 0) return out
+    if (crc32c(out) !== crc) {
+      throw new LayerCorruptionError(
+        this.path,
+        fileOffset,
+        `the ${len}-byte value at offset ${fileOffset} fails its CRC-32C check`,
+      )
+    }
+    if ((flags & FLAG_LZ4) === 0) return out
     try {
       return uncompressSync(out)
     } catch (err) {

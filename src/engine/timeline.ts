@@ -16,7 +16,7 @@ import { HistoricLayer, LayerMap } from './layer-map.js'
 import { type LayerDesc, parseLayerName } from './layer-name.js'
 import { readMetadata, type TimelineMetadata, writeMetadata } from './metadata.js'
 import type { PageCache } from './page-cache.js'
-import { decodeValue, isWillInit, type RedoRegistry, type Value, valueParts } from './value.js'
+import { fromStored, isWillInit, type RedoRegistry, type Value, valueParts } from './value.js'
 
 export const METADATA_FILE = 'metadata'
 export const COMPACTION_MANIFEST = 'compaction-manifest'
@@ -41,6 +41,13 @@ export interface TimelineEnv {
   afterWrite: (tl: Timeline) => void
   /** Called when frozen layers are waiting to be flushed. */
   requestFlush: (tl: Timeline) => void
+}
+
+interface StoredVersion {
+  lsn: Lsn
+  value: Buffer
+  willInit: boolean
+  image: boolean
 }
 
 export interface Write {
@@ -240,10 +247,10 @@ export class Timeline {
   /** The value of `key` as of `lsn` (a page, reconstructed through redo), or null if it has none. */
   get(key: Buffer, lsn: Lsn): Buffer | null {
     this.assertReadable(lsn)
-    const stack: { lsn: Lsn; value: Buffer; willInit: boolean }[] = []
+    const stack: StoredVersion[] = []
     let complete = false
-    const collect = (l: Lsn, value: Buffer, willInit: boolean) => {
-      stack.push({ lsn: l, value, willInit })
+    const collect = (l: Lsn, value: Buffer, willInit: boolean, image: boolean) => {
+      stack.push({ lsn: l, value, willInit, image })
       complete = willInit
       return willInit
     }
@@ -276,11 +283,7 @@ export class Timeline {
     return this.reconstruct(key, lsn, stack)
   }
 
-  private reconstruct(
-    key: Buffer,
-    lsn: Lsn,
-    stack: { lsn: Lsn; value: Buffer; willInit: boolean }[],
-  ): Buffer | null {
+  private reconstruct(key: Buffer, lsn: Lsn, stack: StoredVersion[]): Buffer | null {
     if (stack.length === 0) return null
     let i = stack.length - 1
     let page: Buffer | null = null
@@ -291,7 +294,7 @@ export class Timeline {
       )
     }
     for (; i >= 0; i--) {
-      const v = decodeValue(stack[i].value, stack[i].willInit)
+      const v = fromStored(stack[i].value, stack[i].willInit, stack[i].image)
       if (v.kind === 'image') page = v.page
       else page = this.env.redo.apply(key, v.willInit ? null : page, v.recordKind, v.data, stack[i].lsn)
     }
@@ -374,7 +377,7 @@ export class Timeline {
         try {
           let sliceStart = performance.now()
           for (const e of m.entries()) {
-            w.add(e.key, e.lsn, e.value, e.willInit)
+            w.add(e.key, e.lsn, e.value, e.willInit, e.image)
             // Let reads in between, every half millisecond: a flush writes checkpoint_distance bytes.
             if (performance.now() - sliceStart > 0.5) {
               await new Promise((r) => setImmediate(r))

@@ -50,6 +50,18 @@ export function decodeValue(buf: Buffer, willInit: boolean): Value {
   throw new ValueError(`stored value of ${buf.length} bytes has an unknown tag ${buf[0]}`)
 }
 
+/**
+ * Layer files keep a page image bare, its tag moved into the index entry (`image`), so that an 8 KiB page
+ * fills exactly one block of the file: one read per page.
+ */
+export function storedForm(encoded: Buffer): { bytes: Buffer; image: boolean } {
+  return encoded[0] === TAG_IMAGE ? { bytes: encoded.subarray(1), image: true } : { bytes: encoded, image: false }
+}
+
+export function fromStored(bytes: Buffer, willInit: boolean, image: boolean): Value {
+  return image ? { kind: 'image', page: bytes } : decodeValue(bytes, willInit)
+}
+
 /** Applies one record to the page as it was (null when the record builds the page from nothing). */
 export type RedoFunction = (key: Buffer, page: Buffer | null, record: Buffer, lsn: number) => Buffer
 

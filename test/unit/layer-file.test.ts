@@ -82,17 +82,17 @@ function deltaModel(seed: number, count: number): LayerEntry[] {
   const seen = new Set<string>()
   // One key with hundreds of versions, so that newest-first walks cross several leaves.
   for (let lsn = 100; lsn < 100 + 700 * 8; lsn += 8) {
-    entries.push({ key: relKey(1, 42), lsn, value: randomBytes(rand, rand(40)), willInit: lsn % 400 === 100 })
+    entries.push({ key: relKey(1, 42), lsn, value: randomBytes(rand, rand(40)), willInit: lsn % 400 === 100, image: false })
   }
   // The largest value the engine is expected to store.
-  entries.push({ key: relKey(2, 5000), lsn: 777, value: randomBytes(rand, 1 << 20), willInit: true })
+  entries.push({ key: relKey(2, 5000), lsn: 777, value: randomBytes(rand, 1 << 20), willInit: true, image: false })
   while (entries.length < count) {
     const key = relKey(rand(4), rand(2000))
     const lsn = 100 + rand(10_000)
     const id = `${key.toString('hex')}@${lsn}`
     if (seen.has(id) || key.equals(relKey(1, 42))) continue
     seen.add(id)
-    entries.push({ key, lsn, value: randomValue(rand), willInit: rand(4) === 0 })
+    entries.push({ key, lsn, value: randomValue(rand), willInit: rand(4) === 0, image: rand(3) === 0 })
   }
   return entries.sort(compareEntries)
 }
@@ -115,7 +115,7 @@ function writeLayer(
     lsnEnd: opts.lsnEnd ?? (kind === 'image' ? lsnStart + 1 : 20_000),
     compression: opts.compression,
   })
-  for (const e of entries) w.add(e.key, e.lsn, e.value, e.willInit)
+  for (const e of entries) w.add(e.key, e.lsn, e.value, e.willInit, e.image)
   return w.finish()
 }
 
@@ -132,7 +132,7 @@ function inRange(k: Buffer, r: KeyRange): boolean {
 /** Entries as comparable strings: values are hashed down to their length and a few bytes. */
 function show(e: LayerEntry): string {
   const v = e.value
-  return `${e.key.toString('hex')}@${e.lsn} ${e.willInit ? 'init' : 'rec'} ${v.length}:${v.subarray(0, 4).toString('hex')}:${v.subarray(-4).toString('hex')}`
+  return `${e.key.toString('hex')}@${e.lsn} ${e.willInit ? 'init' : 'rec'}${e.image ? ' image' : ''} ${v.length}:${v.subarray(0, 4).toString('hex')}:${v.subarray(-4).toString('hex')}`
 }
 
 function visitAll(
@@ -143,8 +143,8 @@ function visitAll(
   stopAtInit: boolean,
 ): LayerEntry[] {
   const out: LayerEntry[] = []
-  r.visit(key, floor, ceil, (lsn, value, willInit) => {
-    out.push({ key, lsn, value, willInit })
+  r.visit(key, floor, ceil, (lsn, value, willInit, image) => {
+    out.push({ key, lsn, value, willInit, image })
     return stopAtInit && willInit
   })
   return out
@@ -297,7 +297,8 @@ describe('layer files', () => {
         valueBytes,
         compression,
       })
-      if (compression === 'none') expect(summary.storedValueBytes).toBe(valueBytes)
+      // The stream also holds the padding that keeps a value of up to 8 KiB within one block.
+      if (compression === 'none') expect(summary.storedValueBytes).toBeGreaterThanOrEqual(valueBytes)
       else expect(summary.storedValueBytes).toBeLessThan(valueBytes * 0.9)
 
       const reader = LayerFileReader.open(file, new PageCache(3))
@@ -318,7 +319,7 @@ describe('layer files', () => {
     }
     const model = [...keys.values()]
       .sort(Buffer.compare)
-      .map((key) => ({ key, lsn: 5000, value: randomValue(rand), willInit: true }))
+      .map((key) => ({ key, lsn: 5000, value: randomValue(rand), willInit: true, image: true }))
     const keyRange = { start: relKey(0, 0), end: relKey(3, 0) }
     const { path: file, summary } = writeLayer(dir, 'image', model, { compression: 'lz4', keyRange })
     expect(path.basename(file)).toMatch(/^[0-9A-F]{36}-[0-9A-F]{36}__0000000000001388$/)
@@ -330,6 +331,28 @@ describe('layer files', () => {
     expect(visitAll(reader, model[3].key, 0, 5000, true)).toEqual([])
     expect(visitAll(reader, model[3].key, 5001, 10_000, true)).toEqual([])
     expect(visitAll(reader, model[3].key, 5000, 5001, true).map(show)).toEqual([show(model[3])])
+    reader.close()
+  })
+
+  it('stores an 8 KiB page image in exactly one block, after values that do not fill theirs', () => {
+    const dir = freshDir()
+    const rand = randomInt(5)
+    const model: LayerEntry[] = []
+    for (let i = 0; i < 64; i++) {
+      model.push({ key: relKey(0, i), lsn: 200, value: randomBytes(rand, 8192), willInit: true, image: true })
+      model.push({ key: relKey(0, i), lsn: 208, value: randomBytes(rand, 30), willInit: false, image: false })
+    }
+    const { path: file, summary } = writeLayer(dir, 'delta', model)
+    const cache = new PageCache(256)
+    const reader = LayerFileReader.open(file, cache)
+    // 64 pages, plus the blocks holding the small records between them.
+    expect(summary.storedValueBytes / PAGE_SIZE).toBeLessThanOrEqual(64 * 2)
+    const before = cache.stats().misses
+    const got = visitAll(reader, relKey(0, 17), 0, 205, false)
+    expect(got.map(show)).toEqual(expectedVisit(model, relKey(0, 17), 0, 205, false).map(show))
+    expect(got[0].image).toBe(true)
+    // The index (one leaf holds all 128 entries) and one data block: the page does not straddle two.
+    expect(cache.stats().misses - before).toBe(2)
     reader.close()
   })
 
@@ -497,7 +520,7 @@ describe('layer file corruption', () => {
     const rand = randomInt(99)
     const model: LayerEntry[] = []
     for (let i = 0; i < 300; i++) {
-      model.push({ key: relKey(0, i), lsn: 150, value: randomBytes(rand, rand(600)), willInit: true })
+      model.push({ key: relKey(0, i), lsn: 150, value: randomBytes(rand, 1 + rand(600)), willInit: true, image: false })
     }
     const { path: file } = writeLayer(dir, 'delta', model, { compression: 'lz4' })
     return { dir, file, model }
@@ -527,7 +550,10 @@ describe('layer file corruption', () => {
     const err = caught as LayerCorruptionError
     expect(err.file).toBe(file)
     expect(err.offset).toBe(blockNo * PAGE_SIZE)
-    expect(err.message).toContain(`layer file ${file}: block ${blockNo} (offset ${blockNo * PAGE_SIZE})`)
+    // Header and index blocks fail as blocks; in data blocks the value starting there fails its own CRC.
+    expect(err.message).toMatch(
+      new RegExp(`^layer file ${file}: (block ${blockNo} \\(offset ${blockNo * PAGE_SIZE}\\)|the \\d+-byte value at offset ${blockNo * PAGE_SIZE} )`),
+    )
   }
 
   it('reads the intact file', () => {
@@ -541,9 +567,12 @@ describe('layer file corruption', () => {
     const blocks = original.length / PAGE_SIZE
     expect(blocks).toBeGreaterThanOrEqual(10)
     const rand = randomInt(4)
+    const dataBlocks = LayerFileReader.open(file, new PageCache(2)).summary.storedValueBytes / PAGE_SIZE
     for (let b = 0; b < blocks; b++) {
-      // A payload byte, and a byte of the stored CRC itself.
-      for (const at of [rand(PAGE_SIZE - 4), PAGE_SIZE - 1 - rand(4)]) {
+      // Header and index blocks: a payload byte, and a byte of the block's CRC. Data blocks have no CRC of
+      // their own; each starts with a value (none of these straddles a block), whose CRC must catch it.
+      const data = b >= 1 && b <= Math.ceil(dataBlocks)
+      for (const at of data ? [0] : [rand(PAGE_SIZE - 4), PAGE_SIZE - 1 - rand(4)]) {
         const damaged = Buffer.from(original)
         damaged[b * PAGE_SIZE + at] ^= 1 << rand(8)
         writeFileSync(file, damaged)
