@@ -13,7 +13,6 @@
 import { existsSync } from 'node:fs'
 import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { crc32c } from '../src/postgres/crc32c.js'
 import { formatLsn, parseLsn } from '../src/postgres/lsn.js'
 import { WalDecoder } from '../src/postgres/wal-decoder.js'
@@ -21,7 +20,8 @@ import { openWalDir } from '../src/postgres/wal-dir.js'
 import { startPostgres } from '../test/harness/postgres.js'
 import { crc32cSlice8 } from './crc32c-slice8.js'
 
-const DATA = path.join(path.dirname(fileURLToPath(import.meta.url)), '.data', 'wal-decode')
+// npm runs benchmarks from the package root, from sources or from the compiled build alike.
+const DATA = path.resolve('bench', '.data', 'wal-decode')
 const TARGET_BYTES = 288 * 1024 * 1024
 const RUNS = 3
 

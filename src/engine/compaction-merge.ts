@@ -22,7 +22,6 @@ export interface MergeResult {
   entries: number
 }
 
-
 /**
  * Never splits one key's versions between two files. Output key ranges run from each file's first key to
  * the next file's first key (the last one to just past its last key), so no output spans the whole key

@@ -506,7 +506,14 @@ export class LayerFileWriter {
     return this.levels[n]
   }
 
-  private addLeafEntry(key: Buffer, lsn: number, offset: number, length: number, flags: number, crc: number): void {
+  private addLeafEntry(
+    key: Buffer,
+    lsn: number,
+    offset: number,
+    length: number,
+    flags: number,
+    crc: number,
+  ): void {
     const leaf = this.slotFor(0, this.leafEntrySize)
     key.copy(leaf.node, leaf.off)
     if (this.width > KEY_SIZE) writeU64(leaf.node, leaf.off + KEY_SIZE, lsn)
@@ -605,6 +612,8 @@ export class LayerFileReader {
   private readonly internalEntrySize: number
   private readonly levelStarts: number[]
   private readonly levelCounts: number[]
+  /** Data blocks holding one whole page whose CRC was checked since the block entered the cache. */
+  private readonly checkedPages: Uint8Array
 
   /** Opens and validates a layer file from its header block; throws LayerCorruptionError when it is bad. */
   static open(file: string, cache: PageCache): LayerFileReader {
@@ -713,6 +722,7 @@ export class LayerFileReader {
     if (this.summary.storedValueBytes > this.dataBlocks * BLOCK) {
       throw bad(`${this.summary.storedValueBytes} value bytes claimed in ${this.dataBlocks} blocks`)
     }
+    this.checkedPages = new Uint8Array(this.dataBlocks + 1)
     this.fileId = cache.newFileId()
   }
 
@@ -721,12 +731,7 @@ export class LayerFileReader {
    * until it returns true. Image layer: calls it once with the key's value if the key is present and the
    * layer's LSN is in that range. Values are fresh Buffers the visitor may keep.
    */
-  visit(
-    key: Buffer,
-    lsnFloor: number,
-    lsnCeil: number,
-    visitor: LayerVisitor,
-  ): void {
+  visit(key: Buffer, lsnFloor: number, lsnCeil: number, visitor: LayerVisitor): void {
     this.mustBeOpen()
     if (key.length !== KEY_SIZE) throw new RangeError(`a key is ${KEY_SIZE} bytes, got ${key.length}`)
     const s = this.summary
@@ -837,9 +842,8 @@ export class LayerFileReader {
     return this.cache.read(this.fileId, blockNo, (out) => {
       const got = readSync(this.fd, out, 0, BLOCK, blockNo * BLOCK)
       if (got !== BLOCK) throw this.blockError(blockNo, 'is missing: the file was truncated')
-      if (!this.isDataBlock(blockNo) && !blockIsSound(out, blockNo)) {
-        throw this.blockError(blockNo, 'fails its CRC-32C check')
-      }
+      if (this.isDataBlock(blockNo)) this.checkedPages[blockNo] = 0
+      else if (!blockIsSound(out, blockNo)) throw this.blockError(blockNo, 'fails its CRC-32C check')
     })
   }
 
@@ -969,6 +973,9 @@ export class LayerFileReader {
       blockNo++
       pos = 0
     }
+    // A page that fills its block is checked once per load of that block into the cache.
+    const wholeBlock = len === BLOCK && e.valueOffset % BLOCK === 0
+    if (wholeBlock && this.checkedPages[first] === 1) return out
     if (crc32c(out) !== crc) {
       throw new LayerCorruptionError(
         this.path,
@@ -976,6 +983,7 @@ export class LayerFileReader {
         `the ${len}-byte value at offset ${fileOffset} fails its CRC-32C check`,
       )
     }
+    if (wholeBlock) this.checkedPages[first] = 1
     if ((flags & FLAG_LZ4) === 0) return out
     try {
       return uncompressSync(out)

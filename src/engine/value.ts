@@ -55,7 +55,9 @@ export function decodeValue(buf: Buffer, willInit: boolean): Value {
  * fills exactly one block of the file: one read per page.
  */
 export function storedForm(encoded: Buffer): { bytes: Buffer; image: boolean } {
-  return encoded[0] === TAG_IMAGE ? { bytes: encoded.subarray(1), image: true } : { bytes: encoded, image: false }
+  return encoded[0] === TAG_IMAGE
+    ? { bytes: encoded.subarray(1), image: true }
+    : { bytes: encoded, image: false }
 }
 
 export function fromStored(bytes: Buffer, willInit: boolean, image: boolean): Value {

@@ -82,10 +82,22 @@ function deltaModel(seed: number, count: number): LayerEntry[] {
   const seen = new Set<string>()
   // One key with hundreds of versions, so that newest-first walks cross several leaves.
   for (let lsn = 100; lsn < 100 + 700 * 8; lsn += 8) {
-    entries.push({ key: relKey(1, 42), lsn, value: randomBytes(rand, rand(40)), willInit: lsn % 400 === 100, image: false })
+    entries.push({
+      key: relKey(1, 42),
+      lsn,
+      value: randomBytes(rand, rand(40)),
+      willInit: lsn % 400 === 100,
+      image: false,
+    })
   }
   // The largest value the engine is expected to store.
-  entries.push({ key: relKey(2, 5000), lsn: 777, value: randomBytes(rand, 1 << 20), willInit: true, image: false })
+  entries.push({
+    key: relKey(2, 5000),
+    lsn: 777,
+    value: randomBytes(rand, 1 << 20),
+    willInit: true,
+    image: false,
+  })
   while (entries.length < count) {
     const key = relKey(rand(4), rand(2000))
     const lsn = 100 + rand(10_000)
@@ -520,7 +532,13 @@ describe('layer file corruption', () => {
     const rand = randomInt(99)
     const model: LayerEntry[] = []
     for (let i = 0; i < 300; i++) {
-      model.push({ key: relKey(0, i), lsn: 150, value: randomBytes(rand, 1 + rand(600)), willInit: true, image: false })
+      model.push({
+        key: relKey(0, i),
+        lsn: 150,
+        value: randomBytes(rand, 1 + rand(600)),
+        willInit: true,
+        image: false,
+      })
     }
     const { path: file } = writeLayer(dir, 'delta', model, { compression: 'lz4' })
     return { dir, file, model }
@@ -552,7 +570,9 @@ describe('layer file corruption', () => {
     expect(err.offset).toBe(blockNo * PAGE_SIZE)
     // Header and index blocks fail as blocks; in data blocks the value starting there fails its own CRC.
     expect(err.message).toMatch(
-      new RegExp(`^layer file ${file}: (block ${blockNo} \\(offset ${blockNo * PAGE_SIZE}\\)|the \\d+-byte value at offset ${blockNo * PAGE_SIZE} )`),
+      new RegExp(
+        `^layer file ${file}: (block ${blockNo} \\(offset ${blockNo * PAGE_SIZE}\\)|the \\d+-byte value at offset ${blockNo * PAGE_SIZE} )`,
+      ),
     )
   }
 
