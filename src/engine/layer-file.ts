@@ -580,6 +580,34 @@ export class LayerFileWriter {
   }
 }
 
+/** Blocks a scan reads at a time: 1 MiB. */
+const SCAN_READ_BLOCKS = 128
+
+/** A window of consecutive blocks read with one pread, refilled as a scan moves forward. */
+class ReadAhead {
+  private readonly buf: Buffer
+  private first = -1
+  private count = 0
+
+  constructor(
+    private readonly fd: number,
+    private readonly blocks: number,
+  ) {
+    this.buf = Buffer.allocUnsafe(blocks * BLOCK)
+  }
+
+  block(blockNo: number, missing: (blockNo: number) => Error): Buffer {
+    if (blockNo < this.first || blockNo >= this.first + this.count) {
+      const got = readSync(this.fd, this.buf, 0, this.buf.length, blockNo * BLOCK)
+      this.first = blockNo
+      this.count = Math.floor(got / BLOCK)
+      if (this.count === 0) throw missing(blockNo)
+    }
+    const off = (blockNo - this.first) * BLOCK
+    return this.buf.subarray(off, off + BLOCK)
+  }
+}
+
 interface LeafEntryRef {
   /** The leaf block, valid until the next cache call. */
   node: Buffer
@@ -765,14 +793,19 @@ export class LayerFileReader {
     }
   }
 
-  /** Every entry in (key, lsn) order, values included; `range` limits the keys. */
+  /**
+   * Every entry in (key, lsn) order, values included; `range` limits the keys. Values are read ahead in
+   * large sequential reads past the page cache (they lie in the file in this order): a scan, as compaction
+   * makes, neither pays a read per block nor evicts what point reads keep in the cache.
+   */
   *entries(range?: KeyRange): Generator<LayerEntry> {
+    const ahead = new ReadAhead(this.fd, SCAN_READ_BLOCKS)
     for (const e of this.scan(range)) {
       const key = Buffer.from(e.node.subarray(e.off, e.off + KEY_SIZE))
       const lsn = e.lsn
       const willInit = (e.flags & FLAG_WILL_INIT) !== 0
       const image = (e.flags & FLAG_IMAGE) !== 0
-      yield { key, lsn, value: this.readValue(e), willInit, image }
+      yield { key, lsn, value: this.readValue(e, ahead), willInit, image }
     }
   }
 
@@ -953,7 +986,7 @@ export class LayerFileReader {
   }
 
   /** The entry's value as a new Buffer, its CRC checked; the entry's leaf Buffer is stale afterwards. */
-  private readValue(e: LeafEntryRef): Buffer {
+  private readValue(e: LeafEntryRef, ahead?: ReadAhead): Buffer {
     const len = e.valueLength
     const first = 1 + Math.floor(e.valueOffset / BLOCK)
     const fileOffset = first * BLOCK + (e.valueOffset % BLOCK)
@@ -968,14 +1001,17 @@ export class LayerFileReader {
     let done = 0
     while (done < len) {
       const n = Math.min(BLOCK - pos, len - done)
-      this.block(blockNo).copy(out, done, pos, pos + n)
+      const block = ahead
+        ? ahead.block(blockNo, (b) => this.blockError(b, 'is missing: the file was truncated'))
+        : this.block(blockNo)
+      block.copy(out, done, pos, pos + n)
       done += n
       blockNo++
       pos = 0
     }
     // A page that fills its block is checked once per load of that block into the cache.
     const wholeBlock = len === BLOCK && e.valueOffset % BLOCK === 0
-    if (wholeBlock && this.checkedPages[first] === 1) return out
+    if (wholeBlock && !ahead && this.checkedPages[first] === 1) return out
     if (crc32c(out) !== crc) {
       throw new LayerCorruptionError(
         this.path,
@@ -983,7 +1019,7 @@ export class LayerFileReader {
         `the ${len}-byte value at offset ${fileOffset} fails its CRC-32C check`,
       )
     }
-    if (wholeBlock) this.checkedPages[first] = 1
+    if (wholeBlock && !ahead) this.checkedPages[first] = 1
     if ((flags & FLAG_LZ4) === 0) return out
     try {
       return uncompressSync(out)
