@@ -11,6 +11,8 @@ import type { HistoricLayer } from './layer-map.js'
 import type { Timeline } from './timeline.js'
 
 const PAGE_BYTES = 8192
+/** How long image creation may hold the event loop at a time: a page read waits at most this long. */
+const SLICE_MS = 0.2
 
 export interface ImageOptions {
   threshold: number
@@ -86,8 +88,8 @@ export async function createImageLayers(
       for (const key of partKeys) {
         const page = tl.get(key, lsn)
         if (page) w.add(key, lsn, page, true, true)
-        // Reconstruction runs redo on this thread: let page reads in between, every half millisecond.
-        if (performance.now() - sliceStart > 0.5) {
+        // Reconstruction runs redo on this thread: let page reads in between.
+        if (performance.now() - sliceStart > SLICE_MS) {
           await new Promise((r) => setImmediate(r))
           sliceStart = performance.now()
         }
