@@ -591,7 +591,7 @@ class ReadAhead {
 
   constructor(
     private readonly fd: number,
-    private readonly blocks: number,
+    blocks: number,
   ) {
     this.buf = Buffer.allocUnsafe(blocks * BLOCK)
   }

@@ -4,7 +4,7 @@
  * disk_consistent_lsn moves, until it is killed.
  */
 import { Repository } from '../../src/engine/repository.js'
-import { keyIndexOf, keyOf, lsnOf, valueOf, writesUpTo } from '../harness/crash-workload.js'
+import { keyIndexOf, keyOf, lsnOf, valueOfWrite, writesUpTo } from '../harness/crash-workload.js'
 import { testRedo } from '../harness/engine.js'
 
 const [dir, tenantArg, timelineArg] = process.argv.slice(2)
@@ -26,7 +26,7 @@ let n = writesUpTo(tl.lastRecordLsn)
 for (;;) {
   const writes = []
   for (let i = 0; i < 40; i++, n++)
-    writes.push({ key: keyOf(keyIndexOf(n)), lsn: lsnOf(n), value: valueOf(n) })
+    writes.push({ key: keyOf(keyIndexOf(n)), lsn: lsnOf(n), value: valueOfWrite(n) })
   tl.ingest(writes, lsnOf(n - 1))
   if (n % 2000 < 40) await tl.checkpoint()
   await new Promise((r) => setImmediate(r))

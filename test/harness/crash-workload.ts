@@ -34,7 +34,7 @@ export function keyOf(i: number): Buffer {
   return encodeKey({ field1: 0, field2: 1663, field3: 5, field4: 16384, field5: 0, field6: i })
 }
 
-export function valueOf(n: number): Value {
+export function valueOfWrite(n: number): Value {
   const h = mix(n * 7 + 1)
   if (n < KEYS || h % 10 < 6) return { kind: 'image', page: Buffer.alloc(200 + (h % 300), h & 0xff) }
   const data = Buffer.alloc(4)
@@ -49,7 +49,7 @@ export function expectedAt(lsn: number): Buffer[] {
   const appends: Buffer[][] = Array.from({ length: KEYS }, () => [])
   for (let n = 0; n < count; n++) {
     const k = keyIndexOf(n)
-    const v = valueOf(n)
+    const v = valueOfWrite(n)
     if (v.kind === 'image') {
       pages[k] = v.page
       appends[k] = []
