@@ -127,3 +127,23 @@ export function checkPageHeader(h: WalPageHeader, pageLsn: Lsn, ctx: PageCheckCo
 function hex4(v: number): string {
   return v.toString(16).toUpperCase().padStart(4, '0')
 }
+
+/**
+ * Where a record of `totLen` bytes starting at `start` ends, as Postgres stamps it: past its last byte,
+ * page headers skipped, then MAXALIGNed (a page boundary when it ends exactly there).
+ */
+export function recordEndLsn(start: Lsn, totLen: number, segSize: number): Lsn {
+  let pos = start
+  let left = totLen
+  for (;;) {
+    const room = XLOG_BLCKSZ - (pos % XLOG_BLCKSZ)
+    if (left <= room) {
+      pos += left
+      break
+    }
+    left -= room
+    pos += room
+    pos += pageHeaderSizeAt(pos, segSize)
+  }
+  return pos + ((8 - (pos % 8)) % 8)
+}

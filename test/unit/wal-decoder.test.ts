@@ -5,6 +5,7 @@ import { openWalDir } from '../../src/postgres/wal-dir.js'
 import {
   decodePageHeader,
   encodePageHeader,
+  recordEndLsn,
   XLOG_PAGE_MAGIC,
   XLP_LONG_HEADER,
 } from '../../src/postgres/wal-page.js'
@@ -78,6 +79,14 @@ describe('WAL decoder on real WAL (1 MiB segments, pglz images, an XLOG SWITCH)'
     const { records, error } = decodeAll(bytes, START, () => 65536, page)
     expect(error).toBeNull()
     expect(records[0].lsn).toBe(all.find((r) => r.lsn > page)!.lsn)
+  })
+
+  it('computes record ends as the decoder finds them, across pages and segments', () => {
+    const bytes = fx.bytes()
+    const all = decodeAll(bytes, START, () => bytes.length).records
+    const crossing = all.filter((r) => Math.floor(r.lsn / 8192) !== Math.floor((r.endLsn - 1) / 8192))
+    expect(crossing.length).toBeGreaterThan(100)
+    for (const r of all) expect(recordEndLsn(r.lsn, r.totLen, fx.segmentSize)).toBe(r.endLsn)
   })
 
   it('checks the first prev-link when the previous record is known', () => {

@@ -1,0 +1,186 @@
+/**
+ * Import of a cleanly shut-down Postgres datadir (what initdb leaves) into a new timeline: every relation
+ * fork block, relation sizes and directories, SLRU segments, two-phase files, relmap files, pg_control
+ * and the checkpoint become values at one LSN, the end of the datadir's shutdown checkpoint record, which
+ * is where its WAL would continue.
+ */
+import { readdirSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import { encodeCheckPoint } from '../postgres/checkpoint.js'
+import type { Lsn } from '../postgres/lsn.js'
+import { DBState, decodeControlFile } from '../postgres/pg-control.js'
+import { DEFAULTTABLESPACE_OID, GLOBALTABLESPACE_OID } from '../postgres/relfile.js'
+import { recordEndLsn } from '../postgres/wal-page.js'
+import {
+  CHECKPOINT_KEY,
+  CONTROLFILE_KEY,
+  DBDIR_KEY,
+  type DbDirEntry,
+  encodeDbDir,
+  encodeRelDir,
+  encodeSize,
+  encodeU32Set,
+  type RelDirEntry,
+  relBlockKey,
+  relDirKey,
+  relmapKey,
+  relSizeKey,
+  SLRU_DIRS,
+  SLRU_PAGES_PER_SEGMENT,
+  SlruKind,
+  slruBlockKey,
+  slruDirKey,
+  slruSegSizeKey,
+  TWOPHASE_DIR_KEY,
+  twoPhaseFileKey,
+} from './datadir-mapping.js'
+import type { Tenant } from './tenant.js'
+import type { Timeline, Write } from './timeline.js'
+
+const BLCKSZ = 8192
+const RELSEG_BYTES = 131072 * BLCKSZ
+/** XLOG CHECKPOINT_SHUTDOWN: 24-byte header, 2-byte main data header, 88-byte CheckPoint. */
+const CHECKPOINT_RECORD_LEN = 114
+const FORK_SUFFIX: Record<string, number> = { '': 0, _fsm: 1, _vm: 2, _init: 3 }
+const RELFILE = /^(\d+)(_fsm|_vm|_init)?(?:\.(\d+))?$/
+
+export class ImportError extends Error {
+  override name = 'ImportError'
+}
+
+export interface ImportResult {
+  timeline: Timeline
+  lsn: Lsn
+  relations: number
+  blocks: number
+  bytes: number
+}
+
+/** The LSN an imported datadir's data stands at: the end of its shutdown checkpoint record. */
+export function importLsnOf(datadir: string): { lsn: Lsn; checkpoint: Lsn; control: Buffer } {
+  const file = path.join(datadir, 'global', 'pg_control')
+  let control: Buffer
+  try {
+    control = readFileSync(file)
+  } catch (err) {
+    throw new ImportError(
+      `${datadir} is not a PostgreSQL datadir: cannot read global/pg_control (${(err as Error).message})`,
+    )
+  }
+  const cf = decodeControlFile(control)
+  if (cf.state !== DBState.DB_SHUTDOWNED) {
+    throw new ImportError(
+      `${datadir} was not shut down cleanly (pg_control state ${DBState[cf.state] ?? cf.state}); stop the server with pg_ctl stop -m fast first`,
+    )
+  }
+  return {
+    lsn: recordEndLsn(cf.checkPoint, CHECKPOINT_RECORD_LEN, cf.xlogSegSize),
+    checkpoint: cf.checkPoint,
+    control,
+  }
+}
+
+export function importDatadir(tenant: Tenant, datadir: string, timelineId?: string): ImportResult {
+  const { lsn, checkpoint, control } = importLsnOf(datadir)
+  const cf = decodeControlFile(control)
+  const writes: Write[] = []
+  const put = (key: Buffer, bytes: Buffer) => writes.push({ key, lsn, value: { kind: 'image', page: bytes } })
+  let relations = 0
+  let blocks = 0
+  let bytes = 0
+
+  const importRelDir = (dir: string, spcNode: number, dbNode: number): void => {
+    const forks = new Map<string, { relNode: number; forkNum: number; segs: number[] }>()
+    for (const name of readdirSync(dir)) {
+      const m = RELFILE.exec(name)
+      if (!m) continue
+      const id = `${m[1]}${m[2] ?? ''}`
+      const f = forks.get(id) ?? { relNode: Number(m[1]), forkNum: FORK_SUFFIX[m[2] ?? ''], segs: [] }
+      f.segs.push(Number(m[3] ?? 0))
+      forks.set(id, f)
+    }
+    const dirEntries: RelDirEntry[] = []
+    for (const f of forks.values()) {
+      const rel = { spcNode, dbNode, relNode: f.relNode, forkNum: f.forkNum }
+      let nblocks = 0
+      for (const seg of f.segs.sort((a, b) => a - b)) {
+        const file = path.join(
+          dir,
+          seg === 0 ? `${f.relNode}${suffixOf(f.forkNum)}` : `${f.relNode}${suffixOf(f.forkNum)}.${seg}`,
+        )
+        const data = readFileSync(file)
+        if (data.length % BLCKSZ !== 0) {
+          throw new ImportError(
+            `${file} is ${data.length} bytes, not a whole number of ${BLCKSZ}-byte blocks`,
+          )
+        }
+        for (let off = 0; off < data.length; off += BLCKSZ) {
+          const blkno = seg * (RELSEG_BYTES / BLCKSZ) + off / BLCKSZ
+          put(relBlockKey(rel, blkno), data.subarray(off, off + BLCKSZ))
+          nblocks = Math.max(nblocks, blkno + 1)
+          blocks++
+        }
+        bytes += data.length
+      }
+      put(relSizeKey(rel), encodeSize(nblocks))
+      dirEntries.push({ relNode: f.relNode, forkNum: f.forkNum })
+      relations++
+    }
+    put(relDirKey(spcNode, dbNode), encodeRelDir(dirEntries))
+    put(relmapKey(spcNode, dbNode), readFileSync(path.join(dir, 'pg_filenode.map')))
+  }
+
+  const dbs: DbDirEntry[] = [{ spcNode: GLOBALTABLESPACE_OID, dbNode: 0, hasRelmap: true }]
+  importRelDir(path.join(datadir, 'global'), GLOBALTABLESPACE_OID, 0)
+  for (const name of readdirSync(path.join(datadir, 'base'))) {
+    if (!/^\d+$/.test(name)) continue
+    dbs.push({ spcNode: DEFAULTTABLESPACE_OID, dbNode: Number(name), hasRelmap: true })
+    importRelDir(path.join(datadir, 'base', name), DEFAULTTABLESPACE_OID, Number(name))
+  }
+  if (readdirSync(path.join(datadir, 'pg_tblspc')).length > 0) {
+    throw new ImportError(
+      `${datadir} has tablespaces (pg_tblspc is not empty); import supports the default ones only`,
+    )
+  }
+  put(DBDIR_KEY, encodeDbDir(dbs))
+
+  for (const kind of [SlruKind.Clog, SlruKind.MultiXactMembers, SlruKind.MultiXactOffsets]) {
+    const dir = path.join(datadir, SLRU_DIRS[kind])
+    const segnos: number[] = []
+    for (const name of readdirSync(dir)) {
+      if (!/^[0-9A-F]{4,}$/.test(name)) continue
+      const segno = Number.parseInt(name, 16)
+      const data = readFileSync(path.join(dir, name))
+      if (data.length % BLCKSZ !== 0 || data.length > SLRU_PAGES_PER_SEGMENT * BLCKSZ) {
+        throw new ImportError(`${path.join(dir, name)} is ${data.length} bytes: not an SLRU segment`)
+      }
+      for (let off = 0; off < data.length; off += BLCKSZ) {
+        put(slruBlockKey(kind, segno, off / BLCKSZ), data.subarray(off, off + BLCKSZ))
+      }
+      put(slruSegSizeKey(kind, segno), encodeSize(data.length / BLCKSZ))
+      segnos.push(segno)
+      bytes += data.length
+    }
+    put(slruDirKey(kind), encodeU32Set(segnos))
+  }
+
+  const xids: number[] = []
+  for (const name of readdirSync(path.join(datadir, 'pg_twophase'))) {
+    if (!/^[0-9A-F]{8}$/.test(name)) continue
+    const xid = Number.parseInt(name, 16)
+    put(twoPhaseFileKey(xid), readFileSync(path.join(datadir, 'pg_twophase', name)))
+    xids.push(xid)
+  }
+  put(TWOPHASE_DIR_KEY, encodeU32Set(xids))
+  put(CONTROLFILE_KEY, control)
+  put(CHECKPOINT_KEY, encodeCheckPoint(cf.checkPointCopy))
+
+  // The timeline starts at the checkpoint record, and the datadir's contents stand at its end.
+  const timeline = tenant.createTimeline(checkpoint, timelineId)
+  timeline.ingest(writes, lsn)
+  return { timeline, lsn, relations, blocks, bytes }
+}
+
+function suffixOf(forkNum: number): string {
+  return Object.keys(FORK_SUFFIX).find((s) => FORK_SUFFIX[s] === forkNum) ?? ''
+}

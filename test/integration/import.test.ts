@@ -1,0 +1,97 @@
+/** An initdb'd (and used) datadir imported into a timeline reads back block for block. */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import {
+  CONTROLFILE_KEY,
+  DBDIR_KEY,
+  decodeDbDir,
+  decodeRelDir,
+  decodeSize,
+  relBlockKey,
+  relDirKey,
+  relmapKey,
+  relSizeKey,
+  SlruKind,
+  slruBlockKey,
+} from '../../src/engine/datadir-mapping.js'
+import { ImportError, importDatadir } from '../../src/engine/import.js'
+import { Repository } from '../../src/engine/repository.js'
+import { startPostgres } from '../harness/postgres.js'
+
+const repoDir = mkdtempSync(path.join(os.tmpdir(), 'zenith-import-'))
+afterAll(() => rmSync(repoDir, { recursive: true, force: true }))
+
+describe('import of a datadir', () => {
+  it('stores every block, size, directory, SLRU page and pg_control of a shut-down cluster', async () => {
+    const pg = await startPostgres({ name: 'import' })
+    try {
+      await pg.psql('CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g')
+      await pg.psql('CREATE INDEX t_v ON t (v); VACUUM t; CREATE DATABASE other')
+      const dbOid = Number(await pg.psql("SELECT oid FROM pg_database WHERE datname = 'postgres'"))
+      const relPath = await pg.psql("SELECT pg_relation_filepath('t')")
+      await pg.stop()
+
+      const repo = Repository.open(repoDir, { background: false })
+      const tenant = repo.createTenant()
+      const { timeline: tl, lsn, relations, blocks } = importDatadir(tenant, pg.datadir)
+      expect(relations).toBeGreaterThan(300)
+      expect(blocks).toBeGreaterThan(1000)
+      await tl.checkpoint()
+      await repo.close()
+
+      // Read it back through a fresh repository, so only what reached the layer files counts.
+      const again = Repository.open(repoDir, { background: false })
+      const t = again.tenant(tenant.tenantId).timeline(tl.timelineId)
+      const dbs = decodeDbDir(t.get(DBDIR_KEY, lsn)!)
+      expect(dbs.map((d) => d.dbNode)).toContain(dbOid)
+      expect(dbs.length).toBe(readdirSync(path.join(pg.datadir, 'base')).length + 1)
+      let checked = 0
+      for (const d of dbs) {
+        const dir =
+          d.dbNode === 0 ? path.join(pg.datadir, 'global') : path.join(pg.datadir, 'base', String(d.dbNode))
+        expect(t.get(relmapKey(d.spcNode, d.dbNode), lsn)).toEqual(
+          readFileSync(path.join(dir, 'pg_filenode.map')),
+        )
+        for (const r of decodeRelDir(t.get(relDirKey(d.spcNode, d.dbNode), lsn)!)) {
+          const rel = { spcNode: d.spcNode, dbNode: d.dbNode, relNode: r.relNode, forkNum: r.forkNum }
+          const file = path.join(dir, `${r.relNode}${['', '_fsm', '_vm', '_init'][r.forkNum]}`)
+          const data = readFileSync(file)
+          expect(decodeSize(t.get(relSizeKey(rel), lsn)!)).toBe(data.length / 8192)
+          for (let b = 0; b < data.length / 8192; b++) {
+            const page = t.get(relBlockKey(rel, b), lsn)!
+            if (!page.equals(data.subarray(b * 8192, (b + 1) * 8192))) expect({ file, b }).toBe('equal')
+            checked++
+          }
+        }
+      }
+      expect(checked).toBe(blocks)
+      expect(relPath.startsWith(`base/${dbOid}/`)).toBe(true)
+      expect(t.get(CONTROLFILE_KEY, lsn)).toEqual(readFileSync(path.join(pg.datadir, 'global', 'pg_control')))
+      const clog = readFileSync(path.join(pg.datadir, 'pg_xact', '0000'))
+      expect(t.get(slruBlockKey(SlruKind.Clog, 0, 0), lsn)).toEqual(clog.subarray(0, 8192))
+      await again.close()
+    } finally {
+      await pg.destroy()
+    }
+  })
+
+  it('refuses a datadir that was not shut down cleanly', async () => {
+    const pg = await startPostgres({ name: 'import-crashed' })
+    try {
+      await pg.psql('CREATE TABLE x (a int)')
+      await pg.stop('immediate')
+      const repo = Repository.open(mkdtempSync(path.join(os.tmpdir(), 'zenith-import-bad-')), {
+        background: false,
+      })
+      expect(() => importDatadir(repo.createTenant(), pg.datadir)).toThrow(ImportError)
+      expect(() => importDatadir(repo.createTenant(), pg.datadir)).toThrow(/not shut down cleanly/)
+      expect(() => importDatadir(repo.createTenant(), '/nonexistent')).toThrow(/not a PostgreSQL datadir/)
+      await repo.close()
+      rmSync(repo.dir, { recursive: true, force: true })
+    } finally {
+      await pg.destroy()
+    }
+  })
+})
