@@ -43,6 +43,11 @@ export interface StartOptions {
   initdbArgs?: string[]
   /** Label that ends up in the temp dir's name, handy when a test keeps several clusters. */
   name?: string
+  /**
+   * Fills the (empty, 0700) datadir instead of initdb, e.g. by extracting a basebackup; the harness then
+   * hands it to the postgres OS user and appends its settings to the postgresql.conf found there.
+   */
+  populate?: (datadir: string) => Promise<void>
 }
 
 export interface PgCluster {
@@ -321,7 +326,7 @@ function isBindFailure(log: string): boolean {
 }
 
 /**
- * initdb + start a fresh cluster in a new temp dir. The caller must `destroy()` it (or use `withPostgres`);
+ * initdb (or `populate`) + start a fresh cluster in a new temp dir. The caller must `destroy()` it (or use `withPostgres`);
  * the exit hooks are only a safety net.
  */
 export async function startPostgres(opts: StartOptions = {}): Promise<PgCluster> {
@@ -334,19 +339,28 @@ export async function startPostgres(opts: StartOptions = {}): Promise<PgCluster>
   const cluster = new Cluster(baseDir, await freePort())
   live.add(cluster)
   try {
-    // --no-sync: a throwaway cluster does not need to survive an OS crash, and fsyncing it costs seconds.
-    await cluster.run('initdb', [
-      '-D',
-      cluster.datadir,
-      '-U',
-      'postgres',
-      '--auth=trust',
-      '-E',
-      'UTF8',
-      '--locale=C',
-      '--no-sync',
-      ...(opts.initdbArgs ?? []),
-    ])
+    if (opts.populate) {
+      await fs.mkdir(cluster.datadir, { mode: 0o700 })
+      await opts.populate(cluster.datadir)
+      if (process.getuid?.() === 0) {
+        await execa('chown', ['-R', `${PG_OS_USER}:${PG_OS_USER}`, cluster.datadir])
+        await execa('chmod', ['-R', 'u+rwX,go-rwx', cluster.datadir])
+      }
+    } else {
+      // --no-sync: a throwaway cluster does not need to survive an OS crash, and fsyncing it costs seconds.
+      await cluster.run('initdb', [
+        '-D',
+        cluster.datadir,
+        '-U',
+        'postgres',
+        '--auth=trust',
+        '-E',
+        'UTF8',
+        '--locale=C',
+        '--no-sync',
+        ...(opts.initdbArgs ?? []),
+      ])
+    }
     const confPath = path.join(cluster.datadir, 'postgresql.conf')
     const initdbConf = await fs.readFile(confPath, 'utf8')
     for (let attempt = 1; ; attempt++) {
