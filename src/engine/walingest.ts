@@ -263,18 +263,22 @@ export class WalIngest {
     if (IMAGE_ONLY_RMGRS.has(rmid) || NO_STORAGE_RMGRS.has(rmid)) return
     switch (rmid) {
       case RM_XLOG_ID:
-        return this.applyXlog(rec)
+        this.applyXlog(rec)
+        return
       case RM_XACT_ID:
-        return this.applyXact(rec)
+        this.applyXact(rec)
+        return
       case RM_CLOG_ID: {
         const r = parseClogRecord(info, mainData)
         if (r.kind === 'zeropage') this.zeroSlruPage(SlruKind.Clog, r.pageno)
         return
       }
       case RM_SMGR_ID:
-        return this.applySmgr(rec)
+        this.applySmgr(rec)
+        return
       case RM_DBASE_ID:
-        return this.applyDbase(rec)
+        this.applyDbase(rec)
+        return
       case RM_RELMAP_ID: {
         const r = parseRelMapRecord(info, mainData)
         const spc = r.dbId === 0 ? GLOBALTABLESPACE_OID : r.tsId
@@ -283,7 +287,8 @@ export class WalIngest {
         return
       }
       case RM_MULTIXACT_ID:
-        return this.applyMultiXact(rec)
+        this.applyMultiXact(rec)
+        return
       default:
         throw new IngestError(
           `record at ${formatLsn(rec.lsn)} (${rmgrName(rmid)}/${recordTypeName(rmid, info)}) changes storage in a way zenith does not apply`,
@@ -506,15 +511,18 @@ export class WalIngest {
     const r = parseMultiXactRecord(rec.info, rec.mainData)
     switch (r.kind) {
       case 'zero_off_page':
-        return this.zeroSlruPage(SlruKind.MultiXactOffsets, r.pageno)
+        this.zeroSlruPage(SlruKind.MultiXactOffsets, r.pageno)
+        return
       case 'zero_mem_page':
-        return this.zeroSlruPage(SlruKind.MultiXactMembers, r.pageno)
+        this.zeroSlruPage(SlruKind.MultiXactMembers, r.pageno)
+        return
       case 'create_id': {
         const offPage = Math.floor(r.mid / MULTIXACT_OFFSETS_PER_PAGE)
         this.updateSlru(SlruKind.MultiXactOffsets, offPage, (p) =>
           p.writeUInt32LE(r.moff, (r.mid % MULTIXACT_OFFSETS_PER_PAGE) * 4),
         )
-        r.members.forEach((m, i) => {
+        for (let i = 0; i < r.members.length; i++) {
+          const m = r.members[i]
           const off = (r.moff + i) % 0x1_0000_0000
           const page = Math.floor(off / MULTIXACT_MEMBERS_PER_PAGE)
           const inPage = off % MULTIXACT_MEMBERS_PER_PAGE
@@ -525,7 +533,7 @@ export class WalIngest {
             p.writeUInt32LE(m.xid, group + 4 + slot * 4)
           })
           this.trackXid(m.xid)
-        })
+        }
         const cp = this.cp()
         cp.nextMulti = Math.max(cp.nextMulti, r.mid + 1)
         cp.nextMultiOffset = Math.max(cp.nextMultiOffset, r.moff + r.members.length)
