@@ -85,13 +85,14 @@ const dumpall = (pg: PgCluster) =>
     .then((r) => r.stdout.replace(/^\\(un)?restrict \S+$/gm, '\\$1restrict'))
 
 describe('WAL ingest', () => {
-  it('round-trips a varied workload through the timeline, now and at an earlier LSN', async () => {
+  it('round-trips a varied workload through the timeline, at the tip, at an earlier LSN, continued and branched', async () => {
     const source = await startPostgres({ name: 'ingest-source' })
     await source.stop()
     const repo = Repository.open(path.join(work, 'repo'), { background: false })
     const clusters: PgCluster[] = [source]
     try {
-      const { timeline: tl } = importDatadir(repo.createTenant(), source.datadir)
+      const tenant = repo.createTenant()
+      const { timeline: tl } = importDatadir(tenant, source.datadir)
       const first = await computeFrom(tl, undefined, COMPUTE_SETTINGS)
       clusters.push(first.pg)
       await first.pg.psql(
@@ -128,6 +129,38 @@ describe('WAL ingest', () => {
       const past = await computeFrom(tl, parseLsn(midLsn), { ...COMPUTE_SETTINGS })
       clusters.push(past.pg)
       expectSameDump(await dumpall(past.pg), midDump)
+      await past.pg.stop()
+
+      // The second compute goes on writing; its WAL continues the same timeline.
+      await second.pg.psql(
+        'CREATE TABLE later AS SELECT g, g * 2 AS h FROM generate_series(1, 5000) g; DELETE FROM early',
+      )
+      const secondDump = await dumpall(second.pg)
+      await second.pg.stop()
+      await ingestWal(tl, second.pg, second.checkpointLsn)
+      const third = await computeFrom(tl, undefined, COMPUTE_SETTINGS)
+      clusters.push(third.pg)
+      expectSameDump(await dumpall(third.pg), secondDump)
+      await third.pg.stop()
+
+      // A branch from the mid-workload LSN diverges; its parent does not change.
+      const parentTip = tl.lastRecordLsn
+      const branch = tenant.branch(tl.timelineId, { lsn: parseLsn(midLsn) })
+      const onBranch = await computeFrom(branch, undefined, COMPUTE_SETTINGS)
+      clusters.push(onBranch.pg)
+      await onBranch.pg.psql(
+        "CREATE TABLE only_on_branch (x text); INSERT INTO only_on_branch VALUES ('diverged')",
+      )
+      await onBranch.pg.stop()
+      await ingestWal(branch, onBranch.pg, onBranch.checkpointLsn)
+      const branchCompute = await computeFrom(branch, undefined, COMPUTE_SETTINGS)
+      clusters.push(branchCompute.pg)
+      expect(await branchCompute.pg.psql('SELECT x FROM only_on_branch')).toBe('diverged')
+      expect(await branchCompute.pg.psql('SELECT count(*) FROM early')).toBe('1000')
+      expect(tl.lastRecordLsn).toBe(parentTip)
+      const parentAgain = await computeFrom(tl, undefined, COMPUTE_SETTINGS)
+      clusters.push(parentAgain.pg)
+      expectSameDump(await dumpall(parentAgain.pg), secondDump)
     } finally {
       await repo.close({ flush: false })
       for (const c of clusters) await c.destroy()
