@@ -29,6 +29,8 @@ export interface RepositoryOptions {
   log?: LogFn
   /** Run tenants' background loops (default true). */
   background?: boolean
+  /** The keys that still exist at an LSN, for image layers (see RepositoryContext). */
+  imageKeyFilter?: RepositoryContext['imageKeyFilter']
 }
 
 export class Repository {
@@ -49,6 +51,7 @@ export class Repository {
       log,
       defaults: validateOverrides(opts.defaults ?? {}),
       background: opts.background ?? true,
+      imageKeyFilter: opts.imageKeyFilter,
     }
     const repo = new Repository(dir, ctx)
     const tenantsDir = path.join(dir, TENANTS_DIR)

@@ -39,6 +39,11 @@ export interface RepositoryContext {
   defaults: TenantConfigOverrides
   /** Whether tenants run their background loops (tests drive compaction and GC by hand). */
   background: boolean
+  /**
+   * The keys that still exist on a timeline at an LSN, for image layers (the Postgres mapping supplies
+   * it); without it, every key found in the layers does.
+   */
+  imageKeyFilter?: (tl: Timeline, lsn: Lsn) => (key: Buffer) => boolean
 }
 
 export class Tenant {
@@ -185,6 +190,7 @@ export class Tenant {
         threshold: c.image_creation_threshold,
         targetSize: c.compaction_target_size,
         force,
+        keyFilter: this.ctx.imageKeyFilter?.(tl, tl.diskConsistentLsn),
       })
       return { compaction, images }
     })

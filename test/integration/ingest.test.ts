@@ -9,6 +9,7 @@ import path from 'node:path'
 import { execa } from 'execa'
 import { afterAll, describe, expect, it } from 'vitest'
 import { basebackup } from '../../src/engine/basebackup.js'
+import { postgresImageKeyFilter } from '../../src/engine/datadir-keyspace.js'
 import { importDatadir } from '../../src/engine/import.js'
 import { Repository } from '../../src/engine/repository.js'
 import type { Timeline } from '../../src/engine/timeline.js'
@@ -88,7 +89,10 @@ describe('WAL ingest', () => {
   it('round-trips a varied workload through the timeline, at the tip, at an earlier LSN, continued and branched', async () => {
     const source = await startPostgres({ name: 'ingest-source' })
     await source.stop()
-    const repo = Repository.open(path.join(work, 'repo'), { background: false })
+    const repo = Repository.open(path.join(work, 'repo'), {
+      background: false,
+      imageKeyFilter: postgresImageKeyFilter,
+    })
     const clusters: PgCluster[] = [source]
     try {
       const tenant = repo.createTenant()
@@ -106,6 +110,21 @@ describe('WAL ingest', () => {
 
       const records = await ingestWal(tl, first.pg, first.checkpointLsn)
       expect(records).toBeGreaterThan(1000)
+      // Layers, compaction and image layers under the data: the second compute reads through them.
+      await tl.checkpoint()
+      await tenant.compact(tl, true)
+      const images = tl.layerInfo().filter((l) => l.kind === 'image')
+      expect(images.length).toBeGreaterThan(0)
+      const exists = postgresImageKeyFilter(tl, tl.diskConsistentLsn)
+      for (const l of tl.layers.layers.filter((x) => x.isImage)) {
+        for (const k of l.reader().keys()) expect(exists(k)).toBe(true)
+      }
+      // Dropped tables and databases, and truncated relations, left keys that images leave out.
+      let gone = 0
+      for (const l of tl.layers.layers.filter((x) => !x.isImage)) {
+        for (const k of l.reader().keys()) if (!exists(k)) gone++
+      }
+      expect(gone).toBeGreaterThan(0)
 
       const second = await computeFrom(tl, undefined, COMPUTE_SETTINGS)
       clusters.push(second.pg)
