@@ -2,11 +2,15 @@
  * `npm run bench -- <name> [--json]`: runs one benchmark. Human-readable lines go to stderr; with
  * --json the last line on stdout is one JSON object of figures.
  */
+import { basebackupBench } from './basebackup.js'
 import { engineBench } from './engine.js'
+import { ingestBench } from './ingest.js'
 import { walDecodeBench } from './wal-decode.js'
 
 const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = {
+  basebackup: basebackupBench,
   engine: engineBench,
+  ingest: ingestBench,
   'wal-decode': walDecodeBench,
 }
 

@@ -1,0 +1,100 @@
+/**
+ * Basebackup speed and compute start time on a timeline holding a pgbench database (scale 15).
+ *
+ * Figures:
+ *   basebackup_mb_s   tar bytes / seconds of `basebackup()` into a writer that drops the chunks; best of 3
+ *   compute_start_s   basebackup request → tar file → `tar -xf` → Postgres accepting connections; median of 3
+ *   database_bytes    pg_database_size('postgres') of the imported datadir
+ *   tar_bytes         size of the basebackup archive
+ * The data set is built in the run, in a temp dir removed afterwards.
+ */
+import { createWriteStream } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { execa } from 'execa'
+import { basebackup } from '../src/engine/basebackup.js'
+import { importDatadir } from '../src/engine/import.js'
+import { Repository } from '../src/engine/repository.js'
+import type { Timeline } from '../src/engine/timeline.js'
+import { TarWriter } from '../src/postgres/tar.js'
+import { type PgCluster, startPostgres } from '../test/harness/postgres.js'
+
+const RUNS = 3
+
+function log(msg: string) {
+  process.stderr.write(`${msg}\n`)
+}
+
+async function tarFileOf(tl: Timeline, file: string): Promise<void> {
+  const out = createWriteStream(file)
+  const tar = new TarWriter(
+    (chunk) => new Promise<void>((res, rej) => out.write(chunk, (e) => (e ? rej(e) : res()))),
+  )
+  await basebackup(tl, tar)
+  await new Promise<void>((res) => out.end(res))
+}
+
+export async function basebackupBench(): Promise<Record<string, number | string>> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'zenith-bench-basebackup-'))
+  const repoDir = path.join(work, 'repo')
+  const clusters: PgCluster[] = []
+  let repo: Repository | undefined
+  try {
+    log('building a pgbench scale 15 database and importing it ...')
+    const source = await startPostgres({ name: 'bench-bb-source' })
+    clusters.push(source)
+    await source.run('pgbench', ['-i', '-q', '-s', '15', 'postgres'])
+    const databaseBytes = Number(await source.psql("SELECT pg_database_size('postgres')"))
+    await source.stop()
+    repo = Repository.open(repoDir, { background: false })
+    const tenant = repo.createTenant()
+    const { timeline } = importDatadir(tenant, source.datadir)
+    await source.destroy()
+    // Reopened so that the pages come from layer files through the page cache, as after a restart.
+    await repo.close({ flush: true })
+    repo = Repository.open(repoDir, { background: false })
+    const tl = repo.tenant(tenant.tenantId).timeline(timeline.timelineId)
+
+    const speeds: number[] = []
+    let tarBytes = 0
+    for (let run = 0; run < RUNS; run++) {
+      const tar = new TarWriter(() => {})
+      const t = performance.now()
+      await basebackup(tl, tar)
+      const secs = (performance.now() - t) / 1000
+      tarBytes = tar.bytesWritten
+      speeds.push(tarBytes / 1e6 / secs)
+      log(`basebackup ${run + 1}: ${(tarBytes / 1e6).toFixed(0)} MB in ${secs.toFixed(2)} s`)
+    }
+
+    const starts: number[] = []
+    for (let run = 0; run < RUNS; run++) {
+      const tarFile = path.join(work, 'base.tar')
+      const t = performance.now()
+      await tarFileOf(tl, tarFile)
+      const pg = await startPostgres({
+        name: 'bench-bb-compute',
+        populate: async (datadir) => {
+          await execa('tar', ['-xf', tarFile, '-C', datadir])
+        },
+      })
+      starts.push((performance.now() - t) / 1000)
+      await pg.destroy()
+      await rm(tarFile)
+      log(`compute start ${run + 1}: ${starts[run].toFixed(2)} s`)
+    }
+    starts.sort((a, b) => a - b)
+
+    return {
+      database_bytes: databaseBytes,
+      tar_bytes: tarBytes,
+      basebackup_mb_s: Math.round(Math.max(...speeds)),
+      compute_start_s: Number(starts[Math.floor(RUNS / 2)].toFixed(2)),
+    }
+  } finally {
+    await repo?.close({ flush: false })
+    for (const c of clusters) await c.destroy()
+    await rm(work, { recursive: true, force: true })
+  }
+}
