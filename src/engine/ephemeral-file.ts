@@ -4,6 +4,7 @@
  * memory, so a block that reaches the cache never changes afterwards. The file is deleted with the layer.
  */
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
+import { arenaBuffer } from '../postgres/buffer-arena.js'
 import { PAGE_SIZE, type PageCache } from './page-cache.js'
 
 export class EphemeralFile {
@@ -51,7 +52,7 @@ export class EphemeralFile {
   }
 
   read(offset: number, len: number): Buffer {
-    const out = Buffer.allocUnsafe(len)
+    const out = arenaBuffer(len)
     let done = 0
     while (done < len) {
       const pos = offset + done
@@ -73,7 +74,7 @@ export class EphemeralFile {
 
   /** Reads with one pread (or from the tail), without touching the page cache. */
   readUncached(offset: number, len: number): Buffer {
-    const out = Buffer.allocUnsafe(len)
+    const out = arenaBuffer(len)
     const fromFile = Math.max(0, Math.min(len, this.flushed - offset))
     let done = 0
     while (done < fromFile) {

@@ -20,6 +20,7 @@
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import { compressSync, uncompressSync } from 'lz4-napi'
+import { arenaBuffer } from '../postgres/buffer-arena.js'
 import { crc32c } from '../postgres/crc32c.js'
 import { commitTempFile, TEMP_SUFFIX } from './durable-fs.js'
 import { idBytes, idFromBytes, parseId } from './ids.js'
@@ -167,28 +168,6 @@ function compareAt(buf: Buffer, off: number, target: Buffer, width: number): num
     if (d !== 0) return d
   }
   return 0
-}
-
-/**
- * Value Buffers are carved out of 64 KiB arenas: allocating an 8 KiB Buffer of its own costs about 2 µs
- * (fresh memory, external-memory accounting), as much as the rest of a cached page lookup. Each value owns
- * its bytes and an arena is never reused, so values are safe to keep; one kept value pins its arena until
- * it is dropped, as Node's own Buffer pool does for small Buffers. Larger values get Buffers of their own.
- */
-const ARENA_SIZE = 64 * 1024
-const ARENA_MAX_VALUE = 16 * 1024
-let arena = Buffer.allocUnsafeSlow(ARENA_SIZE)
-let arenaUsed = 0
-
-function valueBuffer(len: number): Buffer {
-  if (len > ARENA_MAX_VALUE) return Buffer.allocUnsafeSlow(len)
-  if (arenaUsed + len > ARENA_SIZE) {
-    arena = Buffer.allocUnsafeSlow(ARENA_SIZE)
-    arenaUsed = 0
-  }
-  const b = arena.subarray(arenaUsed, arenaUsed + len)
-  arenaUsed += len
-  return b
 }
 
 function searchKey(width: number, key: Buffer, lsn: number): Buffer {
@@ -995,7 +974,7 @@ export class LayerFileReader {
     if (e.valueOffset + len > this.summary.storedValueBytes) {
       throw this.blockError(e.blockNo, 'points to a value beyond the end of the value stream')
     }
-    const out = len === 0 ? Buffer.alloc(0) : valueBuffer(len)
+    const out = len === 0 ? Buffer.alloc(0) : arenaBuffer(len)
     let blockNo = first
     let pos = e.valueOffset % BLOCK
     let done = 0

@@ -5,6 +5,7 @@
  */
 import { decompress as zstdDecompress } from 'fzstd'
 import { uncompressSync as lz4UncompressSized } from 'lz4-napi'
+import { arenaBuffer } from './buffer-arena.js'
 import { BLCKSZ, isNewPage, setPageLsn } from './data-page.js'
 import { formatLsn } from './lsn.js'
 import { pglzDecompress } from './pglz.js'
@@ -37,7 +38,7 @@ export function restoreBlockImage(img: BlockImage): Buffer {
       `${img.compression} image decompressed to ${body.length} bytes, expected ${stored}`,
     )
   }
-  const page = Buffer.allocUnsafe(BLCKSZ)
+  const page = arenaBuffer(BLCKSZ)
   page.set(body.subarray(0, img.holeOffset), 0)
   page.fill(0, img.holeOffset, img.holeOffset + img.holeLength)
   page.set(body.subarray(img.holeOffset), img.holeOffset + img.holeLength)

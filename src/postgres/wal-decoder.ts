@@ -8,6 +8,7 @@
  * invalid byte, which is how the end of WAL is found. Records that lie on one page of one fed chunk are
  * returned as views into that chunk, so chunks must not be reused by the caller after feeding.
  */
+import { arenaConcat } from './buffer-arena.js'
 import { DEFAULT_WAL_SEGMENT_SIZE, formatLsn, type Lsn, maxAlign, XLOG_BLCKSZ } from './lsn.js'
 import { RM_XLOG_ID, XLOG_SWITCH, XLR_RMGR_INFO_MASK } from './rmgr.js'
 import {
@@ -240,7 +241,7 @@ export class WalDecoder {
       this.state = State.Start
       return null
     }
-    const raw = this.pieces.length === 1 ? this.pieces[0] : Buffer.concat(this.pieces, this.recTotLen)
+    const raw = this.pieces.length === 1 ? this.pieces[0] : arenaConcat(this.pieces, this.recTotLen)
     this.pieces = []
     if (!this.headerChecked) this.checkHeader(raw)
     return this.finishRecord(raw)
@@ -250,7 +251,7 @@ export class WalDecoder {
     this.pieces.push(piece)
     this.gathered += piece.length
     if (!this.headerChecked && this.gathered >= SIZE_OF_XLOG_RECORD) {
-      const first = this.pieces.length === 1 ? this.pieces[0] : Buffer.concat(this.pieces, this.gathered)
+      const first = this.pieces.length === 1 ? this.pieces[0] : arenaConcat(this.pieces, this.gathered)
       this.checkHeader(first)
     }
   }
