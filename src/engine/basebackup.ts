@@ -16,7 +16,7 @@ import {
   XLOG_BLCKSZ,
 } from '../postgres/lsn.js'
 import { DBState, decodeControlFile, encodeControlFile } from '../postgres/pg-control.js'
-import { GLOBALTABLESPACE_OID, RELSEG_SIZE, relationDir } from '../postgres/relfile.js'
+import { forkSuffix, GLOBALTABLESPACE_OID, RELSEG_SIZE, relationDir } from '../postgres/relfile.js'
 import { RM_XLOG_ID, XLOG_CHECKPOINT_SHUTDOWN } from '../postgres/rmgr.js'
 import type { TarWriter } from '../postgres/tar.js'
 import {
@@ -50,7 +50,6 @@ import {
 import { EngineStateError } from './errors.js'
 import type { Timeline } from './timeline.js'
 
-const FORK_SUFFIX = ['', '_fsm', '_vm', '_init']
 const ZERO_PAGE = Buffer.alloc(BLCKSZ)
 
 /** Directories a datadir needs that hold nothing the pageserver keeps. */
@@ -130,12 +129,12 @@ export async function basebackup(
       await file(`${dir}/pg_filenode.map`, get(relmapKey(db.spcNode, db.dbNode), `relmap of ${dir}`))
     for (const r of decodeRelDir(get(relDirKey(db.spcNode, db.dbNode), `relation directory of ${dir}`))) {
       const rel = { spcNode: db.spcNode, dbNode: db.dbNode, relNode: r.relNode, forkNum: r.forkNum }
-      const nblocks = decodeSize(get(relSizeKey(rel), `size of ${dir}/${r.relNode}${FORK_SUFFIX[r.forkNum]}`))
+      const nblocks = decodeSize(get(relSizeKey(rel), `size of ${dir}/${r.relNode}${forkSuffix(r.forkNum)}`))
       // An empty fork is still a file; segments past the first exist only for their blocks.
       for (let seg = 0; seg === 0 || seg * RELSEG_SIZE < nblocks; seg++) {
         const first = seg * RELSEG_SIZE
         const count = Math.max(0, Math.min(RELSEG_SIZE, nblocks - first))
-        const name = `${dir}/${r.relNode}${FORK_SUFFIX[r.forkNum]}${seg === 0 ? '' : `.${seg}`}`
+        const name = `${dir}/${r.relNode}${forkSuffix(r.forkNum)}${seg === 0 ? '' : `.${seg}`}`
         await tar.fileStream(name, count * BLCKSZ, async (put) => {
           for (let b = first; b < first + count; b++) await put(tl.get(relBlockKey(rel, b), lsn) ?? ZERO_PAGE)
         })

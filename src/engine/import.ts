@@ -7,9 +7,16 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { encodeCheckPoint } from '../postgres/checkpoint.js'
+import { BLCKSZ } from '../postgres/data-page.js'
 import type { Lsn } from '../postgres/lsn.js'
 import { DBState, decodeControlFile } from '../postgres/pg-control.js'
-import { DEFAULTTABLESPACE_OID, GLOBALTABLESPACE_OID } from '../postgres/relfile.js'
+import {
+  DEFAULTTABLESPACE_OID,
+  GLOBALTABLESPACE_OID,
+  parseRelFileName,
+  RELSEG_SIZE,
+  relationSegmentPath,
+} from '../postgres/relfile.js'
 import { recordEndLsn } from '../postgres/wal-page.js'
 import {
   CHECKPOINT_KEY,
@@ -37,12 +44,8 @@ import {
 import type { Tenant } from './tenant.js'
 import type { Timeline, Write } from './timeline.js'
 
-const BLCKSZ = 8192
-const RELSEG_BYTES = 131072 * BLCKSZ
 /** XLOG CHECKPOINT_SHUTDOWN: 24-byte header, 2-byte main data header, 88-byte CheckPoint. */
 const CHECKPOINT_RECORD_LEN = 114
-const FORK_SUFFIX: Record<string, number> = { '': 0, _fsm: 1, _vm: 2, _init: 3 }
-const RELFILE = /^(\d+)(_fsm|_vm|_init)?(?:\.(\d+))?$/
 
 export class ImportError extends Error {
   override name = 'ImportError'
@@ -92,11 +95,11 @@ export function importDatadir(tenant: Tenant, datadir: string, timelineId?: stri
   const importRelDir = (dir: string, spcNode: number, dbNode: number): void => {
     const forks = new Map<string, { relNode: number; forkNum: number; segs: number[] }>()
     for (const name of readdirSync(dir)) {
-      const m = RELFILE.exec(name)
-      if (!m) continue
-      const id = `${m[1]}${m[2] ?? ''}`
-      const f = forks.get(id) ?? { relNode: Number(m[1]), forkNum: FORK_SUFFIX[m[2] ?? ''], segs: [] }
-      f.segs.push(Number(m[3] ?? 0))
+      const p = parseRelFileName(name)
+      if (!p) continue
+      const id = `${p.relNode}/${p.forkNum}`
+      const f = forks.get(id) ?? { relNode: p.relNode, forkNum: p.forkNum, segs: [] }
+      f.segs.push(p.segNo)
       forks.set(id, f)
     }
     const dirEntries: RelDirEntry[] = []
@@ -104,10 +107,7 @@ export function importDatadir(tenant: Tenant, datadir: string, timelineId?: stri
       const rel = { spcNode, dbNode, relNode: f.relNode, forkNum: f.forkNum }
       let nblocks = 0
       for (const seg of f.segs.sort((a, b) => a - b)) {
-        const file = path.join(
-          dir,
-          seg === 0 ? `${f.relNode}${suffixOf(f.forkNum)}` : `${f.relNode}${suffixOf(f.forkNum)}.${seg}`,
-        )
+        const file = path.join(dir, path.basename(relationSegmentPath(rel, f.forkNum, seg)))
         const data = readFileSync(file)
         if (data.length % BLCKSZ !== 0) {
           throw new ImportError(
@@ -115,7 +115,7 @@ export function importDatadir(tenant: Tenant, datadir: string, timelineId?: stri
           )
         }
         for (let off = 0; off < data.length; off += BLCKSZ) {
-          const blkno = seg * (RELSEG_BYTES / BLCKSZ) + off / BLCKSZ
+          const blkno = seg * RELSEG_SIZE + off / BLCKSZ
           put(relBlockKey(rel, blkno), data.subarray(off, off + BLCKSZ))
           nblocks = Math.max(nblocks, blkno + 1)
           blocks++
@@ -179,8 +179,4 @@ export function importDatadir(tenant: Tenant, datadir: string, timelineId?: stri
   const timeline = tenant.createTimeline(checkpoint, timelineId)
   timeline.ingest(writes, lsn)
   return { timeline, lsn, relations, blocks, bytes }
-}
-
-function suffixOf(forkNum: number): string {
-  return Object.keys(FORK_SUFFIX).find((s) => FORK_SUFFIX[s] === forkNum) ?? ''
 }

@@ -47,7 +47,7 @@ import {
   recordTypeName,
   rmgrName,
 } from '../postgres/rmgr.js'
-import type { DecodedRecord } from '../postgres/xlog-record.js'
+import { type DecodedRecord, MAIN_FORKNUM, VISIBILITYMAP_FORKNUM } from '../postgres/xlog-record.js'
 import {
   CHECKPOINT_KEY,
   DBDIR_KEY,
@@ -76,8 +76,6 @@ import {
 import { keyStr } from './key.js'
 import type { Timeline, Write } from './timeline.js'
 
-const MAIN_FORKNUM = 0
-const VISIBILITYMAP_FORKNUM = 2
 /** Heap blocks one VM page covers: 2 bits each in the 8168 bytes after the page header. */
 const HEAPBLOCKS_PER_VM_PAGE = 32672
 const CLOG_XACTS_PER_PAGE = 32768

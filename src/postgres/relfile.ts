@@ -12,6 +12,19 @@ export const TABLESPACE_VERSION_DIRECTORY = 'PG_15_202209061'
 
 const FORK_SUFFIXES = ['', '_fsm', '_vm', '_init']
 
+export function forkSuffix(forkNum: number): string {
+  const suffix = FORK_SUFFIXES[forkNum]
+  if (suffix === undefined) throw new RangeError(`invalid fork number ${forkNum}: valid forks are 0 .. 3`)
+  return suffix
+}
+
+/** A relation segment file's name (`16384`, `16384_vm`, `16384.2`) → its parts; null for other files. */
+export function parseRelFileName(name: string): { relNode: number; forkNum: number; segNo: number } | null {
+  const m = /^(\d+)(_fsm|_vm|_init)?(?:\.(\d+))?$/.exec(name)
+  if (!m) return null
+  return { relNode: Number(m[1]), forkNum: FORK_SUFFIXES.indexOf(m[2] ?? ''), segNo: Number(m[3] ?? 0) }
+}
+
 /** Postgres' RelFileNode: tablespace OID, database OID (0 for shared relations), relfilenode number. */
 export interface RelFileNode {
   spcNode: number
@@ -27,9 +40,7 @@ export function relationDir(rnode: Pick<RelFileNode, 'spcNode' | 'dbNode'>): str
 
 /** Datadir-relative path of one segment file of a relation fork. */
 export function relationSegmentPath(rnode: RelFileNode, forkNum: number, segNo = 0): string {
-  const suffix = FORK_SUFFIXES[forkNum]
-  if (suffix === undefined) throw new RangeError(`invalid fork number ${forkNum}: valid forks are 0 .. 3`)
-  const base = `${relationDir(rnode)}/${rnode.relNode}${suffix}`
+  const base = `${relationDir(rnode)}/${rnode.relNode}${forkSuffix(forkNum)}`
   return segNo === 0 ? base : `${base}.${segNo}`
 }
 
