@@ -16,7 +16,14 @@ import {
   XLOG_BLCKSZ,
 } from '../postgres/lsn.js'
 import { DBState, decodeControlFile, encodeControlFile } from '../postgres/pg-control.js'
-import { forkSuffix, GLOBALTABLESPACE_OID, RELSEG_SIZE, relationDir } from '../postgres/relfile.js'
+import {
+  DEFAULTTABLESPACE_OID,
+  forkSuffix,
+  GLOBALTABLESPACE_OID,
+  RELSEG_SIZE,
+  relationDir,
+  TABLESPACE_VERSION_DIRECTORY,
+} from '../postgres/relfile.js'
 import { RM_XLOG_ID, XLOG_CHECKPOINT_SHUTDOWN } from '../postgres/rmgr.js'
 import type { TarWriter } from '../postgres/tar.js'
 import {
@@ -119,12 +126,23 @@ export async function basebackup(
   await tar.directory('base')
   for (const d of EMPTY_DIRS) await tar.directory(d)
 
+  const tablespaces = new Set<number>()
   for (const db of decodeDbDir(get(DBDIR_KEY, 'database directory'))) {
     const dir = relationDir(db)
-    if (db.spcNode !== GLOBALTABLESPACE_OID) {
-      await tar.directory(dir)
-      await file(`${dir}/PG_VERSION`, Buffer.from('15\n'))
+    if (
+      db.spcNode !== GLOBALTABLESPACE_OID &&
+      db.spcNode !== DEFAULTTABLESPACE_OID &&
+      !tablespaces.has(db.spcNode)
+    ) {
+      // Other tablespaces become directories in place of the symlinks the original compute had.
+      tablespaces.add(db.spcNode)
+      await tar.directory(`pg_tblspc/${db.spcNode}`)
+      await tar.directory(`pg_tblspc/${db.spcNode}/${TABLESPACE_VERSION_DIRECTORY}`)
     }
+    if (db.spcNode !== GLOBALTABLESPACE_OID) await tar.directory(dir)
+    // PG_VERSION and the relmap live in a database's own directory, not in its directories elsewhere.
+    if (db.spcNode !== GLOBALTABLESPACE_OID && db.hasRelmap)
+      await file(`${dir}/PG_VERSION`, Buffer.from('15\n'))
     if (db.hasRelmap)
       await file(`${dir}/pg_filenode.map`, get(relmapKey(db.spcNode, db.dbNode), `relmap of ${dir}`))
     for (const r of decodeRelDir(get(relDirKey(db.spcNode, db.dbNode), `relation directory of ${dir}`))) {

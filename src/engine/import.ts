@@ -4,7 +4,7 @@
  * and the checkpoint become values at one LSN, the end of the datadir's shutdown checkpoint record, which
  * is where its WAL would continue.
  */
-import { readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { encodeCheckPoint } from '../postgres/checkpoint.js'
 import { BLCKSZ } from '../postgres/data-page.js'
@@ -16,6 +16,7 @@ import {
   parseRelFileName,
   RELSEG_SIZE,
   relationSegmentPath,
+  TABLESPACE_VERSION_DIRECTORY,
 } from '../postgres/relfile.js'
 import { recordEndLsn } from '../postgres/wal-page.js'
 import {
@@ -92,7 +93,8 @@ export function importDatadir(tenant: Tenant, datadir: string, timelineId?: stri
   let blocks = 0
   let bytes = 0
 
-  const importRelDir = (dir: string, spcNode: number, dbNode: number): void => {
+  /** Imports one database directory; returns whether it holds the database's relmap (its own directory). */
+  const importRelDir = (dir: string, spcNode: number, dbNode: number): boolean => {
     const forks = new Map<string, { relNode: number; forkNum: number; segs: number[] }>()
     for (const name of readdirSync(dir)) {
       const p = parseRelFileName(name)
@@ -127,20 +129,34 @@ export function importDatadir(tenant: Tenant, datadir: string, timelineId?: stri
       relations++
     }
     put(relDirKey(spcNode, dbNode), encodeRelDir(dirEntries))
-    put(relmapKey(spcNode, dbNode), readFileSync(path.join(dir, 'pg_filenode.map')))
+    const relmap = path.join(dir, 'pg_filenode.map')
+    if (!existsSync(relmap)) return false
+    put(relmapKey(spcNode, dbNode), readFileSync(relmap))
+    return true
   }
 
-  const dbs: DbDirEntry[] = [{ spcNode: GLOBALTABLESPACE_OID, dbNode: 0, hasRelmap: true }]
-  importRelDir(path.join(datadir, 'global'), GLOBALTABLESPACE_OID, 0)
-  for (const name of readdirSync(path.join(datadir, 'base'))) {
-    if (!/^\d+$/.test(name)) continue
-    dbs.push({ spcNode: DEFAULTTABLESPACE_OID, dbNode: Number(name), hasRelmap: true })
-    importRelDir(path.join(datadir, 'base', name), DEFAULTTABLESPACE_OID, Number(name))
+  const dbs: DbDirEntry[] = [
+    {
+      spcNode: GLOBALTABLESPACE_OID,
+      dbNode: 0,
+      hasRelmap: importRelDir(path.join(datadir, 'global'), GLOBALTABLESPACE_OID, 0),
+    },
+  ]
+  const importDbDirs = (parent: string, spcNode: number) => {
+    for (const name of readdirSync(parent)) {
+      if (!/^\d+$/.test(name)) continue
+      dbs.push({
+        spcNode,
+        dbNode: Number(name),
+        hasRelmap: importRelDir(path.join(parent, name), spcNode, Number(name)),
+      })
+    }
   }
-  if (readdirSync(path.join(datadir, 'pg_tblspc')).length > 0) {
-    throw new ImportError(
-      `${datadir} has tablespaces (pg_tblspc is not empty); import supports the default ones only`,
-    )
+  importDbDirs(path.join(datadir, 'base'), DEFAULTTABLESPACE_OID)
+  // pg_tblspc/<oid> links to the tablespace's location, which holds a version directory of databases.
+  for (const name of readdirSync(path.join(datadir, 'pg_tblspc'))) {
+    if (/^\d+$/.test(name))
+      importDbDirs(path.join(datadir, 'pg_tblspc', name, TABLESPACE_VERSION_DIRECTORY), Number(name))
   }
   put(DBDIR_KEY, encodeDbDir(dbs))
 

@@ -20,6 +20,7 @@ import { heapVmClears } from '../postgres/records/heap.js'
 import { parseMultiXactRecord } from '../postgres/records/multixact.js'
 import { parseRelMapRecord } from '../postgres/records/relmap.js'
 import { parseSmgrRecord, SMGR_TRUNCATE_HEAP, SMGR_TRUNCATE_VM } from '../postgres/records/smgr.js'
+import { parseTblspcRecord } from '../postgres/records/tblspc.js'
 import { parseXactRecord } from '../postgres/records/xact.js'
 import { parseXlogRecord } from '../postgres/records/xlog.js'
 import { GLOBALTABLESPACE_OID } from '../postgres/relfile.js'
@@ -42,6 +43,7 @@ import {
   RM_SMGR_ID,
   RM_SPGIST_ID,
   RM_STANDBY_ID,
+  RM_TBLSPC_ID,
   RM_XACT_ID,
   RM_XLOG_ID,
   recordTypeName,
@@ -284,6 +286,11 @@ export class WalIngest {
         if (r.dbId !== 0) this.addDb({ spcNode: spc, dbNode: r.dbId, hasRelmap: true })
         return
       }
+      case RM_TBLSPC_ID:
+        // A tablespace's relations and databases arrive as their own records; the directory itself is
+        // the compute's business (a basebackup creates it in place).
+        parseTblspcRecord(info, mainData)
+        return
       case RM_MULTIXACT_ID:
         this.applyMultiXact(rec)
         return

@@ -186,6 +186,42 @@ describe('WAL ingest', () => {
     }
   }, 300_000)
 
+  it('carries tablespaces: their relations and databases come back, in place', async () => {
+    const source = await startPostgres({ name: 'ingest-tblspc' })
+    await source.stop()
+    const repo = Repository.open(path.join(work, 'repo-tblspc'), { background: false })
+    const clusters: PgCluster[] = [source]
+    try {
+      const { timeline: tl } = importDatadir(repo.createTenant(), source.datadir)
+      const c = await computeFrom(tl, undefined, COMPUTE_SETTINGS)
+      clusters.push(c.pg)
+      const location = path.join(c.pg.baseDir, 'ts')
+      await c.pg.run('/bin/mkdir', ['-p', location])
+      await c.pg.psql(`CREATE TABLESPACE ts LOCATION '${location}'`)
+      await c.pg.psql(
+        'CREATE TABLE in_ts TABLESPACE ts AS SELECT g, md5(g::text) AS m FROM generate_series(1, 3000) g',
+      )
+      await c.pg.psql('CREATE DATABASE db_in_ts TABLESPACE ts')
+      await c.pg.psql('CREATE TABLE t AS SELECT generate_series(1, 100) AS x', { db: 'db_in_ts' })
+      await c.pg.stop()
+      await ingestWal(tl, c.pg, c.checkpointLsn)
+      const again = await computeFrom(tl, undefined, COMPUTE_SETTINGS)
+      clusters.push(again.pg)
+      expect(await again.pg.psql('SELECT count(*), sum(g) FROM in_ts')).toBe('3000|4501500')
+      expect(await again.pg.psql('SELECT count(*) FROM t', { db: 'db_in_ts' })).toBe('100')
+      await again.pg.psql("INSERT INTO in_ts VALUES (0, 'still writable')")
+      // Importing a datadir follows its pg_tblspc links.
+      const imported = importDatadir(repo.createTenant(), c.pg.datadir)
+      const fromImport = await computeFrom(imported.timeline, undefined, COMPUTE_SETTINGS)
+      clusters.push(fromImport.pg)
+      expect(await fromImport.pg.psql('SELECT count(*) FROM t', { db: 'db_in_ts' })).toBe('100')
+      expect(await fromImport.pg.psql('SELECT count(*) FROM in_ts')).toBe('3000')
+    } finally {
+      await repo.close({ flush: false })
+      for (const c of clusters) await c.destroy()
+    }
+  })
+
   it('refuses WAL written without wal_consistency_checking, naming the setting', async () => {
     const source = await startPostgres({ name: 'ingest-plain' })
     await source.stop()
