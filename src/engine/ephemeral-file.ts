@@ -7,6 +7,9 @@ import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
 import { arenaBuffer } from '../postgres/buffer-arena.js'
 import { PAGE_SIZE, type PageCache } from './page-cache.js'
 
+/** Complete blocks go to the file 1 MiB at a time: one write call per 128 pages. */
+const WRITE_CHUNK = 128 * PAGE_SIZE
+
 export class EphemeralFile {
   private fd: number
   private readonly fileId: number
@@ -15,7 +18,7 @@ export class EphemeralFile {
   /** Bytes written to the file: always a whole number of blocks. */
   private flushed = 0
   /** The bytes of [flushed, length): at most one incomplete block beyond a batch of complete ones. */
-  private tail = Buffer.allocUnsafe(8 * PAGE_SIZE)
+  private tail = Buffer.allocUnsafe(WRITE_CHUNK)
 
   constructor(
     readonly path: string,
@@ -42,7 +45,7 @@ export class EphemeralFile {
     used += data.length
     this.length += data.length
     const whole = used - (used % PAGE_SIZE)
-    if (whole >= 8 * PAGE_SIZE) {
+    if (whole >= WRITE_CHUNK) {
       let done = 0
       while (done < whole) done += writeSync(this.fd, this.tail, done, whole - done, this.flushed + done)
       this.tail.copy(this.tail, 0, whole, used)

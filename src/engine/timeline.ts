@@ -212,10 +212,11 @@ export class Timeline {
     }
     if (writes.length > 0) {
       const layer = this.openLayerForWrite()
-      // Within a key, versions must ascend: sort a copy so callers may batch in any order.
-      const sorted = [...writes].sort((a, b) =>
-        a.lsn !== b.lsn ? a.lsn - b.lsn : Buffer.compare(a.key, b.key),
-      )
+      // Within a key, versions must ascend: callers may batch in any order, but WAL ingest already
+      // hands writes in LSN order, and then nothing needs sorting.
+      let ordered = true
+      for (let i = 1; i < writes.length && ordered; i++) ordered = writes[i - 1].lsn <= writes[i].lsn
+      const sorted = ordered ? writes : [...writes].sort((a, b) => a.lsn - b.lsn)
       for (const w of sorted) layer.put(w.key, w.lsn, valueParts(w.value), isWillInit(w.value))
     }
     this.last = commitLsn
