@@ -5,9 +5,9 @@
  */
 import { rmSync } from 'node:fs'
 import path from 'node:path'
-import { Worker } from 'node:worker_threads'
 import type { MergeJob, MergeResult } from './compaction-merge.js'
 import { writeFileDurable } from './durable-fs.js'
+import { runLayerJobInWorker } from './layer-jobs.js'
 import type { HistoricLayer } from './layer-map.js'
 import { COMPACTION_MANIFEST, type Timeline } from './timeline.js'
 
@@ -16,10 +16,6 @@ export interface CompactionResult {
   outputs: number
   entries: number
   elapsedMs: number
-}
-
-export class CompactionError extends Error {
-  override name = 'CompactionError'
 }
 
 export async function compactL0(
@@ -42,7 +38,10 @@ export async function compactL0(
     lsnStart: chain[0].desc.lsnStart,
     lsnEnd: chain[chain.length - 1].desc.lsnEnd,
   }
-  const result = await runMergeInWorker(job)
+  const result = await runLayerJobInWorker<MergeResult>(
+    { kind: 'merge', ...job },
+    `compaction of ${chain.length} L0 layers`,
+  )
   // The manifest makes the swap atomic across a crash: with it, the outputs are complete and the inputs
   // go; without it, outputs found beside their inputs are the leftovers of an unfinished merge.
   const manifest = path.join(tl.dir, COMPACTION_MANIFEST)
@@ -61,32 +60,4 @@ export async function compactL0(
     entries: result.entries,
     elapsedMs: Date.now() - started,
   }
-}
-
-/** The worker runs from compiled JavaScript, or from TypeScript sources through tsx (tests, bin/dev.js). */
-function runMergeInWorker(job: MergeJob): Promise<MergeResult> {
-  const fromSource = import.meta.url.endsWith('.ts')
-  const url = new URL(fromSource ? './compaction-worker.ts' : './compaction-worker.js', import.meta.url)
-  return new Promise((resolve, reject) => {
-    // From sources, the worker first registers tsx's loader in its own thread, then imports the entry.
-    const worker = fromSource
-      ? new Worker(
-          `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}) })`,
-          { eval: true, workerData: job },
-        )
-      : new Worker(url, { workerData: job })
-    let settled = false
-    worker.once('message', (msg: { ok: boolean; result?: MergeResult; error?: string }) => {
-      settled = true
-      if (msg.ok) resolve(msg.result!)
-      else reject(new CompactionError(`compaction of ${job.inputs.length} L0 layers failed: ${msg.error}`))
-    })
-    worker.once('error', (err) => {
-      settled = true
-      reject(new CompactionError(`compaction worker failed: ${err.message}`))
-    })
-    worker.once('exit', (code) => {
-      if (!settled) reject(new CompactionError(`compaction worker exited with code ${code}`))
-    })
-  })
 }

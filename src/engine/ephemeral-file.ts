@@ -75,6 +75,17 @@ export class EphemeralFile {
     return out
   }
 
+  /**
+   * Writes the incomplete last block out too, for readers of the file itself; nothing may be appended
+   * afterwards (a cached copy of that block would go stale).
+   */
+  writeTail(): void {
+    const used = this.length - this.flushed
+    let done = 0
+    while (done < used) done += writeSync(this.fd, this.tail, done, used - done, this.flushed + done)
+    this.flushed = this.length
+  }
+
   /** Reads with one pread (or from the tail), without touching the page cache. */
   readUncached(offset: number, len: number): Buffer {
     const out = arenaBuffer(len)

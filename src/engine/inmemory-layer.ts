@@ -120,6 +120,31 @@ export class InMemoryLayer {
     }
   }
 
+  /** The file holding the values, written out completely (for a flush in another thread). */
+  get filePath(): string {
+    this.file.writeTail()
+    return this.file.path
+  }
+
+  /** The index in key order, as typed arrays a worker thread can take. */
+  snapshotIndex(): { keys: Uint8Array; counts: Uint32Array; versions: Float64Array } {
+    const sorted = [...this.index.keys()].sort()
+    const keys = new Uint8Array(sorted.length * 18)
+    const counts = new Uint32Array(sorted.length)
+    let total = 0
+    for (const k of sorted) total += this.index.get(k)!.length
+    const versions = new Float64Array(total)
+    let v = 0
+    sorted.forEach((k, i) => {
+      keys.set(keyFromStr(k), i * 18)
+      const vs = this.index.get(k)!
+      counts[i] = vs.length / 3
+      versions.set(vs, v)
+      v += vs.length
+    })
+    return { keys, counts, versions }
+  }
+
   /** Deletes the ephemeral file; the layer must not be read afterwards. */
   drop(): void {
     this.file.remove()

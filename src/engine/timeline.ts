@@ -12,6 +12,7 @@ import { EngineStateError, GcCutoffError, LsnTimeoutError, ReconstructError } fr
 import { InMemoryLayer } from './inmemory-layer.js'
 import { KEY_MAX, KEY_MIN, type KeyRange, keyFromStr, keyStr } from './key.js'
 import { LayerFileWriter } from './layer-file.js'
+import { runLayerJobInWorker } from './layer-jobs.js'
 import { HistoricLayer, LayerMap } from './layer-map.js'
 import { type LayerDesc, parseLayerName } from './layer-name.js'
 import { readMetadata, type TimelineMetadata, writeMetadata } from './metadata.js'
@@ -20,6 +21,8 @@ import { fromStored, isWillInit, type RedoRegistry, type Value, valueParts } fro
 
 export const METADATA_FILE = 'metadata'
 export const COMPACTION_MANIFEST = 'compaction-manifest'
+/** Frozen layers at least this large are flushed by a worker thread; smaller ones are not worth one. */
+const WORKER_FLUSH_BYTES = 8 * 1024 * 1024
 const EPHEMERAL_PREFIX = 'ephemeral-'
 
 export type LogFn = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
@@ -364,7 +367,23 @@ export class Timeline {
       const m = this.frozen[0]
       const end = m.lsnEnd!
       let added: string[] = []
-      if (m.keyCount > 0) {
+      if (m.size >= WORKER_FLUSH_BYTES) {
+        // A large layer is written by a worker thread, so ingest and reads go on meanwhile.
+        const path = await runLayerJobInWorker<string>(
+          {
+            kind: 'flush',
+            ephemeralPath: m.filePath,
+            dir: this.dir,
+            tenantId: this.env.tenantId,
+            timelineId: this.timelineId,
+            lsnStart: m.lsnStart,
+            lsnEnd: end,
+            ...m.snapshotIndex(),
+          },
+          `flush of ${m.size} bytes of timeline ${this.timelineId}`,
+        )
+        added = [path]
+      } else if (m.keyCount > 0) {
         const w = new LayerFileWriter({
           dir: this.dir,
           kind: 'delta',

@@ -167,6 +167,36 @@ describe('timeline', () => {
     expect(repo.tasks.list().filter((t) => t.state === 'running')).toEqual([])
   })
 
+  it('flushes a large frozen layer in a worker thread, and reads it back', async () => {
+    const dir = tempRepoDir()
+    let repo = Repository.open(dir, { redo: testRedo(), background: false })
+    const tenant = repo.createTenant()
+    const tl = tenant.createTimeline(0x100)
+    // 1,200 pages of 8 KiB: past the 8 MiB from which a worker writes the L0.
+    writePages(tl, 600, 1)
+    tl.ingest(
+      [
+        {
+          key: key(5),
+          lsn: tl.lastRecordLsn + 8,
+          value: { kind: 'record', recordKind: APPEND, willInit: false, data: Buffer.from('+r') },
+        },
+      ],
+      tl.lastRecordLsn + 8,
+    )
+    const last = writePages(tl, 600, 2, 600)
+    await tl.checkpoint()
+    expect(tl.layerInfo().filter((l) => l.kind === 'delta')).toHaveLength(1)
+    await repo.close()
+    repo = Repository.open(dir, { redo: testRedo(), background: false })
+    const t = repo.tenant(tenant.tenantId).timeline(tl.timelineId)
+    for (const i of [0, 5, 599, 600, 1199]) {
+      const want = i === 5 ? Buffer.concat([page(5, 1), Buffer.from('+r')]) : page(i, i < 600 ? 1 : 2)
+      expect(t.get(key(i), last)).toEqual(want)
+    }
+    await repo.close()
+  })
+
   it('reconstructs pages from records through the registered redo function', async () => {
     const dir = tempRepoDir()
     const repo = Repository.open(dir, { redo: testRedo(), background: false })
