@@ -8,31 +8,20 @@
  *   tar_bytes         size of the basebackup archive
  * The data set is built in the run, in a temp dir removed afterwards.
  */
-import { createWriteStream } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { execa } from 'execa'
 import { basebackup } from '../src/engine/basebackup.js'
 import { importDatadir } from '../src/engine/import.js'
 import { Repository } from '../src/engine/repository.js'
-import type { Timeline } from '../src/engine/timeline.js'
 import { TarWriter } from '../src/postgres/tar.js'
+import { basebackupToFile, startPostgresFromTar } from '../test/harness/compute.js'
 import { type PgCluster, startPostgres } from '../test/harness/postgres.js'
 
 const RUNS = 3
 
 function log(msg: string) {
   process.stderr.write(`${msg}\n`)
-}
-
-async function tarFileOf(tl: Timeline, file: string): Promise<void> {
-  const out = createWriteStream(file)
-  const tar = new TarWriter(
-    (chunk) => new Promise<void>((res, rej) => out.write(chunk, (e) => (e ? rej(e) : res()))),
-  )
-  await basebackup(tl, tar)
-  await new Promise<void>((res) => out.end(res))
 }
 
 export async function basebackupBench(): Promise<Record<string, number | string>> {
@@ -72,13 +61,8 @@ export async function basebackupBench(): Promise<Record<string, number | string>
     for (let run = 0; run < RUNS; run++) {
       const tarFile = path.join(work, 'base.tar')
       const t = performance.now()
-      await tarFileOf(tl, tarFile)
-      const pg = await startPostgres({
-        name: 'bench-bb-compute',
-        populate: async (datadir) => {
-          await execa('tar', ['-xf', tarFile, '-C', datadir])
-        },
-      })
+      await basebackupToFile(tl, tarFile)
+      const pg = await startPostgresFromTar(tarFile, { name: 'bench-bb-compute' })
       starts.push((performance.now() - t) / 1000)
       await pg.destroy()
       await rm(tarFile)

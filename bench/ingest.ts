@@ -11,18 +11,15 @@
  * The WAL and the repository as it stood before the WAL are generated once into bench/.data and reused;
  * every measured run ingests into a fresh copy of that repository.
  */
-import { createWriteStream, existsSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { execa } from 'execa'
-import { basebackup } from '../src/engine/basebackup.js'
 import { importDatadir } from '../src/engine/import.js'
 import { Repository } from '../src/engine/repository.js'
-import { WalIngest } from '../src/engine/walingest.js'
 import { formatLsn, parseLsn } from '../src/postgres/lsn.js'
-import { TarWriter } from '../src/postgres/tar.js'
 import { openWalDir } from '../src/postgres/wal-dir.js'
+import { basebackupToFile, ingestWalDir, startPostgresFromTar } from '../test/harness/compute.js'
 import { type PgCluster, startPostgres } from '../test/harness/postgres.js'
 
 // npm runs benchmarks from the package root, from sources or from the compiled build alike.
@@ -57,22 +54,14 @@ async function generate(): Promise<Generated> {
     const tenant = repo.createTenant()
     const { timeline } = importDatadir(tenant, source.datadir)
     const tarFile = path.join(work, 'base.tar')
-    const out = createWriteStream(tarFile)
-    const tar = new TarWriter(
-      (chunk) => new Promise<void>((res, rej) => out.write(chunk, (e) => (e ? rej(e) : res()))),
-    )
-    const { checkpointLsn } = await basebackup(timeline, tar)
-    await new Promise<void>((res) => out.end(res))
+    const { checkpointLsn } = await basebackupToFile(timeline, tarFile)
     // Flushed and closed before the WAL exists, so the cached repository stands exactly at checkpointLsn.
     await repo.close({ flush: true })
     repo = undefined
 
-    const pg = await startPostgres({
+    const pg = await startPostgresFromTar(tarFile, {
       name: 'bench-ingest-compute',
       settings: { wal_consistency_checking: 'all', wal_keep_size: '2GB', max_wal_size: '4GB' },
-      populate: async (datadir) => {
-        await execa('tar', ['-xf', tarFile, '-C', datadir])
-      },
     })
     clusters.push(pg)
     await pg.run('pgbench', ['-i', '-q', '-s', '10', 'postgres'])
@@ -116,14 +105,7 @@ async function ingestRun(meta: Generated, walDir: string, start: number, end: nu
     repo = Repository.open(dir, { background: false })
     const tl = repo.tenant(meta.tenantId).timeline(meta.timelineId)
     const t = performance.now()
-    const { reader } = await openWalDir(walDir, { start, end })
-    const ingest = new WalIngest(tl)
-    let records = 0
-    for await (const rec of reader.records()) {
-      ingest.ingest(rec)
-      if (++records % COMMIT_EVERY === 0) ingest.commit()
-    }
-    ingest.commit()
+    const records = await ingestWalDir(tl, walDir, { start, end, commitEvery: COMMIT_EVERY })
     await tl.checkpoint()
     return { secs: (performance.now() - t) / 1000, records }
   } finally {

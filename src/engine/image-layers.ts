@@ -4,13 +4,13 @@
  * disk_consistent_lsn into an image layer, so reads stop descending through the deltas and GC can drop
  * what lies below.
  */
+import { BLCKSZ } from '../postgres/data-page.js'
 import type { Lsn } from '../postgres/lsn.js'
 import { KEY_MAX, KEY_MIN, type KeyRange, keyStr } from './key.js'
 import { LayerFileWriter } from './layer-file.js'
 import type { HistoricLayer } from './layer-map.js'
 import type { Timeline } from './timeline.js'
 
-const PAGE_BYTES = 8192
 /** How long image creation may hold the event loop at a time: a page read waits at most this long. */
 const SLICE_MS = 0.2
 
@@ -31,7 +31,7 @@ export interface ImageResult {
 
 /** Contiguous partitions tiling the key space, each holding about `targetSize / 8 KiB` keys. */
 export function partitionKeys(keys: readonly Buffer[], targetSize: number): KeyRange[] {
-  const per = Math.max(1, Math.floor(targetSize / PAGE_BYTES))
+  const per = Math.max(1, Math.floor(targetSize / BLCKSZ))
   const parts: KeyRange[] = []
   for (let i = 0; i < keys.length; i += per) {
     parts.push({ start: i === 0 ? KEY_MIN : keys[i], end: i + per < keys.length ? keys[i + per] : KEY_MAX })

@@ -9,7 +9,7 @@ import path from 'node:path'
 import { encodeCheckPoint } from '../postgres/checkpoint.js'
 import { BLCKSZ } from '../postgres/data-page.js'
 import type { Lsn } from '../postgres/lsn.js'
-import { DBState, decodeControlFile } from '../postgres/pg-control.js'
+import { type ControlFile, DBState, decodeControlFile } from '../postgres/pg-control.js'
 import {
   DEFAULTTABLESPACE_OID,
   GLOBALTABLESPACE_OID,
@@ -61,7 +61,7 @@ export interface ImportResult {
 }
 
 /** The LSN an imported datadir's data stands at: the end of its shutdown checkpoint record. */
-export function importLsnOf(datadir: string): { lsn: Lsn; checkpoint: Lsn; control: Buffer } {
+export function importLsnOf(datadir: string): { lsn: Lsn; control: Buffer; cf: ControlFile } {
   const file = path.join(datadir, 'global', 'pg_control')
   let control: Buffer
   try {
@@ -77,16 +77,11 @@ export function importLsnOf(datadir: string): { lsn: Lsn; checkpoint: Lsn; contr
       `${datadir} was not shut down cleanly (pg_control state ${DBState[cf.state] ?? cf.state}); stop the server with pg_ctl stop -m fast first`,
     )
   }
-  return {
-    lsn: recordEndLsn(cf.checkPoint, CHECKPOINT_RECORD_LEN, cf.xlogSegSize),
-    checkpoint: cf.checkPoint,
-    control,
-  }
+  return { lsn: recordEndLsn(cf.checkPoint, CHECKPOINT_RECORD_LEN, cf.xlogSegSize), control, cf }
 }
 
 export function importDatadir(tenant: Tenant, datadir: string, timelineId?: string): ImportResult {
-  const { lsn, checkpoint, control } = importLsnOf(datadir)
-  const cf = decodeControlFile(control)
+  const { lsn, control, cf } = importLsnOf(datadir)
   const writes: Write[] = []
   const put = (key: Buffer, bytes: Buffer) => writes.push({ key, lsn, value: { kind: 'image', page: bytes } })
   let relations = 0
@@ -192,7 +187,7 @@ export function importDatadir(tenant: Tenant, datadir: string, timelineId?: stri
   put(CHECKPOINT_KEY, encodeCheckPoint(cf.checkPointCopy))
 
   // The timeline starts at the checkpoint record, and the datadir's contents stand at its end.
-  const timeline = tenant.createTimeline(checkpoint, timelineId)
+  const timeline = tenant.createTimeline(cf.checkPoint, timelineId)
   timeline.ingest(writes, lsn)
   return { timeline, lsn, relations, blocks, bytes }
 }

@@ -4,7 +4,7 @@
  */
 import { keyStr } from './key.js'
 import { LayerFileReader } from './layer-file.js'
-import type { LayerDesc } from './layer-name.js'
+import { isL0Desc, type LayerDesc } from './layer-name.js'
 import type { PageCache } from './page-cache.js'
 
 export class HistoricLayer {
@@ -26,9 +26,8 @@ export class HistoricLayer {
     return this.desc.kind === 'image'
   }
 
-  /** L0 deltas cover the whole key space: they are what a flush writes. */
   get isL0(): boolean {
-    return this.desc.kind === 'delta' && this.keyStartStr === L0_START && this.keyEndStr === L0_END
+    return isL0Desc(this.desc)
   }
 
   reader(): LayerFileReader {
@@ -41,9 +40,6 @@ export class HistoricLayer {
     this.opened = null
   }
 }
-
-const L0_START = '\x00'.repeat(18)
-const L0_END = '\xff'.repeat(18)
 
 export class LayerMap {
   private list: HistoricLayer[] = []

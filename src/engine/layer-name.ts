@@ -8,7 +8,7 @@
  * [lsn, lsn+1) so that code comparing LSN ranges treats both kinds alike. Only the canonical spelling
  * parses: accepting lower-case too would let two file names denote the same layer.
  */
-import { KEY_SIZE, keyFromHex, keyToHex } from './key.js'
+import { KEY_MAX, KEY_MIN, KEY_SIZE, keyFromHex, keyToHex } from './key.js'
 
 export type LayerKind = 'delta' | 'image'
 
@@ -92,4 +92,9 @@ export function parseLayerName(name: string): LayerDesc | null {
     desc = { kind: 'delta', keyStart: keyFromHex(m[1]), keyEnd: keyFromHex(m[2]), lsnStart, lsnEnd }
   }
   return checkLayerDesc(desc) === null ? desc : null
+}
+
+/** An L0 delta layer covers the whole key space: it is what a flush writes. */
+export function isL0Desc(d: LayerDesc): boolean {
+  return d.kind === 'delta' && d.keyStart.equals(KEY_MIN) && d.keyEnd.equals(KEY_MAX)
 }

@@ -14,7 +14,7 @@ import { KEY_MAX, KEY_MIN, type KeyRange, keyFromStr, keyStr } from './key.js'
 import { LayerFileWriter } from './layer-file.js'
 import { runLayerJobInWorker } from './layer-jobs.js'
 import { HistoricLayer, LayerMap } from './layer-map.js'
-import { type LayerDesc, parseLayerName } from './layer-name.js'
+import { isL0Desc, type LayerDesc, parseLayerName } from './layer-name.js'
 import { readMetadata, type TimelineMetadata, writeMetadata } from './metadata.js'
 import type { PageCache } from './page-cache.js'
 import { fromStored, isWillInit, type RedoRegistry, type Value, valueParts } from './value.js'
@@ -206,19 +206,20 @@ export class Timeline {
         `commit LSN ${formatLsn(commitLsn)} is not after last_record_lsn ${formatLsn(this.last)} of timeline ${this.timelineId}`,
       )
     }
-    for (const w of writes) {
-      if (w.lsn <= this.last || w.lsn > commitLsn) {
+    // Within a key, versions must ascend: callers may batch in any order, but WAL ingest already hands
+    // writes in LSN order, and then nothing needs sorting.
+    let ordered = true
+    for (let i = 0; i < writes.length; i++) {
+      const lsn = writes[i].lsn
+      if (lsn <= this.last || lsn > commitLsn) {
         throw new EngineStateError(
-          `write at ${formatLsn(w.lsn)} is outside (${formatLsn(this.last)}, ${formatLsn(commitLsn)}] of timeline ${this.timelineId}`,
+          `write at ${formatLsn(lsn)} is outside (${formatLsn(this.last)}, ${formatLsn(commitLsn)}] of timeline ${this.timelineId}`,
         )
       }
+      if (i > 0 && writes[i - 1].lsn > lsn) ordered = false
     }
     if (writes.length > 0) {
       const layer = this.openLayerForWrite()
-      // Within a key, versions must ascend: callers may batch in any order, but WAL ingest already
-      // hands writes in LSN order, and then nothing needs sorting.
-      let ordered = true
-      for (let i = 1; i < writes.length && ordered; i++) ordered = writes[i - 1].lsn <= writes[i].lsn
       const sorted = ordered ? writes : [...writes].sort((a, b) => a.lsn - b.lsn)
       for (const w of sorted) layer.put(w.key, w.lsn, valueParts(w.value), isWillInit(w.value))
     }
@@ -583,10 +584,9 @@ function settleInterruptedCompaction(dir: string, found: { desc: LayerDesc; name
     const complete = m.outputs.every((o) => names.has(o))
     remove.push(...(complete ? m.inputs : m.outputs).filter((n) => names.has(n)))
   }
-  const isL0 = (d: LayerDesc) => d.kind === 'delta' && d.keyStart.equals(KEY_MIN) && d.keyEnd.equals(KEY_MAX)
-  const l0 = found.filter((f) => isL0(f.desc) && !remove.includes(f.name))
+  const l0 = found.filter((f) => isL0Desc(f.desc) && !remove.includes(f.name))
   for (const f of found) {
-    if (f.desc.kind !== 'delta' || isL0(f.desc) || remove.includes(f.name)) continue
+    if (f.desc.kind !== 'delta' || isL0Desc(f.desc) || remove.includes(f.name)) continue
     const overlapsL0 = l0.some((z) => z.desc.lsnStart < f.desc.lsnEnd && f.desc.lsnStart < z.desc.lsnEnd)
     if (overlapsL0) remove.push(f.name)
   }

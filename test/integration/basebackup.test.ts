@@ -2,34 +2,18 @@
  * initdb → import → basebackup at the import LSN → a stock Postgres starts from it, with no recovery, and
  * accepts writes.
  */
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { execa } from 'execa'
 import { afterAll, describe, expect, it } from 'vitest'
-import { basebackup } from '../../src/engine/basebackup.js'
 import { importDatadir } from '../../src/engine/import.js'
 import { Repository } from '../../src/engine/repository.js'
 import { formatLsn } from '../../src/postgres/lsn.js'
-import { TarWriter } from '../../src/postgres/tar.js'
+import { basebackupToFile, startPostgresFromTar } from '../harness/compute.js'
 import { startPostgres } from '../harness/postgres.js'
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'zenith-basebackup-'))
 afterAll(() => rmSync(work, { recursive: true, force: true }))
-
-async function writeTar(file: string, fill: (tar: TarWriter) => Promise<unknown>): Promise<void> {
-  const out = createWriteStream(file)
-  const tar = new TarWriter(
-    (chunk) =>
-      new Promise<void>((resolve, reject) => {
-        out.write(chunk, (err) => (err ? reject(err) : resolve()))
-      }),
-  )
-  await fill(tar)
-  await new Promise<void>((resolve, reject) =>
-    out.end((err?: Error | null) => (err ? reject(err) : resolve())),
-  )
-}
 
 describe('basebackup', () => {
   it('starts stock Postgres from an imported datadir without recovery, and it accepts writes', async () => {
@@ -44,19 +28,11 @@ describe('basebackup', () => {
       const { timeline, lsn } = importDatadir(repo.createTenant(), source.datadir)
 
       const tarFile = path.join(work, 'base.tar')
-      let result: Awaited<ReturnType<typeof basebackup>> | undefined
-      await writeTar(tarFile, async (tar) => {
-        result = await basebackup(timeline, tar)
-      })
-      expect(result!.lsn).toBe(lsn)
-      expect(result!.checkpointLsn).toBeGreaterThanOrEqual(lsn)
+      const result = await basebackupToFile(timeline, tarFile)
+      expect(result.lsn).toBe(lsn)
+      expect(result.checkpointLsn).toBeGreaterThanOrEqual(lsn)
 
-      const compute = await startPostgres({
-        name: 'bb-compute',
-        populate: async (datadir) => {
-          await execa('tar', ['-xf', tarFile, '-C', datadir])
-        },
-      })
+      const compute = await startPostgresFromTar(tarFile, { name: 'bb-compute' })
       try {
         expect(await compute.psql('SELECT count(*), sum(id) FROM kept')).toBe(before)
         // No recovery: the server came up from the shutdown checkpoint and its WAL continues after it.
@@ -64,7 +40,7 @@ describe('basebackup', () => {
         expect(log).not.toMatch(/redo starts|database system was interrupted/)
         expect(log).toMatch(/database system was shut down at/)
         const insertLsn = await compute.psql('SELECT pg_current_wal_insert_lsn()')
-        expect(insertLsn).not.toBe(formatLsn(result!.checkpointLsn))
+        expect(insertLsn).not.toBe(formatLsn(result.checkpointLsn))
         await compute.psql(
           'INSERT INTO kept SELECT g, md5(g::text) FROM generate_series(5001, 6000) g; CHECKPOINT',
         )

@@ -3,20 +3,17 @@
  * WAL is ingested into the timeline; a basebackup at the last LSN (and one at an LSN mid-workload) starts
  * another Postgres whose pg_dumpall equals the first's at that moment, and amcheck finds nothing wrong.
  */
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { execa } from 'execa'
 import { afterAll, describe, expect, it } from 'vitest'
-import { basebackup } from '../../src/engine/basebackup.js'
 import { postgresImageKeyFilter } from '../../src/engine/datadir-keyspace.js'
 import { importDatadir } from '../../src/engine/import.js'
 import { Repository } from '../../src/engine/repository.js'
 import type { Timeline } from '../../src/engine/timeline.js'
-import { IngestError, WalIngest } from '../../src/engine/walingest.js'
+import { IngestError } from '../../src/engine/walingest.js'
 import { type Lsn, parseLsn } from '../../src/postgres/lsn.js'
-import { TarWriter } from '../../src/postgres/tar.js'
-import { openWalDir } from '../../src/postgres/wal-dir.js'
+import { basebackupToFile, ingestWalDir, startPostgresFromTar } from '../harness/compute.js'
 import { type PgCluster, startPostgres } from '../harness/postgres.js'
 import { runVariedWorkload } from '../harness/workload.js'
 
@@ -34,35 +31,13 @@ let tarSeq = 0
 /** A compute started from a basebackup of `tl` at `lsn`. */
 async function computeFrom(tl: Timeline, lsn: Lsn | undefined, settings: Record<string, string | number>) {
   const tarFile = path.join(work, `base-${++tarSeq}.tar`)
-  const out = createWriteStream(tarFile)
-  const tar = new TarWriter(
-    (chunk) => new Promise<void>((res, rej) => out.write(chunk, (e) => (e ? rej(e) : res()))),
-  )
-  const result = await basebackup(tl, tar, { lsn })
-  await new Promise<void>((res) => out.end(res))
-  const pg = await startPostgres({
-    name: `compute-${tarSeq}`,
-    settings,
-    populate: async (datadir) => {
-      await execa('tar', ['-xf', tarFile, '-C', datadir])
-    },
-  })
-  return { pg, checkpointLsn: result.checkpointLsn }
+  const { checkpointLsn } = await basebackupToFile(tl, tarFile, lsn)
+  const pg = await startPostgresFromTar(tarFile, { name: `compute-${tarSeq}`, settings })
+  return { pg, checkpointLsn }
 }
 
-async function ingestWal(tl: Timeline, pg: PgCluster, from: Lsn): Promise<number> {
-  const { reader } = await openWalDir(pg.walDir, { start: from })
-  const ingest = new WalIngest(tl)
-  let n = 0
-  for await (const rec of reader.records()) {
-    ingest.ingest(rec)
-    if (++n % 2000 === 0) ingest.commit()
-  }
-  ingest.commit()
-  return n
-}
+const ingestWal = (tl: Timeline, pg: PgCluster, from: Lsn) => ingestWalDir(tl, pg.walDir, { start: from })
 
-/** pg_dumpall, without the random key pg_dump puts in its \\restrict lines. */
 const SETVAL = /^SELECT pg_catalog\.setval\('([^']+)', (\d+), (true|false)\);$/gm
 
 /**
