@@ -98,6 +98,28 @@ describe('timeline', () => {
     await repo.close()
   })
 
+  it('removes leftovers of interrupted writes and layers past disk_consistent_lsn when it opens', async () => {
+    const dir = tempRepoDir()
+    let repo = Repository.open(dir, { redo: testRedo(), background: false })
+    const tenant = repo.createTenant()
+    const tl = tenant.createTimeline(0x100)
+    const lsn = writePages(tl, 10, 1)
+    await tl.checkpoint()
+    await repo.close()
+    // A whole-keyspace image layer at an LSN the metadata never reached: a flush that did not finish.
+    const future = `${'00'.repeat(18)}-${'FF'.repeat(18)}__0000000000100000`
+    for (const leftover of ['half-written.___temp', 'ephemeral-123-1', future]) {
+      writeFileSync(path.join(tl.dir, leftover), 'junk')
+    }
+    repo = Repository.open(dir, { redo: testRedo(), background: false })
+    const reopened = repo.tenant(tenant.tenantId).timeline(tl.timelineId)
+    const layerFiles = reopened.layerInfo().map((l) => l.file!)
+    expect(layerFiles).toHaveLength(1)
+    expect(readdirSync(tl.dir).sort()).toEqual(['metadata', ...layerFiles].sort())
+    expect(reopened.get(key(3), lsn)).toEqual(page(3, 1))
+    await repo.close()
+  })
+
   it('applies config changes live, refuses invalid ones whole, and keeps them', async () => {
     const dir = tempRepoDir()
     const repo = Repository.open(dir, { redo: testRedo(), background: false })
