@@ -87,6 +87,8 @@ const MULTIXACT_OFFSETS_PER_PAGE = 2048
 const MULTIXACT_MEMBERS_PER_PAGE = 1636
 const MULTIXACT_MEMBERGROUP_SIZE = 20
 
+const relCacheKey = (rel: RelTag) => `${rel.spcNode}/${rel.dbNode}/${rel.relNode}/${rel.forkNum}`
+
 export class IngestError extends Error {
   override name = 'IngestError'
 }
@@ -121,6 +123,11 @@ export class WalIngest {
   private pending = new Map<string, Buffer>()
   /** This record's writes, by key: a record changing one key twice writes it once. */
   private recordWrites = new Map<string, { key: Buffer; value: Buffer }>()
+  /**
+   * Relation sizes as this ingest last read or wrote them: every block image asks for one, and this
+   * instance is the timeline's only writer, so they stay valid across commits.
+   */
+  private sizes = new Map<string, number | null>()
   private checkpoint: CheckPoint | null = null
   private checkpointDirty = false
   private lastEnd: Lsn = 0
@@ -173,12 +180,19 @@ export class WalIngest {
   }
 
   private relSize(rel: RelTag): number | null {
-    const v = this.read(relSizeKey(rel))
-    return v ? decodeSize(v) : null
+    const k = relCacheKey(rel)
+    let size = this.sizes.get(k)
+    if (size === undefined) {
+      const v = this.read(relSizeKey(rel))
+      size = v ? decodeSize(v) : null
+      this.sizes.set(k, size)
+    }
+    return size
   }
 
   private setRelSize(rel: RelTag, nblocks: number): void {
     this.put(relSizeKey(rel), encodeSize(nblocks))
+    this.sizes.set(relCacheKey(rel), nblocks)
   }
 
   private addRel(rel: RelTag): void {
