@@ -4,7 +4,13 @@
  *
  * Content reaches the consumer in order through one `write` callback, and the writer waits for each call
  * to settle before making the next, so a slow client throttles the producer instead of filling memory.
+ *
+ * `readTar` reads such archives back (and GNU tar's and pax's, for their long names) from chunks cut
+ * anywhere, and `extractTar` writes one into a directory without letting it escape that directory.
  */
+import { constants as fsConstants } from 'node:fs'
+import fs from 'node:fs/promises'
+import path from 'node:path'
 
 const BLOCK_SIZE = 512
 /**
@@ -297,4 +303,362 @@ function ownerName(path: string, what: string, value: string): Buffer {
 /** Zero-padded octal digits filling the field but for its final NUL, as Postgres writes them. */
 function putOctal(h: Buffer, offset: number, width: number, value: number): void {
   h.write(value.toString(8).padStart(width - 1, '0'), offset, 'ascii')
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Reading
+
+export interface TarEntry {
+  /** As stored, joined with the ustar prefix or taken from a long-name record; no trailing slash. */
+  name: string
+  type: 'file' | 'directory' | 'symlink'
+  /** Permission bits only. */
+  mode: number
+  size: number
+  linkName?: string
+  /** File content; empty for directories and symlinks. */
+  data: Buffer
+}
+
+const EMPTY = Buffer.alloc(0)
+/** Long-name and pax records are small; a bigger one is a corrupt header, not a name worth buffering. */
+const MAX_META_SIZE = 1024 * 1024
+
+/**
+ * Pulls exact byte counts out of chunks cut anywhere. Content is copied only when it spans chunks, so the
+ * source must not modify a chunk after yielding it (Node streams never do).
+ */
+class ChunkReader {
+  private pending: Buffer = EMPTY
+  private ended = false
+  /** Bytes handed out so far: the archive offset of the next read. */
+  position = 0
+
+  constructor(private readonly source: AsyncIterator<Buffer | Uint8Array>) {}
+
+  /** Exactly `n` bytes, or fewer only when the source ends first. */
+  async read(n: number): Promise<Buffer> {
+    if (this.pending.length >= n) {
+      const out = this.pending.subarray(0, n)
+      this.pending = this.pending.subarray(n)
+      this.position += n
+      return out
+    }
+    const out = Buffer.allocUnsafe(n)
+    let filled = this.pending.copy(out)
+    this.pending = EMPTY
+    while (filled < n && !this.ended) {
+      const next = await this.source.next()
+      if (next.done) {
+        this.ended = true
+        break
+      }
+      // Web streams and some clients yield plain Uint8Arrays.
+      const chunk = Buffer.isBuffer(next.value)
+        ? next.value
+        : Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength)
+      const used = chunk.copy(out, filled)
+      filled += used
+      if (used < chunk.length) this.pending = chunk.subarray(used)
+    }
+    this.position += filled
+    return filled === n ? out : out.subarray(0, filled)
+  }
+}
+
+interface Overrides {
+  path?: string
+  linkpath?: string
+  size?: number
+}
+
+/**
+ * Reads a ustar archive, also GNU tar's and pax's extensions for long names (typeflags 'L', 'K', 'x', 'g'),
+ * yielding regular files, directories and symlinks. Any other entry type (hard links, devices, FIFOs) is a
+ * TarError: silently dropping it would leave a tree that differs from the archive. So are a bad header
+ * checksum and an archive that ends before its two zero blocks, since a network stream cut short must not
+ * pass for a complete one. Whatever follows the zero blocks (tar's record padding) is not read.
+ */
+export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>): AsyncGenerator<TarEntry> {
+  const iterator = source[Symbol.asyncIterator]()
+  const reader = new ChunkReader(iterator)
+  let next: Overrides = {}
+  try {
+    for (;;) {
+      const offset = reader.position
+      const header = await reader.read(BLOCK_SIZE)
+      if (header.length < BLOCK_SIZE) throw truncated(offset, 'a header', header.length)
+      if (isZeroBlock(header)) {
+        const second = await reader.read(BLOCK_SIZE)
+        if (second.length < BLOCK_SIZE)
+          throw truncated(offset + BLOCK_SIZE, 'the second zero block', second.length)
+        if (!isZeroBlock(second)) {
+          throw new TarError(`tar archive has a lone zero block at offset ${offset} followed by more entries`)
+        }
+        if (next.path !== undefined || next.linkpath !== undefined) {
+          throw new TarError(`tar archive ends at offset ${offset} right after a long-name record`)
+        }
+        return
+      }
+      verifyChecksum(header, offset)
+      const typeflag = header[156] === 0 ? '0' : String.fromCharCode(header[156])
+      const headerSize = parseNumber(header, 124, 12, offset, 'size')
+      const size = isMeta(typeflag) ? headerSize : (next.size ?? headerSize)
+      const label = () => `tar entry "${next.path ?? headerName(header)}" at offset ${offset}`
+
+      if (isMeta(typeflag)) {
+        if (size > MAX_META_SIZE) throw new TarError(`${label()}: '${typeflag}' record of ${size} bytes`)
+        const data = await readContent(reader, size, label)
+        if (typeflag === 'L') next.path = cString(data)
+        else if (typeflag === 'K') next.linkpath = cString(data)
+        else if (typeflag === 'x') Object.assign(next, parsePax(data, label))
+        // 'g' sets defaults for the whole archive; no attribute we report is worth honouring from one.
+        continue
+      }
+
+      const type = entryType(typeflag)
+      if (type === undefined) {
+        throw new TarError(
+          `${label()} has type '${typeflag}', which only files, directories and symlinks may have`,
+        )
+      }
+      const name = stripTrailingSlashes(next.path ?? headerName(header))
+      if (name === '') throw new TarError(`tar entry at offset ${offset} has an empty name`)
+      const mode = parseNumber(header, 100, 8, offset, 'mode') & 0o7777
+      const linkName = type === 'symlink' ? (next.linkpath ?? cString(header.subarray(157, 257))) : undefined
+      // Directories and symlinks normally have no content; skip any rather than misread it as headers.
+      const content = await readContent(reader, size, label)
+      next = {}
+      const entry: TarEntry = { name, type, mode, size: type === 'file' ? size : 0, data: EMPTY }
+      if (type === 'file') entry.data = content
+      if (linkName !== undefined) entry.linkName = linkName
+      yield entry
+    }
+  } finally {
+    // A consumer that stops early releases the source (a socket, say) instead of leaving it half read.
+    await iterator.return?.()
+  }
+}
+
+function truncated(offset: number, what: string, got: number): TarError {
+  return new TarError(`tar archive is truncated: it ends at offset ${offset + got} inside ${what}`)
+}
+
+function isZeroBlock(block: Buffer): boolean {
+  for (const byte of block) if (byte !== 0) return false
+  return true
+}
+
+function isMeta(typeflag: string): boolean {
+  return typeflag === 'L' || typeflag === 'K' || typeflag === 'x' || typeflag === 'g'
+}
+
+function entryType(typeflag: string): TarEntry['type'] | undefined {
+  // '7' is a contiguous file, which readers treat as a regular one.
+  if (typeflag === '0' || typeflag === '7') return 'file'
+  if (typeflag === '5') return 'directory'
+  if (typeflag === '2') return 'symlink'
+  return undefined
+}
+
+/** Content plus padding to the next block boundary. */
+async function readContent(reader: ChunkReader, size: number, label: () => string): Promise<Buffer> {
+  const padded = Math.ceil(size / BLOCK_SIZE) * BLOCK_SIZE
+  const start = reader.position
+  const data = await reader.read(padded)
+  if (data.length < padded) {
+    throw new TarError(
+      `tar archive is truncated: ${label()} needs ${size} bytes of content, the archive ends at offset ${start + data.length}`,
+    )
+  }
+  return size === padded ? data : data.subarray(0, size)
+}
+
+function verifyChecksum(header: Buffer, offset: number): void {
+  const field = header
+    .toString('latin1', 148, 156)
+    .replace(/[\0 ]+$/, '')
+    .trim()
+  if (!/^[0-7]+$/.test(field)) {
+    throw new TarError(
+      `tar header at offset ${offset} has no valid checksum (${JSON.stringify(field)}): not a tar archive?`,
+    )
+  }
+  const stored = Number.parseInt(field, 8)
+  // The sum counts the checksum field as spaces; some old writers summed signed bytes.
+  let unsigned = 8 * 0x20
+  let signed = 8 * 0x20
+  for (let i = 0; i < BLOCK_SIZE; i++) {
+    if (i >= 148 && i < 156) continue
+    unsigned += header[i]
+    signed += header[i] > 127 ? header[i] - 256 : header[i]
+  }
+  if (stored !== unsigned && stored !== signed) {
+    throw new TarError(
+      `tar header at offset ${offset} has a bad checksum: stored ${stored.toString(8)}, computed ${unsigned.toString(8)}`,
+    )
+  }
+}
+
+/** Octal digits, or GNU tar's base-256 (high bit set) for values too big for them. */
+function parseNumber(header: Buffer, start: number, width: number, offset: number, what: string): number {
+  const field = header.subarray(start, start + width)
+  if (field[0] & 0x80) {
+    if (field[0] & 0x40) throw new TarError(`tar header at offset ${offset} has a negative ${what}`)
+    let value = field[0] & 0x3f
+    for (let i = 1; i < width; i++) value = value * 256 + field[i]
+    if (!Number.isSafeInteger(value))
+      throw new TarError(`tar header at offset ${offset}: ${what} is too large`)
+    return value
+  }
+  const text = field
+    .toString('latin1')
+    .replace(/[\0 ]+$/, '')
+    .trim()
+  if (text === '') return 0
+  if (!/^[0-7]+$/.test(text)) {
+    throw new TarError(`tar header at offset ${offset} has an invalid ${what} field ${JSON.stringify(text)}`)
+  }
+  return Number.parseInt(text, 8)
+}
+
+/** Only POSIX ustar has a prefix field: GNU tar's format keeps other data at that place. */
+function headerName(header: Buffer): string {
+  const name = cString(header.subarray(0, NAME_LENGTH))
+  if (header.toString('latin1', 257, 263) !== 'ustar\u0000') return name
+  const prefix = cString(header.subarray(345, 345 + PREFIX_LENGTH))
+  return prefix === '' ? name : `${prefix}/${name}`
+}
+
+function cString(field: Buffer): string {
+  const end = field.indexOf(0)
+  return field.subarray(0, end < 0 ? field.length : end).toString('utf8')
+}
+
+function stripTrailingSlashes(name: string): string {
+  let end = name.length
+  while (end > 1 && name.charCodeAt(end - 1) === SLASH) end--
+  return name.slice(0, end)
+}
+
+/** pax records are `<length> <key>=<value>\n`, the length counting the whole record in bytes. */
+function parsePax(data: Buffer, label: () => string): Overrides {
+  const out: Overrides = {}
+  let pos = 0
+  while (pos < data.length) {
+    if (data[pos] === 0) break
+    const space = data.indexOf(0x20, pos)
+    const length = space < 0 ? Number.NaN : Number(data.toString('latin1', pos, space))
+    if (!Number.isSafeInteger(length) || length <= space - pos || pos + length > data.length) {
+      throw new TarError(`${label()}: malformed pax record at byte ${pos}`)
+    }
+    const record = data.subarray(space + 1, pos + length - 1).toString('utf8')
+    const eq = record.indexOf('=')
+    if (eq < 0) throw new TarError(`${label()}: malformed pax record at byte ${pos}`)
+    const key = record.slice(0, eq)
+    const value = record.slice(eq + 1)
+    if (key === 'path') out.path = value
+    else if (key === 'linkpath') out.linkpath = value
+    else if (key === 'size') {
+      if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
+        throw new TarError(`${label()}: invalid pax size ${JSON.stringify(value)}`)
+      }
+      out.size = Number(value)
+    }
+    pos += length
+  }
+  return out
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Extracting
+
+/**
+ * Writes the archive's entries under `dir`, which is created if missing. A tar from the network must not
+ * write outside `dir`: absolute names, `..` components and names that lead through a symlink are
+ * TarErrors. Symlinks themselves may point anywhere (a basebackup's pg_tblspc links are absolute), since
+ * nothing is ever written through one. Setuid and setgid bits are dropped: the files belong to whoever
+ * extracts, which may be root. Directory modes are applied last, so that a read-only directory can still
+ * be filled. Existing files are replaced. Nothing is fsynced; mtimes and owners are not restored.
+ * Returns the number of regular files and their content bytes.
+ */
+export async function extractTar(
+  source: AsyncIterable<Buffer | Uint8Array>,
+  dir: string,
+): Promise<{ files: number; bytes: number }> {
+  const root = path.resolve(dir)
+  await fs.mkdir(root, { recursive: true })
+  // Directories known to be real directories under root, so each is checked for symlinks only once.
+  const verified = new Set<string>([root])
+  const dirModes = new Map<string, number>()
+  let files = 0
+  let bytes = 0
+
+  const ensureDir = async (target: string, name: string): Promise<void> => {
+    if (verified.has(target)) return
+    await ensureDir(path.dirname(target), name)
+    const st = await fs.lstat(target).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return null
+      throw err
+    })
+    if (st === null) await fs.mkdir(target, { mode: DEFAULT_DIR_MODE })
+    else if (!st.isDirectory()) {
+      const what = st.isSymbolicLink() ? 'a symlink' : 'not a directory'
+      throw new TarError(`tar entry "${name}" leads through ${path.relative(root, target)}, which is ${what}`)
+    }
+    verified.add(target)
+  }
+
+  for await (const entry of readTar(source)) {
+    const parts = safeParts(entry.name)
+    // "." is `dir` itself, which belongs to the caller.
+    if (parts.length === 0) continue
+    const target = path.join(root, ...parts)
+    await ensureDir(path.dirname(target), entry.name)
+    if (entry.type === 'directory') {
+      await ensureDir(target, entry.name)
+      dirModes.set(target, entry.mode & 0o1777)
+    } else if (entry.type === 'symlink') {
+      await removeNonDirectory(target, entry.name)
+      await fs.symlink(entry.linkName ?? '', target)
+    } else {
+      const mode = entry.mode & 0o777
+      // O_NOFOLLOW: an existing symlink at the name must fail the write instead of redirecting it.
+      const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW
+      const fh = await fs.open(target, flags, mode).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ELOOP' && err.code !== 'EISDIR') throw err
+        await removeNonDirectory(target, entry.name)
+        return fs.open(target, flags, mode)
+      })
+      try {
+        await fh.writeFile(entry.data)
+        // open()'s mode is filtered by the umask and ignored for an existing file.
+        await fh.chmod(mode)
+      } finally {
+        await fh.close()
+      }
+      files++
+      bytes += entry.data.length
+    }
+  }
+
+  // Deepest first, so that taking away a parent's write bit does not get in the way of its children.
+  const byDepth = [...dirModes].sort(([a], [b]) => b.length - a.length)
+  for (const [target, mode] of byDepth) await fs.chmod(target, mode)
+  return { files, bytes }
+}
+
+/** A relative name's components without "." ones; absolute names and ".." components are TarErrors. */
+function safeParts(name: string): string[] {
+  if (name.startsWith('/')) throw new TarError(`tar entry "${name}" has an absolute name`)
+  const parts = name.split('/').filter((p) => p !== '' && p !== '.')
+  if (parts.includes('..')) throw new TarError(`tar entry "${name}" has a ".." component`)
+  return parts
+}
+
+async function removeNonDirectory(target: string, name: string): Promise<void> {
+  const st = await fs.lstat(target).catch(() => null)
+  if (st === null) return
+  if (st.isDirectory()) throw new TarError(`tar entry "${name}" would replace a directory`)
+  await fs.unlink(target)
 }

@@ -16,18 +16,31 @@
  *
  * Every cluster is remembered until `destroy()`; if the test process exits first, an exit/SIGINT/SIGTERM hook
  * stops the leftovers with `pg_ctl -m immediate` and removes their temp dirs, so no postmaster outlives it.
+ *
+ * Running binaries as the right OS user is src/postgres/pg-bin.ts's job; this module adds throwaway clusters.
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, rmSync } from 'node:fs'
 import fs from 'node:fs/promises'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { execa } from 'execa'
+import { freePort } from '../../src/control/process.js'
+import {
+  asPgUser,
+  giveToPgUser,
+  initdb,
+  isRoot,
+  PgBinError,
+  pgBinDir,
+  pgUserIds,
+  runPgBin,
+} from '../../src/postgres/pg-bin.js'
 
-export const PG_BIN_DIR: string = process.env.ZENITH_PG_BIN_DIR ?? '/usr/lib/postgresql/15/bin'
+export { freePort }
 
-const PG_OS_USER = 'postgres'
+export const PG_BIN_DIR: string = process.env.ZENITH_PG_BIN_DIR ?? pgBinDir()
+
 const LOG_TAIL_LINES = 30
 const START_ATTEMPTS = 3
 
@@ -90,42 +103,8 @@ export function pgBin(name: string): string {
   return path.join(PG_BIN_DIR, name)
 }
 
-function isRoot(): boolean {
-  return process.getuid?.() === 0
-}
-
 /** Wraps a command so that it runs as the postgres OS user when we are root. */
-export function runAsPostgres(cmd: string, args: string[]): [string, string[]] {
-  if (!isRoot()) return [cmd, args]
-  return ['runuser', ['-u', PG_OS_USER, '--', cmd, ...args]]
-}
-
-/** Asks the kernel for a free TCP port on 127.0.0.1; another process may still take it before we bind it. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      if (address === null || typeof address === 'string') {
-        server.close()
-        reject(new Error(`unexpected listen address ${String(address)}`))
-        return
-      }
-      server.close(() => resolve(address.port))
-    })
-  })
-}
-
-let postgresIds: Promise<{ uid: number; gid: number }> | undefined
-
-function postgresUser(): Promise<{ uid: number; gid: number }> {
-  postgresIds ??= Promise.all([execa('id', ['-u', PG_OS_USER]), execa('id', ['-g', PG_OS_USER])]).then(
-    ([uid, gid]) => ({ uid: Number(uid.stdout), gid: Number(gid.stdout) }),
-  )
-  return postgresIds
-}
+export const runAsPostgres: (cmd: string, args: string[]) => [string, string[]] = asPgUser
 
 /**
  * Creates a temp dir that both root and the postgres OS user can use (0755, owned by postgres when root).
@@ -135,7 +114,7 @@ export async function makeTempDir(prefix = 'zenith-'): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix))
   await fs.chmod(dir, 0o755)
   if (isRoot()) {
-    const { uid, gid } = await postgresUser()
+    const { uid, gid } = await pgUserIds()
     await fs.chown(dir, uid, gid)
   }
   return dir
@@ -250,20 +229,30 @@ class Cluster implements PgCluster {
     args: string[],
     opts: { input?: string } = {},
   ): Promise<{ stdout: string; stderr: string }> {
-    const [cmd, cmdArgs] = runAsPostgres(path.isAbsolute(bin) ? bin : pgBin(bin), args)
-    const { stdout, stderr } = await execa(cmd, cmdArgs, {
-      cwd: this.baseDir,
-      input: opts.input,
-      env: {
-        PGHOST: this.host,
-        PGPORT: String(this.port),
-        PGUSER: 'postgres',
-        PGDATABASE: 'postgres',
-        PGDATA: this.datadir,
-        LC_ALL: 'C',
-      },
-    })
-    return { stdout, stderr }
+    try {
+      return await runPgBin(bin, args, {
+        binDir: PG_BIN_DIR,
+        cwd: this.baseDir,
+        input: opts.input,
+        env: this.env(),
+      })
+    } catch (err) {
+      // A test failure is easier to read with all of stderr than with the one line the control plane shows.
+      const stderr = err instanceof PgBinError ? err.details.stderr?.trim() : undefined
+      if (!stderr || !(err instanceof PgBinError)) throw err
+      throw new PgBinError(`${err.message}\n${stderr}`, err.details, { cause: err })
+    }
+  }
+
+  env(): Record<string, string> {
+    return {
+      PGHOST: this.host,
+      PGPORT: String(this.port),
+      PGUSER: 'postgres',
+      PGDATABASE: 'postgres',
+      PGDATA: this.datadir,
+      LC_ALL: 'C',
+    }
   }
 
   async logTail(lines = LOG_TAIL_LINES): Promise<string> {
@@ -342,24 +331,17 @@ export async function startPostgres(opts: StartOptions = {}): Promise<PgCluster>
     if (opts.populate) {
       await fs.mkdir(cluster.datadir, { mode: 0o700 })
       await opts.populate(cluster.datadir)
-      if (process.getuid?.() === 0) {
-        await execa('chown', ['-R', `${PG_OS_USER}:${PG_OS_USER}`, cluster.datadir])
+      if (isRoot()) {
+        await giveToPgUser(cluster.datadir)
         await execa('chmod', ['-R', 'u+rwX,go-rwx', cluster.datadir])
       }
     } else {
       // --no-sync: a throwaway cluster does not need to survive an OS crash, and fsyncing it costs seconds.
-      await cluster.run('initdb', [
-        '-D',
-        cluster.datadir,
-        '-U',
-        'postgres',
-        '--auth=trust',
-        '-E',
-        'UTF8',
-        '--locale=C',
-        '--no-sync',
-        ...(opts.initdbArgs ?? []),
-      ])
+      await initdb(cluster.datadir, {
+        args: ['--no-sync', ...(opts.initdbArgs ?? [])],
+        binDir: PG_BIN_DIR,
+        env: cluster.env(),
+      })
     }
     const confPath = path.join(cluster.datadir, 'postgresql.conf')
     const initdbConf = await fs.readFile(confPath, 'utf8')

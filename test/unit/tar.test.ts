@@ -1,10 +1,31 @@
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  createReadStream,
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, describe, expect, it } from 'vitest'
-import { TarError, TarWriter } from '../../src/postgres/tar.js'
+import {
+  extractTar,
+  readTar as readEntries,
+  type TarEntry,
+  TarError,
+  TarWriter,
+} from '../../src/postgres/tar.js'
 
 const BATCH = 64 * 1024
 const MTIME = 1_700_000_000
@@ -414,5 +435,343 @@ describe('TarWriter', () => {
     expect(archive()).toEqual(Buffer.alloc(1024))
     await expect(writer.file('late', Buffer.alloc(1))).rejects.toThrow(/already finished/)
     await expect(writer.finish()).rejects.toThrow(TarError)
+  })
+})
+
+/** Feeds `archive` in pieces whose sizes `nextSize` picks, as a socket would. */
+async function* chunked(archive: Buffer, nextSize: () => number): AsyncGenerator<Buffer> {
+  for (let off = 0; off < archive.length; ) {
+    const n = Math.max(1, nextSize())
+    yield archive.subarray(off, off + n)
+    off += n
+  }
+}
+
+function randomSizes(seed: number, max: number): () => number {
+  let x = seed
+  return () => {
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    return 1 + ((x >>> 0) % max)
+  }
+}
+
+async function collect(source: AsyncIterable<Buffer>): Promise<TarEntry[]> {
+  const entries: TarEntry[] = []
+  for await (const entry of readEntries(source)) entries.push(entry)
+  return entries
+}
+
+function summary(entries: TarEntry[]): [string, string, number, string, string | undefined][] {
+  return entries.map((e) => [e.name, e.type, e.mode, e.data.toString('hex'), e.linkName])
+}
+
+/** A header as any writer might make it, for archives TarWriter refuses to produce. */
+function rawEntry(name: string, typeflag: string, data = Buffer.alloc(0), linkName = ''): Buffer {
+  const h = Buffer.alloc(512)
+  h.write(name, 0)
+  h.write('0000644\u0000', 100)
+  h.write('0000000\u0000', 108)
+  h.write('0000000\u0000', 116)
+  h.write(`${data.length.toString(8).padStart(11, '0')}\u0000`, 124)
+  h.write('00000000000\u0000', 136)
+  h.write(typeflag, 156)
+  h.write(linkName, 157)
+  h.write('ustar\u000000', 257)
+  h.fill(0x20, 148, 156)
+  let sum = 0
+  for (const b of h) sum += b
+  h.write(`${sum.toString(8).padStart(6, '0')}\u0000 `, 148)
+  return Buffer.concat([h, data, Buffer.alloc((512 - (data.length % 512)) % 512)])
+}
+
+function rawArchive(...entries: Buffer[]): Buffer {
+  return Buffer.concat([...entries, Buffer.alloc(1024)])
+}
+
+/** A small tree for GNU tar: a file, a subdir with a file, a symlink, and names too long for ustar. */
+function makeTree(dir: string): { longName: string; deepPath: string; longTarget: string } {
+  mkdirSync(dir)
+  writeFileSync(path.join(dir, 'hello.txt'), 'hello, tar\n')
+  chmodSync(path.join(dir, 'hello.txt'), 0o640)
+  mkdirSync(path.join(dir, 'sub'))
+  chmodSync(path.join(dir, 'sub'), 0o750)
+  writeFileSync(path.join(dir, 'sub', 'blocks.bin'), pattern(3 * 512 + 17, 21))
+  chmodSync(path.join(dir, 'sub', 'blocks.bin'), 0o600)
+  symlinkSync('hello.txt', path.join(dir, 'link'))
+  const longName = `long-${'n'.repeat(140)}`
+  writeFileSync(path.join(dir, longName), 'long name')
+  // No '/' splits this into ustar's prefix and name fields.
+  const deepDir = path.join('d'.repeat(120), 'e'.repeat(120))
+  mkdirSync(path.join(dir, deepDir), { recursive: true })
+  const deepPath = path.join(deepDir, 'f'.repeat(60))
+  writeFileSync(path.join(dir, deepPath), 'deep')
+  const longTarget = `../${'t'.repeat(150)}`
+  symlinkSync(longTarget, path.join(dir, 'sub', 'dangling'))
+  return { longName, deepPath, longTarget }
+}
+
+describe('readTar', () => {
+  async function writerArchive(big: boolean): Promise<{ archive: Buffer; expected: TarEntry[] }> {
+    const expected: TarEntry[] = []
+    const { writer, archive } = collecting()
+    const dir = async (name: string, mode: number) => {
+      await writer.directory(name, { mode, mtime: MTIME })
+      expected.push({ name, type: 'directory', mode, size: 0, data: Buffer.alloc(0) })
+    }
+    const file = async (name: string, data: Buffer, mode: number) => {
+      await writer.file(name, data, { mode, mtime: MTIME })
+      expected.push({ name, type: 'file', mode, size: data.length, data })
+    }
+    await dir('base', 0o700)
+    await dir('base/1', 0o750)
+    await file('PG_VERSION', Buffer.from('15\n'), 0o600)
+    await file('base/1/1259_vm', Buffer.alloc(0), 0o600)
+    await file('base/1/one_block', pattern(512, 31), 0o644)
+    await file('base/1/odd', pattern(1000, 32), 0o640)
+    await dir(LONG_PARENT, 0o700)
+    await dir(LONG_DIR, 0o700)
+    await file(LONG_FILE, pattern(1234, 33), 0o600)
+    if (big) await file('global/big', pattern(BATCH + 1000, 34), 0o600)
+    await writer.finish()
+    return { archive: archive(), expected }
+  }
+
+  it('reads back what TarWriter wrote, however the stream is chunked', async () => {
+    const { archive, expected } = await writerArchive(true)
+    const whole = await collect(chunked(archive, () => archive.length))
+    expect(summary(whole)).toEqual(summary(expected))
+    expect(whole.map((e) => e.size)).toEqual(expected.map((e) => e.size))
+    for (const seed of [1, 2, 3]) {
+      expect(summary(await collect(chunked(archive, randomSizes(seed, 1500))))).toEqual(summary(expected))
+    }
+    expect(summary(await collect(chunked(archive, randomSizes(4, 100_000))))).toEqual(summary(expected))
+    // Blocks cut at every byte, and chunks that end exactly at block boundaries.
+    expect(summary(await collect(chunked(archive, () => 1)))).toEqual(summary(expected))
+    expect(summary(await collect(chunked(archive, () => 512)))).toEqual(summary(expected))
+  })
+
+  it('stops at the end-of-archive blocks and ignores the record padding after them', async () => {
+    const { archive, expected } = await writerArchive(false)
+    const padded = Buffer.concat([archive, Buffer.alloc(10240 - (archive.length % 10240))])
+    expect(summary(await collect(chunked(padded, randomSizes(5, 700))))).toEqual(summary(expected))
+  })
+
+  it('detects a corrupted header checksum and names the offset of the header', async () => {
+    const { archive } = await writerArchive(false)
+    // Entries: base/ at 0, base/1/ at 512, PG_VERSION at 1024 (one block of content), 1259_vm at 2048.
+    const corrupt = Buffer.from(archive)
+    corrupt[2048 + 5] ^= 0x01
+    const seen: string[] = []
+    const reading = (async () => {
+      for await (const e of readEntries(chunked(corrupt, randomSizes(6, 300)))) seen.push(e.name)
+    })()
+    await expect(reading).rejects.toThrow(TarError)
+    await expect(reading).rejects.toThrow(/header at offset 2048 has a bad checksum/)
+    expect(seen).toEqual(['base', 'base/1', 'PG_VERSION'])
+
+    const garbage = Buffer.from(archive)
+    garbage.write('zzzzzzzz', 148, 'latin1')
+    await expect(collect(chunked(garbage, () => 100))).rejects.toThrow(/offset 0 has no valid checksum/)
+  })
+
+  it('rejects truncated archives', async () => {
+    const { archive } = await writerArchive(false)
+    const cuts = [
+      0,
+      1,
+      511,
+      512,
+      1024 + 512 + 3,
+      archive.length - 1024,
+      archive.length - 512,
+      archive.length - 1,
+    ]
+    for (const cut of cuts) {
+      const reading = collect(chunked(archive.subarray(0, cut), randomSizes(cut + 1, 200)))
+      await expect(reading, `cut at ${cut}`).rejects.toThrow(/tar archive is truncated/)
+    }
+    await expect(collect(chunked(archive.subarray(0, 1024 + 512 + 3), () => 4096))).rejects.toThrow(
+      /"PG_VERSION" at offset 1024 needs 3 bytes of content, the archive ends at offset 1539/,
+    )
+  })
+
+  it('releases the source when the consumer stops early', async () => {
+    const { archive } = await writerArchive(false)
+    let released = false
+    async function* source(): AsyncGenerator<Buffer> {
+      try {
+        yield* chunked(archive, () => 512)
+      } finally {
+        released = true
+      }
+    }
+    for await (const entry of readEntries(source())) {
+      expect(entry.name).toBe('base')
+      break
+    }
+    expect(released).toBe(true)
+  })
+
+  it('reads a GNU tar archive with a file, a subdir, a symlink and long names, in gnu and pax format', async () => {
+    const dir = mkdtempSync(path.join(root, 'gnu-read-'))
+    const src = path.join(dir, 'src')
+    const { longName, deepPath, longTarget } = makeTree(src)
+    for (const format of ['gnu', 'pax', 'ustar']) {
+      const tarPath = path.join(dir, `${format}.tar`)
+      // Plain ustar has no room for the long names, which GNU tar would refuse to archive.
+      const members = format === 'ustar' ? ['--exclude=dangling', 'hello.txt', 'sub', 'link'] : ['.']
+      execFileSync('tar', [`--format=${format}`, '-cf', tarPath, '-C', src, ...members])
+      const entries = await collect(createReadStream(tarPath, { highWaterMark: 777 }))
+      const byName = new Map(entries.map((e) => [e.name, e]))
+      const p = (name: string) => (format === 'ustar' ? name : `./${name}`)
+      expect(byName.get(p('hello.txt')), format).toMatchObject({ type: 'file', mode: 0o640, size: 11 })
+      expect(byName.get(p('hello.txt'))!.data.toString()).toBe('hello, tar\n')
+      expect(byName.get(p('sub'))).toMatchObject({ type: 'directory', mode: 0o750, size: 0 })
+      expect(byName.get(p('sub'))!.data.length).toBe(0)
+      expect(byName.get(p('sub/blocks.bin'))!.data.equals(pattern(3 * 512 + 17, 21))).toBe(true)
+      expect(byName.get(p('link'))).toMatchObject({ type: 'symlink', linkName: 'hello.txt', size: 0 })
+      if (format === 'ustar') {
+        expect(entries.map((e) => e.name).sort()).toEqual(['hello.txt', 'link', 'sub', 'sub/blocks.bin'])
+        continue
+      }
+      expect(byName.get(`./${longName}`)?.data.toString(), format).toBe('long name')
+      expect(byName.get(`./${deepPath}`)?.data.toString(), format).toBe('deep')
+      expect(byName.get('./sub/dangling'), format).toMatchObject({ type: 'symlink', linkName: longTarget })
+      expect(byName.get('.'), format).toMatchObject({ type: 'directory' })
+      expect(entries.every((e) => e.type === 'file' || e.data.length === 0)).toBe(true)
+    }
+  })
+
+  it('refuses entry types it cannot represent, such as hard links', async () => {
+    const dir = mkdtempSync(path.join(root, 'hardlink-'))
+    writeFileSync(path.join(dir, 'a'), 'x')
+    linkSync(path.join(dir, 'a'), path.join(dir, 'b'))
+    const tarPath = path.join(dir, 'links.tar')
+    execFileSync('tar', ['-cf', tarPath, '-C', dir, 'a', 'b'])
+    await expect(collect(createReadStream(tarPath))).rejects.toThrow(/"b" at offset 1024 has type '1'/)
+  })
+})
+
+describe('extractTar', () => {
+  it('extracts a GNU tar archive with its files, directories, symlinks and modes', async () => {
+    const dir = mkdtempSync(path.join(root, 'gnu-extract-'))
+    const src = path.join(dir, 'src')
+    const { longName, deepPath, longTarget } = makeTree(src)
+    const tarPath = path.join(dir, 'tree.tar')
+    execFileSync('tar', ['-cf', tarPath, '-C', src, '.'])
+    const out = path.join(dir, 'out', 'nested')
+    const result = await extractTar(createReadStream(tarPath, { highWaterMark: 1000 }), out)
+    expect(result).toEqual({ files: 4, bytes: 11 + 3 * 512 + 17 + 9 + 4 })
+
+    const list = (d: string) => readdirSync(d, { recursive: true, encoding: 'utf8' }).sort()
+    expect(list(out)).toEqual(list(src))
+    expect(readFileSync(path.join(out, 'hello.txt'), 'utf8')).toBe('hello, tar\n')
+    expect(statSync(path.join(out, 'hello.txt')).mode & 0o7777).toBe(0o640)
+    expect(statSync(path.join(out, 'sub')).mode & 0o7777).toBe(0o750)
+    expect(statSync(path.join(out, 'sub', 'blocks.bin')).mode & 0o7777).toBe(0o600)
+    expect(readFileSync(path.join(out, 'sub', 'blocks.bin')).equals(pattern(3 * 512 + 17, 21))).toBe(true)
+    expect(lstatSync(path.join(out, 'link')).isSymbolicLink()).toBe(true)
+    expect(readlinkSync(path.join(out, 'link'))).toBe('hello.txt')
+    expect(readlinkSync(path.join(out, 'sub', 'dangling'))).toBe(longTarget)
+    expect(readFileSync(path.join(out, longName), 'utf8')).toBe('long name')
+    expect(readFileSync(path.join(out, deepPath), 'utf8')).toBe('deep')
+  })
+
+  it('extracts what TarWriter wrote and replaces existing files', async () => {
+    const dir = mkdtempSync(path.join(root, 'writer-extract-'))
+    const { writer, archive } = collecting()
+    await writer.file('base/1/16384', pattern(20_000, 41), { mode: 0o600 })
+    await writer.directory('base', { mode: 0o700 })
+    await writer.directory('readonly', { mode: 0o500 })
+    await writer.file('readonly/inside', Buffer.from('still written'), { mode: 0o4755 })
+    await writer.finish()
+    mkdirSync(path.join(dir, 'base', '1'), { recursive: true })
+    writeFileSync(path.join(dir, 'base', '1', '16384'), 'old content that is longer than nothing')
+    const result = await extractTar(chunked(archive(), randomSizes(7, 3000)), dir)
+    expect(result).toEqual({ files: 2, bytes: 20_000 + 13 })
+    expect(readFileSync(path.join(dir, 'base', '1', '16384')).equals(pattern(20_000, 41))).toBe(true)
+    expect(readFileSync(path.join(dir, 'readonly', 'inside'), 'utf8')).toBe('still written')
+    expect(statSync(path.join(dir, 'readonly')).mode & 0o7777).toBe(0o500)
+    // No setuid file from an archive: it would belong to whoever extracts, perhaps root.
+    expect(statSync(path.join(dir, 'readonly', 'inside')).mode & 0o7777).toBe(0o755)
+    chmodSync(path.join(dir, 'readonly'), 0o700)
+  })
+
+  it('refuses entries that would write outside the directory', async () => {
+    const dir = mkdtempSync(path.join(root, 'escape-'))
+    const outside = path.join(dir, 'outside')
+    mkdirSync(outside)
+    const cases: [string, Buffer][] = [
+      ['absolute name', rawArchive(rawEntry(path.join(outside, 'abs'), '0', Buffer.from('x')))],
+      ['".." name', rawArchive(rawEntry('../outside/dotdot', '0', Buffer.from('x')))],
+      ['inner ".."', rawArchive(rawEntry('a/b/../../../outside/inner', '0', Buffer.from('x')))],
+      ['".." directory', rawArchive(rawEntry('x/..', '5'))],
+      [
+        'a path through a symlink',
+        rawArchive(
+          rawEntry('link', '2', undefined, outside),
+          rawEntry('link/through', '0', Buffer.from('x')),
+        ),
+      ],
+      [
+        'a directory through a symlink',
+        rawArchive(rawEntry('up', '2', undefined, '..'), rawEntry('up/outside/newdir', '5')),
+      ],
+    ]
+    for (const [what, archive] of cases) {
+      const target = mkdtempSync(path.join(dir, 'target-'))
+      await expect(
+        extractTar(
+          chunked(archive, () => 512),
+          target,
+        ),
+        what,
+      ).rejects.toThrow(TarError)
+      expect(readdirSync(outside), what).toEqual([])
+    }
+    await expect(
+      extractTar(
+        chunked(rawArchive(rawEntry('/etc/zenith-test', '0')), () => 512),
+        path.join(dir, 't'),
+      ),
+    ).rejects.toThrow('tar entry "/etc/zenith-test" has an absolute name')
+    await expect(
+      extractTar(
+        chunked(rawArchive(rawEntry('a/../../x', '0')), () => 512),
+        path.join(dir, 't'),
+      ),
+    ).rejects.toThrow('tar entry "a/../../x" has a ".." component')
+    expect(existsSync('/etc/zenith-test')).toBe(false)
+
+    // A symlink whose target escapes is fine as long as nothing is written through it.
+    const ok = path.join(dir, 'ok')
+    const archive = rawArchive(
+      rawEntry('abs', '2', undefined, outside),
+      rawEntry('file', '0', Buffer.from('y')),
+    )
+    await extractTar(
+      chunked(archive, () => 100),
+      ok,
+    )
+    expect(readlinkSync(path.join(ok, 'abs'))).toBe(outside)
+    expect(readdirSync(outside)).toEqual([])
+
+    // A file entry replaces a symlink of the same name instead of writing through it.
+    const replaced = path.join(dir, 'replaced')
+    const twice = rawArchive(
+      rawEntry('f', '2', undefined, path.join(outside, 'target')),
+      rawEntry('f', '0', Buffer.from('z')),
+    )
+    expect(
+      await extractTar(
+        chunked(twice, () => 512),
+        replaced,
+      ),
+    ).toEqual({ files: 1, bytes: 1 })
+    expect(lstatSync(path.join(replaced, 'f')).isFile()).toBe(true)
+    expect(readFileSync(path.join(replaced, 'f'), 'utf8')).toBe('z')
+    expect(readdirSync(outside)).toEqual([])
   })
 })

@@ -1,0 +1,165 @@
+import { appendFileSync, chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { freePort } from '../../src/control/process.js'
+import {
+  checkPgBinaries,
+  controlData,
+  initdb,
+  makePgOwnedDir,
+  meaningfulLine,
+  PgBinError,
+  pgBinDir,
+  pgCtlStart,
+  pgCtlStatus,
+  pgCtlStop,
+  pgUserIds,
+  runPgBin,
+} from '../../src/postgres/pg-bin.js'
+
+const root = mkdtempSync(path.join(tmpdir(), 'zenith-pg-bin-test-'))
+// The postgres OS user must be able to reach the datadirs below.
+chmodSync(root, 0o755)
+afterAll(() => rmSync(root, { recursive: true, force: true, maxRetries: 3 }))
+
+function oneLine(message: string): void {
+  expect(message).not.toContain('\n')
+}
+
+async function rejection(promise: Promise<unknown>): Promise<PgBinError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  expect(err).toBeInstanceOf(PgBinError)
+  oneLine((err as Error).message)
+  return err as PgBinError
+}
+
+describe('pg-bin', () => {
+  it('creates, starts, inspects and stops a cluster', async () => {
+    const base = mkdtempSync(path.join(root, 'cluster-'))
+    chmodSync(base, 0o755)
+    const datadir = path.join(base, 'nested', 'data')
+    const logFile = path.join(base, 'postgres.log')
+    const socketDir = path.join(base, 'socket')
+    await makePgOwnedDir(socketDir)
+    await initdb(datadir, { args: ['--no-sync'] })
+    const st = statSync(datadir)
+    expect(st.mode & 0o777).toBe(0o700)
+    if (process.getuid?.() === 0) expect(st.uid).toBe((await pgUserIds()).uid)
+
+    const port = await freePort()
+    appendFileSync(
+      path.join(datadir, 'postgresql.conf'),
+      `\nport = ${port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '${socketDir}'\nfsync = off\n`,
+    )
+    expect(await pgCtlStatus(datadir)).toEqual({ running: false })
+    const before = await controlData(datadir)
+    expect(before['Database cluster state']).toBe('shut down')
+
+    try {
+      await pgCtlStart(datadir, { logFile, timeoutSec: 60 })
+      const status = await pgCtlStatus(datadir)
+      expect(status.running).toBe(true)
+      expect(status.pid).toBeGreaterThan(0)
+      const control = await controlData(datadir)
+      expect(control['Database cluster state']).toBe('in production')
+      expect(control['pg_control version number']).toBe('1300')
+      expect(control['Database system identifier']).toBe(before['Database system identifier'])
+      expect(control['Latest checkpoint location']).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/)
+
+      const env = { PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'postgres', PGDATABASE: 'postgres' }
+      const { stdout } = await runPgBin('psql', ['-X', '-A', '-t', '-c', 'SELECT 40 + 2'], { env })
+      expect(stdout.trim()).toBe('42')
+      const { stdout: fromStdin } = await runPgBin('psql', ['-X', '-A', '-t', '-f', '-'], {
+        env,
+        input: 'SELECT current_user',
+      })
+      expect(fromStdin.trim()).toBe('postgres')
+      const err = await rejection(
+        runPgBin('psql', ['-X', '-v', 'ON_ERROR_STOP=1', '-c', 'SELECT * FROM nope'], { env }),
+      )
+      expect(err.message).toMatch(/^psql exited with code 1: .*ERROR: +relation "nope" does not exist$/)
+      expect(err.details.exitCode).toBe(1)
+      expect(err.details.stderr).toContain('LINE 1')
+
+      // Starting twice fails without stopping the running server.
+      const twice = await rejection(pgCtlStart(datadir, { logFile }))
+      expect(twice.message).toBe(`a server is already running in ${datadir} (pid ${status.pid})`)
+      expect((await pgCtlStatus(datadir)).running).toBe(true)
+
+      expect(await pgCtlStop(datadir, 'fast')).toEqual({ wasRunning: true })
+      expect(await pgCtlStatus(datadir)).toEqual({ running: false })
+      expect((await controlData(datadir))['Database cluster state']).toBe('shut down')
+      expect(await pgCtlStop(datadir, 'immediate')).toEqual({ wasRunning: false })
+    } finally {
+      await pgCtlStop(datadir, 'immediate')
+    }
+  })
+
+  it('reports a failed start in one line with the server log, leaving nothing running', async () => {
+    const base = mkdtempSync(path.join(root, 'badconf-'))
+    chmodSync(base, 0o755)
+    const datadir = path.join(base, 'data')
+    const logFile = path.join(base, 'postgres.log')
+    const socketDir = path.join(base, 'socket')
+    await makePgOwnedDir(socketDir)
+    await initdb(datadir, { args: ['--no-sync'] })
+    appendFileSync(path.join(datadir, 'postgresql.conf'), `\nunix_socket_directories = '${socketDir}'\n`)
+    const port = await freePort()
+    try {
+      const err = await rejection(
+        pgCtlStart(datadir, {
+          logFile,
+          options: `-c port=${port} -c listen_addresses=127.0.0.1 -c shared_buffers=lots`,
+        }),
+      )
+      expect(err.message).toMatch(/^pg_ctl exited with code 1: .*could not start server/)
+      expect(err.message).toContain(`${logFile}: `)
+      expect(err.message).toMatch(/invalid value for parameter "shared_buffers": "lots"/)
+      expect(await pgCtlStatus(datadir)).toEqual({ running: false })
+    } finally {
+      await pgCtlStop(datadir, 'immediate')
+    }
+  })
+
+  it('fails in one line on bad arguments, missing datadirs and missing binaries', async () => {
+    const err = await rejection(initdb(path.join(root, 'bad-arg', 'data'), { args: ['--no-such-option'] }))
+    expect(err.message).toMatch(
+      /^initdb exited with code 1: \S*initdb: unrecognized option '--no-such-option'$/,
+    )
+
+    const missing = await rejection(pgCtlStatus(path.join(root, 'no-such-datadir')))
+    expect(missing.message).toMatch(/no-such-datadir is not an accessible PostgreSQL data directory/)
+
+    expect(() => checkPgBinaries(pgBinDir())).not.toThrow()
+    const bogus = path.join(root, 'no-postgres-here')
+    expect(pgBinDir(bogus)).toBe(path.join(bogus, 'bin'))
+    expect(() => checkPgBinaries(pgBinDir(bogus))).toThrow(PgBinError)
+    expect(() => checkPgBinaries(pgBinDir(bogus))).toThrow(
+      new RegExp(
+        `${path.join(bogus, 'bin', 'postgres')} not found: install it with \`apt-get install postgresql-15\``,
+      ),
+    )
+
+    const notFound = await rejection(runPgBin('no-such-tool', [], { binDir: bogus }))
+    expect(notFound.message).toContain('no-such-tool')
+  })
+
+  it('picks the line that says what went wrong', () => {
+    expect(
+      meaningfulLine(
+        'initdb: unrecognized option \'--x\'\ninitdb: hint: Try "initdb --help" for more information.\n',
+      ),
+    ).toBe("initdb: unrecognized option '--x'")
+    expect(meaningfulLine('pg_ctl: could not start server\nExamine the log output.\n')).toBe(
+      'pg_ctl: could not start server',
+    )
+    expect(meaningfulLine('2024 [1] FATAL:  bad\n2024 [1] LOG:  database system is shut down\n')).toBe(
+      '2024 [1] FATAL:  bad',
+    )
+    expect(meaningfulLine('\n  \n')).toBeUndefined()
+  })
+})
