@@ -4,6 +4,7 @@
  * segments stay in older layers (history needs them) but no longer belong in new images.
  */
 
+import { BLCKSZ } from '../postgres/data-page.js'
 import type { Lsn } from '../postgres/lsn.js'
 import {
   classifyKey,
@@ -88,4 +89,24 @@ export function datadirKeyFilter(read: KeyReader): (key: Buffer) => boolean {
 /** The filter for a timeline holding a Postgres datadir, as Repository's `imageKeyFilter` takes it. */
 export function postgresImageKeyFilter(tl: Timeline, lsn: Lsn): (key: Buffer) => boolean {
   return datadirKeyFilter((key) => tl.get(key, lsn))
+}
+
+/** Bytes of every relation fork of one database, as Postgres' pg_database_size counts its files. */
+export function databaseSize(read: KeyReader, spcNode: number, dbNode: number): number {
+  const dir = read(relDirKey(spcNode, dbNode))
+  if (!dir) return 0
+  let blocks = 0
+  for (const e of decodeRelDir(dir)) {
+    const size = read(relSizeKey({ spcNode, dbNode, relNode: e.relNode, forkNum: e.forkNum }))
+    if (size) blocks += decodeSize(size)
+  }
+  return blocks * BLCKSZ
+}
+
+/** Neon's current_logical_size: the bytes of all relations of all databases (SLRUs and the rest excluded). */
+export function logicalSize(read: KeyReader): number {
+  const dbdir = read(DBDIR_KEY)
+  let bytes = 0
+  for (const db of dbdir ? decodeDbDir(dbdir) : []) bytes += databaseSize(read, db.spcNode, db.dbNode)
+  return bytes
 }

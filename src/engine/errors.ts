@@ -30,3 +30,8 @@ export class EngineStateError extends Error {
 export class NotFoundError extends Error {
   override name = 'NotFoundError'
 }
+
+/** An LSN outside what a timeline can serve: beyond what it has received, or before it starts. */
+export class LsnRangeError extends Error {
+  override name = 'LsnRangeError'
+}

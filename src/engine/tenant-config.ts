@@ -386,6 +386,20 @@ export function applyConfigPatch(current: TenantConfigOverrides, patch: unknown)
   return next
 }
 
+/**
+ * A config (or overrides) as Neon's HTTP API shows it: sizes and counts as JSON numbers, durations as
+ * humantime strings ("10 m"), keys in schema order.
+ */
+export function configToJson(config: TenantConfigOverrides): Record<string, number | string> {
+  const out: Record<string, number | string> = {}
+  for (const key of TENANT_CONFIG_KEYS) {
+    const n = config[key]
+    if (n === undefined) continue
+    out[key] = TENANT_CONFIG_SCHEMA[key].type === 'duration' ? formatDuration(n) : n
+  }
+  return out
+}
+
 // --- persistence -----------------------------------------------------------------------------------------
 
 /** Writes the overrides as TOML: durations as strings ("20 s"), sizes as integers with a readable comment. */

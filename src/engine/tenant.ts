@@ -3,11 +3,12 @@
  * branches, and the background loops that keep their layers in shape — flush, compaction with image
  * creation, GC, and freezing of idle open layers.
  */
-import { mkdirSync, readdirSync, statSync } from 'node:fs'
+import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
 import path from 'node:path'
-import { formatLsn, type Lsn } from '../postgres/lsn.js'
+import { formatLsn, type Lsn, maxAlign } from '../postgres/lsn.js'
 import { type CompactionResult, compactL0 } from './compaction.js'
-import { EngineStateError, GcCutoffError, NotFoundError } from './errors.js'
+import { fsyncDir } from './durable-fs.js'
+import { EngineStateError, GcCutoffError, LsnRangeError, NotFoundError } from './errors.js'
 import { type GcResult, gcCutoff, gcTimeline } from './gc.js'
 import { generateId, parseId } from './ids.js'
 import { createImageLayers, type ImageResult } from './image-layers.js'
@@ -28,6 +29,8 @@ import type { RedoRegistry } from './value.js'
 
 export const TENANT_CONFIG_FILE = 'config'
 export const TIMELINES_DIR = 'timelines'
+/** A timeline directory being deleted: removed at load if a crash interrupted the deletion. */
+const DELETED_SUFFIX = '.___deleted'
 
 /** What every tenant of a repository shares. */
 export interface RepositoryContext {
@@ -79,6 +82,10 @@ export class Tenant {
     const pending = new Map<string, string | null>()
     for (const id of readdirSync(tlDir)) {
       const d = path.join(tlDir, id)
+      if (id.endsWith(DELETED_SUFFIX)) {
+        rmSync(d, { recursive: true, force: true })
+        continue
+      }
       if (!statSync(d).isDirectory()) continue
       pending.set(id, readMetadata(path.join(d, METADATA_FILE)).ancestorTimelineId)
     }
@@ -140,17 +147,20 @@ export class Tenant {
    */
   branch(ancestorId: string, opts: { lsn?: Lsn; timelineId?: string } = {}): Timeline {
     const anc = this.timeline(ancestorId)
-    const lsn = opts.lsn ?? anc.lastRecordLsn
-    if (!Number.isSafeInteger(lsn) || lsn % 8 !== 0) {
-      throw new EngineStateError(`branch point ${formatLsn(lsn)} is not an 8-byte aligned LSN`)
+    const asked = opts.lsn ?? anc.lastRecordLsn
+    if (!Number.isSafeInteger(asked) || asked < 0) {
+      throw new EngineStateError(`branch point ${asked} is not an LSN`)
     }
-    if (lsn > anc.lastRecordLsn) {
-      throw new EngineStateError(
-        `branch point ${formatLsn(lsn)} is beyond last_record_lsn ${formatLsn(anc.lastRecordLsn)} of timeline ${anc.timelineId}`,
+    if (asked > anc.lastRecordLsn) {
+      throw new LsnRangeError(
+        `branch point ${formatLsn(asked)} is beyond last_record_lsn ${formatLsn(anc.lastRecordLsn)} of timeline ${anc.timelineId}`,
       )
     }
+    // Records start 8-aligned, so the aligned position holds exactly the data of the one asked for (a
+    // record end, as pg_current_wal_lsn() shows it), and the branch's WAL can start there.
+    const lsn = maxAlign(asked)
     if (lsn < anc.metadata.initLsn) {
-      throw new EngineStateError(
+      throw new LsnRangeError(
         `branch point ${formatLsn(lsn)} is before the start ${formatLsn(anc.metadata.initLsn)} of timeline ${anc.timelineId}`,
       )
     }
@@ -215,6 +225,30 @@ export class Tenant {
       this.ctx.memory.remove(tl)
       tl.close()
     }
+  }
+
+  /**
+   * Deletes a timeline that no branch reads from: its tasks are stopped and joined, then its directory
+   * goes. A timeline with children is refused (they read their history through it).
+   */
+  async deleteTimeline(timelineId: string): Promise<void> {
+    const tl = this.timeline(timelineId)
+    const children = this.timelines().filter((t) => t.ancestor === tl)
+    if (children.length > 0) {
+      throw new EngineStateError(
+        `timeline ${tl.timelineId} has child timelines (${children.map((c) => c.timelineId).join(', ')}): delete them first`,
+      )
+    }
+    this.timelineMap.delete(tl.timelineId)
+    await this.ctx.tasks.shutdown({ tenantId: this.tenantId, timelineId: tl.timelineId })
+    this.ctx.memory.remove(tl)
+    tl.close()
+    const dir = path.join(this.dir, TIMELINES_DIR, tl.timelineId)
+    // Renamed away first, so a crash mid-removal never leaves a half-deleted timeline that loads.
+    const doomed = `${dir}${DELETED_SUFFIX}`
+    renameSync(dir, doomed)
+    fsyncDir(path.join(this.dir, TIMELINES_DIR))
+    rmSync(doomed, { recursive: true, force: true })
   }
 
   private newTimelineDir(timelineId: string): string {

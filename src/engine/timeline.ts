@@ -76,6 +76,7 @@ export class Timeline {
   /** Frozen layers waiting for the flush task, oldest first. */
   private frozen: InMemoryLayer[] = []
   private last: Lsn
+  private prev: Lsn | null = null
   private waiters: { lsn: Lsn; resolve: () => void }[] = []
   private ephemeralSeq = 0
   private closed = false
@@ -170,6 +171,11 @@ export class Timeline {
     return this.last
   }
 
+  /** Start of the record that ends at last_record_lsn, when known (not persisted: null after a restart). */
+  get prevRecordLsn(): Lsn | null {
+    return this.prev
+  }
+
   get diskConsistentLsn(): Lsn {
     return this.md.diskConsistentLsn
   }
@@ -197,9 +203,10 @@ export class Timeline {
 
   /**
    * Stores a batch of writes and moves last_record_lsn to `commitLsn` in one step: readers see all of
-   * the batch or none of it. Every write's LSN lies in (last_record_lsn, commitLsn].
+   * the batch or none of it. Every write's LSN lies in (last_record_lsn, commitLsn]. WAL ingest also
+   * names where the last record started (prev_record_lsn, as Postgres' prev-link of the next record).
    */
-  ingest(writes: readonly Write[], commitLsn: Lsn): void {
+  ingest(writes: readonly Write[], commitLsn: Lsn, prevRecordLsn: Lsn | null = null): void {
     this.assertOpen()
     if (!Number.isSafeInteger(commitLsn) || commitLsn <= this.last) {
       throw new EngineStateError(
@@ -224,6 +231,7 @@ export class Timeline {
       for (const w of sorted) layer.put(w.key, w.lsn, valueParts(w.value), isWillInit(w.value))
     }
     this.last = commitLsn
+    this.prev = prevRecordLsn
     this.sampleLsnTime(commitLsn)
     this.wakeWaiters()
     this.maybeFreeze()

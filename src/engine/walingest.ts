@@ -14,6 +14,7 @@ import { crc32c } from '../postgres/crc32c.js'
 import { BLCKSZ } from '../postgres/data-page.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
 import { setPageChecksum } from '../postgres/page-checksum.js'
+import { decodeControlFile } from '../postgres/pg-control.js'
 import { parseClogRecord } from '../postgres/records/clog.js'
 import { parseDbaseRecord } from '../postgres/records/dbase.js'
 import { heapVmClears } from '../postgres/records/heap.js'
@@ -52,6 +53,7 @@ import {
 import { type DecodedRecord, MAIN_FORKNUM, VISIBILITYMAP_FORKNUM } from '../postgres/xlog-record.js'
 import {
   CHECKPOINT_KEY,
+  CONTROLFILE_KEY,
   DBDIR_KEY,
   type DbDirEntry,
   decodeDbDir,
@@ -110,7 +112,10 @@ const IMAGE_ONLY_RMGRS = new Set([
 const NO_STORAGE_RMGRS = new Set([RM_STANDBY_ID, RM_LOGICALMSG_ID, RM_REPLORIGIN_ID])
 
 export interface WalIngestOptions {
-  /** The cluster has data checksums: pages get their checksum recomputed after pd_lsn is stamped. */
+  /**
+   * The cluster has data checksums: pages get their checksum recomputed after pd_lsn is stamped. By
+   * default the timeline's pg_control says.
+   */
   dataChecksums?: boolean
 }
 
@@ -131,11 +136,18 @@ export class WalIngest {
   private checkpoint: CheckPoint | null = null
   private checkpointDirty = false
   private lastEnd: Lsn = 0
+  private lastStart: Lsn = 0
+
+  private readonly dataChecksums: boolean
 
   constructor(
     private readonly tl: Timeline,
-    private readonly opts: WalIngestOptions = {},
-  ) {}
+    opts: WalIngestOptions = {},
+  ) {
+    const control = tl.get(CONTROLFILE_KEY, tl.lastRecordLsn)
+    this.dataChecksums =
+      opts.dataChecksums ?? (control ? decodeControlFile(control).dataChecksumVersion !== 0 : false)
+  }
 
   /** Records ingested but not committed. */
   get pendingWrites(): number {
@@ -158,12 +170,13 @@ export class WalIngest {
     }
     this.recordWrites.clear()
     this.lastEnd = rec.endLsn
+    this.lastStart = rec.lsn
   }
 
   /** Makes everything ingested visible at the last record's end LSN. */
   commit(): void {
     if (this.lastEnd <= this.tl.lastRecordLsn) return
-    this.tl.ingest(this.batch, this.lastEnd)
+    this.tl.ingest(this.batch, this.lastEnd, this.lastStart)
     this.batch = []
     this.pending.clear()
   }
@@ -261,7 +274,7 @@ export class WalIngest {
       }
       const rel = { spcNode: b.spcNode, dbNode: b.dbNode, relNode: b.relNode, forkNum: b.forkNum }
       const page = pageAfterRecord(rec, b)
-      if (this.opts.dataChecksums) setPageChecksum(page, b.blkno)
+      if (this.dataChecksums) setPageChecksum(page, b.blkno)
       this.put(relBlockKey(rel, b.blkno), page)
       const size = this.relSize(rel)
       if (size === null) this.addRel(rel)
@@ -348,7 +361,7 @@ export class WalIngest {
     if ((cur[byte] & mask) === 0) return
     const page = Buffer.from(cur)
     page[byte] &= ~mask
-    if (this.opts.dataChecksums) setPageChecksum(page, vmBlock)
+    if (this.dataChecksums) setPageChecksum(page, vmBlock)
     this.put(relBlockKey(vm, vmBlock), page)
   }
 
@@ -483,7 +496,7 @@ export class WalIngest {
             const keepBits = (within % 4) * 2
             page[byte] &= (1 << keepBits) - 1
             page.fill(0, byte + 1)
-            if (this.opts.dataChecksums) setPageChecksum(page, last)
+            if (this.dataChecksums) setPageChecksum(page, last)
             this.put(relBlockKey(vm, last), page)
           }
         }

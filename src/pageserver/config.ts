@@ -1,0 +1,149 @@
+/**
+ * The pageserver's own settings, from `pageserver.toml` in its working directory (Neon's names):
+ *
+ *     listen_pg_addr = "127.0.0.1:64000"     libpq page service
+ *     listen_http_addr = "127.0.0.1:9898"    management API
+ *     pg_distrib_dir = "/usr/lib/postgresql/15"   initdb for new timelines
+ *     wait_lsn_timeout = "60 s"             how long a request for a future LSN waits
+ *     page_cache_size = 8192                 8 KiB pages
+ *     memory_budget = 134217728              bytes of open in-memory layers
+ *     [tenant_config]                        defaults for every tenant (tenant config keys)
+ */
+import { readFileSync } from 'node:fs'
+import { parse as parseToml, TomlError } from 'smol-toml'
+import { writeFileDurable } from '../engine/durable-fs.js'
+import {
+  configToJson,
+  formatDuration,
+  parseDuration,
+  type TenantConfigOverrides,
+  validateOverrides,
+} from '../engine/tenant-config.js'
+
+export const PAGESERVER_CONFIG_FILE = 'pageserver.toml'
+
+export interface PageserverConfig {
+  listenPgAddr: HostPort
+  listenHttpAddr: HostPort
+  pgDistribDir: string
+  waitLsnTimeoutMs: number
+  pageCacheSize: number
+  memoryBudget: number
+  tenantDefaults: TenantConfigOverrides
+}
+
+export interface HostPort {
+  host: string
+  port: number
+}
+
+export class PageserverConfigError extends Error {
+  override name = 'PageserverConfigError'
+}
+
+export const DEFAULT_PAGESERVER_CONFIG: PageserverConfig = {
+  listenPgAddr: { host: '127.0.0.1', port: 64000 },
+  listenHttpAddr: { host: '127.0.0.1', port: 9898 },
+  pgDistribDir: '/usr/lib/postgresql/15',
+  waitLsnTimeoutMs: 60_000,
+  pageCacheSize: 8192,
+  memoryBudget: 128 * 1024 * 1024,
+  tenantDefaults: {},
+}
+
+export function parseHostPort(text: string, what: string): HostPort {
+  const m = /^(.+):(\d{1,5})$/.exec(text)
+  const port = m ? Number(m[2]) : Number.NaN
+  if (!m || port < 1 || port > 65535) {
+    throw new PageserverConfigError(`${what} "${text}" is not host:port with a port in 1..65535`)
+  }
+  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port }
+}
+
+export const formatHostPort = (a: HostPort): string =>
+  `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`
+
+function positiveInt(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)
+    throw new PageserverConfigError(`${what} must be a positive integer, got ${JSON.stringify(v)}`)
+  return v
+}
+
+export function parsePageserverConfig(doc: Record<string, unknown>): PageserverConfig {
+  const known = new Set([
+    'listen_pg_addr',
+    'listen_http_addr',
+    'pg_distrib_dir',
+    'wait_lsn_timeout',
+    'page_cache_size',
+    'memory_budget',
+    'tenant_config',
+  ])
+  for (const k of Object.keys(doc)) {
+    if (!known.has(k))
+      throw new PageserverConfigError(`unknown setting "${k}"; known: ${[...known].join(', ')}`)
+  }
+  const d = DEFAULT_PAGESERVER_CONFIG
+  const str = (k: string): string | undefined => {
+    const v = doc[k]
+    if (v !== undefined && typeof v !== 'string') throw new PageserverConfigError(`${k} must be a string`)
+    return v
+  }
+  const addr = (k: string, dflt: HostPort) => {
+    const v = str(k)
+    return v === undefined ? dflt : parseHostPort(v, k)
+  }
+  const timeout = str('wait_lsn_timeout')
+  return {
+    listenPgAddr: addr('listen_pg_addr', d.listenPgAddr),
+    listenHttpAddr: addr('listen_http_addr', d.listenHttpAddr),
+    pgDistribDir: str('pg_distrib_dir') ?? d.pgDistribDir,
+    waitLsnTimeoutMs: timeout === undefined ? d.waitLsnTimeoutMs : parseDuration(timeout),
+    pageCacheSize:
+      doc.page_cache_size === undefined
+        ? d.pageCacheSize
+        : positiveInt(doc.page_cache_size, 'page_cache_size'),
+    memoryBudget:
+      doc.memory_budget === undefined ? d.memoryBudget : positiveInt(doc.memory_budget, 'memory_budget'),
+    tenantDefaults: validateOverrides(doc.tenant_config ?? {}),
+  }
+}
+
+export function loadPageserverConfig(file: string): PageserverConfig {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new PageserverConfigError(`cannot read ${file}: ${(err as Error).message}`)
+  }
+  try {
+    return parsePageserverConfig(parseToml(text))
+  } catch (err) {
+    if (err instanceof TomlError) {
+      throw new PageserverConfigError(`${file}:${err.line}:${err.column}: not valid TOML`)
+    }
+    throw new PageserverConfigError(`${file}: ${(err as Error).message}`)
+  }
+}
+
+export function renderPageserverConfig(c: PageserverConfig): string {
+  const lines = [
+    '# zenith pageserver settings',
+    `listen_pg_addr = "${formatHostPort(c.listenPgAddr)}"`,
+    `listen_http_addr = "${formatHostPort(c.listenHttpAddr)}"`,
+    `pg_distrib_dir = ${JSON.stringify(c.pgDistribDir)}`,
+    `wait_lsn_timeout = "${formatDuration(c.waitLsnTimeoutMs)}"`,
+    `page_cache_size = ${c.pageCacheSize}`,
+    `memory_budget = ${c.memoryBudget}`,
+  ]
+  const defaults = configToJson(c.tenantDefaults)
+  if (Object.keys(defaults).length > 0) {
+    lines.push('', '[tenant_config]')
+    for (const [k, v] of Object.entries(defaults)) lines.push(`${k} = ${JSON.stringify(v)}`)
+  }
+  return `${lines.join('\n')}\n`
+}
+
+export function savePageserverConfig(file: string, c: PageserverConfig): void {
+  writeFileDurable(file, renderPageserverConfig(c))
+}

@@ -1,0 +1,202 @@
+/**
+ * The management API on port 9898, with Neon's paths and JSON field names (docs/http-api.md). Bad ids,
+ * LSNs or bodies are 400 with `{"msg": ...}`, unknown tenants and timelines 404, conflicts 409.
+ */
+import http from 'node:http'
+import {
+  EngineStateError,
+  GcCutoffError,
+  LsnRangeError,
+  LsnTimeoutError,
+  NotFoundError,
+} from '../engine/errors.js'
+import { generateId, IdError, parseId } from '../engine/ids.js'
+import { TENANT_CONFIG_KEYS, TenantConfigError } from '../engine/tenant-config.js'
+import { LsnError, parseLsn } from '../postgres/lsn.js'
+import { HttpError, objectBody, Router } from './http-router.js'
+import type { Pageserver } from './pageserver.js'
+import { layerMapInfo, tenantConfigInfo, tenantInfo, timelineInfo } from './timeline-info.js'
+
+const BAD_INPUT = [IdError, TenantConfigError, LsnError, GcCutoffError, LsnRangeError]
+
+function mapError(err: Error): HttpError | null {
+  if (BAD_INPUT.some((c) => err instanceof c)) return new HttpError(400, err.message)
+  if (err instanceof NotFoundError) return new HttpError(404, err.message)
+  if (err instanceof EngineStateError) return new HttpError(409, err.message)
+  if (err instanceof LsnTimeoutError) return new HttpError(408, err.message)
+  return null
+}
+
+function optionalString(body: Record<string, unknown>, key: string): string | undefined {
+  const v = body[key]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'string') throw new HttpError(400, `${key} must be a string, got ${JSON.stringify(v)}`)
+  return v
+}
+
+function optionalLsn(body: Record<string, unknown>, key: string): number | undefined {
+  const v = optionalString(body, key)
+  return v === undefined ? undefined : parseLsn(v)
+}
+
+/** The tenant config fields of a body, every other key refused (a typo must not pass silently). */
+function configFields(body: Record<string, unknown>, allowed: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(body)) {
+    if (allowed.includes(k)) continue
+    out[k] = v
+  }
+  return out
+}
+
+export function createHttpApi(ps: Pageserver): http.Server {
+  const r = new Router()
+  const tenantOf = (params: Record<string, string>) => ps.tenant(params.tenant_id)
+  const timelineOf = (params: Record<string, string>) => ps.timeline(params.tenant_id, params.timeline_id)
+
+  r.on('GET', '/v1/status', () => ({ json: { id: 1 } }))
+  r.on('GET', '/metrics', () => ({ text: ps.metrics.render(), contentType: 'text/plain; version=0.0.4' }))
+
+  r.on('GET', '/v1/tenant', () => ({ json: ps.repo.tenants().map(tenantInfo) }))
+  r.on('POST', '/v1/tenant', ({ body }) => {
+    const b = objectBody(body)
+    const id = parseId(optionalString(b, 'new_tenant_id') ?? generateId(), 'tenant')
+    const t = ps.repo.createTenant({ tenantId: id, config: configFields(b, ['new_tenant_id']) })
+    ps.log('info', 'tenant created', { tenantId: t.tenantId })
+    return { status: 201, json: t.tenantId }
+  })
+
+  // Neon's form names the tenant in the body; ours in the path. PUT replaces the overrides, PATCH merges
+  // (null removes one).
+  const setConfig = (tenantId: string, b: Record<string, unknown>, replace: boolean) => {
+    const t = ps.tenant(tenantId)
+    const fields = configFields(b, ['tenant_id'])
+    const patch: Record<string, unknown> = replace
+      ? Object.fromEntries(TENANT_CONFIG_KEYS.map((k) => [k, fields[k] ?? null]))
+      : {}
+    for (const [k, v] of Object.entries(fields)) patch[k] = v
+    t.updateConfig(patch)
+    ps.log('info', 'tenant config updated', { tenantId: t.tenantId, ...fields })
+    return { json: tenantConfigInfo(t) }
+  }
+  const bodyTenant = (b: Record<string, unknown>) => {
+    const id = optionalString(b, 'tenant_id')
+    if (id === undefined) throw new HttpError(400, 'tenant_id is missing from the body')
+    return id
+  }
+  const samePathTenant = (params: Record<string, string>, b: Record<string, unknown>) => {
+    const inBody = optionalString(b, 'tenant_id')
+    if (inBody !== undefined && parseId(inBody, 'tenant') !== parseId(params.tenant_id, 'tenant'))
+      throw new HttpError(400, `tenant_id ${inBody} in the body differs from ${params.tenant_id} in the path`)
+    return params.tenant_id
+  }
+  r.on('PUT', '/v1/tenant/config', ({ body }) =>
+    setConfig(bodyTenant(objectBody(body, false)), objectBody(body), true),
+  )
+  r.on('PATCH', '/v1/tenant/config', ({ body }) =>
+    setConfig(bodyTenant(objectBody(body, false)), objectBody(body), false),
+  )
+  r.on('GET', '/v1/tenant/:tenant_id/config', ({ params }) => ({ json: tenantConfigInfo(tenantOf(params)) }))
+  r.on('PUT', '/v1/tenant/:tenant_id/config', ({ params, body }) =>
+    setConfig(samePathTenant(params, objectBody(body, false)), objectBody(body), true),
+  )
+  r.on('PATCH', '/v1/tenant/:tenant_id/config', ({ params, body }) =>
+    setConfig(samePathTenant(params, objectBody(body, false)), objectBody(body), false),
+  )
+
+  r.on('GET', '/v1/tenant/:tenant_id', ({ params }) => {
+    const t = tenantOf(params)
+    return { json: { ...tenantInfo(t), timelines: t.timelines().map((tl) => tl.timelineId) } }
+  })
+  r.on('GET', '/v1/tenant/:tenant_id/timeline', ({ params }) => ({
+    json: tenantOf(params)
+      .timelines()
+      .map((tl) => timelineInfo(ps, tl)),
+  }))
+  r.on('POST', '/v1/tenant/:tenant_id/timeline', async ({ params, body }) => {
+    const t = tenantOf(params)
+    const b = objectBody(body, false)
+    const newTimelineId = optionalString(b, 'new_timeline_id')
+    if (newTimelineId === undefined) throw new HttpError(400, 'new_timeline_id is missing from the body')
+    const pgVersion = b.pg_version
+    if (pgVersion !== undefined && pgVersion !== null && pgVersion !== 15)
+      throw new HttpError(
+        400,
+        `pg_version ${JSON.stringify(pgVersion)} is not supported; zenith runs PostgreSQL 15`,
+      )
+    const tl = await ps.createTimeline(t, {
+      newTimelineId,
+      ancestorTimelineId: optionalString(b, 'ancestor_timeline_id'),
+      ancestorStartLsn: optionalLsn(b, 'ancestor_start_lsn'),
+    })
+    return { status: 201, json: timelineInfo(ps, tl) }
+  })
+  r.on('GET', '/v1/tenant/:tenant_id/timeline/:timeline_id', ({ params }) => ({
+    json: timelineInfo(ps, timelineOf(params)),
+  }))
+  r.on('DELETE', '/v1/tenant/:tenant_id/timeline/:timeline_id', async ({ params }) => {
+    await ps.deleteTimeline(tenantOf(params), params.timeline_id)
+    return { json: {} }
+  })
+  r.on('PUT', '/v1/tenant/:tenant_id/timeline/:timeline_id/do_gc', async ({ params, body }) => {
+    const t = tenantOf(params)
+    const tl = t.timeline(params.timeline_id)
+    const b = objectBody(body)
+    const h = b.gc_horizon
+    if (h !== undefined && h !== null && (typeof h !== 'number' || !Number.isSafeInteger(h) || h < 0))
+      throw new HttpError(
+        400,
+        `gc_horizon must be a non-negative integer number of bytes, got ${JSON.stringify(h)}`,
+      )
+    const res = await t.gc(tl, { gcHorizon: typeof h === 'number' ? h : undefined })
+    return {
+      json: {
+        layers_total: res.layersTotal,
+        layers_removed: res.removed,
+        layers_needed_by_cutoff: res.neededByCutoff,
+        layers_needed_by_branches: res.neededByBranches,
+        cutoff: res.cutoff,
+        elapsed: res.elapsedMs,
+      },
+    }
+  })
+  r.on('PUT', '/v1/tenant/:tenant_id/timeline/:timeline_id/compact', async ({ params, query }) => {
+    const t = tenantOf(params)
+    const force =
+      query.get('force_l0_compaction') === 'true' || query.get('force_image_layer_creation') === 'true'
+    const res = await t.compact(t.timeline(params.timeline_id), force)
+    return { json: res }
+  })
+  r.on('PUT', '/v1/tenant/:tenant_id/timeline/:timeline_id/checkpoint', async ({ params, query }) => {
+    const t = tenantOf(params)
+    const tl = t.timeline(params.timeline_id)
+    await tl.checkpoint()
+    if (query.get('compact') !== 'false') await t.compact(tl)
+    return { json: { disk_consistent_lsn: timelineInfo(ps, tl).disk_consistent_lsn } }
+  })
+  r.on('GET', '/v1/tenant/:tenant_id/timeline/:timeline_id/layer', ({ params }) => ({
+    json: layerMapInfo(timelineOf(params)),
+  }))
+  // zenith's own: which compute the timeline's WAL receiver streams from (Neon learns it from the broker).
+  r.on('PUT', '/v1/tenant/:tenant_id/timeline/:timeline_id/wal_receiver', async ({ params, body }) => {
+    const tl = timelineOf(params)
+    const connstr = optionalString(objectBody(body, false), 'wal_source_connstr') ?? null
+    await ps.walReceivers.set(tl.tenantId, tl.timelineId, connstr)
+    return { json: timelineInfo(ps, tl) }
+  })
+
+  const server = http.createServer((req, res) => {
+    r.handle(req, res, mapError).catch((err: Error) => {
+      ps.log('error', 'HTTP request failed', {
+        method: req.method,
+        url: req.url,
+        error: err.stack ?? err.message,
+      })
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'application/json' })
+        res.end(`${JSON.stringify({ msg: err.message })}\n`)
+      } else res.destroy()
+    })
+  })
+  return server
+}

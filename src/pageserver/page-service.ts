@@ -1,0 +1,253 @@
+/**
+ * The page service on port 64000: libpq's simple query protocol with Neon's commands.
+ *
+ *   show <tenant_id>                          the tenant's effective config, one row
+ *   pagestream[_v2|_v3] <tenant> <timeline>   CopyBoth: pagestream requests in, responses out
+ *   basebackup <tenant> <timeline> [lsn|latest]
+ *   fullbackup <tenant> <timeline> [lsn [prev_lsn]]   a datadir as a tar stream (CopyOut)
+ *   set ...                                   accepted and ignored (libpq tools send it)
+ *
+ * zenith's basebackups are always full (every relation file is in the tar), so both commands stream the
+ * same archive. Errors go back as ErrorResponse and the session stays usable.
+ */
+import net from 'node:net'
+import { basebackup } from '../engine/basebackup.js'
+import { databaseSize } from '../engine/datadir-keyspace.js'
+import {
+  decodeSize,
+  relBlockKey,
+  relSizeKey,
+  SlruKind,
+  slruBlockKey,
+  slruSegSizeKey,
+} from '../engine/datadir-mapping.js'
+import { configToJson, TENANT_CONFIG_KEYS } from '../engine/tenant-config.js'
+import type { Timeline } from '../engine/timeline.js'
+import { BLCKSZ } from '../postgres/data-page.js'
+import { formatLsn, type Lsn, parseLsn } from '../postgres/lsn.js'
+import { DEFAULTTABLESPACE_OID } from '../postgres/relfile.js'
+import { TarWriter } from '../postgres/tar.js'
+import { PgServerConnection } from '../protocol/server.js'
+import type { Pageserver } from './pageserver.js'
+import {
+  decodeRequest,
+  encodeResponse,
+  LATEST_LSN,
+  type PagestreamRequest,
+  type PagestreamResult,
+  type PagestreamVersion,
+} from './pagestream.js'
+
+const ZERO_PAGE = Buffer.alloc(BLCKSZ)
+
+/** A request the client got wrong: answered with an ErrorResponse, the session goes on. */
+class CommandError extends Error {
+  override name = 'CommandError'
+}
+
+export function createPageService(ps: Pageserver): net.Server {
+  return net.createServer((socket) => {
+    serveConnection(ps, socket).catch((err: Error) => {
+      ps.log('warn', 'page service connection failed', { error: err.message })
+      socket.destroy()
+    })
+  })
+}
+
+async function serveConnection(ps: Pageserver, socket: net.Socket): Promise<void> {
+  const conn = new PgServerConnection(socket)
+  const params = await conn.startup()
+  if (!params) return
+  let skipToSync = false
+  for (;;) {
+    const msg = await conn.next()
+    if (!msg || msg.type === 'terminate') break
+    if (msg.type === 'sync') {
+      skipToSync = false
+      conn.readyForQuery()
+      continue
+    }
+    if (skipToSync) continue
+    if (msg.type !== 'query') {
+      // The extended protocol's messages run until Sync; one error answers them all.
+      conn.error({ message: 'the zenith page service speaks the simple query protocol only', code: '0A000' })
+      skipToSync = true
+      continue
+    }
+    try {
+      await runCommand(ps, conn, msg.sql)
+    } catch (err) {
+      const e = err as Error
+      if (conn.closed) break
+      conn.error({ message: e.message, code: e instanceof CommandError ? '42601' : 'XX000' })
+    }
+    conn.readyForQuery()
+  }
+  conn.close()
+}
+
+async function runCommand(ps: Pageserver, conn: PgServerConnection, sql: string): Promise<void> {
+  const words = sql.trim().replace(/;$/, '').split(/\s+/)
+  const cmd = words[0].toLowerCase()
+  const args = words.slice(1)
+  switch (cmd) {
+    case '':
+      conn.emptyQueryResponse()
+      return
+    case 'set':
+      conn.commandComplete('SET')
+      return
+    case 'show':
+      return show(ps, conn, args)
+    case 'pagestream':
+    case 'pagestream_v2':
+      return pagestream(ps, conn, args, 2)
+    case 'pagestream_v3':
+      return pagestream(ps, conn, args, 3)
+    case 'basebackup':
+    case 'fullbackup':
+      return backup(ps, conn, cmd, args)
+    default:
+      throw new CommandError(
+        `unsupported command "${words[0]}"; the page service knows show, pagestream, pagestream_v3, basebackup, fullbackup and set`,
+      )
+  }
+}
+
+function expectArgs(args: string[], min: number, max: number, usage: string): void {
+  if (args.length < min || args.length > max) throw new CommandError(`usage: ${usage}`)
+}
+
+function show(ps: Pageserver, conn: PgServerConnection, args: string[]): void {
+  expectArgs(args, 1, 1, 'show <tenant_id>')
+  const cfg = configToJson(ps.tenant(args[0]).config)
+  conn.rowDescription(TENANT_CONFIG_KEYS.map((k) => ({ name: k })))
+  conn.dataRow(TENANT_CONFIG_KEYS.map((k) => String(cfg[k])))
+  conn.commandComplete('SELECT 1')
+}
+
+async function backup(ps: Pageserver, conn: PgServerConnection, cmd: string, args: string[]): Promise<void> {
+  const usage =
+    cmd === 'basebackup'
+      ? 'basebackup <tenant_id> <timeline_id> [<lsn>|latest]'
+      : 'fullbackup <tenant_id> <timeline_id> [<lsn> [<prev_lsn>]]'
+  expectArgs(args, 2, cmd === 'basebackup' ? 3 : 4, usage)
+  const tl = ps.timeline(args[0], args[1])
+  const asked = args[2] === undefined || args[2] === 'latest' ? undefined : parseLsn(args[2])
+  const lsn = await ps.readableLsn(tl, asked)
+  ps.metrics.basebackups.inc()
+  const started = performance.now()
+  conn.copyOutResponse()
+  const tar = new TarWriter(async (chunk) => {
+    conn.copyData(chunk)
+    await conn.drain()
+  })
+  const res = await basebackup(tl, tar, { lsn })
+  conn.copyDone()
+  conn.commandComplete('COPY')
+  ps.log('info', `${cmd} sent`, {
+    tenantId: tl.tenantId,
+    timelineId: tl.timelineId,
+    lsn: formatLsn(res.lsn),
+    bytes: tar.bytesWritten,
+    ms: Math.round(performance.now() - started),
+  })
+}
+
+async function pagestream(
+  ps: Pageserver,
+  conn: PgServerConnection,
+  args: string[],
+  version: PagestreamVersion,
+): Promise<void> {
+  expectArgs(args, 2, 2, `pagestream${version === 3 ? '_v3' : ''} <tenant_id> <timeline_id>`)
+  const tl = ps.timeline(args[0], args[1])
+  conn.copyBothResponse()
+  for (;;) {
+    const msg = await conn.next()
+    if (!msg || msg.type === 'terminate') {
+      conn.close()
+      return
+    }
+    if (msg.type === 'copyDone' || msg.type === 'copyFail') break
+    if (msg.type !== 'copyData') throw new CommandError(`unexpected ${msg.type} message inside pagestream`)
+    let req: PagestreamRequest
+    try {
+      req = decodeRequest(msg.data, version)
+    } catch (err) {
+      throw new CommandError((err as Error).message)
+    }
+    let result: PagestreamResult
+    try {
+      result = await answer(ps, tl, req)
+    } catch (err) {
+      result = { kind: 'error', message: (err as Error).message }
+    }
+    conn.copyData(encodeResponse(req, result, version))
+    await conn.drain()
+  }
+  conn.copyDone()
+  conn.commandComplete('COPY')
+}
+
+/**
+ * The LSN a request reads at, as Neon decides it: a request newer than what has arrived waits for
+ * not_modified_since (the last change the compute knows of), then reads at the newest LSN it may.
+ */
+async function effectiveLsn(ps: Pageserver, tl: Timeline, req: PagestreamRequest): Promise<Lsn> {
+  if (req.requestLsn === 0) throw new Error('request_lsn 0 is invalid')
+  if (req.requestLsn < req.notModifiedSince) {
+    throw new Error(
+      `request_lsn ${formatLsn(req.requestLsn)} is below not_modified_since ${formatLsn(req.notModifiedSince)}`,
+    )
+  }
+  if (req.notModifiedSince !== LATEST_LSN && req.notModifiedSince > tl.lastRecordLsn) {
+    await tl.waitLsn(req.notModifiedSince, ps.config.waitLsnTimeoutMs)
+  }
+  return req.requestLsn === LATEST_LSN ? tl.lastRecordLsn : Math.min(req.requestLsn, tl.lastRecordLsn)
+}
+
+async function answer(ps: Pageserver, tl: Timeline, req: PagestreamRequest): Promise<PagestreamResult> {
+  const lsn = await effectiveLsn(ps, tl, req)
+  const read = (key: Buffer) => tl.get(key, lsn)
+  ps.metrics.smgrRequests.inc(1, { kind: req.kind })
+  switch (req.kind) {
+    case 'exists':
+      return { kind: 'exists', exists: read(relSizeKey(req.rel)) !== null }
+    case 'nblocks': {
+      const size = read(relSizeKey(req.rel))
+      if (!size) throw new Error(`relation ${relName(req.rel)} does not exist at ${formatLsn(lsn)}`)
+      return { kind: 'nblocks', nblocks: decodeSize(size) }
+    }
+    case 'getpage': {
+      const t = performance.now()
+      // Pages never WAL-logged (FSM) and blocks past the end read as zeros, as Postgres sees new pages.
+      const page = read(relBlockKey(req.rel, req.blkno)) ?? ZERO_PAGE
+      ps.metrics.getPageRequests.inc()
+      ps.metrics.getPageSeconds.observe((performance.now() - t) / 1000)
+      return { kind: 'getpage', page }
+    }
+    case 'dbsize':
+      return { kind: 'dbsize', bytes: databaseSize(read, DEFAULTTABLESPACE_OID, req.dbNode) }
+    case 'slru': {
+      if (!(req.slruKind in SlruKind))
+        throw new Error(
+          `unknown SLRU kind ${req.slruKind}; 0 = pg_xact, 1 = multixact members, 2 = multixact offsets`,
+        )
+      const kind = req.slruKind as SlruKind
+      const size = read(slruSegSizeKey(kind, req.segno))
+      if (!size)
+        throw new Error(
+          `SLRU segment ${req.segno} of kind ${req.slruKind} does not exist at ${formatLsn(lsn)}`,
+        )
+      const nblocks = decodeSize(size)
+      const data = Buffer.alloc(nblocks * BLCKSZ)
+      for (let b = 0; b < nblocks; b++) read(slruBlockKey(kind, req.segno, b))?.copy(data, b * BLCKSZ)
+      return { kind: 'slru', nblocks, data }
+    }
+  }
+}
+
+function relName(r: { spcNode: number; dbNode: number; relNode: number; forkNum: number }): string {
+  return `${r.spcNode}/${r.dbNode}/${r.relNode} fork ${r.forkNum}`
+}

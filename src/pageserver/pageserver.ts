@@ -1,0 +1,146 @@
+/**
+ * The pageserver: the storage engine's repository behind a management HTTP API, a libpq page service
+ * and one WAL receiver per timeline that has a WAL source. The same object runs as a detached process
+ * (`zenith pageserver start`) or inside the CLI (`zenith start --embedded`).
+ */
+import { mkdirSync } from 'node:fs'
+import path from 'node:path'
+import { logicalSize, postgresImageKeyFilter } from '../engine/datadir-keyspace.js'
+import { EngineStateError } from '../engine/errors.js'
+import { parseId } from '../engine/ids.js'
+import { Repository } from '../engine/repository.js'
+import type { Tenant } from '../engine/tenant.js'
+import type { LogFn, Timeline } from '../engine/timeline.js'
+import { formatLsn, type Lsn } from '../postgres/lsn.js'
+import { bootstrapTimeline } from './bootstrap.js'
+import { loadPageserverConfig, PAGESERVER_CONFIG_FILE, type PageserverConfig } from './config.js'
+import { createHttpApi } from './http-api.js'
+import { type Listener, listen } from './listen.js'
+import { createPageService } from './page-service.js'
+import { PageserverMetrics } from './pageserver-metrics.js'
+import { WalReceivers } from './wal-receiver.js'
+
+export interface TimelineCreateRequest {
+  newTimelineId: string
+  ancestorTimelineId?: string
+  ancestorStartLsn?: Lsn
+}
+
+export class Pageserver {
+  readonly metrics: PageserverMetrics
+  readonly walReceivers: WalReceivers
+  private listeners: Listener[] = []
+  private stopping: Promise<void> | null = null
+
+  private constructor(
+    readonly workdir: string,
+    readonly config: PageserverConfig,
+    readonly repo: Repository,
+    readonly log: LogFn,
+  ) {
+    this.metrics = new PageserverMetrics(this)
+    this.walReceivers = new WalReceivers(this)
+  }
+
+  /**
+   * Opens the repository in `workdir` (settings from its pageserver.toml), starts the WAL receivers
+   * and listens on both ports; a busy port fails the start and closes everything again.
+   */
+  static async start(workdir: string, opts: { log: LogFn; config?: PageserverConfig }): Promise<Pageserver> {
+    const config = opts.config ?? loadPageserverConfig(path.join(workdir, PAGESERVER_CONFIG_FILE))
+    mkdirSync(workdir, { recursive: true })
+    const repo = Repository.open(workdir, {
+      pageCacheSlots: config.pageCacheSize,
+      memoryBudget: config.memoryBudget,
+      defaults: config.tenantDefaults,
+      log: opts.log,
+      imageKeyFilter: postgresImageKeyFilter,
+    })
+    const ps = new Pageserver(workdir, config, repo, opts.log)
+    try {
+      ps.listeners.push(await listen(createHttpApi(ps), config.listenHttpAddr, 'pageserver HTTP API'))
+      ps.listeners.push(await listen(createPageService(ps), config.listenPgAddr, 'pageserver page service'))
+    } catch (err) {
+      await ps.stop()
+      throw err
+    }
+    ps.walReceivers.startAll()
+    opts.log('info', 'pageserver started', {
+      workdir,
+      http: `${config.listenHttpAddr.host}:${config.listenHttpAddr.port}`,
+      pg: `${config.listenPgAddr.host}:${config.listenPgAddr.port}`,
+      tenants: repo.tenants().length,
+    })
+    return ps
+  }
+
+  /** Stops receiving WAL, closes the listeners and makes everything ingested durable. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log('info', 'pageserver stopping')
+      await this.walReceivers.stopAll()
+      await Promise.all(this.listeners.map((l) => l.close()))
+      await this.repo.close({ flush: true })
+      this.log('info', 'pageserver stopped')
+    })()
+    return this.stopping
+  }
+
+  tenant(id: string): Tenant {
+    return this.repo.tenant(id)
+  }
+
+  timeline(tenantId: string, timelineId: string): Timeline {
+    return this.repo.tenant(tenantId).timeline(timelineId)
+  }
+
+  /**
+   * A new timeline: a branch of an ancestor at an LSN (waiting for the ancestor to receive it), or,
+   * without an ancestor, a fresh cluster made by initdb.
+   */
+  async createTimeline(tenant: Tenant, req: TimelineCreateRequest): Promise<Timeline> {
+    const id = parseId(req.newTimelineId, 'timeline')
+    if (tenant.timelines().some((t) => t.timelineId === id)) {
+      throw new EngineStateError(`timeline ${id} already exists in tenant ${tenant.tenantId}`)
+    }
+    if (req.ancestorTimelineId === undefined) {
+      if (req.ancestorStartLsn !== undefined) {
+        throw new EngineStateError('ancestor_start_lsn needs ancestor_timeline_id')
+      }
+      return bootstrapTimeline(tenant, id, { pgDistribDir: this.config.pgDistribDir, log: this.log })
+    }
+    const ancestor = tenant.timeline(req.ancestorTimelineId)
+    if (req.ancestorStartLsn !== undefined && req.ancestorStartLsn > ancestor.lastRecordLsn) {
+      await ancestor.waitLsn(req.ancestorStartLsn, this.config.waitLsnTimeoutMs)
+    }
+    const tl = tenant.branch(ancestor.timelineId, { lsn: req.ancestorStartLsn, timelineId: id })
+    this.log('info', 'timeline branched', {
+      tenantId: tenant.tenantId,
+      timelineId: id,
+      ancestor: ancestor.timelineId,
+      lsn: formatLsn(tl.ancestorLsn),
+    })
+    return tl
+  }
+
+  async deleteTimeline(tenant: Tenant, timelineId: string): Promise<void> {
+    const tl = tenant.timeline(timelineId)
+    if (tenant.timelines().some((t) => t.ancestor === tl)) {
+      throw new EngineStateError(`timeline ${tl.timelineId} has child timelines: delete them first`)
+    }
+    await this.walReceivers.set(tenant.tenantId, tl.timelineId, null)
+    await tenant.deleteTimeline(tl.timelineId)
+    this.log('info', 'timeline deleted', { tenantId: tenant.tenantId, timelineId: tl.timelineId })
+  }
+
+  /** The LSN a read "as of `lsn`" runs at: waits (up to wait_lsn_timeout) for an LSN not yet received. */
+  async readableLsn(tl: Timeline, lsn?: Lsn): Promise<Lsn> {
+    if (lsn === undefined) return tl.lastRecordLsn
+    if (lsn > tl.lastRecordLsn) await tl.waitLsn(lsn, this.config.waitLsnTimeoutMs)
+    return lsn
+  }
+
+  logicalSize(tl: Timeline, lsn = tl.lastRecordLsn): number {
+    return logicalSize((key) => tl.get(key, lsn))
+  }
+}

@@ -1,0 +1,81 @@
+/** The JSON shapes of Neon's management API (TimelineInfo, TenantInfo, LayerMapInfo), LSNs as "X/X". */
+import type { Tenant } from '../engine/tenant.js'
+import { configToJson } from '../engine/tenant-config.js'
+import type { Timeline } from '../engine/timeline.js'
+import { formatLsn } from '../postgres/lsn.js'
+import type { Pageserver } from './pageserver.js'
+
+export function timelineInfo(ps: Pageserver, tl: Timeline): Record<string, unknown> {
+  const md = tl.metadata
+  const rx = ps.walReceivers.status(tl.tenantId, tl.timelineId)
+  return {
+    tenant_id: tl.tenantId,
+    timeline_id: tl.timelineId,
+    ancestor_timeline_id: md.ancestorTimelineId,
+    ancestor_lsn: md.ancestorTimelineId ? formatLsn(md.ancestorLsn) : null,
+    last_record_lsn: formatLsn(tl.lastRecordLsn),
+    prev_record_lsn: tl.prevRecordLsn === null ? null : formatLsn(tl.prevRecordLsn),
+    disk_consistent_lsn: formatLsn(tl.diskConsistentLsn),
+    // Without remote storage, what is on local disk is as far as durability goes.
+    remote_consistent_lsn: formatLsn(tl.diskConsistentLsn),
+    remote_consistent_lsn_visible: formatLsn(tl.diskConsistentLsn),
+    latest_gc_cutoff_lsn: formatLsn(tl.latestGcCutoffLsn),
+    applied_gc_cutoff_lsn: formatLsn(tl.latestGcCutoffLsn),
+    initdb_lsn: formatLsn(md.initLsn),
+    current_logical_size: ps.logicalSize(tl),
+    current_logical_size_is_accurate: true,
+    pg_version: 15,
+    state: 'Active',
+    wal_source_connstr: rx?.connstr ?? null,
+    last_received_msg_lsn: rx?.lastReceivedLsn === undefined ? null : formatLsn(rx.lastReceivedLsn),
+    last_received_msg_ts: rx?.lastReceivedTsUs ?? null,
+    walreceiver_status: rx?.status ?? 'inactive',
+  }
+}
+
+export function tenantInfo(t: Tenant): Record<string, unknown> {
+  const physical = t
+    .timelines()
+    .reduce((n, tl) => n + tl.layerInfo().reduce((m, l) => m + (l.file ? l.bytes : 0), 0), 0)
+  return {
+    id: t.tenantId,
+    state: { slug: 'Active' },
+    current_physical_size: physical,
+    attachment_status: { slug: 'attached' },
+    generation: 1,
+  }
+}
+
+export function tenantConfigInfo(t: Tenant): Record<string, unknown> {
+  return {
+    tenant_specific_overrides: configToJson(t.configOverrides),
+    effective_config: configToJson(t.config),
+  }
+}
+
+export function layerMapInfo(tl: Timeline): Record<string, unknown> {
+  const inMemory: Record<string, unknown>[] = []
+  const historic: Record<string, unknown>[] = []
+  for (const l of tl.layerInfo()) {
+    if (l.kind === 'open') inMemory.push({ kind: 'Open', lsn_start: formatLsn(l.lsnStart), bytes: l.bytes })
+    else if (l.kind === 'frozen')
+      inMemory.push({
+        kind: 'Frozen',
+        lsn_start: formatLsn(l.lsnStart),
+        lsn_end: formatLsn(l.lsnEnd!),
+        bytes: l.bytes,
+      })
+    else
+      historic.push({
+        kind: l.kind === 'delta' ? 'Delta' : 'Image',
+        layer_file_name: l.file,
+        layer_file_size: l.bytes,
+        key_start: l.keyStart.toString('hex').toUpperCase(),
+        key_end: l.keyEnd.toString('hex').toUpperCase(),
+        lsn_start: formatLsn(l.lsnStart),
+        ...(l.kind === 'delta' ? { lsn_end: formatLsn(l.lsnEnd!), l0: l.l0 } : {}),
+        remote: false,
+      })
+  }
+  return { in_memory_layers: inMemory, historic_layers: historic }
+}

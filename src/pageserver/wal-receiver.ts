@@ -1,0 +1,299 @@
+/**
+ * WAL receivers: per timeline with a WAL source, a physical replication connection to the compute's
+ * walsender (IDENTIFY_SYSTEM, START_REPLICATION PHYSICAL at the next record after last_record_lsn).
+ * XLogData is decoded and ingested as it arrives, and standby status updates report write = last byte
+ * received, flush = disk_consistent_lsn, apply = remote_consistent_lsn — the compute names the
+ * pageserver in synchronous_standby_names, so its commits wait for `write`. A shutting-down compute
+ * waits for `flush` to cover all it sent, so when the walsender asks for a reply with nothing left to
+ * send, the timeline is checkpointed first. A lost connection is retried with backoff (the compute
+ * restarts, or is not up yet).
+ *
+ * The sources are kept in `wal_sources.json` in the pageserver's working directory, so a restarted
+ * pageserver reconnects by itself.
+ */
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { CONTROLFILE_KEY } from '../engine/datadir-mapping.js'
+import { writeFileDurable } from '../engine/durable-fs.js'
+import type { Timeline } from '../engine/timeline.js'
+import { WalIngest } from '../engine/walingest.js'
+import { formatLsn, type Lsn, maxAlign } from '../postgres/lsn.js'
+import { decodeControlFile } from '../postgres/pg-control.js'
+import { WalDecoder } from '../postgres/wal-decoder.js'
+import { PgClient } from '../protocol/client.js'
+import {
+  encodeStandbyStatusUpdate,
+  parseIdentifySystem,
+  parsePrimaryKeepalive,
+  parseXLogData,
+} from '../protocol/replication.js'
+import type { Pageserver } from './pageserver.js'
+
+export const WAL_SOURCES_FILE = 'wal_sources.json'
+/** The name the compute's synchronous_standby_names must list. */
+export const WAL_RECEIVER_APPLICATION_NAME = 'pageserver'
+
+const BACKOFF_START_MS = 100
+const BACKOFF_MAX_MS = 5000
+/** A status update at least this often, well inside the walsender's wal_sender_timeout. */
+const STATUS_INTERVAL_MS = 1000
+
+export type WalReceiverState = 'connecting' | 'streaming' | 'backoff' | 'stopped'
+
+export interface WalReceiverStatus {
+  connstr: string
+  status: WalReceiverState
+  lastReceivedLsn?: Lsn
+  /** Microseconds since the Unix epoch, as Neon reports it. */
+  lastReceivedTsUs?: number
+  lastError?: string
+}
+
+export class WalSourceError extends Error {
+  override name = 'WalSourceError'
+}
+
+/** `postgresql://user@host:port[/db]` or `host=... port=... user=...`, as computes are named. */
+export function parseConnstr(connstr: string): { host: string; port: number; user: string } {
+  let host: string | undefined
+  let port: number | undefined
+  let user: string | undefined
+  if (/^postgres(ql)?:\/\//.test(connstr)) {
+    const u = new URL(connstr)
+    host = u.hostname.replace(/^\[(.*)\]$/, '$1')
+    port = u.port ? Number(u.port) : 5432
+    user = u.username ? decodeURIComponent(u.username) : undefined
+  } else {
+    for (const m of connstr.matchAll(/(\w+)\s*=\s*(\S+)/g)) {
+      if (m[1] === 'host') host = m[2]
+      else if (m[1] === 'port') port = Number(m[2])
+      else if (m[1] === 'user') user = m[2]
+    }
+  }
+  if (!host || port === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new WalSourceError(
+      `WAL source "${connstr}" is not a connection string with host and port, e.g. postgresql://postgres@127.0.0.1:55432`,
+    )
+  }
+  return { host, port, user: user ?? 'postgres' }
+}
+
+class WalReceiver {
+  readonly state: WalReceiverStatus
+  private stopped = false
+  private client: PgClient | null = null
+  private wake: (() => void) | null = null
+  private readonly done: Promise<void>
+
+  constructor(
+    private readonly ps: Pageserver,
+    private readonly tl: Timeline,
+    connstr: string,
+  ) {
+    this.state = { connstr, status: 'connecting' }
+    this.done = this.run()
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.state.status = 'stopped'
+    this.wake?.()
+    await this.client?.close().catch(() => undefined)
+    await this.done
+  }
+
+  private async run(): Promise<void> {
+    let backoff = BACKOFF_START_MS
+    const target = parseConnstr(this.state.connstr)
+    while (!this.stopped) {
+      try {
+        this.state.status = 'connecting'
+        await this.stream(target, () => {
+          backoff = BACKOFF_START_MS
+        })
+        if (!this.stopped) this.state.lastError = 'the compute ended replication'
+      } catch (err) {
+        if (this.stopped) break
+        const msg = (err as Error).message
+        if (msg !== this.state.lastError) {
+          this.ps.log('warn', 'WAL receiver connection failed, retrying', {
+            tenantId: this.tl.tenantId,
+            timelineId: this.tl.timelineId,
+            source: this.state.connstr,
+            error: msg,
+          })
+        }
+        this.state.lastError = msg
+      } finally {
+        await this.client?.close().catch(() => undefined)
+        this.client = null
+      }
+      if (this.stopped) break
+      this.state.status = 'backoff'
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, backoff)
+        this.wake = () => {
+          clearTimeout(t)
+          resolve()
+        }
+      })
+      this.wake = null
+      backoff = Math.min(BACKOFF_MAX_MS, Math.round(backoff * 1.5))
+    }
+    this.state.status = 'stopped'
+  }
+
+  private async stream(
+    target: { host: string; port: number; user: string },
+    connected: () => void,
+  ): Promise<void> {
+    const tl = this.tl
+    const client = await PgClient.connect({
+      host: target.host,
+      port: target.port,
+      user: target.user,
+      params: { replication: 'true', application_name: WAL_RECEIVER_APPLICATION_NAME },
+      connectTimeoutMs: 5000,
+    })
+    this.client = client
+    if (this.stopped) return
+    const sys = parseIdentifySystem(await client.query('IDENTIFY_SYSTEM'))
+    const control = tl.get(CONTROLFILE_KEY, tl.lastRecordLsn)
+    const systemId = control ? decodeControlFile(control).systemIdentifier : undefined
+    if (systemId !== undefined && BigInt(sys.systemId) !== systemId) {
+      throw new WalSourceError(
+        `${this.state.connstr} belongs to database system ${sys.systemId}, timeline ${tl.timelineId} to ${systemId}`,
+      )
+    }
+    // The next record starts at the 8-aligned position after the last one (or its page's header).
+    const startLsn = maxAlign(tl.lastRecordLsn)
+    const stream = await client.copyBoth(`START_REPLICATION PHYSICAL ${formatLsn(startLsn)}`)
+    this.state.status = 'streaming'
+    this.state.lastError = undefined
+    connected()
+    this.ps.log('info', 'WAL receiver streaming', {
+      tenantId: tl.tenantId,
+      timelineId: tl.timelineId,
+      source: this.state.connstr,
+      start: formatLsn(startLsn),
+    })
+    const decoder = new WalDecoder({ startLsn, systemId, timeline: sys.timeline })
+    const ingest = new WalIngest(tl)
+    let received = startLsn
+    let lastSent = { write: -1, flush: -1, at: 0 }
+    const sendStatus = (force: boolean) => {
+      const flush = tl.diskConsistentLsn
+      const now = Date.now()
+      if (
+        !force &&
+        received === lastSent.write &&
+        flush === lastSent.flush &&
+        now - lastSent.at < STATUS_INTERVAL_MS
+      )
+        return
+      stream.send(encodeStandbyStatusUpdate({ write: received, flush, apply: flush }))
+      lastSent = { write: received, flush, at: now }
+    }
+    const timer = setInterval(() => {
+      if (!client.closed) sendStatus(false)
+    }, STATUS_INTERVAL_MS)
+    try {
+      for await (const msg of stream) {
+        if (this.stopped) break
+        const kind = msg[0]
+        if (kind === 0x77 /* 'w' */) {
+          const x = parseXLogData(msg)
+          if (x.walStart !== received) {
+            throw new WalSourceError(
+              `the walsender sent WAL from ${formatLsn(x.walStart)}, expected ${formatLsn(received)}`,
+            )
+          }
+          decoder.feed(x.data)
+          received += x.data.length
+          let records = 0
+          for (let rec = decoder.next(); rec !== null; rec = decoder.next()) {
+            ingest.ingest(rec)
+            records++
+          }
+          ingest.commit()
+          this.state.lastReceivedLsn = received
+          this.state.lastReceivedTsUs = Date.now() * 1000
+          this.ps.metrics.walIngestBytes.inc(x.data.length)
+          this.ps.metrics.walIngestRecords.inc(records)
+          sendStatus(true)
+        } else if (kind === 0x6b /* 'k' */) {
+          const k = parsePrimaryKeepalive(msg)
+          this.state.lastReceivedTsUs = Date.now() * 1000
+          // A walsender that has sent everything and asks for a reply is waiting for `flush` to reach
+          // its end, as a shutting-down compute does: make what was received durable, then answer.
+          if (k.replyRequested && k.walEnd <= received && tl.lastRecordLsn === received) {
+            if (tl.diskConsistentLsn < tl.lastRecordLsn) await tl.checkpoint()
+          }
+          sendStatus(k.replyRequested)
+        }
+      }
+    } finally {
+      clearInterval(timer)
+      ingest.commit()
+    }
+  }
+}
+
+export class WalReceivers {
+  private readonly receivers = new Map<string, WalReceiver>()
+  private sources: Record<string, string> = {}
+  private readonly file: string
+
+  constructor(private readonly ps: Pageserver) {
+    this.file = path.join(ps.workdir, WAL_SOURCES_FILE)
+  }
+
+  /** Connects every timeline whose source was saved, skipping timelines that no longer exist. */
+  startAll(): void {
+    try {
+      this.sources = JSON.parse(readFileSync(this.file, 'utf8'))
+    } catch {
+      this.sources = {}
+    }
+    for (const [id, connstr] of Object.entries(this.sources)) {
+      const [tenantId, timelineId] = id.split('/')
+      try {
+        this.start(this.ps.timeline(tenantId, timelineId), connstr)
+      } catch (err) {
+        this.ps.log('warn', 'WAL source of a missing timeline ignored', {
+          timeline: id,
+          error: (err as Error).message,
+        })
+      }
+    }
+  }
+
+  /** Sets (or with null, removes) a timeline's WAL source, replacing a running receiver. */
+  async set(tenantId: string, timelineId: string, connstr: string | null): Promise<void> {
+    const tl = this.ps.timeline(tenantId, timelineId)
+    const id = `${tl.tenantId}/${tl.timelineId}`
+    if (connstr !== null) parseConnstr(connstr)
+    const running = this.receivers.get(id)
+    if (running && running.state.connstr === connstr) return
+    this.receivers.delete(id)
+    await running?.stop()
+    if (connstr === null) delete this.sources[id]
+    else this.sources[id] = connstr
+    writeFileDurable(this.file, `${JSON.stringify(this.sources, null, 2)}\n`)
+    if (connstr !== null) this.start(tl, connstr)
+  }
+
+  status(tenantId: string, timelineId: string): WalReceiverStatus | null {
+    return this.receivers.get(`${tenantId}/${timelineId}`)?.state ?? null
+  }
+
+  async stopAll(): Promise<void> {
+    const all = [...this.receivers.values()]
+    this.receivers.clear()
+    await Promise.all(all.map((r) => r.stop()))
+  }
+
+  private start(tl: Timeline, connstr: string): void {
+    this.receivers.set(`${tl.tenantId}/${tl.timelineId}`, new WalReceiver(this.ps, tl, connstr))
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * The pageserver as a process would run it, in this test process: HTTP API, page service and a WAL
+ * receiver streaming from a real PostgreSQL 15 compute started from its fullbackup.
+ */
+import { rm } from 'node:fs/promises'
+import { execa } from 'execa'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { freePort } from '../../src/control/process.js'
+import { generateId } from '../../src/engine/ids.js'
+import { DEFAULT_PAGESERVER_CONFIG } from '../../src/pageserver/config.js'
+import { Pageserver } from '../../src/pageserver/pageserver.js'
+import {
+  decodeResponse,
+  encodeRequest,
+  LATEST_LSN,
+  type PagestreamRequest,
+  type PagestreamRequestBody,
+} from '../../src/pageserver/pagestream.js'
+import { WAL_RECEIVER_APPLICATION_NAME } from '../../src/pageserver/wal-receiver.js'
+import { parseLsn } from '../../src/postgres/lsn.js'
+import { extractTar } from '../../src/postgres/tar.js'
+import { PgClient } from '../../src/protocol/client.js'
+import { makeTempDir, type PgCluster, pgBin, startPostgres } from '../harness/postgres.js'
+
+let dir: string
+let ps: Pageserver
+let api: string
+let pgPort: number
+const logged: { level: string; msg: string; fields?: Record<string, unknown> }[] = []
+
+// biome-ignore lint/suspicious/noExplicitAny: the test reads JSON bodies field by field
+async function http(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const res = await fetch(api + path, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  })
+  const text = await res.text()
+  return { status: res.status, json: text ? JSON.parse(text) : undefined }
+}
+
+const pageClient = () => PgClient.connect({ host: '127.0.0.1', port: pgPort, user: 'postgres' })
+
+async function computeFrom(tenantId: string, timelineId: string, lsn?: string): Promise<PgCluster> {
+  return startPostgres({
+    name: 'ps-compute',
+    settings: {
+      wal_consistency_checking: 'all',
+      synchronous_standby_names: WAL_RECEIVER_APPLICATION_NAME,
+      synchronous_commit: 'remote_write',
+    },
+    populate: async (datadir) => {
+      const c = await pageClient()
+      try {
+        await extractTar(c.copyOut(`fullbackup ${tenantId} ${timelineId}${lsn ? ` ${lsn}` : ''}`), datadir)
+      } finally {
+        await c.close()
+      }
+    },
+  })
+}
+
+beforeAll(async () => {
+  dir = await makeTempDir('zenith-ps-')
+  pgPort = await freePort()
+  const httpPort = await freePort()
+  api = `http://127.0.0.1:${httpPort}`
+  ps = await Pageserver.start(dir, {
+    log: (level, msg, fields) => logged.push({ level, msg, fields }),
+    config: {
+      ...DEFAULT_PAGESERVER_CONFIG,
+      listenPgAddr: { host: '127.0.0.1', port: pgPort },
+      listenHttpAddr: { host: '127.0.0.1', port: httpPort },
+      waitLsnTimeoutMs: 2000,
+    },
+  })
+})
+
+afterAll(async () => {
+  await ps?.stop()
+  await rm(dir, { recursive: true, force: true })
+  // Requests that fail are answered and logged as warnings at most: an error entry is a server bug.
+  expect(logged.filter((l) => l.level === 'error')).toEqual([])
+})
+
+describe('pageserver', () => {
+  it('bootstraps a timeline, serves a compute its datadir and ingests the WAL the compute streams', async () => {
+    const created = await http('POST', '/v1/tenant', { gc_horizon: 1048576 })
+    expect(created.status).toBe(201)
+    const tenantId: string = created.json
+    const timelineId = generateId()
+    const tl = await http('POST', `/v1/tenant/${tenantId}/timeline`, { new_timeline_id: timelineId })
+    expect(tl.status).toBe(201)
+    expect(tl.json.timeline_id).toBe(timelineId)
+    expect(tl.json.current_logical_size).toBeGreaterThan(1_000_000)
+    const pg = await computeFrom(tenantId, timelineId)
+    try {
+      const rx = await http('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/wal_receiver`, {
+        wal_source_connstr: pg.connectionString(),
+      })
+      expect(rx.status).toBe(200)
+      // With the pageserver as synchronous standby, the commit returns only once it has the WAL.
+      await pg.psql('CREATE EXTENSION pageinspect')
+      await pg.psql("CREATE TABLE t AS SELECT i, repeat('x', 100) AS pad FROM generate_series(1, 20000) i")
+      const commitLsn = parseLsn(await pg.psql('SELECT pg_current_wal_flush_lsn()'))
+      const detail = (await http('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`)).json
+      expect(parseLsn(detail.last_record_lsn)).toBeGreaterThanOrEqual(commitLsn)
+      expect(detail.walreceiver_status).toBe('streaming')
+      expect(detail.wal_source_connstr).toBe(pg.connectionString())
+      expect(parseLsn(detail.last_received_msg_lsn)).toBeGreaterThanOrEqual(commitLsn)
+      const replication = await pg.psql(
+        `SELECT sync_state, write_lsn >= '${detail.last_record_lsn}' FROM pg_stat_replication WHERE application_name = 'pageserver'`,
+      )
+      expect(replication).toBe('sync|t')
+
+      // pagestream: the relation as the compute has it.
+      const [relNode, dbNode] = (
+        await pg.psql(
+          "SELECT pg_relation_filenode('t'), (SELECT oid FROM pg_database WHERE datname = 'postgres')",
+        )
+      )
+        .split('|')
+        .map(Number)
+      const blocks = Number(await pg.psql("SELECT pg_relation_size('t') / 8192"))
+      const rel = { spcNode: 1663, dbNode, relNode, forkNum: 0 }
+      const c = await pageClient()
+      try {
+        const stream = await c.copyBoth(`pagestream_v3 ${tenantId} ${timelineId}`)
+        const it = stream[Symbol.asyncIterator]()
+        const ask = async (body: PagestreamRequestBody) => {
+          const req = {
+            ...body,
+            reqid: 7n,
+            requestLsn: LATEST_LSN,
+            notModifiedSince: commitLsn,
+          } as PagestreamRequest
+          stream.send(encodeRequest(req, 3))
+          const { value } = await it.next()
+          return decodeResponse(value as Buffer, req, 3)
+        }
+        expect(await ask({ kind: 'exists', rel })).toEqual({ kind: 'exists', exists: true })
+        expect(await ask({ kind: 'exists', rel: { ...rel, relNode: 999999 } })).toEqual({
+          kind: 'exists',
+          exists: false,
+        })
+        expect(await ask({ kind: 'nblocks', rel })).toEqual({ kind: 'nblocks', nblocks: blocks })
+        const page = await ask({ kind: 'getpage', rel, blkno: 0 })
+        expect(page.kind).toBe('getpage')
+        const p = (page as { page: Buffer }).page
+        const lineItems = (p.readUInt16LE(12) - 24) / 4
+        expect(lineItems).toBe(
+          Number(await pg.psql("SELECT count(*) FROM heap_page_items(get_raw_page('t', 0))")),
+        )
+        const size = await ask({ kind: 'dbsize', dbNode })
+        expect(size.kind === 'dbsize' && size.bytes).toBeGreaterThan(blocks * 8192)
+        const missing = await ask({ kind: 'nblocks', rel: { ...rel, relNode: 999999 } })
+        expect(missing.kind).toBe('error')
+        stream.end()
+      } finally {
+        await c.close()
+      }
+
+      // `show` works from psql.
+      const show = await execa(pgBin('psql'), [
+        '-X',
+        '-A',
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(pgPort),
+        '-U',
+        'postgres',
+        '-c',
+        `show ${tenantId}`,
+      ])
+      const [header, values] = show.stdout.split('\n')
+      const cfg = Object.fromEntries(header.split('|').map((k, i) => [k, values.split('|')[i]]))
+      expect(cfg.gc_horizon).toBe('1048576')
+
+      // A compute restart: the receiver reconnects and goes on from last_record_lsn.
+      await pg.stop()
+      await pg.start()
+      await pg.psql("INSERT INTO t SELECT i, 'y' FROM generate_series(1, 100) i")
+      const after = parseLsn(await pg.psql('SELECT pg_current_wal_flush_lsn()'))
+      const again = (await http('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`)).json
+      expect(parseLsn(again.last_record_lsn)).toBeGreaterThanOrEqual(after)
+
+      const metrics = await (await fetch(`${api}/metrics`)).text()
+      expect(Number(/^pageserver_wal_ingest_bytes_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(
+        1_000_000,
+      )
+      expect(Number(/^pageserver_getpage_requests_total (\d+)$/m.exec(metrics)?.[1])).toBe(1)
+      expect(metrics).toMatch(/^pageserver_getpage_seconds_count 1$/m)
+      expect(metrics).toMatch(/^pageserver_layers\{kind="open"\} 1$/m)
+
+      const cp = await http('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/checkpoint`)
+      expect(cp.status).toBe(200)
+      expect(parseLsn(cp.json.disk_consistent_lsn)).toBeGreaterThanOrEqual(after)
+      const layers = (await http('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}/layer`)).json
+      expect(layers.historic_layers.length).toBeGreaterThan(0)
+      expect(layers.in_memory_layers).toEqual([])
+
+      // A fullbackup at the commit LSN holds the table as it was then.
+      const past = await computeFrom(tenantId, timelineId, detail.last_record_lsn)
+      try {
+        expect(await past.psql('SELECT count(*) FROM t')).toBe('20000')
+      } finally {
+        await past.destroy()
+      }
+    } finally {
+      await pg.destroy()
+    }
+  })
+
+  it('refuses bad requests with a status and a message', async () => {
+    const tenantId: string = (await http('POST', '/v1/tenant', {})).json
+    const main = generateId()
+    expect((await http('POST', `/v1/tenant/${tenantId}/timeline`, { new_timeline_id: main })).status).toBe(
+      201,
+    )
+    const cases: [string, string, unknown, number, RegExp][] = [
+      ['POST', `/v1/tenant/${tenantId}/timeline`, '{"new_timeline_id": ', 400, /malformed JSON/],
+      ['POST', `/v1/tenant/${tenantId}/timeline`, { new_timeline_id: 'xyz' }, 400, /invalid timeline id/],
+      ['POST', `/v1/tenant/${tenantId}/timeline`, { new_timeline_id: main }, 409, /already exists/],
+      ['GET', `/v1/tenant/${generateId()}/timeline`, undefined, 404, /not found/],
+      ['GET', `/v1/tenant/${tenantId}/timeline/${generateId()}`, undefined, 404, /not found/],
+      ['PATCH', `/v1/tenant/${tenantId}/config`, { gc_horizon: -1 }, 400, /gc_horizon/],
+      ['PATCH', `/v1/tenant/${tenantId}/config`, { no_such_key: 1 }, 400, /no_such_key/],
+      [
+        'POST',
+        `/v1/tenant/${tenantId}/timeline`,
+        { new_timeline_id: generateId(), ancestor_timeline_id: main, ancestor_start_lsn: 'zz' },
+        400,
+        /invalid LSN/,
+      ],
+      [
+        'POST',
+        `/v1/tenant/${tenantId}/timeline`,
+        { new_timeline_id: generateId(), ancestor_timeline_id: main, ancestor_start_lsn: 'FF/0' },
+        408,
+        /timed out/,
+      ],
+      ['GET', '/v1/nothing', undefined, 404, /no such endpoint/],
+    ]
+    for (const [method, path, body, status, msg] of cases) {
+      const r = await http(method, path, body)
+      expect({ path, status: r.status }).toEqual({ path, status })
+      expect(r.json.msg).toMatch(msg)
+    }
+    // A branch keeps its parent from being deleted.
+    const child = generateId()
+    expect(
+      (
+        await http('POST', `/v1/tenant/${tenantId}/timeline`, {
+          new_timeline_id: child,
+          ancestor_timeline_id: main,
+        })
+      ).status,
+    ).toBe(201)
+    expect((await http('DELETE', `/v1/tenant/${tenantId}/timeline/${main}`)).status).toBe(409)
+    expect((await http('DELETE', `/v1/tenant/${tenantId}/timeline/${child}`)).status).toBe(200)
+    expect((await http('GET', `/v1/tenant/${tenantId}/timeline/${child}`)).status).toBe(404)
+    // A branch point before the ancestor's start is bad input, not a conflict.
+    const early = await http('POST', `/v1/tenant/${tenantId}/timeline`, {
+      new_timeline_id: generateId(),
+      ancestor_timeline_id: main,
+      ancestor_start_lsn: '0/10',
+    })
+    expect(early.status).toBe(400)
+    expect(early.json.msg).toMatch(/before the start/)
+  })
+})
