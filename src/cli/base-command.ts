@@ -1,7 +1,8 @@
 /**
  * The base of every zenith command: failures reach the user as one line on stderr with a non-zero exit
- * code. Errors of zenith's own classes (each sets its own `name`) and oclif's usage errors are expected
- * outcomes of bad input; anything else is a bug and keeps oclif's full report.
+ * code, and never as a stack trace unless `--debug` is given. Errors of zenith's own classes (each sets
+ * its own `name`) and oclif's usage errors are expected outcomes of bad input; anything else is a bug,
+ * reported in one line too, with a hint that `--debug` shows where it happened.
  */
 import { Command, Errors } from '@oclif/core'
 
@@ -18,8 +19,12 @@ export abstract class ZenithCommand extends Command {
   protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<unknown> {
     if (err instanceof Errors.ExitError) throw err
     const usage = err instanceof Errors.CLIError
-    if (!usage && BUG_NAMES.has(err.name)) return super.catch(err)
-    process.stderr.write(`Error: ${oneLine(err.message)}\n`)
+    const debug = this.argv.includes('--debug') || process.env.ZENITH_DEBUG === '1'
+    if (debug && !usage) process.stderr.write(`${err.stack ?? err.message}\n`)
+    const bug = !usage && BUG_NAMES.has(err.name)
+    process.stderr.write(
+      `Error: ${oneLine(err.message)}${bug && !debug ? ' (run with --debug for details)' : ''}\n`,
+    )
     return this.exit(usage ? (err.oclif?.exit ?? 2) : 1)
   }
 }

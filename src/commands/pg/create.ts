@@ -1,0 +1,46 @@
+import { Args, Flags } from '@oclif/core'
+import { ClusterCommand } from '../../cli/cluster-command.js'
+import { createEndpoint, parseSettings } from '../../control/endpoints.js'
+
+export default class PgCreate extends ClusterCommand {
+  static override aliases = ['endpoint:create']
+  static override summary = 'create a compute endpoint on a branch (started with `pg start`)'
+  static override description =
+    'With --lsn the endpoint is read-only and shows the branch as it was at that LSN (time travel).'
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> main',
+    '<%= config.bin %> <%= command.id %> main --name past --lsn 0/16B3748',
+    '<%= config.bin %> <%= command.id %> dev --port 55500 -c work_mem=64MB',
+  ]
+  static override args = {
+    branch: Args.string({ description: 'branch the compute runs on', required: true }),
+  }
+  static override flags = {
+    name: Flags.string({ summary: 'endpoint name (default: the branch name)' }),
+    port: Flags.integer({ summary: 'port of the compute (default: the next free one from 55432)' }),
+    lsn: Flags.string({ summary: 'a read-only endpoint at this LSN, X/X' }),
+    config: Flags.string({
+      char: 'c',
+      summary: 'a postgresql.conf setting as key=value (repeatable)',
+      multiple: true,
+    }),
+    'tenant-id': Flags.string({ summary: 'the tenant (default: the default tenant)' }),
+    json: Flags.boolean({ summary: 'print the endpoint as JSON' }),
+  }
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(PgCreate)
+    const e = await createEndpoint(this.repoDir(flags), {
+      branch: args.branch,
+      name: flags.name,
+      port: flags.port,
+      lsn: flags.lsn,
+      settings: parseSettings(flags.config ?? []),
+      tenantId: flags['tenant-id'],
+    })
+    if (flags.json) return this.printJson(e)
+    process.stdout.write(
+      `endpoint ${e.name} created on branch ${e.branch}${e.lsn ? ` at ${e.lsn} (read-only)` : ''}, port ${e.port}\n`,
+    )
+  }
+}

@@ -1,0 +1,434 @@
+/**
+ * Compute endpoints: stock Postgres 15 on a branch. An endpoint is a branch (or a fixed LSN of one, for
+ * read-only time travel), a port and its own settings, kept in the repo config.
+ *
+ * Starting one: a datadir from the pageserver's fullbackup (unless a datadir of this endpoint is still
+ * current), postgresql.conf from templates/, `pg_ctl start`, and the pageserver's WAL receiver pointed at
+ * it — the compute names the pageserver as its synchronous standby, so a commit returns once the
+ * pageserver has the WAL. Stopping one: `pg_ctl stop -m fast`, then waiting until the pageserver has
+ * ingested the compute's last record, so nothing is lost; `destroy` also makes that durable and removes
+ * the endpoint and its datadir.
+ *
+ * Without safekeepers, the datadir's pg_wal is the only other copy of WAL the pageserver has not yet
+ * flushed, so a stopped endpoint's datadir is reused on the next start when the branch has not moved on
+ * without it; otherwise it is rebuilt from the pageserver.
+ */
+import { existsSync, readFileSync } from 'node:fs'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { importLsnOf } from '../engine/import.js'
+import { WAL_RECEIVER_APPLICATION_NAME } from '../pageserver/wal-receiver.js'
+import { formatLsn, type Lsn, parseLsn } from '../postgres/lsn.js'
+import {
+  giveToPgUser,
+  makePgOwnedDir,
+  pgBinDir,
+  pgCtlStart,
+  pgCtlStatus,
+  pgCtlStop,
+} from '../postgres/pg-bin.js'
+import { extractTar } from '../postgres/tar.js'
+import { PgClient } from '../protocol/client.js'
+import {
+  endpointDataDir,
+  endpointDir,
+  endpointLogFile,
+  pageserverClientOf,
+  pageserverConfigOf,
+} from './layout.js'
+import type { PageserverClient, TimelineInfo } from './pageserver-client.js'
+import { PortBusyError, portInUse } from './process.js'
+import {
+  type ClusterConfig,
+  checkName,
+  type EndpointSpec,
+  loadClusterConfig,
+  saveClusterConfig,
+  tenantOf,
+  timelineOfBranch,
+} from './repo-config.js'
+import type { Step } from './steps.js'
+
+const TEMPLATE = fileURLToPath(new URL('../../templates/postgresql.conf', import.meta.url))
+const CATCH_UP_TIMEOUT_MS = 60_000
+const RECEIVER_CONNECT_TIMEOUT_MS = 15_000
+const POLL_MS = 50
+
+export class EndpointError extends Error {
+  override name = 'EndpointError'
+}
+
+export interface EndpointRow {
+  name: string
+  branch: string
+  tenant_id: string
+  timeline_id: string
+  port: number
+  status: 'running' | 'stopped'
+  connstr: string
+  /** The fixed LSN of a read-only endpoint; null for one that follows its branch. */
+  lsn: string | null
+}
+
+export const connstrOf = (port: number) => `postgresql://postgres@127.0.0.1:${port}/postgres`
+
+function endpointOf(c: ClusterConfig, name: string): EndpointSpec {
+  const e = c.endpoints[name]
+  if (!e) {
+    const known = Object.keys(c.endpoints)
+    throw new EndpointError(
+      `unknown endpoint "${name}"${known.length ? `; endpoints: ${known.join(', ')}` : ''}`,
+    )
+  }
+  return e
+}
+
+async function isRunning(repoDir: string, e: EndpointSpec, name: string): Promise<boolean> {
+  const pgdata = endpointDataDir(repoDir, e.tenantId, name)
+  if (!existsSync(path.join(pgdata, 'PG_VERSION'))) return false
+  return (await pgCtlStatus(pgdata)).running
+}
+
+/** Settings given as `key=value`, checked for what postgresql.conf can hold. */
+export function parseSettings(pairs: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const p of pairs) {
+    const m = /^([A-Za-z_][A-Za-z0-9_.]*)=(.*)$/s.exec(p)
+    if (!m) throw new EndpointError(`setting "${p}" is not key=value with a Postgres parameter name`)
+    if (/[\n\r]/.test(m[2])) throw new EndpointError(`the value of setting ${m[1]} spans lines`)
+    out[m[1]] = m[2]
+  }
+  return out
+}
+
+async function pickPort(c: ClusterConfig): Promise<number> {
+  const taken = new Set(Object.values(c.endpoints).map((e) => e.port))
+  for (let p = c.computePortBase; p < Math.min(65536, c.computePortBase + 1000); p++) {
+    if (!taken.has(p) && !(await portInUse('127.0.0.1', p))) return p
+  }
+  throw new EndpointError(`no free port in ${c.computePortBase}..${c.computePortBase + 999}; pass --port`)
+}
+
+/** Checks a fixed LSN against the branch: after its start, received, and not garbage-collected. */
+function checkFixedLsn(lsn: Lsn, tl: TimelineInfo, branch: string): void {
+  const start = parseLsn(tl.ancestor_lsn ?? tl.initdb_lsn)
+  const last = parseLsn(tl.last_record_lsn)
+  const cutoff = parseLsn(tl.latest_gc_cutoff_lsn)
+  if (lsn > last)
+    throw new EndpointError(
+      `LSN ${formatLsn(lsn)} is beyond the end of branch ${branch} (${tl.last_record_lsn})`,
+    )
+  if (lsn < start)
+    throw new EndpointError(
+      `LSN ${formatLsn(lsn)} is before the start of branch ${branch} (${formatLsn(start)})`,
+    )
+  if (lsn < cutoff) {
+    throw new EndpointError(
+      `LSN ${formatLsn(lsn)} is below the GC cutoff ${tl.latest_gc_cutoff_lsn} of branch ${branch}: that history is gone`,
+    )
+  }
+}
+
+export interface CreateEndpointOptions {
+  branch: string
+  name?: string
+  tenantId?: string
+  port?: number
+  lsn?: string
+  settings?: Record<string, string>
+}
+
+export async function createEndpoint(repoDir: string, opts: CreateEndpointOptions): Promise<EndpointRow> {
+  const c = loadClusterConfig(repoDir)
+  const tenantId = tenantOf(c, opts.tenantId)
+  const timelineId = timelineOfBranch(c, tenantId, opts.branch)
+  const name = checkName(opts.name ?? opts.branch, 'endpoint')
+  if (c.endpoints[name]) throw new EndpointError(`endpoint "${name}" already exists`)
+  let port = opts.port
+  if (port !== undefined) {
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      throw new EndpointError(`port ${port} is not a port number in 1..65535`)
+    const owner = Object.entries(c.endpoints).find(([, e]) => e.port === port)
+    if (owner) throw new EndpointError(`port ${port} is already taken by endpoint "${owner[0]}"`)
+    if (await portInUse('127.0.0.1', port))
+      throw new PortBusyError(`port ${port} on 127.0.0.1 is already in use`)
+  } else port = await pickPort(c)
+  let lsn: string | undefined
+  if (opts.lsn !== undefined) {
+    const at = parseLsn(opts.lsn)
+    checkFixedLsn(at, await pageserverClientOf(repoDir).timeline(tenantId, timelineId), opts.branch)
+    lsn = formatLsn(at)
+  }
+  c.endpoints[name] = {
+    tenantId,
+    branch: opts.branch,
+    timelineId,
+    port,
+    ...(lsn === undefined ? {} : { lsn }),
+    settings: opts.settings ?? {},
+  }
+  saveClusterConfig(repoDir, c)
+  return row(name, c.endpoints[name], 'stopped')
+}
+
+function row(name: string, e: EndpointSpec, status: EndpointRow['status']): EndpointRow {
+  return {
+    name,
+    branch: e.branch,
+    tenant_id: e.tenantId,
+    timeline_id: e.timelineId,
+    port: e.port,
+    status,
+    connstr: connstrOf(e.port),
+    lsn: e.lsn ?? null,
+  }
+}
+
+export async function listEndpoints(repoDir: string): Promise<EndpointRow[]> {
+  const c = loadClusterConfig(repoDir)
+  const rows: EndpointRow[] = []
+  for (const [name, e] of Object.entries(c.endpoints)) {
+    rows.push(row(name, e, (await isRunning(repoDir, e, name)) ? 'running' : 'stopped'))
+  }
+  return rows
+}
+
+function renderConf(name: string, e: EndpointSpec): string {
+  const role =
+    e.lsn === undefined
+      ? [
+          '# The pageserver is the synchronous standby: a commit returns once the pageserver has received it.',
+          `synchronous_standby_names = '${WAL_RECEIVER_APPLICATION_NAME}'`,
+          'synchronous_commit = remote_write',
+        ]
+      : [
+          `# Read-only at ${e.lsn}: Postgres runs as a hot standby that never receives WAL.`,
+          'hot_standby = on',
+        ]
+  const vars: Record<string, string> = {
+    endpoint: name,
+    branch: e.branch,
+    tenant_id: e.tenantId,
+    port: String(e.port),
+    role_settings: role.join('\n'),
+  }
+  let text = readFileSync(TEMPLATE, 'utf8').replace(/\{\{(\w+)\}\}/g, (_, k: string) => {
+    if (!(k in vars)) throw new Error(`template ${TEMPLATE} uses unknown variable ${k}`)
+    return vars[k]
+  })
+  const own = Object.entries(e.settings)
+  if (own.length > 0) {
+    text += `\n# Settings of endpoint ${name}\n`
+    for (const [k, v] of own) text += `${k} = '${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'\n`
+  }
+  return text
+}
+
+/**
+ * Whether the datadir left by an earlier run can be started again: it was shut down cleanly at or after
+ * what the branch has (a datadir after a crash is reused too: Postgres recovers from its own WAL).
+ */
+function datadirIsCurrent(pgdata: string, tl: TimelineInfo): boolean {
+  if (!existsSync(path.join(pgdata, 'PG_VERSION'))) return false
+  let end: Lsn
+  try {
+    end = importLsnOf(pgdata).lsn
+  } catch {
+    return existsSync(path.join(pgdata, 'global', 'pg_control'))
+  }
+  return end >= parseLsn(tl.last_record_lsn)
+}
+
+async function fetchFullbackup(repoDir: string, e: EndpointSpec, lsn: string, pgdata: string) {
+  const addr = pageserverConfigOf(repoDir).listenPgAddr
+  const client = await PgClient.connect({
+    host: addr.host,
+    port: addr.port,
+    user: 'postgres',
+    connectTimeoutMs: 10_000,
+  })
+  try {
+    return await extractTar(client.copyOut(`fullbackup ${e.tenantId} ${e.timelineId} ${lsn}`), pgdata)
+  } finally {
+    await client.close()
+  }
+}
+
+async function waitFor(what: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await what()) return true
+    if (Date.now() > deadline) return false
+    await new Promise((r) => setTimeout(r, POLL_MS))
+  }
+}
+
+/**
+ * The steps of `pg start`: when no endpoint has the name but a branch does, an endpoint with defaults is
+ * created first. Starting a running endpoint is a no-op.
+ */
+export async function startEndpointSteps(
+  repoDir: string,
+  name: string,
+  opts: { tenantId?: string } = {},
+): Promise<{ steps: Step[]; endpoint: () => EndpointRow; alreadyRunning: boolean }> {
+  let c = loadClusterConfig(repoDir)
+  if (!c.endpoints[name]) {
+    const tenantId = tenantOf(c, opts.tenantId)
+    if (!c.branches[tenantId]?.[name]) {
+      const known = Object.keys(c.endpoints)
+      throw new EndpointError(
+        `no endpoint or branch named "${name}"${known.length ? `; endpoints: ${known.join(', ')}` : ''}`,
+      )
+    }
+    await createEndpoint(repoDir, { branch: name, name, tenantId })
+    c = loadClusterConfig(repoDir)
+  }
+  const e = endpointOf(c, name)
+  const dir = endpointDir(repoDir, e.tenantId, name)
+  const pgdata = endpointDataDir(repoDir, e.tenantId, name)
+  const result = () => row(name, e, 'running')
+  if (await isRunning(repoDir, e, name)) return { steps: [], endpoint: result, alreadyRunning: true }
+
+  const ps = pageserverClientOf(repoDir)
+  const fixed = e.lsn !== undefined
+  if (!fixed) {
+    for (const [other, o] of Object.entries(c.endpoints)) {
+      if (other === name || o.lsn !== undefined || o.timelineId !== e.timelineId) continue
+      if (await isRunning(repoDir, o, other)) {
+        throw new EndpointError(
+          `endpoint "${other}" is already running on branch ${e.branch}: a branch takes one writer; stop it first`,
+        )
+      }
+    }
+  }
+  if (await portInUse('127.0.0.1', e.port)) {
+    throw new PortBusyError(
+      `port ${e.port} on 127.0.0.1 is already in use; endpoint "${name}" cannot start there`,
+    )
+  }
+  const tl = await ps.timeline(e.tenantId, e.timelineId)
+  const rebuild = fixed || !datadirIsCurrent(pgdata, tl)
+  const lsn = e.lsn ?? tl.last_record_lsn
+  const binDir = pgBinDir(c.pgDistribDir)
+  const steps: Step[] = []
+  if (rebuild) {
+    steps.push({
+      title: `basebackup of ${e.branch} at ${lsn} from the pageserver`,
+      run: async () => {
+        await fs.rm(pgdata, { recursive: true, force: true })
+        await makePgOwnedDir(dir, 0o755)
+        await makePgOwnedDir(pgdata, 0o700)
+        const { files, bytes } = await fetchFullbackup(repoDir, e, lsn, pgdata)
+        if (fixed) await fs.writeFile(path.join(pgdata, 'standby.signal'), '')
+        return `basebackup of ${e.branch} at ${lsn}: ${files} files, ${(bytes / 1e6).toFixed(1)} MB`
+      },
+    })
+  }
+  steps.push({
+    title: 'write postgresql.conf',
+    run: async () => {
+      await fs.writeFile(path.join(pgdata, 'postgresql.conf'), renderConf(name, e))
+      await giveToPgUser(pgdata)
+    },
+  })
+  steps.push({
+    title: `start postgres on 127.0.0.1:${e.port}`,
+    run: async () => {
+      await pgCtlStart(pgdata, {
+        logFile: endpointLogFile(repoDir, e.tenantId, name),
+        binDir,
+        timeoutSec: 60,
+      })
+    },
+  })
+  if (!fixed) {
+    steps.push({
+      title: 'connect the pageserver to its WAL',
+      run: async () => {
+        const connstr = connstrOf(e.port)
+        await ps.setWalSource(e.tenantId, e.timelineId, connstr)
+        const streaming = await waitFor(
+          async () => (await ps.timeline(e.tenantId, e.timelineId)).walreceiver_status === 'streaming',
+          RECEIVER_CONNECT_TIMEOUT_MS,
+        )
+        if (!streaming) {
+          throw new EndpointError(
+            `the pageserver did not start streaming WAL from ${connstr} within ${RECEIVER_CONNECT_TIMEOUT_MS / 1000} s; see the pageserver log`,
+          )
+        }
+      },
+    })
+  }
+  return { steps, endpoint: result, alreadyRunning: false }
+}
+
+function cleanShutdownLsn(pgdata: string): Lsn | false {
+  try {
+    return importLsnOf(pgdata).lsn
+  } catch {
+    return false
+  }
+}
+
+/** Waits until the pageserver has ingested the timeline up to `lsn`. */
+async function waitIngested(ps: PageserverClient, e: EndpointSpec, lsn: Lsn): Promise<void> {
+  let at = ''
+  const ok = await waitFor(async () => {
+    at = (await ps.timeline(e.tenantId, e.timelineId)).last_record_lsn
+    return parseLsn(at) >= lsn
+  }, CATCH_UP_TIMEOUT_MS)
+  if (!ok) {
+    throw new EndpointError(
+      `the pageserver has branch ${e.branch} up to ${at}, the compute wrote up to ${formatLsn(lsn)}; the rest is ` +
+        `still in the endpoint's datadir: start it again so the pageserver can catch up`,
+    )
+  }
+}
+
+export interface StopEndpointResult {
+  wasRunning: boolean
+  /** The compute's last LSN, when it was shut down cleanly. */
+  lsn: string | null
+  destroyed: boolean
+}
+
+export async function stopEndpoint(
+  repoDir: string,
+  name: string,
+  opts: { destroy?: boolean; mode?: 'fast' | 'immediate' } = {},
+): Promise<StopEndpointResult> {
+  const c = loadClusterConfig(repoDir)
+  const e = endpointOf(c, name)
+  const pgdata = endpointDataDir(repoDir, e.tenantId, name)
+  const mode = opts.mode ?? 'fast'
+  const hasDatadir = existsSync(path.join(pgdata, 'PG_VERSION'))
+  const binDir = pgBinDir(c.pgDistribDir)
+  const { wasRunning } = hasDatadir ? await pgCtlStop(pgdata, mode, { binDir }) : { wasRunning: false }
+  let lsn: Lsn | null = null
+  const follows = e.lsn === undefined
+  // A datadir that was never shut down cleanly (a crash) has no final LSN to wait for: its WAL is
+  // recovered and streamed on the next start.
+  const clean = hasDatadir && mode === 'fast' && cleanShutdownLsn(pgdata)
+  if (follows && clean !== false) {
+    lsn = clean
+    const ps = pageserverClientOf(repoDir)
+    await waitIngested(ps, e, lsn)
+    await ps.setWalSource(e.tenantId, e.timelineId, null)
+    // The datadir is about to go: what the pageserver holds only in memory must reach its disk first.
+    if (opts.destroy) await ps.checkpoint(e.tenantId, e.timelineId)
+  }
+  if (opts.destroy) {
+    if (follows && hasDatadir && clean === false) {
+      throw new EndpointError(
+        `endpoint "${name}" was not shut down cleanly, so the pageserver may lack its last WAL: start it again and stop it without --immediate before destroying it`,
+      )
+    }
+    await fs.rm(endpointDir(repoDir, e.tenantId, name), { recursive: true, force: true })
+    const fresh = loadClusterConfig(repoDir)
+    delete fresh.endpoints[name]
+    saveClusterConfig(repoDir, fresh)
+  }
+  return { wasRunning, lsn: lsn === null ? null : formatLsn(lsn), destroyed: opts.destroy ?? false }
+}

@@ -1,0 +1,21 @@
+/**
+ * A multi-step operation as a list of titled steps, so the command can show it as listr2 progress on a
+ * TTY or as plain lines otherwise, while the work itself stays here where tests call it. A step may
+ * return a new title that says what it did ("basebackup at 0/16B3748: 31 MB").
+ */
+export interface Step {
+  title: string
+  /** Resolves to the step's final title, or to anything else to keep the title it had. */
+  run: () => Promise<unknown>
+}
+
+/** Runs steps in order without any display (for tests and --json output). */
+export async function runSteps(steps: readonly Step[]): Promise<string[]> {
+  const done: string[] = []
+  for (const s of steps) done.push(titleAfter(s, await s.run()))
+  return done
+}
+
+export function titleAfter(step: Step, result: unknown): string {
+  return typeof result === 'string' && result !== '' ? result : step.title
+}

@@ -1,0 +1,141 @@
+/** Tenants and branches of the local cluster: the pageserver's API plus the repo config's branch names. */
+import { generateId, parseId } from '../engine/ids.js'
+import { formatLsn, parseLsn } from '../postgres/lsn.js'
+import { pageserverClientOf } from './layout.js'
+import type { TenantConfigInfo, TimelineInfo } from './pageserver-client.js'
+import {
+  branchOfTimeline,
+  checkName,
+  DEFAULT_BRANCH,
+  loadClusterConfig,
+  RepoConfigError,
+  saveClusterConfig,
+  tenantOf,
+  timelineOfBranch,
+} from './repo-config.js'
+
+export interface TenantRow {
+  tenant_id: string
+  is_default: boolean
+  branches: number
+  current_physical_size: number
+}
+
+/** A tenant with its first branch, `main`, made by initdb on the pageserver. */
+export async function createTenant(
+  repoDir: string,
+  opts: { tenantId?: string; setDefault?: boolean; config?: Record<string, unknown> } = {},
+): Promise<{ tenantId: string; timelineId: string; isDefault: boolean }> {
+  const c = loadClusterConfig(repoDir)
+  const tenantId = parseId(opts.tenantId ?? generateId(), 'tenant')
+  const ps = pageserverClientOf(repoDir)
+  await ps.createTenant(tenantId, opts.config ?? {})
+  const timelineId = generateId()
+  await ps.createTimeline(tenantId, { new_timeline_id: timelineId })
+  c.branches[tenantId] = { [DEFAULT_BRANCH]: timelineId }
+  const isDefault = opts.setDefault === true || c.defaultTenantId === null
+  if (isDefault) c.defaultTenantId = tenantId
+  saveClusterConfig(repoDir, c)
+  return { tenantId, timelineId, isDefault }
+}
+
+export async function listTenants(repoDir: string): Promise<TenantRow[]> {
+  const c = loadClusterConfig(repoDir)
+  const tenants = await pageserverClientOf(repoDir).tenants()
+  return tenants.map((t) => ({
+    tenant_id: t.id,
+    is_default: t.id === c.defaultTenantId,
+    branches: Object.keys(c.branches[t.id] ?? {}).length,
+    current_physical_size: t.current_physical_size,
+  }))
+}
+
+export async function tenantConfig(
+  repoDir: string,
+  opts: { tenantId?: string; patch?: Record<string, unknown> } = {},
+): Promise<TenantConfigInfo & { tenant_id: string }> {
+  const tenantId = tenantOf(loadClusterConfig(repoDir), opts.tenantId)
+  const ps = pageserverClientOf(repoDir)
+  const info =
+    opts.patch && Object.keys(opts.patch).length > 0
+      ? await ps.patchTenantConfig(tenantId, opts.patch)
+      : await ps.tenantConfig(tenantId)
+  return { tenant_id: tenantId, ...info }
+}
+
+export interface BranchRow extends TimelineInfo {
+  branch: string | null
+  ancestor_branch: string | null
+}
+
+export async function createBranch(
+  repoDir: string,
+  opts: { branchName: string; ancestorBranch?: string; ancestorStartLsn?: string; tenantId?: string },
+): Promise<BranchRow> {
+  const c = loadClusterConfig(repoDir)
+  const tenantId = tenantOf(c, opts.tenantId)
+  const name = checkName(opts.branchName, 'branch')
+  if (c.branches[tenantId]?.[name])
+    throw new RepoConfigError(`branch "${name}" already exists in tenant ${tenantId}`)
+  const ancestorBranch = opts.ancestorBranch ?? DEFAULT_BRANCH
+  const ancestor = timelineOfBranch(c, tenantId, ancestorBranch)
+  const lsn = opts.ancestorStartLsn === undefined ? undefined : formatLsn(parseLsn(opts.ancestorStartLsn))
+  const timelineId = generateId()
+  const info = await pageserverClientOf(repoDir).createTimeline(tenantId, {
+    new_timeline_id: timelineId,
+    ancestor_timeline_id: ancestor,
+    ...(lsn === undefined ? {} : { ancestor_start_lsn: lsn }),
+  })
+  const fresh = loadClusterConfig(repoDir)
+  fresh.branches[tenantId] = { ...fresh.branches[tenantId], [name]: timelineId }
+  saveClusterConfig(repoDir, fresh)
+  return { ...info, branch: name, ancestor_branch: ancestorBranch }
+}
+
+/** Every timeline of the tenant with its branch name, ancestors before their children. */
+export async function listBranches(repoDir: string, opts: { tenantId?: string } = {}): Promise<BranchRow[]> {
+  const c = loadClusterConfig(repoDir)
+  const tenantId = tenantOf(c, opts.tenantId)
+  const timelines = await pageserverClientOf(repoDir).timelines(tenantId)
+  const rows = timelines.map((t) => ({
+    ...t,
+    branch: branchOfTimeline(c, tenantId, t.timeline_id),
+    ancestor_branch: t.ancestor_timeline_id ? branchOfTimeline(c, tenantId, t.ancestor_timeline_id) : null,
+  }))
+  const byParent = new Map<string | null, BranchRow[]>()
+  for (const r of rows) {
+    const k = r.ancestor_timeline_id
+    byParent.set(k, [...(byParent.get(k) ?? []), r])
+  }
+  const out: BranchRow[] = []
+  const visit = (parent: string | null) => {
+    const kids = (byParent.get(parent) ?? []).sort(
+      (a, b) =>
+        parseLsn(a.ancestor_lsn ?? '0/0') - parseLsn(b.ancestor_lsn ?? '0/0') ||
+        (a.branch ?? '').localeCompare(b.branch ?? ''),
+    )
+    for (const k of kids) {
+      out.push(k)
+      visit(k.timeline_id)
+    }
+  }
+  visit(null)
+  return out
+}
+
+export async function showBranch(
+  repoDir: string,
+  branch: string,
+  opts: { tenantId?: string } = {},
+): Promise<BranchRow> {
+  const c = loadClusterConfig(repoDir)
+  const tenantId = tenantOf(c, opts.tenantId)
+  const info = await pageserverClientOf(repoDir).timeline(tenantId, timelineOfBranch(c, tenantId, branch))
+  return {
+    ...info,
+    branch,
+    ancestor_branch: info.ancestor_timeline_id
+      ? branchOfTimeline(c, tenantId, info.ancestor_timeline_id)
+      : null,
+  }
+}
