@@ -1,0 +1,312 @@
+/**
+ * The local cluster as a user runs it: the built CLI in a temp repo dir, on ports free at run time, real
+ * PostgreSQL 15 computes, psql as the client.
+ */
+import { rm } from 'node:fs/promises'
+import net from 'node:net'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { execa, type ResultPromise } from 'execa'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { freePort } from '../../src/control/process.js'
+import { makeTempDir, pgBin } from '../harness/postgres.js'
+
+const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bin/run.js')
+
+interface Cluster {
+  dir: string
+  repo: string
+  http: number
+  pg: number
+  zenith(...args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }>
+  ok(...args: string[]): Promise<string>
+}
+
+async function newCluster(name: string): Promise<Cluster> {
+  const dir = await makeTempDir(`zenith-e2e-${name}-`)
+  const repo = path.join(dir, 'repo')
+  const [http, pg, computeBase] = [await freePort(), await freePort(), await freePort()]
+  const zenith = async (...args: string[]) => {
+    const r = await execa('node', [BIN, ...args, '--repo-dir', repo], {
+      reject: false,
+      env: { NO_COLOR: '1' },
+    })
+    return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr }
+  }
+  const ok = async (...args: string[]) => {
+    const r = await zenith(...args)
+    if (r.exitCode !== 0) throw new Error(`zenith ${args.join(' ')} failed (${r.exitCode}): ${r.stderr}`)
+    return r.stdout
+  }
+  await ok(
+    'init',
+    '--pageserver-http-port',
+    String(http),
+    '--pageserver-pg-port',
+    String(pg),
+    '--compute-port-base',
+    String(computeBase),
+  )
+  return { dir, repo, http, pg, zenith, ok }
+}
+
+async function psql(connstr: string, sql: string): Promise<string> {
+  const r = await execa(pgBin('psql'), [
+    '-X',
+    '-A',
+    '-t',
+    '-q',
+    '-v',
+    'ON_ERROR_STOP=1',
+    '-d',
+    connstr,
+    '-c',
+    sql,
+  ])
+  return r.stdout.trim()
+}
+
+async function connstrOf(c: Cluster, endpoint: string): Promise<string> {
+  const rows = JSON.parse(await c.ok('pg', 'list', '--json')) as { name: string; connstr: string }[]
+  return rows.find((r) => r.name === endpoint)!.connstr
+}
+
+async function teardown(c: Cluster | undefined): Promise<void> {
+  if (!c) return
+  await c.zenith('stop', '--immediate')
+  await rm(c.dir, { recursive: true, force: true })
+}
+
+/** A failed command as a user sees it: a non-zero exit and one line on stderr, no stack trace. */
+function expectCleanFailure(r: { exitCode: number; stderr: string }, message: RegExp): void {
+  expect(r.exitCode).not.toBe(0)
+  const lines = r.stderr.trim().split('\n')
+  expect(lines).toHaveLength(1)
+  expect(lines[0]).toMatch(/^Error: /)
+  expect(lines[0]).toMatch(message)
+}
+
+describe('zenith local cluster', () => {
+  let c: Cluster
+  let tenantId: string
+  let lsnMid: string
+
+  beforeAll(async () => {
+    c = await newCluster('main')
+    await c.ok('start')
+    tenantId = (JSON.parse(await c.ok('tenant', 'list', '--json')) as { tenant_id: string }[])[0].tenant_id
+  })
+
+  afterAll(() => teardown(c))
+
+  it('runs Postgres on main, branches it mid-way, and keeps all data across destroy and restart', async () => {
+    expect(await c.ok('pg', 'start', 'main')).toMatch(/started: endpoint main on branch main/)
+    const main = await connstrOf(c, 'main')
+    await psql(main, 'CREATE TABLE t (i int PRIMARY KEY, note text)')
+    await psql(main, "INSERT INTO t SELECT i, 'first' FROM generate_series(1, 100) i")
+    lsnMid = await psql(main, 'SELECT pg_current_wal_flush_lsn()')
+    await psql(main, "INSERT INTO t SELECT i, 'second' FROM generate_series(101, 200) i")
+
+    await c.ok('timeline', 'branch', '--branch-name', 'mid', '--ancestor-start-lsn', lsnMid)
+    const tree = JSON.parse(await c.ok('timeline', 'list', '--json')) as {
+      branch: string
+      ancestor_branch: string | null
+    }[]
+    expect(tree.map((t) => [t.branch, t.ancestor_branch])).toEqual([
+      ['main', null],
+      ['mid', 'main'],
+    ])
+    expect(await c.ok('timeline', 'list')).toMatch(/┗━ mid @/)
+    await c.ok('pg', 'start', 'mid')
+    const mid = await connstrOf(c, 'mid')
+    expect(await psql(mid, 'SELECT count(*), max(i) FROM t')).toBe('100|100')
+    // The branch is writable and diverges without touching main.
+    await psql(mid, "INSERT INTO t VALUES (1000, 'on mid')")
+    expect(await psql(main, 'SELECT count(*) FROM t WHERE i = 1000')).toBe('0')
+
+    await c.ok('pg', 'stop', 'main', '--destroy')
+    const listed = JSON.parse(await c.ok('pg', 'list', '--json')) as { name: string }[]
+    expect(listed.map((e) => e.name)).toEqual(['mid'])
+    await c.ok('pg', 'start', 'main')
+    expect(await psql(main, 'SELECT count(*), max(i) FROM t')).toBe('200|200')
+
+    await c.ok('stop')
+    const stopped = JSON.parse(await c.ok('status', '--json'))
+    expect(stopped.pageserver.running).toBe(false)
+    expect(stopped.endpoints.map((e: { status: string }) => e.status)).toEqual(['stopped', 'stopped'])
+    await c.ok('start')
+    await c.ok('pg', 'start', 'main')
+    expect(await psql(main, 'SELECT count(*), max(i) FROM t')).toBe('200|200')
+    await c.ok('pg', 'start', 'mid')
+    expect(await psql(mid, 'SELECT count(*) FROM t')).toBe('101')
+  })
+
+  it('shows an older LSN read-only', async () => {
+    await c.ok('pg', 'create', 'main', '--name', 'past', '--lsn', lsnMid)
+    await c.ok('pg', 'start', 'past')
+    const past = await connstrOf(c, 'past')
+    expect(await psql(past, 'SELECT count(*), min(note), max(note) FROM t')).toBe('100|first|first')
+    await expect(psql(past, 'INSERT INTO t VALUES (5000)')).rejects.toThrow(/read-only transaction/)
+    const rows = JSON.parse(await c.ok('pg', 'list', '--json')) as { name: string; lsn: string | null }[]
+    expect(rows.find((r) => r.name === 'past')?.lsn).toBe(lsnMid)
+    await c.ok('pg', 'stop', 'past', '--destroy')
+  })
+
+  it('sets tenant config that HTTP and the page service both show', async () => {
+    await c.ok('tenant', 'config', '--gc-horizon', '64 MiB', '--pitr-interval', '2 h')
+    const viaHttp = await (await fetch(`http://127.0.0.1:${c.http}/v1/tenant/${tenantId}/config`)).json()
+    expect(viaHttp.tenant_specific_overrides).toEqual({ gc_horizon: 67108864, pitr_interval: '2 h' })
+    expect(viaHttp.effective_config.gc_horizon).toBe(67108864)
+    const show = await execa(pgBin('psql'), [
+      '-X',
+      '-A',
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(c.pg),
+      '-U',
+      'postgres',
+      '-c',
+      `show ${tenantId}`,
+    ])
+    const [header, values] = show.stdout.split('\n')
+    const shown = Object.fromEntries(header.split('|').map((k, i) => [k, values.split('|')[i]]))
+    expect(shown.gc_horizon).toBe('67108864')
+    expect(shown.pitr_interval).toBe('2 h')
+    const printed = await c.ok('tenant', 'config')
+    expect(printed).toMatch(/gc_horizon\s+67108864\s+tenant/)
+    expect(printed).toMatch(/compaction_threshold\s+10\s+default/)
+  })
+
+  it('refuses bad input with one clear line and a non-zero exit', async () => {
+    expectCleanFailure(await c.zenith('pg', 'start', 'nosuch'), /no endpoint or branch named "nosuch"/)
+    expectCleanFailure(
+      await c.zenith('timeline', 'branch', '--branch-name', 'x', '--ancestor-start-lsn', '12345'),
+      /invalid LSN "12345"/,
+    )
+    expectCleanFailure(
+      await c.zenith('timeline', 'branch', '--branch-name', 'mid'),
+      /branch "mid" already exists/,
+    )
+    expectCleanFailure(
+      await c.zenith('timeline', 'branch', '--branch-name', 'y', '--ancestor-branch-name', 'nosuch'),
+      /unknown branch "nosuch"/,
+    )
+    expectCleanFailure(await c.zenith('tenant', 'config', '--gc-horizon=-5'), /gc_horizon/)
+    expectCleanFailure(
+      await c.zenith('tenant', 'config', '--tenant-id', 'f'.repeat(32)),
+      /tenant f{32} not found/,
+    )
+    expectCleanFailure(
+      await c.zenith('tenant', 'config', '--tenant-id', 'nothex'),
+      /invalid tenant id "nothex"/,
+    )
+    expectCleanFailure(
+      await c.zenith('pg', 'create', 'main', '--name', 'far', '--lsn', 'FF/0'),
+      /beyond the end of branch main/,
+    )
+
+    const blocker = net.createServer()
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+    const busy = (blocker.address() as net.AddressInfo).port
+    try {
+      expectCleanFailure(
+        await c.zenith('pg', 'create', 'main', '--name', 'busy', '--port', String(busy)),
+        /port \d+ on 127.0.0.1 is already in use/,
+      )
+    } finally {
+      blocker.close()
+    }
+
+    const bad = await fetch(`http://127.0.0.1:${c.http}/v1/tenant/${tenantId}/timeline`, {
+      method: 'POST',
+      body: '{"new_timeline_id": ',
+    })
+    expect(bad.status).toBe(400)
+    expect((await bad.json()).msg).toMatch(/malformed JSON/)
+
+    // With no history kept, a branch at an older LSN is below the GC cutoff.
+    await c.ok('tenant', 'config', '--gc-horizon', '0', '--pitr-interval', '0 s')
+    expectCleanFailure(
+      await c.zenith('timeline', 'branch', '--branch-name', 'old', '--ancestor-start-lsn', lsnMid),
+      /garbage-collected history below/,
+    )
+    await c.ok('tenant', 'config', '-c', 'gc_horizon=null', '-c', 'pitr_interval=null')
+    const names = (JSON.parse(await c.ok('timeline', 'list', '--json')) as { branch: string }[]).map(
+      (b) => b.branch,
+    )
+    expect(names).toEqual(['main', 'mid'])
+  })
+})
+
+describe('zenith start --embedded', () => {
+  let c: Cluster | undefined
+  let embedded: ResultPromise | undefined
+
+  /** Wrapped: an async function returning the subprocess itself would wait for it to exit. */
+  const startEmbedded = async (cl: Cluster): Promise<{ proc: ResultPromise }> => {
+    const proc = execa('node', [BIN, 'start', '--embedded', '--repo-dir', cl.repo], { reject: false })
+    for (let i = 0; i < 200; i++) {
+      const s = await cl.zenith('pageserver', 'status', '--json')
+      if (s.exitCode === 0 && JSON.parse(s.stdout).reachable) return { proc }
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    proc.kill('SIGKILL')
+    throw new Error('the embedded pageserver did not come up')
+  }
+
+  afterAll(async () => {
+    embedded?.kill('SIGKILL')
+    await teardown(c)
+  })
+
+  it('runs the pageserver inside the CLI until Ctrl-C, and the data outlives it', async () => {
+    c = await newCluster('embedded')
+    embedded = (await startEmbedded(c)).proc
+    const status = JSON.parse(await c.ok('status', '--json'))
+    expect(status.pageserver.pid).toBe(embedded.pid)
+    await c.ok('pg', 'start', 'main')
+    const main = await connstrOf(c, 'main')
+    await psql(main, 'CREATE TABLE e AS SELECT generate_series(1, 50) AS i')
+
+    // Ctrl-C stops the pageserver cleanly while the compute keeps running; a new one picks up its WAL.
+    embedded.kill('SIGINT')
+    expect((await embedded).exitCode).toBe(0)
+    embedded = (await startEmbedded(c)).proc
+    await psql(main, 'INSERT INTO e SELECT generate_series(51, 60)')
+
+    // `zenith stop` from another shell stops the compute, then the embedded pageserver.
+    await c.ok('stop')
+    expect((await embedded).exitCode).toBe(0)
+    embedded = (await startEmbedded(c)).proc
+    await c.ok('pg', 'stop', 'main', '--destroy')
+    await c.ok('pg', 'start', 'main')
+    expect(await psql(main, 'SELECT count(*) FROM e')).toBe('60')
+    await c.ok('stop')
+    expect((await embedded).exitCode).toBe(0)
+    embedded = undefined
+  })
+})
+
+describe('zenith start on a busy port', () => {
+  let c: Cluster | undefined
+
+  afterAll(() => teardown(c))
+
+  it('names the port and leaves nothing running', async () => {
+    c = await newCluster('busy')
+    const blocker = net.createServer()
+    await new Promise<void>((resolve) => blocker.listen(c!.http, '127.0.0.1', resolve))
+    try {
+      expectCleanFailure(
+        await c.zenith('start'),
+        new RegExp(`pageserver HTTP API port ${c.http} on 127.0.0.1 is already in use`),
+      )
+      expect(JSON.parse(await c.ok('status', '--json')).pageserver.running).toBe(false)
+    } finally {
+      blocker.close()
+    }
+    expect(await c.ok('start')).toMatch(/pageserver started/)
+    expect(await c.ok('start')).toMatch(/already running/)
+  })
+})
