@@ -3,12 +3,14 @@
  * --json the last line on stdout is one JSON object of figures.
  */
 import { basebackupBench } from './basebackup.js'
+import { clusterBench } from './cluster.js'
 import { engineBench } from './engine.js'
 import { ingestBench } from './ingest.js'
 import { walDecodeBench } from './wal-decode.js'
 
 const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = {
   basebackup: basebackupBench,
+  cluster: clusterBench,
   engine: engineBench,
   ingest: ingestBench,
   'wal-decode': walDecodeBench,

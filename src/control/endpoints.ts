@@ -16,7 +16,6 @@
 import { existsSync, readFileSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { importLsnOf } from '../engine/import.js'
 import { WAL_RECEIVER_APPLICATION_NAME } from '../pageserver/wal-receiver.js'
 import { formatLsn, type Lsn, parseLsn } from '../postgres/lsn.js'
@@ -37,6 +36,7 @@ import {
   pageserverClientOf,
   pageserverConfigOf,
 } from './layout.js'
+import { packageRoot } from './package-root.js'
 import type { PageserverClient, TimelineInfo } from './pageserver-client.js'
 import { PortBusyError, portInUse } from './process.js'
 import {
@@ -50,7 +50,6 @@ import {
 } from './repo-config.js'
 import type { Step } from './steps.js'
 
-const TEMPLATE = fileURLToPath(new URL('../../templates/postgresql.conf', import.meta.url))
 const CATCH_UP_TIMEOUT_MS = 60_000
 const RECEIVER_CONNECT_TIMEOUT_MS = 15_000
 const POLL_MS = 50
@@ -213,8 +212,9 @@ function renderConf(name: string, e: EndpointSpec): string {
     port: String(e.port),
     role_settings: role.join('\n'),
   }
-  let text = readFileSync(TEMPLATE, 'utf8').replace(/\{\{(\w+)\}\}/g, (_, k: string) => {
-    if (!(k in vars)) throw new Error(`template ${TEMPLATE} uses unknown variable ${k}`)
+  const template = path.join(packageRoot(), 'templates', 'postgresql.conf')
+  let text = readFileSync(template, 'utf8').replace(/\{\{(\w+)\}\}/g, (_, k: string) => {
+    if (!(k in vars)) throw new Error(`template ${template} uses unknown variable ${k}`)
     return vars[k]
   })
   const own = Object.entries(e.settings)

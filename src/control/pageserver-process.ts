@@ -4,7 +4,7 @@
  * (`zenith start --embedded`, `zenith pageserver run`). Both run the same Pageserver code.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import path from 'node:path'
 import { writeFileDurable } from '../engine/durable-fs.js'
 import { createLogger, type Logger } from '../pageserver/log.js'
 import { Pageserver } from '../pageserver/pageserver.js'
@@ -15,6 +15,7 @@ import {
   pageserverLogFile,
   pageserverPidFile,
 } from './layout.js'
+import { packageRoot } from './package-root.js'
 import { isAlive, PortBusyError, portInUse, readPidFile, startDetached, stopByPidFile } from './process.js'
 
 export class PageserverStateError extends Error {
@@ -23,11 +24,9 @@ export class PageserverStateError extends Error {
 
 /** How to run `zenith` itself again: the built CLI, or the sources through tsx when we run from them. */
 function zenithArgv(): string[] {
-  const here = import.meta.url
-  if (here.endsWith('.ts')) {
-    return ['--import', 'tsx', fileURLToPath(new URL('../../bin/dev.js', here))]
-  }
-  return [fileURLToPath(new URL('../../bin/run.js', here))]
+  const bin = path.join(packageRoot(), 'bin')
+  if (import.meta.url.endsWith('.ts')) return ['--import', 'tsx', path.join(bin, 'dev.js')]
+  return [path.join(bin, 'run.js')]
 }
 
 async function checkPorts(repoDir: string): Promise<void> {

@@ -194,8 +194,26 @@ class WalReceiver {
       stream.send(encodeStandbyStatusUpdate({ write: received, flush, apply: flush }))
       lastSent = { write: received, flush, at: now }
     }
+    // One reply for all the XLogData a socket read brought: commits wait for it, but a reply per message
+    // costs a syscall each and would make the pageserver the compute's bottleneck.
+    let replyScheduled = false
+    const scheduleReply = () => {
+      if (replyScheduled) return
+      replyScheduled = true
+      setImmediate(() => {
+        replyScheduled = false
+        if (client.closed) return
+        try {
+          ingest.commit()
+          sendStatus(true)
+        } catch (err) {
+          this.state.lastError = (err as Error).message
+          void client.close()
+        }
+      })
+    }
     const timer = setInterval(() => {
-      if (!client.closed) sendStatus(false)
+      if (!client.closed && !replyScheduled) sendStatus(false)
     }, STATUS_INTERVAL_MS)
     try {
       for await (const msg of stream) {
@@ -215,15 +233,15 @@ class WalReceiver {
             ingest.ingest(rec)
             records++
           }
-          ingest.commit()
           this.state.lastReceivedLsn = received
           this.state.lastReceivedTsUs = Date.now() * 1000
           this.ps.metrics.walIngestBytes.inc(x.data.length)
           this.ps.metrics.walIngestRecords.inc(records)
-          sendStatus(true)
+          scheduleReply()
         } else if (kind === 0x6b /* 'k' */) {
           const k = parsePrimaryKeepalive(msg)
           this.state.lastReceivedTsUs = Date.now() * 1000
+          ingest.commit()
           // A walsender that has sent everything and asks for a reply is waiting for `flush` to reach
           // its end, as a shutting-down compute does: make what was received durable, then answer.
           if (k.replyRequested && k.walEnd <= received && tl.lastRecordLsn === received) {
