@@ -237,6 +237,21 @@ describe('zenith local cluster', () => {
     )
     expect(names).toEqual(['main', 'mid'])
   })
+  it('loses nothing when everything is killed: the compute recovers and the pageserver streams its WAL again', async () => {
+    const main = await connstrOf(c, 'main')
+    await psql(main, "INSERT INTO t SELECT i, 'third' FROM generate_series(201, 300) i")
+    await c.ok('stop', '--immediate')
+    await c.ok('start')
+    await c.ok('pg', 'start', 'main')
+    expect(await psql(main, 'SELECT count(*), max(i) FROM t')).toBe('300|300')
+    // What the killed pageserver held only in memory came back from the compute's WAL.
+    const shown = JSON.parse(await c.ok('timeline', 'show', 'main', '--json'))
+    expect(shown.walreceiver_status).toBe('streaming')
+    expect(shown.wal_source_connstr).toBe(main)
+    await c.ok('pg', 'stop', 'main', '--destroy')
+    await c.ok('pg', 'start', 'main')
+    expect(await psql(main, 'SELECT count(*), max(i) FROM t')).toBe('300|300')
+  })
 })
 
 describe('zenith start --embedded', () => {
