@@ -4,7 +4,7 @@
  * its own `name`) and oclif's usage errors are expected outcomes of bad input; anything else is a bug,
  * reported in one line too, with a hint that `--debug` shows where it happened.
  */
-import { Command, Errors } from '@oclif/core'
+import { Command, Errors, Flags } from '@oclif/core'
 
 const BUG_NAMES = new Set([
   'Error',
@@ -16,6 +16,10 @@ const BUG_NAMES = new Set([
 ])
 
 export abstract class ZenithCommand extends Command {
+  static override baseFlags = {
+    debug: Flags.boolean({ summary: 'show stack traces of failures', helpGroup: 'GLOBAL' }),
+  }
+
   protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<unknown> {
     if (err instanceof Errors.ExitError) throw err
     const usage = err instanceof Errors.CLIError

@@ -1,6 +1,6 @@
 /**
  * Commands that work on a local cluster: the repo dir (`--repo-dir`, `$ZENITH_REPO_DIR`, `./.zenith`),
- * `--debug`, and output helpers — JSON for scripts, chalk colours only on a TTY, listr2 progress for
+ * and output helpers — JSON for scripts, chalk colours only on a TTY, listr2 progress for
  * multi-step work on a TTY and plain lines otherwise.
  */
 import { Flags } from '@oclif/core'
@@ -12,11 +12,11 @@ import { ZenithCommand } from './base-command.js'
 
 export abstract class ClusterCommand extends ZenithCommand {
   static override baseFlags = {
+    ...ZenithCommand.baseFlags,
     'repo-dir': Flags.string({
       summary: 'the cluster state directory (default: $ZENITH_REPO_DIR or ./.zenith)',
       helpGroup: 'GLOBAL',
     }),
-    debug: Flags.boolean({ summary: 'show stack traces of failures', helpGroup: 'GLOBAL' }),
   }
 
   protected repoDir(flags: { 'repo-dir'?: string }): string {

@@ -276,16 +276,22 @@ export async function startEndpointSteps(
   let c = loadClusterConfig(repoDir)
   if (!c.endpoints[name]) {
     const tenantId = tenantOf(c, opts.tenantId)
-    if (!c.branches[tenantId]?.[name]) {
+    const timelineId = c.branches[tenantId]?.[name]
+    if (!timelineId) {
       const known = Object.keys(c.endpoints)
       throw new EndpointError(
         `no endpoint or branch named "${name}"${known.length ? `; endpoints: ${known.join(', ')}` : ''}`,
       )
     }
+    // Asked first, so that an unreachable pageserver leaves no endpoint behind.
+    await pageserverClientOf(repoDir).timeline(tenantId, timelineId)
     await createEndpoint(repoDir, { branch: name, name, tenantId })
     c = loadClusterConfig(repoDir)
   }
   const e = endpointOf(c, name)
+  if (opts.tenantId !== undefined && tenantOf(c, opts.tenantId) !== e.tenantId) {
+    throw new EndpointError(`endpoint "${name}" belongs to tenant ${e.tenantId}, not ${opts.tenantId}`)
+  }
   const dir = endpointDir(repoDir, e.tenantId, name)
   const pgdata = endpointDataDir(repoDir, e.tenantId, name)
   const result = () => row(name, e, 'running')
@@ -403,6 +409,11 @@ export async function stopEndpoint(
   const e = endpointOf(c, name)
   const pgdata = endpointDataDir(repoDir, e.tenantId, name)
   const mode = opts.mode ?? 'fast'
+  if (opts.destroy && mode === 'immediate' && e.lsn === undefined) {
+    throw new EndpointError(
+      `endpoint "${name}" writes to branch ${e.branch}: destroying it needs a clean stop, so that the pageserver has all its WAL; drop --immediate`,
+    )
+  }
   const hasDatadir = existsSync(path.join(pgdata, 'PG_VERSION'))
   const binDir = pgBinDir(c.pgDistribDir)
   const { wasRunning } = hasDatadir ? await pgCtlStop(pgdata, mode, { binDir }) : { wasRunning: false }

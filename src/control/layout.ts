@@ -1,4 +1,4 @@
-/** Where things live in the repo dir (ARCHITECTURE.md §2). */
+/** Where things live in the repo dir: the pageserver's files, and each endpoint's datadir and log. */
 import path from 'node:path'
 import { loadPageserverConfig, PAGESERVER_CONFIG_FILE, type PageserverConfig } from '../pageserver/config.js'
 import { PageserverClient } from './pageserver-client.js'

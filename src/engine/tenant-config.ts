@@ -293,7 +293,8 @@ function rangeText(key: TenantConfigKey): string {
 
 /**
  * Where a value comes from decides how a bare number is read: in code it is milliseconds for a duration;
- * in the TOML file a duration must be a string, since `gc_period = 3600` reads as seconds to a human.
+ * in what a person writes (the TOML files, JSON sent to the HTTP API) a duration must be a string, since
+ * `gc_period = 3600` reads as seconds to a human.
  */
 type ValueSource = 'code' | 'file'
 
@@ -350,6 +351,23 @@ function overridesFrom(input: unknown, source: ValueSource): TenantConfigOverrid
     if (!isTenantConfigKey(key)) throw unknownKey(key)
     // An explicit undefined in a Partial means "not set"; spreading it would erase the default.
     if (value !== undefined) out[key] = parseValue(key, value, source)
+  }
+  return out
+}
+
+/** Overrides a person wrote (TOML, JSON over HTTP), in memory form: durations must be text with a unit. */
+export function overridesFromText(input: unknown): TenantConfigOverrides {
+  return overridesFrom(input, 'file')
+}
+
+/** A patch a person wrote: as overridesFromText, and null removes an override. */
+export function patchFromText(input: unknown): Record<string, number | null> {
+  const obj = asObject(input, 'config patch')
+  const out: Record<string, number | null> = {}
+  for (const [key, value] of Object.entries(obj)) {
+    if (!isTenantConfigKey(key)) throw unknownKey(key)
+    if (value === null) out[key] = null
+    else if (value !== undefined) out[key] = parseValue(key, value, 'file')
   }
   return out
 }

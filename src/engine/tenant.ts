@@ -67,9 +67,11 @@ export class Tenant {
     tenantId: string,
     overrides: TenantConfigOverrides,
   ): Tenant {
+    // Validated before anything exists on disk: a bad value must not leave a half-made tenant.
+    const valid = applyConfigPatch({}, overrides)
     mkdirSync(path.join(dir, TIMELINES_DIR), { recursive: true })
     const t = new Tenant(tenantId, dir, {}, ctx)
-    t.updateConfig(overrides)
+    t.updateConfig(valid)
     t.startBackground()
     return t
   }
@@ -149,7 +151,7 @@ export class Tenant {
     const anc = this.timeline(ancestorId)
     const asked = opts.lsn ?? anc.lastRecordLsn
     if (!Number.isSafeInteger(asked) || asked < 0) {
-      throw new EngineStateError(`branch point ${asked} is not an LSN`)
+      throw new LsnRangeError(`branch point ${asked} is not an LSN`)
     }
     if (asked > anc.lastRecordLsn) {
       throw new LsnRangeError(

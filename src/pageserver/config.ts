@@ -4,7 +4,7 @@
  *     listen_pg_addr = "127.0.0.1:64000"     libpq page service
  *     listen_http_addr = "127.0.0.1:9898"    management API
  *     pg_distrib_dir = "/usr/lib/postgresql/15"   initdb for new timelines
- *     wait_lsn_timeout = "60 s"             how long a request for a future LSN waits
+ *     wait_lsn_timeout = "1 m"              how long a request for a future LSN waits
  *     page_cache_size = 8192                 8 KiB pages
  *     memory_budget = 134217728              bytes of open in-memory layers
  *     [tenant_config]                        defaults for every tenant (tenant config keys)
@@ -15,9 +15,9 @@ import { writeFileDurable } from '../engine/durable-fs.js'
 import {
   configToJson,
   formatDuration,
+  overridesFromText,
   parseDuration,
   type TenantConfigOverrides,
-  validateOverrides,
 } from '../engine/tenant-config.js'
 
 export const PAGESERVER_CONFIG_FILE = 'pageserver.toml'
@@ -105,7 +105,7 @@ export function parsePageserverConfig(doc: Record<string, unknown>): PageserverC
         : positiveInt(doc.page_cache_size, 'page_cache_size'),
     memoryBudget:
       doc.memory_budget === undefined ? d.memoryBudget : positiveInt(doc.memory_budget, 'memory_budget'),
-    tenantDefaults: validateOverrides(doc.tenant_config ?? {}),
+    tenantDefaults: overridesFromText(doc.tenant_config ?? {}),
   }
 }
 

@@ -11,13 +11,28 @@ import {
   NotFoundError,
 } from '../engine/errors.js'
 import { generateId, IdError, parseId } from '../engine/ids.js'
-import { TENANT_CONFIG_KEYS, TenantConfigError } from '../engine/tenant-config.js'
-import { LsnError, parseLsn } from '../postgres/lsn.js'
+import {
+  overridesFromText,
+  patchFromText,
+  TENANT_CONFIG_KEYS,
+  TenantConfigError,
+} from '../engine/tenant-config.js'
+import { formatLsn, LsnError, parseLsn } from '../postgres/lsn.js'
+import { InvalidRequestError } from './errors.js'
 import { HttpError, objectBody, Router } from './http-router.js'
 import type { Pageserver } from './pageserver.js'
 import { layerMapInfo, tenantConfigInfo, tenantInfo, timelineInfo } from './timeline-info.js'
+import { WalSourceError } from './wal-receiver.js'
 
-const BAD_INPUT = [IdError, TenantConfigError, LsnError, GcCutoffError, LsnRangeError]
+const BAD_INPUT = [
+  IdError,
+  TenantConfigError,
+  LsnError,
+  GcCutoffError,
+  LsnRangeError,
+  WalSourceError,
+  InvalidRequestError,
+]
 
 function mapError(err: Error): HttpError | null {
   if (BAD_INPUT.some((c) => err instanceof c)) return new HttpError(400, err.message)
@@ -39,14 +54,9 @@ function optionalLsn(body: Record<string, unknown>, key: string): number | undef
   return v === undefined ? undefined : parseLsn(v)
 }
 
-/** The tenant config fields of a body, every other key refused (a typo must not pass silently). */
-function configFields(body: Record<string, unknown>, allowed: string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(body)) {
-    if (allowed.includes(k)) continue
-    out[k] = v
-  }
-  return out
+/** The body without the fields that name things, leaving the tenant config fields (checked by the engine). */
+function withoutFields(body: Record<string, unknown>, skip: string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(body).filter(([k]) => !skip.includes(k)))
 }
 
 export function createHttpApi(ps: Pageserver): http.Server {
@@ -61,7 +71,10 @@ export function createHttpApi(ps: Pageserver): http.Server {
   r.on('POST', '/v1/tenant', ({ body }) => {
     const b = objectBody(body)
     const id = parseId(optionalString(b, 'new_tenant_id') ?? generateId(), 'tenant')
-    const t = ps.repo.createTenant({ tenantId: id, config: configFields(b, ['new_tenant_id']) })
+    const t = ps.repo.createTenant({
+      tenantId: id,
+      config: overridesFromText(withoutFields(b, ['new_tenant_id'])),
+    })
     ps.log('info', 'tenant created', { tenantId: t.tenantId })
     return { status: 201, json: t.tenantId }
   })
@@ -70,13 +83,13 @@ export function createHttpApi(ps: Pageserver): http.Server {
   // (null removes one).
   const setConfig = (tenantId: string, b: Record<string, unknown>, replace: boolean) => {
     const t = ps.tenant(tenantId)
-    const fields = configFields(b, ['tenant_id'])
-    const patch: Record<string, unknown> = replace
-      ? Object.fromEntries(TENANT_CONFIG_KEYS.map((k) => [k, fields[k] ?? null]))
+    const fields = patchFromText(withoutFields(b, ['tenant_id']))
+    const patch: Record<string, number | null> = replace
+      ? Object.fromEntries(TENANT_CONFIG_KEYS.map((k) => [k, null]))
       : {}
-    for (const [k, v] of Object.entries(fields)) patch[k] = v
+    Object.assign(patch, fields)
     t.updateConfig(patch)
-    ps.log('info', 'tenant config updated', { tenantId: t.tenantId, ...fields })
+    ps.log('info', 'tenant config updated', { tenantId: t.tenantId, ...withoutFields(b, ['tenant_id']) })
     return { json: tenantConfigInfo(t) }
   }
   const bodyTenant = (b: Record<string, unknown>) => {
@@ -155,7 +168,7 @@ export function createHttpApi(ps: Pageserver): http.Server {
         layers_removed: res.removed,
         layers_needed_by_cutoff: res.neededByCutoff,
         layers_needed_by_branches: res.neededByBranches,
-        cutoff: res.cutoff,
+        cutoff: formatLsn(res.cutoff),
         elapsed: res.elapsedMs,
       },
     }
@@ -164,8 +177,23 @@ export function createHttpApi(ps: Pageserver): http.Server {
     const t = tenantOf(params)
     const force =
       query.get('force_l0_compaction') === 'true' || query.get('force_image_layer_creation') === 'true'
-    const res = await t.compact(t.timeline(params.timeline_id), force)
-    return { json: res }
+    const { compaction, images } = await t.compact(t.timeline(params.timeline_id), force)
+    return {
+      json: {
+        compaction: compaction && {
+          inputs: compaction.inputs,
+          outputs: compaction.outputs,
+          entries: compaction.entries,
+          elapsed: compaction.elapsedMs,
+        },
+        image_layers: {
+          lsn: formatLsn(images.lsn),
+          partitions: images.partitions,
+          created: images.created,
+          keys: images.keys,
+        },
+      },
+    }
   })
   r.on('PUT', '/v1/tenant/:tenant_id/timeline/:timeline_id/checkpoint', async ({ params, query }) => {
     const t = tenantOf(params)

@@ -109,7 +109,7 @@ async function runCommand(ps: Pageserver, conn: PgServerConnection, sql: string)
       return backup(ps, conn, cmd, args)
     default:
       throw new CommandError(
-        `unsupported command "${words[0]}"; the page service knows show, pagestream, pagestream_v3, basebackup, fullbackup and set`,
+        `unsupported command "${words[0]}"; the page service knows show, pagestream, pagestream_v2, pagestream_v3, basebackup, fullbackup and set`,
       )
   }
 }

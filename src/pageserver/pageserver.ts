@@ -14,6 +14,7 @@ import type { LogFn, Timeline } from '../engine/timeline.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
 import { bootstrapTimeline } from './bootstrap.js'
 import { loadPageserverConfig, PAGESERVER_CONFIG_FILE, type PageserverConfig } from './config.js'
+import { InvalidRequestError } from './errors.js'
 import { createHttpApi } from './http-api.js'
 import { type Listener, listen } from './listen.js'
 import { createPageService } from './page-service.js'
@@ -105,7 +106,7 @@ export class Pageserver {
     }
     if (req.ancestorTimelineId === undefined) {
       if (req.ancestorStartLsn !== undefined) {
-        throw new EngineStateError('ancestor_start_lsn needs ancestor_timeline_id')
+        throw new InvalidRequestError('ancestor_start_lsn needs ancestor_timeline_id')
       }
       return bootstrapTimeline(tenant, id, { pgDistribDir: this.config.pgDistribDir, log: this.log })
     }

@@ -153,7 +153,7 @@ class WalReceiver {
       port: target.port,
       user: target.user,
       params: { replication: 'true', application_name: WAL_RECEIVER_APPLICATION_NAME },
-      connectTimeoutMs: 5000,
+      connectTimeoutMs: this.ps.tenant(tl.tenantId).config.walreceiver_connect_timeout,
     })
     this.client = client
     if (this.stopped) return

@@ -180,6 +180,12 @@ describe('zenith local cluster', () => {
 
   it('refuses bad input with one clear line and a non-zero exit', async () => {
     expectCleanFailure(await c.zenith('pg', 'start', 'nosuch'), /no endpoint or branch named "nosuch"/)
+    expectCleanFailure(await c.zenith('pg', 'stop', 'main', '--destroy', '--immediate'), /drop --immediate/)
+    expect(
+      (JSON.parse(await c.ok('pg', 'list', '--json')) as { name: string; status: string }[]).find(
+        (e) => e.name === 'main',
+      )?.status,
+    ).toBe('running')
     expectCleanFailure(
       await c.zenith('timeline', 'branch', '--branch-name', 'x', '--ancestor-start-lsn', '12345'),
       /invalid LSN "12345"/,
@@ -310,6 +316,9 @@ describe('zenith start on a busy port', () => {
 
   it('names the port and leaves nothing running', async () => {
     c = await newCluster('busy')
+    // Without a pageserver, starting a compute fails and leaves no endpoint behind.
+    expectCleanFailure(await c.zenith('pg', 'start', 'main'), /pageserver is not reachable/)
+    expect(JSON.parse(await c.ok('pg', 'list', '--json'))).toEqual([])
     const blocker = net.createServer()
     await new Promise<void>((resolve) => blocker.listen(c!.http, '127.0.0.1', resolve))
     try {

@@ -241,12 +241,37 @@ describe('pageserver', () => {
         /timed out/,
       ],
       ['GET', '/v1/nothing', undefined, 404, /no such endpoint/],
+      [
+        'PATCH',
+        `/v1/tenant/${tenantId}/config`,
+        { gc_period: 3600 },
+        400,
+        /gc_period: 3600 is not a duration/,
+      ],
+      [
+        'POST',
+        `/v1/tenant/${tenantId}/timeline`,
+        { new_timeline_id: generateId(), ancestor_start_lsn: '0/10' },
+        400,
+        /needs ancestor_timeline_id/,
+      ],
+      [
+        'PUT',
+        `/v1/tenant/${tenantId}/timeline/${main}/wal_receiver`,
+        { wal_source_connstr: 'nohost' },
+        400,
+        /host and port/,
+      ],
     ]
     for (const [method, path, body, status, msg] of cases) {
       const r = await http(method, path, body)
       expect({ path, status: r.status }).toEqual({ path, status })
       expect(r.json.msg).toMatch(msg)
     }
+    // A tenant refused for its config leaves nothing behind: the same id can be created right after.
+    const id = generateId()
+    expect((await http('POST', '/v1/tenant', { new_tenant_id: id, gc_horizon: -1 })).status).toBe(400)
+    expect((await http('POST', '/v1/tenant', { new_tenant_id: id, gc_period: '1 h' })).status).toBe(201)
     // A branch keeps its parent from being deleted.
     const child = generateId()
     expect(

@@ -32,14 +32,18 @@ export default class TenantConfig extends ClusterCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(TenantConfig)
-    const patch: Record<string, unknown> = {}
+    // Checked here for a clear error before anything is sent; sent as written, for the pageserver to read.
+    const patch: Record<string, string | null> = {}
     for (const [k, v] of Object.entries(parseSettings(flags.config ?? []))) {
-      patch[k] = v === 'null' ? null : parseConfigValue(k, v)
+      if (v !== 'null') parseConfigValue(k, v)
+      patch[k] = v === 'null' ? null : v
     }
     const given = flags as Record<string, unknown>
     for (const k of TENANT_CONFIG_KEYS) {
       const v = given[flagName(k)]
-      if (typeof v === 'string') patch[k] = parseConfigValue(k, v)
+      if (typeof v !== 'string') continue
+      parseConfigValue(k, v)
+      patch[k] = v
     }
     const info = await tenantConfig(this.repoDir(flags), { tenantId: flags['tenant-id'], patch })
     if (flags.json) return this.printJson(info)

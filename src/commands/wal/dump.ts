@@ -10,7 +10,7 @@ export default class WalDump extends ZenithCommand {
     `Prints one line per record (resource manager, lengths, xid, LSN, prev-link, record type and block references), one JSON object per line with --json, or counts and bytes per record type with --stats.
 Reading stops at --end, or at the end of valid WAL, which is reported on stderr with its LSN and reason.`
   static override examples = [
-    '<%= config.bin %> <%= command.id %> --path .zenith/pgdatadirs/tenants/<tenant>/main/pg_wal',
+    '<%= config.bin %> <%= command.id %> --path .zenith/pgdatadirs/tenants/<tenant>/main/pgdata/pg_wal',
     '<%= config.bin %> <%= command.id %> --path ./pg_wal --start 0/1000000 --end 0/2000000 --json',
     '<%= config.bin %> <%= command.id %> --path ./pg_wal --stats',
   ]
