@@ -295,6 +295,11 @@ describe('zenith start --embedded', () => {
     expect((await embedded).exitCode).toBe(0)
     embedded = (await startEmbedded(c)).proc
     await psql(main, 'INSERT INTO e SELECT generate_series(51, 60)')
+    const lsn = await psql(main, 'SELECT pg_current_wal_flush_lsn()')
+    await psql(main, 'INSERT INTO e SELECT generate_series(61, 70)')
+    await c.ok('timeline', 'branch', '--branch-name', 'then', '--ancestor-start-lsn', lsn)
+    await c.ok('pg', 'start', 'then')
+    expect(await psql(await connstrOf(c, 'then'), 'SELECT count(*), max(i) FROM e')).toBe('60|60')
 
     // `zenith stop` from another shell stops the compute, then the embedded pageserver.
     await c.ok('stop')
@@ -302,7 +307,7 @@ describe('zenith start --embedded', () => {
     embedded = (await startEmbedded(c)).proc
     await c.ok('pg', 'stop', 'main', '--destroy')
     await c.ok('pg', 'start', 'main')
-    expect(await psql(main, 'SELECT count(*) FROM e')).toBe('60')
+    expect(await psql(main, 'SELECT count(*) FROM e')).toBe('70')
     await c.ok('stop')
     expect((await embedded).exitCode).toBe(0)
     embedded = undefined
