@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { execa, type ResultPromise } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../../src/control/process.js'
+import { showTenantConfig } from '../harness/page-service.js'
 import { makeTempDir, pgBin } from '../harness/postgres.js'
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bin/run.js')
@@ -157,20 +158,7 @@ describe('zenith local cluster', () => {
     const viaHttp = await (await fetch(`http://127.0.0.1:${c.http}/v1/tenant/${tenantId}/config`)).json()
     expect(viaHttp.tenant_specific_overrides).toEqual({ gc_horizon: 67108864, pitr_interval: '2 h' })
     expect(viaHttp.effective_config.gc_horizon).toBe(67108864)
-    const show = await execa(pgBin('psql'), [
-      '-X',
-      '-A',
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(c.pg),
-      '-U',
-      'postgres',
-      '-c',
-      `show ${tenantId}`,
-    ])
-    const [header, values] = show.stdout.split('\n')
-    const shown = Object.fromEntries(header.split('|').map((k, i) => [k, values.split('|')[i]]))
+    const shown = await showTenantConfig(c.pg, tenantId)
     expect(shown.gc_horizon).toBe('67108864')
     expect(shown.pitr_interval).toBe('2 h')
     const printed = await c.ok('tenant', 'config')

@@ -20,6 +20,7 @@ import { WAL_RECEIVER_APPLICATION_NAME } from '../../src/pageserver/wal-receiver
 import { parseLsn } from '../../src/postgres/lsn.js'
 import { extractTar } from '../../src/postgres/tar.js'
 import { PgClient } from '../../src/protocol/client.js'
+import { showTenantConfig } from '../harness/page-service.js'
 import { makeTempDir, type PgCluster, pgBin, startPostgres } from '../harness/postgres.js'
 
 let dir: string
@@ -161,20 +162,7 @@ describe('pageserver', () => {
       }
 
       // `show` works from psql.
-      const show = await execa(pgBin('psql'), [
-        '-X',
-        '-A',
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(pgPort),
-        '-U',
-        'postgres',
-        '-c',
-        `show ${tenantId}`,
-      ])
-      const [header, values] = show.stdout.split('\n')
-      const cfg = Object.fromEntries(header.split('|').map((k, i) => [k, values.split('|')[i]]))
+      const cfg = await showTenantConfig(pgPort, tenantId)
       expect(cfg.gc_horizon).toBe('1048576')
 
       // A compute restart: the receiver reconnects and goes on from last_record_lsn.
