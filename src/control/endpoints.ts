@@ -355,13 +355,16 @@ export async function startEndpointSteps(
       run: async () => {
         const connstr = connstrOf(e.port)
         await ps.setWalSource(e.tenantId, e.timelineId, connstr)
-        const streaming = await waitFor(
-          async () => (await ps.timeline(e.tenantId, e.timelineId)).walreceiver_status === 'streaming',
-          RECEIVER_CONNECT_TIMEOUT_MS,
-        )
+        let error: string | null = null
+        const streaming = await waitFor(async () => {
+          const t = await ps.timeline(e.tenantId, e.timelineId)
+          error = t.walreceiver_error
+          return t.walreceiver_status === 'streaming'
+        }, RECEIVER_CONNECT_TIMEOUT_MS)
         if (!streaming) {
           throw new EndpointError(
-            `the pageserver did not start streaming WAL from ${connstr} within ${RECEIVER_CONNECT_TIMEOUT_MS / 1000} s; see the pageserver log`,
+            `the pageserver did not start streaming WAL from ${connstr} within ${RECEIVER_CONNECT_TIMEOUT_MS / 1000} s` +
+              (error ? `: ${error}` : '; see the pageserver log'),
           )
         }
       },

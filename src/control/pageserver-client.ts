@@ -33,6 +33,7 @@ export interface TimelineInfo {
   last_received_msg_lsn: string | null
   last_received_msg_ts: number | null
   walreceiver_status: string
+  walreceiver_error: string | null
 }
 
 export interface TenantInfo {

@@ -30,6 +30,8 @@ export function timelineInfo(ps: Pageserver, tl: Timeline): Record<string, unkno
     last_received_msg_lsn: rx?.lastReceivedLsn === undefined ? null : formatLsn(rx.lastReceivedLsn),
     last_received_msg_ts: rx?.lastReceivedTsUs ?? null,
     walreceiver_status: rx?.status ?? 'inactive',
+    // zenith's own: why the receiver is not streaming (the compute is down, refuses, or sends bad WAL).
+    walreceiver_error: rx?.lastError ?? null,
   }
 }
 

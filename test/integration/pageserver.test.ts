@@ -167,6 +167,14 @@ describe('pageserver', () => {
 
       // A compute restart: the receiver reconnects and goes on from last_record_lsn.
       await pg.stop()
+      // While the compute is down the receiver retries, and says why.
+      let down = detail
+      for (let i = 0; i < 100 && down.walreceiver_status !== 'backoff'; i++) {
+        await new Promise((r) => setTimeout(r, 50))
+        down = (await http('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`)).json
+      }
+      expect(down.walreceiver_status).toBe('backoff')
+      expect(down.walreceiver_error).toMatch(/ended replication|could not connect/)
       await pg.start()
       await pg.psql("INSERT INTO t SELECT i, 'y' FROM generate_series(1, 100) i")
       const after = parseLsn(await pg.psql('SELECT pg_current_wal_flush_lsn()'))

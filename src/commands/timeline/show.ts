@@ -29,6 +29,7 @@ export default class TimelineShow extends ClusterCommand {
         `${t.walreceiver_status}${t.wal_source_connstr ? ` from ${t.wal_source_connstr}` : ''}`,
       ],
       ['last_received_msg_lsn', t.last_received_msg_lsn ?? '-'],
+      ...(t.walreceiver_error ? ([['wal receiver error', t.walreceiver_error]] as [string, unknown][]) : []),
     ]
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(22)} ${v}\n`)
   }
