@@ -18,7 +18,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { importLsnOf } from '../engine/import.js'
 import { WAL_RECEIVER_APPLICATION_NAME } from '../pageserver/wal-receiver.js'
-import { formatLsn, type Lsn, parseLsn } from '../postgres/lsn.js'
+import { formatLsn, type Lsn, maxAlign, parseLsn } from '../postgres/lsn.js'
 import {
   giveToPgUser,
   makePgOwnedDir,
@@ -114,7 +114,7 @@ function checkFixedLsn(lsn: Lsn, tl: TimelineInfo, branch: string): void {
   const start = parseLsn(tl.ancestor_lsn ?? tl.initdb_lsn)
   const last = parseLsn(tl.last_record_lsn)
   const cutoff = parseLsn(tl.latest_gc_cutoff_lsn)
-  if (lsn > last)
+  if (lsn > maxAlign(last))
     throw new EndpointError(
       `LSN ${formatLsn(lsn)} is beyond the end of branch ${branch} (${tl.last_record_lsn})`,
     )

@@ -153,13 +153,15 @@ export class Tenant {
     if (!Number.isSafeInteger(asked) || asked < 0) {
       throw new LsnRangeError(`branch point ${asked} is not an LSN`)
     }
-    if (asked > anc.lastRecordLsn) {
+    // Records start 8-aligned: no record ends between last_record_lsn and the aligned position after it,
+    // so every LSN up to there holds the same data (pg_current_wal_insert_lsn() of an idle compute is one).
+    if (asked > maxAlign(anc.lastRecordLsn)) {
       throw new LsnRangeError(
         `branch point ${formatLsn(asked)} is beyond last_record_lsn ${formatLsn(anc.lastRecordLsn)} of timeline ${anc.timelineId}`,
       )
     }
-    // Records start 8-aligned, so the aligned position holds exactly the data of the one asked for (a
-    // record end, as pg_current_wal_lsn() shows it), and the branch's WAL can start there.
+    // The aligned position holds exactly the data of the one asked for (a record end, as
+    // pg_current_wal_flush_lsn() shows it), and the branch's WAL can start there.
     const lsn = maxAlign(asked)
     if (lsn < anc.metadata.initLsn) {
       throw new LsnRangeError(

@@ -11,7 +11,7 @@ import { parseId } from '../engine/ids.js'
 import { Repository } from '../engine/repository.js'
 import type { Tenant } from '../engine/tenant.js'
 import type { LogFn, Timeline } from '../engine/timeline.js'
-import { formatLsn, type Lsn } from '../postgres/lsn.js'
+import { formatLsn, type Lsn, maxAlign } from '../postgres/lsn.js'
 import { bootstrapTimeline } from './bootstrap.js'
 import { loadPageserverConfig, PAGESERVER_CONFIG_FILE, type PageserverConfig } from './config.js'
 import { InvalidRequestError } from './errors.js'
@@ -111,7 +111,7 @@ export class Pageserver {
       return bootstrapTimeline(tenant, id, { pgDistribDir: this.config.pgDistribDir, log: this.log })
     }
     const ancestor = tenant.timeline(req.ancestorTimelineId)
-    if (req.ancestorStartLsn !== undefined && req.ancestorStartLsn > ancestor.lastRecordLsn) {
+    if (req.ancestorStartLsn !== undefined && req.ancestorStartLsn > maxAlign(ancestor.lastRecordLsn)) {
       await ancestor.waitLsn(req.ancestorStartLsn, this.config.waitLsnTimeoutMs)
     }
     const tl = tenant.branch(ancestor.timelineId, { lsn: req.ancestorStartLsn, timelineId: id })
@@ -137,7 +137,8 @@ export class Pageserver {
   /** The LSN a read "as of `lsn`" runs at: waits (up to wait_lsn_timeout) for an LSN not yet received. */
   async readableLsn(tl: Timeline, lsn?: Lsn): Promise<Lsn> {
     if (lsn === undefined) return tl.lastRecordLsn
-    if (lsn > tl.lastRecordLsn) await tl.waitLsn(lsn, this.config.waitLsnTimeoutMs)
+    // Up to the aligned position after the last record nothing more can have happened (see Tenant.branch).
+    if (lsn > maxAlign(tl.lastRecordLsn)) await tl.waitLsn(lsn, this.config.waitLsnTimeoutMs)
     return lsn
   }
 
