@@ -26,6 +26,7 @@ import {
   pgCtlStart,
   pgCtlStatus,
   pgCtlStop,
+  pgUserCanEnter,
 } from '../postgres/pg-bin.js'
 import { extractTar } from '../postgres/tar.js'
 import { PgClient } from '../protocol/client.js'
@@ -325,6 +326,11 @@ export async function startEndpointSteps(
       run: async () => {
         await fs.rm(pgdata, { recursive: true, force: true })
         await makePgOwnedDir(dir, 0o755)
+        if (!(await pgUserCanEnter(dir))) {
+          throw new EndpointError(
+            `the postgres OS user, which runs computes when zenith runs as root, cannot enter ${dir}: a parent directory is closed to it; use a --repo-dir it can reach (e.g. under /tmp or /srv)`,
+          )
+        }
         await makePgOwnedDir(pgdata, 0o700)
         const { files, bytes } = await fetchFullbackup(repoDir, e, lsn, pgdata)
         if (fixed) await fs.writeFile(path.join(pgdata, 'standby.signal'), '')

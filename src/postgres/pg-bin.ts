@@ -109,6 +109,17 @@ export function pgUserIds(): Promise<{ uid: number; gid: number }> {
   return pgUser
 }
 
+/**
+ * Whether the postgres OS user can enter `dir` (always true when we are not root). A datadir below a
+ * directory closed to it, such as root's home, is unusable however its own permissions are set.
+ */
+export async function pgUserCanEnter(dir: string): Promise<boolean> {
+  if (!isRoot()) return true
+  const [cmd, args] = asPgUser('test', ['-x', path.resolve(dir)])
+  const r = await execa(cmd, args, { reject: false })
+  return r.exitCode === 0
+}
+
 /** Hands `dir` and everything below it to the postgres OS user when root; a no-op otherwise. */
 export async function giveToPgUser(dir: string): Promise<void> {
   if (!isRoot()) return

@@ -7,6 +7,7 @@ import {
   checkPgBinaries,
   controlData,
   initdb,
+  isRoot,
   makePgOwnedDir,
   meaningfulLine,
   PgBinError,
@@ -14,6 +15,7 @@ import {
   pgCtlStart,
   pgCtlStatus,
   pgCtlStop,
+  pgUserCanEnter,
   pgUserIds,
   runPgBin,
 } from '../../src/postgres/pg-bin.js'
@@ -38,6 +40,18 @@ async function rejection(promise: Promise<unknown>): Promise<PgBinError> {
 }
 
 describe('pg-bin', () => {
+  it('tells whether the postgres OS user can enter a directory', async () => {
+    const open = mkdtempSync(path.join(root, 'open-'))
+    chmodSync(open, 0o755)
+    const closed = mkdtempSync(path.join(root, 'closed-'))
+    chmodSync(closed, 0o700)
+    const inside = path.join(closed, 'inside')
+    await makePgOwnedDir(inside, 0o755)
+    expect(await pgUserCanEnter(open)).toBe(true)
+    // As root, a directory of the postgres user's own is out of reach below one closed to it.
+    expect(await pgUserCanEnter(inside)).toBe(!isRoot())
+  })
+
   it('creates, starts, inspects and stops a cluster', async () => {
     const base = mkdtempSync(path.join(root, 'cluster-'))
     chmodSync(base, 0o755)
