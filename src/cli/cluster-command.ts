@@ -7,7 +7,7 @@ import { Flags } from '@oclif/core'
 import chalk from 'chalk'
 import { Listr } from 'listr2'
 import { resolveRepoDir } from '../control/repo-config.js'
-import { runSteps as runSilently, type Step, titleAfter } from '../control/steps.js'
+import { runSteps as runPlain, type Step, titleAfter } from '../control/steps.js'
 import { ZenithCommand } from './base-command.js'
 
 export abstract class ClusterCommand extends ZenithCommand {
@@ -29,16 +29,9 @@ export abstract class ClusterCommand extends ZenithCommand {
 
   /** Runs steps with listr2 on a TTY, as one line per finished step otherwise, silently for --json. */
   protected async runSteps(steps: readonly Step[], opts: { quiet?: boolean } = {}): Promise<string[]> {
+    if (opts.quiet) return runPlain(steps)
+    if (!process.stdout.isTTY) return runPlain(steps, (title) => process.stdout.write(`${title}\n`))
     const done: string[] = []
-    if (opts.quiet) return runSilently(steps)
-    if (!process.stdout.isTTY) {
-      for (const s of steps) {
-        const title = titleAfter(s, await s.run())
-        done.push(title)
-        process.stdout.write(`${title}\n`)
-      }
-      return done
-    }
     await new Listr(
       steps.map((s) => ({
         title: s.title,

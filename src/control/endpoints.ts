@@ -232,13 +232,18 @@ function renderConf(name: string, e: EndpointSpec): string {
  */
 function datadirIsCurrent(pgdata: string, tl: TimelineInfo): boolean {
   if (!existsSync(path.join(pgdata, 'PG_VERSION'))) return false
-  let end: Lsn
-  try {
-    end = importLsnOf(pgdata).lsn
-  } catch {
-    return existsSync(path.join(pgdata, 'global', 'pg_control'))
-  }
+  const end = cleanShutdownLsn(pgdata)
+  if (end === false) return existsSync(path.join(pgdata, 'global', 'pg_control'))
   return end >= parseLsn(tl.last_record_lsn)
+}
+
+/** The LSN a cleanly shut-down datadir ends at (its shutdown checkpoint's end); false after a crash. */
+function cleanShutdownLsn(pgdata: string): Lsn | false {
+  try {
+    return importLsnOf(pgdata).lsn
+  } catch {
+    return false
+  }
 }
 
 async function fetchFullbackup(repoDir: string, e: EndpointSpec, lsn: string, pgdata: string) {
@@ -377,14 +382,6 @@ export async function startEndpointSteps(
     })
   }
   return { steps, endpoint: result, alreadyRunning: false }
-}
-
-function cleanShutdownLsn(pgdata: string): Lsn | false {
-  try {
-    return importLsnOf(pgdata).lsn
-  } catch {
-    return false
-  }
 }
 
 /** Waits until the pageserver has ingested the timeline up to `lsn`. */

@@ -123,10 +123,6 @@ export class PageserverClient {
     return this.request('POST', `/v1/tenant/${tenantId}/timeline`, req)
   }
 
-  deleteTimeline(tenantId: string, timelineId: string): Promise<void> {
-    return this.request('DELETE', `/v1/tenant/${tenantId}/timeline/${timelineId}`)
-  }
-
   checkpoint(tenantId: string, timelineId: string): Promise<void> {
     return this.request('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/checkpoint?compact=false`)
   }

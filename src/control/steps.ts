@@ -9,10 +9,14 @@ export interface Step {
   run: () => Promise<unknown>
 }
 
-/** Runs steps in order without any display (for tests and --json output). */
-export async function runSteps(steps: readonly Step[]): Promise<string[]> {
+/** Runs steps in order; `onDone` hears each finished step's title (plain-line output). */
+export async function runSteps(steps: readonly Step[], onDone?: (title: string) => void): Promise<string[]> {
   const done: string[] = []
-  for (const s of steps) done.push(titleAfter(s, await s.run()))
+  for (const s of steps) {
+    const title = titleAfter(s, await s.run())
+    done.push(title)
+    onDone?.(title)
+  }
   return done
 }
 

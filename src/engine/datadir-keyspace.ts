@@ -6,7 +6,9 @@
 
 import { BLCKSZ } from '../postgres/data-page.js'
 import type { Lsn } from '../postgres/lsn.js'
+import { type ControlFile, decodeControlFile } from '../postgres/pg-control.js'
 import {
+  CONTROLFILE_KEY,
   classifyKey,
   DBDIR_KEY,
   decodeDbDir,
@@ -109,4 +111,10 @@ export function logicalSize(read: KeyReader): number {
   let bytes = 0
   for (const db of dbdir ? decodeDbDir(dbdir) : []) bytes += databaseSize(read, db.spcNode, db.dbNode)
   return bytes
+}
+
+/** The cluster's pg_control as the timeline holds it; null before anything was imported. */
+export function controlFileOf(read: KeyReader): ControlFile | null {
+  const v = read(CONTROLFILE_KEY)
+  return v ? decodeControlFile(v) : null
 }

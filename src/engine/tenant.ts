@@ -184,9 +184,12 @@ export class Tenant {
 
   /** Branch points that child timelines still read from `tl`. */
   retainLsns(tl: Timeline): Lsn[] {
-    return this.timelines()
-      .filter((t) => t.ancestor === tl)
-      .map((t) => t.ancestorLsn)
+    return this.children(tl).map((t) => t.ancestorLsn)
+  }
+
+  /** Timelines branched from `tl`. */
+  children(tl: Timeline): Timeline[] {
+    return this.timelines().filter((t) => t.ancestor === tl)
   }
 
   async compact(
@@ -232,17 +235,22 @@ export class Tenant {
   }
 
   /**
-   * Deletes a timeline that no branch reads from: its tasks are stopped and joined, then its directory
-   * goes. A timeline with children is refused (they read their history through it).
+   * Deletes a timeline that no branch reads from: `beforeRemove` runs, its tasks are stopped and joined,
+   * then its directory goes. A timeline with children is refused (they read their history through it).
    */
-  async deleteTimeline(timelineId: string): Promise<void> {
+  async deleteTimeline(
+    timelineId: string,
+    opts: { beforeRemove?: (tl: Timeline) => Promise<void> } = {},
+  ): Promise<void> {
     const tl = this.timeline(timelineId)
-    const children = this.timelines().filter((t) => t.ancestor === tl)
+    const children = this.children(tl)
     if (children.length > 0) {
       throw new EngineStateError(
         `timeline ${tl.timelineId} has child timelines (${children.map((c) => c.timelineId).join(', ')}): delete them first`,
       )
     }
+    // The caller's writers (a WAL receiver) stop before the timeline goes, and only once it may go.
+    await opts.beforeRemove?.(tl)
     this.timelineMap.delete(tl.timelineId)
     await this.ctx.tasks.shutdown({ tenantId: this.tenantId, timelineId: tl.timelineId })
     this.ctx.memory.remove(tl)

@@ -14,7 +14,6 @@ import { crc32c } from '../postgres/crc32c.js'
 import { BLCKSZ } from '../postgres/data-page.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
 import { setPageChecksum } from '../postgres/page-checksum.js'
-import { decodeControlFile } from '../postgres/pg-control.js'
 import { parseClogRecord } from '../postgres/records/clog.js'
 import { parseDbaseRecord } from '../postgres/records/dbase.js'
 import { heapVmClears } from '../postgres/records/heap.js'
@@ -51,9 +50,9 @@ import {
   rmgrName,
 } from '../postgres/rmgr.js'
 import { type DecodedRecord, MAIN_FORKNUM, VISIBILITYMAP_FORKNUM } from '../postgres/xlog-record.js'
+import { controlFileOf } from './datadir-keyspace.js'
 import {
   CHECKPOINT_KEY,
-  CONTROLFILE_KEY,
   DBDIR_KEY,
   type DbDirEntry,
   decodeDbDir,
@@ -144,9 +143,8 @@ export class WalIngest {
     private readonly tl: Timeline,
     opts: WalIngestOptions = {},
   ) {
-    const control = tl.get(CONTROLFILE_KEY, tl.lastRecordLsn)
-    this.dataChecksums =
-      opts.dataChecksums ?? (control ? decodeControlFile(control).dataChecksumVersion !== 0 : false)
+    const control = controlFileOf((key) => tl.get(key, tl.lastRecordLsn))
+    this.dataChecksums = opts.dataChecksums ?? (control !== null && control.dataChecksumVersion !== 0)
   }
 
   /** Records ingested but not committed. */

@@ -79,43 +79,39 @@ export function createHttpApi(ps: Pageserver): http.Server {
     return { status: 201, json: t.tenantId }
   })
 
-  // Neon's form names the tenant in the body; ours in the path. PUT replaces the overrides, PATCH merges
-  // (null removes one).
-  const setConfig = (tenantId: string, b: Record<string, unknown>, replace: boolean) => {
-    const t = ps.tenant(tenantId)
-    const fields = patchFromText(withoutFields(b, ['tenant_id']))
+  // Neon's form names the tenant in the body; ours in the path (a tenant_id in the body must then agree).
+  // PUT replaces the overrides, PATCH merges (null removes one).
+  const setConfig = (pathTenant: string | undefined, body: unknown, replace: boolean) => {
+    const b = objectBody(body, false)
+    const inBody = optionalString(b, 'tenant_id')
+    if (pathTenant === undefined && inBody === undefined)
+      throw new HttpError(400, 'tenant_id is missing from the body')
+    if (
+      pathTenant !== undefined &&
+      inBody !== undefined &&
+      parseId(inBody, 'tenant') !== parseId(pathTenant, 'tenant')
+    )
+      throw new HttpError(400, `tenant_id ${inBody} in the body differs from ${pathTenant} in the path`)
+    const t = ps.tenant(pathTenant ?? inBody!)
+    const fields = withoutFields(b, ['tenant_id'])
     const patch: Record<string, number | null> = replace
       ? Object.fromEntries(TENANT_CONFIG_KEYS.map((k) => [k, null]))
       : {}
-    Object.assign(patch, fields)
+    Object.assign(patch, patchFromText(fields))
     t.updateConfig(patch)
-    ps.log('info', 'tenant config updated', { tenantId: t.tenantId, ...withoutFields(b, ['tenant_id']) })
+    ps.log('info', 'tenant config updated', { tenantId: t.tenantId, ...fields })
     return { json: tenantConfigInfo(t) }
   }
-  const bodyTenant = (b: Record<string, unknown>) => {
-    const id = optionalString(b, 'tenant_id')
-    if (id === undefined) throw new HttpError(400, 'tenant_id is missing from the body')
-    return id
+  for (const [method, replace] of [
+    ['PUT', true],
+    ['PATCH', false],
+  ] as const) {
+    r.on(method, '/v1/tenant/config', ({ body }) => setConfig(undefined, body, replace))
+    r.on(method, '/v1/tenant/:tenant_id/config', ({ params, body }) =>
+      setConfig(params.tenant_id, body, replace),
+    )
   }
-  const samePathTenant = (params: Record<string, string>, b: Record<string, unknown>) => {
-    const inBody = optionalString(b, 'tenant_id')
-    if (inBody !== undefined && parseId(inBody, 'tenant') !== parseId(params.tenant_id, 'tenant'))
-      throw new HttpError(400, `tenant_id ${inBody} in the body differs from ${params.tenant_id} in the path`)
-    return params.tenant_id
-  }
-  r.on('PUT', '/v1/tenant/config', ({ body }) =>
-    setConfig(bodyTenant(objectBody(body, false)), objectBody(body), true),
-  )
-  r.on('PATCH', '/v1/tenant/config', ({ body }) =>
-    setConfig(bodyTenant(objectBody(body, false)), objectBody(body), false),
-  )
   r.on('GET', '/v1/tenant/:tenant_id/config', ({ params }) => ({ json: tenantConfigInfo(tenantOf(params)) }))
-  r.on('PUT', '/v1/tenant/:tenant_id/config', ({ params, body }) =>
-    setConfig(samePathTenant(params, objectBody(body, false)), objectBody(body), true),
-  )
-  r.on('PATCH', '/v1/tenant/:tenant_id/config', ({ params, body }) =>
-    setConfig(samePathTenant(params, objectBody(body, false)), objectBody(body), false),
-  )
 
   r.on('GET', '/v1/tenant/:tenant_id', ({ params }) => {
     const t = tenantOf(params)

@@ -28,10 +28,6 @@ export class Counter implements Metric {
     else this.values.set(k, { labels, n: by })
   }
 
-  get(labels: Labels = {}): number {
-    return this.values.get(labelText(labels))?.n ?? 0
-  }
-
   render(): string[] {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`]
     if (this.values.size === 0) lines.push(`${this.name} 0`)
@@ -73,10 +69,6 @@ export class Histogram implements Metric {
     for (let i = 0; i < this.buckets.length; i++) if (v <= this.buckets[i]) this.counts[i]++
     this.sum += v
     this.count++
-  }
-
-  get observations(): number {
-    return this.count
   }
 
   render(): string[] {

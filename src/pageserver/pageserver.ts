@@ -31,6 +31,7 @@ export class Pageserver {
   readonly metrics: PageserverMetrics
   readonly walReceivers: WalReceivers
   private listeners: Listener[] = []
+  private readonly logicalSizes = new WeakMap<Timeline, { lsn: Lsn; bytes: number }>()
   private stopping: Promise<void> | null = null
 
   private constructor(
@@ -61,11 +62,11 @@ export class Pageserver {
     try {
       ps.listeners.push(await listen(createHttpApi(ps), config.listenHttpAddr, 'pageserver HTTP API'))
       ps.listeners.push(await listen(createPageService(ps), config.listenPgAddr, 'pageserver page service'))
+      ps.walReceivers.startAll()
     } catch (err) {
       await ps.stop()
       throw err
     }
-    ps.walReceivers.startAll()
     opts.log('info', 'pageserver started', {
       workdir,
       http: `${config.listenHttpAddr.host}:${config.listenHttpAddr.port}`,
@@ -101,6 +102,7 @@ export class Pageserver {
    */
   async createTimeline(tenant: Tenant, req: TimelineCreateRequest): Promise<Timeline> {
     const id = parseId(req.newTimelineId, 'timeline')
+    // The engine refuses a duplicate too, but only after initdb would have run for seconds.
     if (tenant.timelines().some((t) => t.timelineId === id)) {
       throw new EngineStateError(`timeline ${id} already exists in tenant ${tenant.tenantId}`)
     }
@@ -125,13 +127,10 @@ export class Pageserver {
   }
 
   async deleteTimeline(tenant: Tenant, timelineId: string): Promise<void> {
-    const tl = tenant.timeline(timelineId)
-    if (tenant.timelines().some((t) => t.ancestor === tl)) {
-      throw new EngineStateError(`timeline ${tl.timelineId} has child timelines: delete them first`)
-    }
-    await this.walReceivers.set(tenant.tenantId, tl.timelineId, null)
-    await tenant.deleteTimeline(tl.timelineId)
-    this.log('info', 'timeline deleted', { tenantId: tenant.tenantId, timelineId: tl.timelineId })
+    await tenant.deleteTimeline(timelineId, {
+      beforeRemove: (tl) => this.walReceivers.set(tl.tenantId, tl.timelineId, null),
+    })
+    this.log('info', 'timeline deleted', { tenantId: tenant.tenantId, timelineId })
   }
 
   /** The LSN a read "as of `lsn`" runs at: waits (up to wait_lsn_timeout) for an LSN not yet received. */
@@ -142,7 +141,16 @@ export class Pageserver {
     return lsn
   }
 
-  logicalSize(tl: Timeline, lsn = tl.lastRecordLsn): number {
-    return logicalSize((key) => tl.get(key, lsn))
+  /**
+   * current_logical_size at last_record_lsn. Summing every relation's size takes milliseconds and the
+   * control plane polls timeline detail while it waits, so the figure is kept until the LSN moves.
+   */
+  logicalSize(tl: Timeline): number {
+    const lsn = tl.lastRecordLsn
+    const known = this.logicalSizes.get(tl)
+    if (known?.lsn === lsn) return known.bytes
+    const bytes = logicalSize((key) => tl.get(key, lsn))
+    this.logicalSizes.set(tl, { lsn, bytes })
+    return bytes
   }
 }

@@ -13,12 +13,11 @@
  */
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import { CONTROLFILE_KEY } from '../engine/datadir-mapping.js'
+import { controlFileOf } from '../engine/datadir-keyspace.js'
 import { writeFileDurable } from '../engine/durable-fs.js'
 import type { Timeline } from '../engine/timeline.js'
 import { WalIngest } from '../engine/walingest.js'
 import { formatLsn, type Lsn, maxAlign } from '../postgres/lsn.js'
-import { decodeControlFile } from '../postgres/pg-control.js'
 import { WalDecoder } from '../postgres/wal-decoder.js'
 import { PgClient } from '../protocol/client.js'
 import {
@@ -158,8 +157,7 @@ class WalReceiver {
     this.client = client
     if (this.stopped) return
     const sys = parseIdentifySystem(await client.query('IDENTIFY_SYSTEM'))
-    const control = tl.get(CONTROLFILE_KEY, tl.lastRecordLsn)
-    const systemId = control ? decodeControlFile(control).systemIdentifier : undefined
+    const systemId = controlFileOf((key) => tl.get(key, tl.lastRecordLsn))?.systemIdentifier
     if (systemId !== undefined && BigInt(sys.systemId) !== systemId) {
       throw new WalSourceError(
         `${this.state.connstr} belongs to database system ${sys.systemId}, timeline ${tl.timelineId} to ${systemId}`,
@@ -257,6 +255,33 @@ class WalReceiver {
   }
 }
 
+/** The saved sources: none when the file does not exist; a damaged file is an error naming it. */
+function readSources(file: string): Record<string, string> {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {}
+    throw new WalSourceError(`cannot read ${file}: ${(err as Error).message}`)
+  }
+  let doc: unknown
+  try {
+    doc = JSON.parse(text)
+  } catch (err) {
+    throw new WalSourceError(`${file} is not valid JSON (${(err as Error).message}); fix or remove it`)
+  }
+  if (
+    typeof doc !== 'object' ||
+    doc === null ||
+    Array.isArray(doc) ||
+    Object.values(doc).some((v) => typeof v !== 'string')
+  )
+    throw new WalSourceError(
+      `${file} must map "<tenant_id>/<timeline_id>" to connection strings; fix or remove it`,
+    )
+  return doc as Record<string, string>
+}
+
 export class WalReceivers {
   private readonly receivers = new Map<string, WalReceiver>()
   private sources: Record<string, string> = {}
@@ -268,11 +293,7 @@ export class WalReceivers {
 
   /** Connects every timeline whose source was saved, skipping timelines that no longer exist. */
   startAll(): void {
-    try {
-      this.sources = JSON.parse(readFileSync(this.file, 'utf8'))
-    } catch {
-      this.sources = {}
-    }
+    this.sources = readSources(this.file)
     for (const [id, connstr] of Object.entries(this.sources)) {
       const [tenantId, timelineId] = id.split('/')
       try {

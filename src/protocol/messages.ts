@@ -130,7 +130,6 @@ export type TransactionStatus = 'I' | 'T' | 'E'
 /** Column type oids we use for RowDescription. */
 export const TEXT_OID = 25
 export const INT4_OID = 23
-export const INT8_OID = 20
 
 export interface Message {
   /** The type byte as a one-character string, e.g. 'd' for CopyData. */
@@ -428,12 +427,6 @@ export function encodeAuthenticationOk(): Buffer {
   )
 }
 
-export function encodeAuthenticationCleartextPassword(): Buffer {
-  return frame(BackendMessageType.Authentication, LAYOUT.AUTH_CODE_SIZE, (w) =>
-    w.int32(AuthenticationCode.CleartextPassword),
-  )
-}
-
 export function encodeAuthenticationMD5Password(salt: Buffer): Buffer {
   if (salt.length !== LAYOUT.MD5_SALT_SIZE)
     throw new ProtocolError(`MD5 salt must be 4 bytes, got ${salt.length}`)
@@ -450,18 +443,6 @@ export function encodeAuthenticationSASL(mechanisms: string[]): Buffer {
     for (const m of mechanisms) w.cstring(m)
     w.int8(0)
   })
-}
-
-export function encodeAuthenticationSASLContinue(data: Buffer): Buffer {
-  return frame(BackendMessageType.Authentication, LAYOUT.AUTH_CODE_SIZE + data.length, (w) =>
-    w.int32(AuthenticationCode.SASLContinue).bytes(data),
-  )
-}
-
-export function encodeAuthenticationSASLFinal(data: Buffer): Buffer {
-  return frame(BackendMessageType.Authentication, LAYOUT.AUTH_CODE_SIZE + data.length, (w) =>
-    w.int32(AuthenticationCode.SASLFinal).bytes(data),
-  )
 }
 
 export function encodeParameterStatus(name: string, value: string): Buffer {
@@ -569,10 +550,6 @@ function encodeCopyResponse(type: string, opts: CopyResponseOptions): Buffer {
 
 export function encodeCopyOutResponse(opts: CopyResponseOptions = {}): Buffer {
   return encodeCopyResponse(BackendMessageType.CopyOutResponse, opts)
-}
-
-export function encodeCopyInResponse(opts: CopyResponseOptions = {}): Buffer {
-  return encodeCopyResponse(BackendMessageType.CopyInResponse, opts)
 }
 
 export function encodeCopyBothResponse(opts: CopyResponseOptions = {}): Buffer {

@@ -122,20 +122,6 @@ export function parsePrimaryKeepalive(buf: Buffer): PrimaryKeepalive {
   }
 }
 
-export function encodePrimaryKeepalive(
-  walEnd: Lsn,
-  replyRequested: boolean,
-  sendTimeUs: bigint = pgNowUs(),
-): Buffer {
-  const L = REPLICATION_LAYOUT
-  const buf = Buffer.alloc(L.KEEPALIVE_SIZE)
-  buf[0] = PRIMARY_KEEPALIVE_TAG.charCodeAt(0)
-  writeLsnBE(buf, L.KEEPALIVE_WAL_END, walEnd)
-  buf.writeBigInt64BE(sendTimeUs, L.KEEPALIVE_SEND_TIME)
-  buf[L.KEEPALIVE_REPLY_REQUESTED] = replyRequested ? 1 : 0
-  return buf
-}
-
 export type ReplicationMessage =
   | ({ kind: 'xlogData' } & XLogData)
   | ({ kind: 'keepalive' } & PrimaryKeepalive)

@@ -93,11 +93,6 @@ export class PgServerConnection {
     return this.io.closed
   }
 
-  /** The first socket error, e.g. ECONNRESET; it ends the stream instead of crashing the process. */
-  get socketError(): Error | undefined {
-    return this.io.error
-  }
-
   /** Times drain() had to wait for the client, for observing backpressure. */
   get drainWaits(): number {
     return this.io.drainWaits

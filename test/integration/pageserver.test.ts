@@ -2,8 +2,8 @@
  * The pageserver as a process would run it, in this test process: HTTP API, page service and a WAL
  * receiver streaming from a real PostgreSQL 15 compute started from its fullbackup.
  */
-import { rm } from 'node:fs/promises'
-import { execa } from 'execa'
+import { rm, writeFile } from 'node:fs/promises'
+import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../../src/control/process.js'
 import { generateId } from '../../src/engine/ids.js'
@@ -16,12 +16,12 @@ import {
   type PagestreamRequest,
   type PagestreamRequestBody,
 } from '../../src/pageserver/pagestream.js'
-import { WAL_RECEIVER_APPLICATION_NAME } from '../../src/pageserver/wal-receiver.js'
+import { WAL_RECEIVER_APPLICATION_NAME, WAL_SOURCES_FILE } from '../../src/pageserver/wal-receiver.js'
 import { formatLsn, maxAlign, parseLsn } from '../../src/postgres/lsn.js'
 import { extractTar } from '../../src/postgres/tar.js'
 import { PgClient } from '../../src/protocol/client.js'
 import { showTenantConfig } from '../harness/page-service.js'
-import { makeTempDir, type PgCluster, pgBin, startPostgres } from '../harness/postgres.js'
+import { makeTempDir, type PgCluster, startPostgres } from '../harness/postgres.js'
 
 let dir: string
 let ps: Pageserver
@@ -298,5 +298,21 @@ describe('pageserver', () => {
     })
     expect(early.status).toBe(400)
     expect(early.json.msg).toMatch(/before the start/)
+  })
+  it('refuses to start on a damaged wal_sources.json, naming it', async () => {
+    const other = await makeTempDir('zenith-ps-damaged-')
+    try {
+      await writeFile(path.join(other, WAL_SOURCES_FILE), '{"broken": ')
+      const config = {
+        ...DEFAULT_PAGESERVER_CONFIG,
+        listenPgAddr: { host: '127.0.0.1', port: await freePort() },
+        listenHttpAddr: { host: '127.0.0.1', port: await freePort() },
+      }
+      await expect(Pageserver.start(other, { log: () => {}, config })).rejects.toThrow(
+        /wal_sources\.json is not valid JSON/,
+      )
+    } finally {
+      await rm(other, { recursive: true, force: true })
+    }
   })
 })
