@@ -302,12 +302,12 @@ describe('zenith start --embedded', () => {
   })
 })
 
-describe('zenith start on a busy port', () => {
+describe('zenith start on a busy port, then pageserver and tenant commands', () => {
   let c: Cluster | undefined
 
   afterAll(() => teardown(c))
 
-  it('names the port and leaves nothing running', async () => {
+  it('names the busy port, then starts, stops and creates tenants on request', async () => {
     c = await newCluster('busy')
     // Without a pageserver, starting a compute fails and leaves no endpoint behind.
     expectCleanFailure(await c.zenith('pg', 'start', 'main'), /pageserver is not reachable/)
@@ -325,5 +325,29 @@ describe('zenith start on a busy port', () => {
     }
     expect(await c.ok('start')).toMatch(/pageserver started/)
     expect(await c.ok('start')).toMatch(/already running/)
+
+    // The pageserver on its own, and a second tenant made the default.
+    expect(await c.ok('pageserver', 'stop')).toMatch(/pageserver stopped/)
+    expect(await c.ok('pageserver', 'stop')).toMatch(/was not running/)
+    expect(JSON.parse(await c.ok('pageserver', 'status', '--json')).running).toBe(false)
+    expect(await c.ok('pageserver', 'start')).toMatch(/pageserver started/)
+    expect(JSON.parse(await c.ok('pageserver', 'status', '--json')).reachable).toBe(true)
+    const created = JSON.parse(
+      await c.ok('tenant', 'create', '--set-default', '-c', 'gc_horizon=1 MiB', '--json'),
+    )
+    const tenants = JSON.parse(await c.ok('tenant', 'list', '--json')) as {
+      tenant_id: string
+      is_default: boolean
+    }[]
+    expect(tenants).toHaveLength(2)
+    expect(tenants.find((t) => t.is_default)?.tenant_id).toBe(created.tenant_id)
+    const cfg = JSON.parse(await c.ok('tenant', 'config', '--json'))
+    expect(cfg.tenant_id).toBe(created.tenant_id)
+    expect(cfg.tenant_specific_overrides).toEqual({ gc_horizon: 1048576 })
+    const branches = JSON.parse(await c.ok('timeline', 'list', '--json')) as {
+      branch: string
+      timeline_id: string
+    }[]
+    expect(branches.map((b) => [b.branch, b.timeline_id])).toEqual([['main', created.timeline_id]])
   })
 })

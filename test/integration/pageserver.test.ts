@@ -18,7 +18,7 @@ import {
 } from '../../src/pageserver/pagestream.js'
 import { WAL_RECEIVER_APPLICATION_NAME, WAL_SOURCES_FILE } from '../../src/pageserver/wal-receiver.js'
 import { formatLsn, maxAlign, parseLsn } from '../../src/postgres/lsn.js'
-import { extractTar } from '../../src/postgres/tar.js'
+import { extractTar, readTar } from '../../src/postgres/tar.js'
 import { PgClient } from '../../src/protocol/client.js'
 import { showTenantConfig } from '../harness/page-service.js'
 import { makeTempDir, type PgCluster, startPostgres } from '../harness/postgres.js'
@@ -165,6 +165,9 @@ describe('pageserver', () => {
         expect(size.kind === 'dbsize' && size.bytes).toBeGreaterThan(blocks * 8192)
         const missing = await ask({ kind: 'nblocks', rel: { ...rel, relNode: 999999 } })
         expect(missing.kind).toBe('error')
+        // pg_xact segment 0 holds the status of every transaction so far.
+        const clog = await ask({ kind: 'slru', slruKind: 0, segno: 0 })
+        expect(clog.kind === 'slru' && clog.nblocks).toBeGreaterThan(0)
         stream.end()
       } finally {
         await c.close()
@@ -204,6 +207,38 @@ describe('pageserver', () => {
       const layers = (await http('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}/layer`)).json
       expect(layers.historic_layers.length).toBeGreaterThan(0)
       expect(layers.in_memory_layers).toEqual([])
+      // The compute hears of it: flush in its standby status is disk_consistent_lsn.
+      let flushed = ''
+      for (let i = 0; i < 60 && flushed !== 't'; i++) {
+        await new Promise((r) => setTimeout(r, 100))
+        flushed = await pg.psql(
+          `SELECT flush_lsn >= '${cp.json.disk_consistent_lsn}' FROM pg_stat_replication WHERE application_name = 'pageserver'`,
+        )
+      }
+      expect(flushed).toBe('t')
+      const compact = await http(
+        'PUT',
+        `/v1/tenant/${tenantId}/timeline/${timelineId}/compact?force_image_layer_creation=true`,
+      )
+      expect(compact.status).toBe(200)
+      expect(compact.json.image_layers.lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/)
+      const afterCompact = (await http('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}/layer`)).json
+      expect(afterCompact.historic_layers.some((l: { kind: string }) => l.kind === 'Image')).toBe(true)
+      const gc = await http('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/do_gc`, { gc_horizon: 0 })
+      expect(gc.status).toBe(200)
+      expect(gc.json.cutoff).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/)
+
+      // basebackup streams the same datadir as fullbackup.
+      const bc = await pageClient()
+      try {
+        const names: string[] = []
+        for await (const entry of readTar(bc.copyOut(`basebackup ${tenantId} ${timelineId}`)))
+          names.push(entry.name)
+        expect(names).toContain('global/pg_control')
+        expect(names).toContain('PG_VERSION')
+      } finally {
+        await bc.close()
+      }
 
       // A fullbackup at the commit LSN holds the table as it was then.
       const past = await computeFrom(tenantId, timelineId, detail.last_record_lsn)
@@ -273,6 +308,17 @@ describe('pageserver', () => {
       expect({ path, status: r.status }).toEqual({ path, status })
       expect(r.json.msg).toMatch(msg)
     }
+    // PUT replaces the overrides, in Neon's form (tenant in the body) as in ours (tenant in the path).
+    expect((await http('PATCH', `/v1/tenant/${tenantId}/config`, { pitr_interval: '1 h' })).status).toBe(200)
+    const replaced = await http('PUT', '/v1/tenant/config', { tenant_id: tenantId, gc_horizon: 4096 })
+    expect(replaced.status).toBe(200)
+    expect(replaced.json.tenant_specific_overrides).toEqual({ gc_horizon: 4096 })
+    const mismatch = await http('PUT', `/v1/tenant/${tenantId}/config`, {
+      tenant_id: generateId(),
+      gc_horizon: 1,
+    })
+    expect(mismatch.status).toBe(400)
+    expect(mismatch.json.msg).toMatch(/differs from/)
     // A tenant refused for its config leaves nothing behind: the same id can be created right after.
     const id = generateId()
     expect((await http('POST', '/v1/tenant', { new_tenant_id: id, gc_horizon: -1 })).status).toBe(400)
