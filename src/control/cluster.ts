@@ -4,9 +4,9 @@
  * the pageserver) and `status`.
  */
 import { mkdirSync, rmSync } from 'node:fs'
-import { generateId } from '../engine/ids.js'
 import { Repository } from '../engine/repository.js'
 import { validateOverrides } from '../engine/tenant-config.js'
+import { generateId } from '../lib/ids.js'
 import { bootstrapTimeline } from '../pageserver/bootstrap.js'
 import {
   DEFAULT_PAGESERVER_CONFIG,

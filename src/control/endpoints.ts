@@ -16,8 +16,8 @@
 import { existsSync, readFileSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { importLsnOf } from '../engine/import.js'
 import { WAL_RECEIVER_APPLICATION_NAME } from '../pageserver/wal-receiver.js'
+import { importLsnOf } from '../pgdata/import.js'
 import { formatLsn, type Lsn, maxAlign, parseLsn } from '../postgres/lsn.js'
 import {
   giveToPgUser,

@@ -5,8 +5,8 @@
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs'
 import path from 'node:path'
-import { writeFileDurable } from '../engine/durable-fs.js'
-import { createLogger, type Logger } from '../pageserver/log.js'
+import { writeFileDurable } from '../lib/durable-fs.js'
+import { createLogger, type Logger } from '../lib/log.js'
 import { Pageserver } from '../pageserver/pageserver.js'
 import {
   pageserverClientOf,

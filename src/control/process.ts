@@ -29,7 +29,7 @@ import {
 import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { writeFileDurable } from '../engine/durable-fs.js'
+import { writeFileDurable } from '../lib/durable-fs.js'
 
 const POLL_MS = 50
 const DEFAULT_START_TIMEOUT_MS = 30_000

@@ -21,8 +21,8 @@
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml'
-import { writeFileDurable } from '../engine/durable-fs.js'
-import { parseId } from '../engine/ids.js'
+import { writeFileDurable } from '../lib/durable-fs.js'
+import { parseId } from '../lib/ids.js'
 import { parseLsn } from '../postgres/lsn.js'
 import { DEFAULT_PG_DISTRIB_DIR } from '../postgres/pg-bin.js'
 

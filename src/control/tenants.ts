@@ -1,5 +1,5 @@
 /** Tenants and branches of the local cluster: the pageserver's API plus the repo config's branch names. */
-import { generateId, parseId } from '../engine/ids.js'
+import { generateId, parseId } from '../lib/ids.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
 import { pageserverClientOf } from './layout.js'
 import type { TenantConfigInfo, TimelineInfo } from './pageserver-client.js'

@@ -5,8 +5,8 @@
  */
 import { rmSync } from 'node:fs'
 import path from 'node:path'
+import { writeFileDurable } from '../lib/durable-fs.js'
 import type { MergeJob, MergeResult } from './compaction-merge.js'
-import { writeFileDurable } from './durable-fs.js'
 import { runLayerJobInWorker } from './layer-jobs.js'
 import type { HistoricLayer } from './layer-map.js'
 import { COMPACTION_MANIFEST, type Timeline } from './timeline.js'

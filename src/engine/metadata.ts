@@ -4,8 +4,8 @@
  * a damaged file is detected rather than trusted; written with temp + fsync + rename.
  */
 import { readFileSync } from 'node:fs'
+import { writeFileDurable } from '../lib/durable-fs.js'
 import { crc32c } from '../postgres/crc32c.js'
-import { writeFileDurable } from './durable-fs.js'
 
 export const METADATA_FORMAT_VERSION = 1
 

@@ -5,14 +5,14 @@
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs'
 import path from 'node:path'
+import { generateId, parseId } from '../lib/ids.js'
+import type { LogFn } from '../lib/log.js'
 import { EngineStateError, NotFoundError } from './errors.js'
-import { generateId, parseId } from './ids.js'
 import { DEFAULT_MEMORY_BUDGET, MemoryBudget } from './memory-budget.js'
 import { PageCache } from './page-cache.js'
 import { TaskManager } from './task-manager.js'
 import { type RepositoryContext, Tenant } from './tenant.js'
 import { type TenantConfigOverrides, validateOverrides } from './tenant-config.js'
-import type { LogFn } from './timeline.js'
 import { RedoRegistry } from './value.js'
 
 export const TENANTS_DIR = 'tenants'

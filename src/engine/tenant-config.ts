@@ -16,7 +16,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { parse as parseToml, TomlError } from 'smol-toml'
-import { writeFileDurable } from './durable-fs.js'
+import { writeFileDurable } from '../lib/durable-fs.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB

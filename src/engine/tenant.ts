@@ -5,12 +5,13 @@
  */
 import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
 import path from 'node:path'
+import { fsyncDir } from '../lib/durable-fs.js'
+import { generateId, parseId } from '../lib/ids.js'
+import type { LogFn } from '../lib/log.js'
 import { formatLsn, type Lsn, maxAlign } from '../postgres/lsn.js'
 import { type CompactionResult, compactL0 } from './compaction.js'
-import { fsyncDir } from './durable-fs.js'
 import { EngineStateError, GcCutoffError, LsnRangeError, NotFoundError } from './errors.js'
 import { type GcResult, gcCutoff, gcTimeline } from './gc.js'
-import { generateId, parseId } from './ids.js'
 import { createImageLayers, type ImageResult } from './image-layers.js'
 import type { MemoryBudget } from './memory-budget.js'
 import { readMetadata } from './metadata.js'
@@ -24,7 +25,7 @@ import {
   type TenantConfig,
   type TenantConfigOverrides,
 } from './tenant-config.js'
-import { type LogFn, METADATA_FILE, Timeline, type TimelineEnv } from './timeline.js'
+import { METADATA_FILE, Timeline, type TimelineEnv } from './timeline.js'
 import type { RedoRegistry } from './value.js'
 
 export const TENANT_CONFIG_FILE = 'config'

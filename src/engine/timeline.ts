@@ -6,8 +6,9 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import path from 'node:path'
+import { fsyncDir, removeTempFiles } from '../lib/durable-fs.js'
+import type { LogFn } from '../lib/log.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
-import { fsyncDir, removeTempFiles } from './durable-fs.js'
 import { EngineStateError, GcCutoffError, LsnTimeoutError, ReconstructError } from './errors.js'
 import { InMemoryLayer } from './inmemory-layer.js'
 import { KEY_MAX, KEY_MIN, type KeyRange, keyFromStr, keyStr } from './key.js'
@@ -24,8 +25,6 @@ export const COMPACTION_MANIFEST = 'compaction-manifest'
 /** Frozen layers at least this large are flushed by a worker thread; smaller ones are not worth one. */
 const WORKER_FLUSH_BYTES = 8 * 1024 * 1024
 const EPHEMERAL_PREFIX = 'ephemeral-'
-
-export type LogFn = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 
 /** The tenant config values the timeline itself acts on (durations in milliseconds). */
 export interface TimelineConf {

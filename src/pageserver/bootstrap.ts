@@ -6,9 +6,10 @@
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { importDatadir } from '../engine/import.js'
 import type { Tenant } from '../engine/tenant.js'
-import type { LogFn, Timeline } from '../engine/timeline.js'
+import type { Timeline } from '../engine/timeline.js'
+import type { LogFn } from '../lib/log.js'
+import { importDatadir } from '../pgdata/import.js'
 import { formatLsn } from '../postgres/lsn.js'
 import { initdb, pgBinDir } from '../postgres/pg-bin.js'
 

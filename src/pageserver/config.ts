@@ -11,7 +11,6 @@
  */
 import { readFileSync } from 'node:fs'
 import { parse as parseToml, TomlError } from 'smol-toml'
-import { writeFileDurable } from '../engine/durable-fs.js'
 import {
   configToJson,
   formatDuration,
@@ -19,6 +18,7 @@ import {
   parseDuration,
   type TenantConfigOverrides,
 } from '../engine/tenant-config.js'
+import { writeFileDurable } from '../lib/durable-fs.js'
 
 export const PAGESERVER_CONFIG_FILE = 'pageserver.toml'
 

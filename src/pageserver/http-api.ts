@@ -10,13 +10,13 @@ import {
   LsnTimeoutError,
   NotFoundError,
 } from '../engine/errors.js'
-import { generateId, IdError, parseId } from '../engine/ids.js'
 import {
   overridesFromText,
   patchFromText,
   TENANT_CONFIG_KEYS,
   TenantConfigError,
 } from '../engine/tenant-config.js'
+import { generateId, IdError, parseId } from '../lib/ids.js'
 import { formatLsn, LsnError, parseLsn } from '../postgres/lsn.js'
 import { InvalidRequestError } from './errors.js'
 import { HttpError, objectBody, Router } from './http-router.js'

@@ -11,8 +11,10 @@
  * same archive. Errors go back as ErrorResponse and the session stays usable.
  */
 import net from 'node:net'
-import { basebackup } from '../engine/basebackup.js'
-import { databaseSize } from '../engine/datadir-keyspace.js'
+import { configToJson, TENANT_CONFIG_KEYS } from '../engine/tenant-config.js'
+import type { Timeline } from '../engine/timeline.js'
+import { basebackup } from '../pgdata/basebackup.js'
+import { databaseSize } from '../pgdata/datadir-keyspace.js'
 import {
   decodeSize,
   relBlockKey,
@@ -20,9 +22,7 @@ import {
   SlruKind,
   slruBlockKey,
   slruSegSizeKey,
-} from '../engine/datadir-mapping.js'
-import { configToJson, TENANT_CONFIG_KEYS } from '../engine/tenant-config.js'
-import type { Timeline } from '../engine/timeline.js'
+} from '../pgdata/datadir-mapping.js'
 import { BLCKSZ } from '../postgres/data-page.js'
 import { formatLsn, type Lsn, parseLsn } from '../postgres/lsn.js'
 import { DEFAULTTABLESPACE_OID } from '../postgres/relfile.js'

@@ -13,10 +13,10 @@
  */
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import { controlFileOf } from '../engine/datadir-keyspace.js'
-import { writeFileDurable } from '../engine/durable-fs.js'
 import type { Timeline } from '../engine/timeline.js'
-import { WalIngest } from '../engine/walingest.js'
+import { writeFileDurable } from '../lib/durable-fs.js'
+import { controlFileOf } from '../pgdata/datadir-keyspace.js'
+import { WalIngest } from '../pgdata/walingest.js'
 import { formatLsn, type Lsn, maxAlign } from '../postgres/lsn.js'
 import { WalDecoder } from '../postgres/wal-decoder.js'
 import { PgClient } from '../protocol/client.js'

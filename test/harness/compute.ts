@@ -4,9 +4,9 @@
  */
 import { createWriteStream } from 'node:fs'
 import { execa } from 'execa'
-import { type BasebackupResult, basebackup } from '../../src/engine/basebackup.js'
 import type { Timeline } from '../../src/engine/timeline.js'
-import { WalIngest } from '../../src/engine/walingest.js'
+import { type BasebackupResult, basebackup } from '../../src/pgdata/basebackup.js'
+import { WalIngest } from '../../src/pgdata/walingest.js'
 import type { Lsn } from '../../src/postgres/lsn.js'
 import { TarWriter } from '../../src/postgres/tar.js'
 import { openWalDir } from '../../src/postgres/wal-dir.js'

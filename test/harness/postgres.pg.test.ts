@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { freePort, type PgCluster, runAsPostgres, startPostgres, withPostgres } from '../harness/postgres.js'
+import { freePort, type PgCluster, runAsPostgres, startPostgres, withPostgres } from './postgres.js'
 
 describe('postgres test harness', () => {
   it('starts a cluster with custom settings, stops and restarts it', async () => {

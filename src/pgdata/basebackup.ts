@@ -4,6 +4,9 @@
  * comes from the timeline as of the LSN; pg_control and one WAL segment are synthesised around a
  * CHECKPOINT_SHUTDOWN record at the first record position after the LSN, as pg_resetwal would leave them.
  */
+
+import { EngineStateError } from '../engine/errors.js'
+import type { Timeline } from '../engine/timeline.js'
 import { type CheckPoint, decodeCheckPoint, encodeCheckPoint } from '../postgres/checkpoint.js'
 import { BLCKSZ } from '../postgres/data-page.js'
 import {
@@ -54,8 +57,6 @@ import {
   TWOPHASE_DIR_KEY,
   twoPhaseFileKey,
 } from './datadir-mapping.js'
-import { EngineStateError } from './errors.js'
-import type { Timeline } from './timeline.js'
 
 const ZERO_PAGE = Buffer.alloc(BLCKSZ)
 

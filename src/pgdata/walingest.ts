@@ -8,6 +8,9 @@
  * values (nextXid, nextOid, nextMulti) a basebackup needs. A record that changes storage in a way this
  * module does not understand is an error naming it: nothing is silently dropped.
  */
+
+import { keyStr } from '../engine/key.js'
+import type { Timeline, Write } from '../engine/timeline.js'
 import { pageAfterRecord } from '../postgres/block-image.js'
 import { type CheckPoint, decodeCheckPoint, encodeCheckPoint } from '../postgres/checkpoint.js'
 import { crc32c } from '../postgres/crc32c.js'
@@ -76,8 +79,6 @@ import {
   TWOPHASE_DIR_KEY,
   twoPhaseFileKey,
 } from './datadir-mapping.js'
-import { keyStr } from './key.js'
-import type { Timeline, Write } from './timeline.js'
 
 /** Heap blocks one VM page covers: 2 bits each in the 8168 bytes after the page header. */
 const HEAPBLOCKS_PER_VM_PAGE = 32672

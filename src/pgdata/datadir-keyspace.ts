@@ -4,6 +4,7 @@
  * segments stay in older layers (history needs them) but no longer belong in new images.
  */
 
+import type { Timeline } from '../engine/timeline.js'
 import { BLCKSZ } from '../postgres/data-page.js'
 import type { Lsn } from '../postgres/lsn.js'
 import { type ControlFile, decodeControlFile } from '../postgres/pg-control.js'
@@ -22,7 +23,6 @@ import {
   slruSegSizeKey,
   TWOPHASE_DIR_KEY,
 } from './datadir-mapping.js'
-import type { Timeline } from './timeline.js'
 
 /** Reads a key's value at the LSN in question (null when it has none). */
 export type KeyReader = (key: Buffer) => Buffer | null

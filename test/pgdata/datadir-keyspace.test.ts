@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { datadirKeyFilter } from '../../src/engine/datadir-keyspace.js'
+import { datadirKeyFilter } from '../../src/pgdata/datadir-keyspace.js'
 import {
   CHECKPOINT_KEY,
   DBDIR_KEY,
@@ -17,7 +17,7 @@ import {
   slruSegSizeKey,
   TWOPHASE_DIR_KEY,
   twoPhaseFileKey,
-} from '../../src/engine/datadir-mapping.js'
+} from '../../src/pgdata/datadir-mapping.js'
 
 describe('datadir key space', () => {
   it('keeps the keys directories and sizes still name, and drops the rest', () => {

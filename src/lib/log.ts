@@ -4,7 +4,10 @@
  * to stdout, which is its log file; an embedded one appends to the same file directly.
  */
 import { createWriteStream } from 'node:fs'
-import type { LogFn } from '../engine/timeline.js'
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+
+export type LogFn = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void
 
 export type Logger = LogFn & { close(): Promise<void> }
 

@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { Repository } from '../../src/engine/repository.js'
 import {
   CONTROLFILE_KEY,
   DBDIR_KEY,
@@ -15,9 +16,8 @@ import {
   relSizeKey,
   SlruKind,
   slruBlockKey,
-} from '../../src/engine/datadir-mapping.js'
-import { ImportError, importDatadir } from '../../src/engine/import.js'
-import { Repository } from '../../src/engine/repository.js'
+} from '../../src/pgdata/datadir-mapping.js'
+import { ImportError, importDatadir } from '../../src/pgdata/import.js'
 import { startPostgres } from '../harness/postgres.js'
 
 const repoDir = mkdtempSync(path.join(os.tmpdir(), 'zenith-import-'))

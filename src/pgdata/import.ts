@@ -6,6 +6,8 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
+import type { Tenant } from '../engine/tenant.js'
+import type { Timeline, Write } from '../engine/timeline.js'
 import { encodeCheckPoint } from '../postgres/checkpoint.js'
 import { BLCKSZ } from '../postgres/data-page.js'
 import type { Lsn } from '../postgres/lsn.js'
@@ -42,8 +44,6 @@ import {
   TWOPHASE_DIR_KEY,
   twoPhaseFileKey,
 } from './datadir-mapping.js'
-import type { Tenant } from './tenant.js'
-import type { Timeline, Write } from './timeline.js'
 
 /** XLOG CHECKPOINT_SHUTDOWN: 24-byte header, 2-byte main data header, 88-byte CheckPoint. */
 const CHECKPOINT_RECORD_LEN = 114

@@ -15,7 +15,7 @@
  * form one contiguous range (dropping it is one range), and the relmap file and relation directory of a
  * database (relfilenode 0) come before its relations.
  */
-import { encodeKey, KEY_SIZE, type KeyFields, type KeyRange } from './key.js'
+import { encodeKey, KEY_SIZE, type KeyFields, type KeyRange } from '../engine/key.js'
 
 export const REL_KEY_KIND = 0x00
 export const SLRU_KEY_KIND = 0x01

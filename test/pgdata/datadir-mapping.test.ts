@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { KEY_MIN, rangeContains } from '../../src/engine/key.js'
 import {
   CHECKPOINT_KEY,
   CONTROLFILE_KEY,
@@ -26,8 +27,7 @@ import {
   slruSegSizeKey,
   TWOPHASE_DIR_KEY,
   twoPhaseFileKey,
-} from '../../src/engine/datadir-mapping.js'
-import { KEY_MIN, rangeContains } from '../../src/engine/key.js'
+} from '../../src/pgdata/datadir-mapping.js'
 
 const rel = { spcNode: 1663, dbNode: 5, relNode: 16384, forkNum: 0 }
 

@@ -6,7 +6,7 @@ import { rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../../src/control/process.js'
-import { generateId } from '../../src/engine/ids.js'
+import { generateId } from '../../src/lib/ids.js'
 import { DEFAULT_PAGESERVER_CONFIG } from '../../src/pageserver/config.js'
 import { Pageserver } from '../../src/pageserver/pageserver.js'
 import {
