@@ -13,9 +13,11 @@
  * flushed, so a stopped endpoint's datadir is reused on the next start when the branch has not moved on
  * without it; otherwise it is rebuilt from the pageserver.
  */
+
 import { existsSync, readFileSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { WAL_RECEIVER_APPLICATION_NAME } from '../pageserver/wal-receiver.js'
 import { importLsnOf } from '../pgdata/import.js'
 import { formatLsn, type Lsn, maxAlign, parseLsn } from '../postgres/lsn.js'
@@ -55,7 +57,8 @@ const CATCH_UP_TIMEOUT_MS = 60_000
 const RECEIVER_CONNECT_TIMEOUT_MS = 15_000
 const POLL_MS = 50
 
-export class EndpointError extends Error {
+export class EndpointError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
   override name = 'EndpointError'
 }
 

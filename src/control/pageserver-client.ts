@@ -1,7 +1,9 @@
 /** The pageserver's management API as the control plane calls it (docs/http-api.md). */
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import type { HostPort } from '../pageserver/config.js'
 
-export class PageserverApiError extends Error {
+export class PageserverApiError extends ZenithError {
+  static override kind: ErrorKind = 'external'
   override name = 'PageserverApiError'
   constructor(
     readonly status: number,
@@ -11,7 +13,8 @@ export class PageserverApiError extends Error {
   }
 }
 
-export class PageserverUnreachableError extends Error {
+export class PageserverUnreachableError extends ZenithError {
+  static override kind: ErrorKind = 'unavailable'
   override name = 'PageserverUnreachableError'
 }
 

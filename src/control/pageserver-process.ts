@@ -3,9 +3,11 @@
  * pageserver/pageserver.log, found again through pageserver/pageserver.pid), or in this very process
  * (`zenith start --embedded`, `zenith pageserver run`). Both run the same Pageserver code.
  */
+
 import { existsSync, readFileSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { writeFileDurable } from '../lib/durable-fs.js'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { createLogger, type Logger } from '../lib/log.js'
 import { Pageserver } from '../pageserver/pageserver.js'
 import {
@@ -18,7 +20,8 @@ import {
 import { packageRoot } from './package-root.js'
 import { isAlive, PortBusyError, portInUse, readPidFile, startDetached, stopByPidFile } from './process.js'
 
-export class PageserverStateError extends Error {
+export class PageserverStateError extends ZenithError {
+  static override kind: ErrorKind = 'unavailable'
   override name = 'PageserverStateError'
 }
 

@@ -15,6 +15,7 @@
  * Pids are reused: a pid file left over from before a reboot may name an unrelated process, which these
  * helpers cannot tell apart from the server; callers that can ask the server who it is should do so.
  */
+
 import { type ChildProcess, spawn } from 'node:child_process'
 import {
   closeSync,
@@ -30,6 +31,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { writeFileDurable } from '../lib/durable-fs.js'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 
 const POLL_MS = 50
 const DEFAULT_START_TIMEOUT_MS = 30_000
@@ -37,16 +39,19 @@ const DEFAULT_START_TIMEOUT_MS = 30_000
 const KILL_WAIT_MS = 5_000
 const MAX_LOG_LINE_LENGTH = 300
 
-export class ProcessStartError extends Error {
+export class ProcessStartError extends ZenithError {
+  static override kind: ErrorKind = 'external'
   override name = 'ProcessStartError'
 }
 
-export class ProcessStopError extends Error {
+export class ProcessStopError extends ZenithError {
+  static override kind: ErrorKind = 'external'
   override name = 'ProcessStopError'
 }
 
 /** `new PortBusyError(host, port)` says just that; callers with advice to add pass their own message. */
-export class PortBusyError extends Error {
+export class PortBusyError extends ZenithError {
+  static override kind: ErrorKind = 'conflict'
   override name = 'PortBusyError'
   readonly host?: string
   readonly port?: number

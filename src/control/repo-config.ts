@@ -18,10 +18,12 @@
  *     lsn = "0/16B3748"        # only for a read-only endpoint fixed at an LSN
  *     settings = { work_mem = "8MB" }
  */
+
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml'
 import { writeFileDurable } from '../lib/durable-fs.js'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { parseId } from '../lib/ids.js'
 import { parseLsn } from '../postgres/lsn.js'
 import { DEFAULT_PG_DISTRIB_DIR } from '../postgres/pg-bin.js'
@@ -50,7 +52,8 @@ export interface ClusterConfig {
   endpoints: Record<string, EndpointSpec>
 }
 
-export class RepoConfigError extends Error {
+export class RepoConfigError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
   override name = 'RepoConfigError'
 }
 

@@ -1,6 +1,7 @@
 /**
  * `zenith wal dump`: decode a directory of WAL segments and print each record, or statistics.
  */
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
 import { openWalDir, type WalDir, walContinuesAfter } from '../postgres/wal-dir.js'
 import type { WalStop } from '../postgres/wal-reader.js'
@@ -26,7 +27,8 @@ export interface WalDumpResult {
 }
 
 /** The WAL could not be read as far as it should have been: damage, or a requested end beyond it. */
-export class WalDumpError extends Error {
+export class WalDumpError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
   override name = 'WalDumpError'
 }
 

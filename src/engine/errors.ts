@@ -1,7 +1,9 @@
 /** Errors the engine reports to its callers; each names what was asked and why it cannot be done. */
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatLsn } from '../postgres/lsn.js'
 
-export class GcCutoffError extends Error {
+export class GcCutoffError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
   override name = 'GcCutoffError'
   constructor(timelineId: string, lsn: number, cutoff: number, what = 'read') {
     super(
@@ -10,7 +12,8 @@ export class GcCutoffError extends Error {
   }
 }
 
-export class LsnTimeoutError extends Error {
+export class LsnTimeoutError extends ZenithError {
+  static override kind: ErrorKind = 'timeout'
   override name = 'LsnTimeoutError'
   constructor(timelineId: string, lsn: number, last: number, ms: number) {
     super(
@@ -19,19 +22,23 @@ export class LsnTimeoutError extends Error {
   }
 }
 
-export class ReconstructError extends Error {
+export class ReconstructError extends ZenithError {
+  static override kind: ErrorKind = 'corruption'
   override name = 'ReconstructError'
 }
 
-export class EngineStateError extends Error {
+export class EngineStateError extends ZenithError {
+  static override kind: ErrorKind = 'conflict'
   override name = 'EngineStateError'
 }
 
-export class NotFoundError extends Error {
+export class NotFoundError extends ZenithError {
+  static override kind: ErrorKind = 'not_found'
   override name = 'NotFoundError'
 }
 
 /** An LSN outside what a timeline can serve: beyond what it has received, or before it starts. */
-export class LsnRangeError extends Error {
+export class LsnRangeError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
   override name = 'LsnRangeError'
 }

@@ -3,6 +3,7 @@
  * big-endian, so comparing the bytes compares the keys. In memory a key is also used as an 18-character
  * latin1 string (`keyStr`): one character per byte keeps the order and makes a cheap Map key.
  */
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 
 export const KEY_SIZE = 18
 
@@ -17,7 +18,8 @@ export interface KeyFields {
   field6: number
 }
 
-export class KeyError extends Error {
+export class KeyError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
   override name = 'KeyError'
 }
 

@@ -17,10 +17,12 @@
  *
  * Reads are synchronous preads through the PageCache (see ARCHITECTURE.md §4 for why).
  */
+
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import { compressSync, uncompressSync } from 'lz4-napi'
 import { commitTempFile, TEMP_SUFFIX } from '../lib/durable-fs.js'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { idBytes, idFromBytes, parseId } from '../lib/ids.js'
 import { arenaBuffer } from '../postgres/buffer-arena.js'
 import { crc32c } from '../postgres/crc32c.js'
@@ -55,7 +57,8 @@ export interface LayerEntry {
 
 export type LayerVisitor = (lsn: number, value: Buffer, willInit: boolean, image: boolean) => boolean
 
-export class LayerCorruptionError extends Error {
+export class LayerCorruptionError extends ZenithError {
+  static override kind: ErrorKind = 'corruption'
   override name = 'LayerCorruptionError'
   constructor(
     readonly file: string,
@@ -68,7 +71,8 @@ export class LayerCorruptionError extends Error {
 }
 
 /** Misuse of a writer: entries out of order or out of range, writing after finish. */
-export class LayerWriteError extends Error {
+export class LayerWriteError extends ZenithError {
+  static override kind: ErrorKind = 'bug'
   override name = 'LayerWriteError'
 }
 

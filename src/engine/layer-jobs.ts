@@ -3,8 +3,10 @@
  * in-memory layer out as an L0 (flush). Jobs are plain data — file paths and typed arrays — so that a
  * worker thread can take them; `runLayerJobInWorker` starts one per job.
  */
+
 import { closeSync, openSync, readSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { arenaBuffer } from '../postgres/buffer-arena.js'
 import { type MergeJob, mergeLayers } from './compaction-merge.js'
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from './key.js'
@@ -77,7 +79,8 @@ export function writeFrozenLayer(job: FlushJob): string {
   }
 }
 
-export class LayerJobError extends Error {
+export class LayerJobError extends ZenithError {
+  static override kind: ErrorKind = 'bug'
   override name = 'LayerJobError'
 }
 

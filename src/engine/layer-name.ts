@@ -8,6 +8,7 @@
  * [lsn, lsn+1) so that code comparing LSN ranges treats both kinds alike. Only the canonical spelling
  * parses: accepting lower-case too would let two file names denote the same layer.
  */
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { KEY_MAX, KEY_MIN, KEY_SIZE, keyFromHex, keyToHex } from './key.js'
 
 export type LayerKind = 'delta' | 'image'
@@ -21,7 +22,8 @@ export interface LayerDesc {
   lsnEnd: number
 }
 
-export class LayerNameError extends Error {
+export class LayerNameError extends ZenithError {
+  static override kind: ErrorKind = 'corruption'
   override name = 'LayerNameError'
 }
 

@@ -3,8 +3,10 @@
  * point, and the GC cutoff below which reads are refused. JSON for people, followed by a CRC-32C line so
  * a damaged file is detected rather than trusted; written with temp + fsync + rename.
  */
+
 import { readFileSync } from 'node:fs'
 import { writeFileDurable } from '../lib/durable-fs.js'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { crc32c } from '../postgres/crc32c.js'
 
 export const METADATA_FORMAT_VERSION = 1
@@ -21,7 +23,8 @@ export interface TimelineMetadata {
   createdAt: string
 }
 
-export class MetadataError extends Error {
+export class MetadataError extends ZenithError {
+  static override kind: ErrorKind = 'corruption'
   override name = 'MetadataError'
 }
 

@@ -14,9 +14,11 @@
  *   sizes are binary, and "MB" is read both ways by different people.
  * - counts: an integer (number or digits).
  */
+
 import { readFileSync } from 'node:fs'
 import { parse as parseToml, TomlError } from 'smol-toml'
 import { writeFileDurable } from '../lib/durable-fs.js'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -138,7 +140,8 @@ export const NEON_TENANT_DEFAULTS: Readonly<TenantConfig> = Object.freeze(
   Object.fromEntries(TENANT_CONFIG_KEYS.map((k) => [k, TENANT_CONFIG_SCHEMA[k].default])) as TenantConfig,
 )
 
-export class TenantConfigError extends Error {
+export class TenantConfigError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
   override name = 'TenantConfigError'
   constructor(
     message: string,

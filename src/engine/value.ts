@@ -8,6 +8,7 @@
  * Encoding: image = [0x00][page]; record = [0x01][kind u16 BE][data]. willInit travels beside the value
  * (layer indexes keep it) so that a read can stop without decoding.
  */
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 
 export type Value =
   | { kind: 'image'; page: Buffer }
@@ -16,7 +17,8 @@ export type Value =
 const TAG_IMAGE = 0
 const TAG_RECORD = 1
 
-export class ValueError extends Error {
+export class ValueError extends ZenithError {
+  static override kind: ErrorKind = 'corruption'
   override name = 'ValueError'
 }
 
@@ -67,7 +69,8 @@ export function fromStored(bytes: Buffer, willInit: boolean, image: boolean): Va
 /** Applies one record to the page as it was (null when the record builds the page from nothing). */
 export type RedoFunction = (key: Buffer, page: Buffer | null, record: Buffer, lsn: number) => Buffer
 
-export class RedoError extends Error {
+export class RedoError extends ZenithError {
+  static override kind: ErrorKind = 'bug'
   override name = 'RedoError'
 }
 

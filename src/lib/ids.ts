@@ -1,10 +1,13 @@
 /** Tenant and timeline ids: 16 random bytes, shown as 32 lower-case hex digits (as Neon does). */
+
 import { randomBytes } from 'node:crypto'
+import { type ErrorKind, ZenithError } from './errors.js'
 
 export type TenantId = string
 export type TimelineId = string
 
-export class IdError extends Error {
+export class IdError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
   override name = 'IdError'
 }
 

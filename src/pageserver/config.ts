@@ -9,6 +9,7 @@
  *     memory_budget = 134217728              bytes of open in-memory layers
  *     [tenant_config]                        defaults for every tenant (tenant config keys)
  */
+
 import { readFileSync } from 'node:fs'
 import { parse as parseToml, TomlError } from 'smol-toml'
 import {
@@ -19,6 +20,7 @@ import {
   type TenantConfigOverrides,
 } from '../engine/tenant-config.js'
 import { writeFileDurable } from '../lib/durable-fs.js'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 
 export const PAGESERVER_CONFIG_FILE = 'pageserver.toml'
 
@@ -37,7 +39,8 @@ export interface HostPort {
   port: number
 }
 
-export class PageserverConfigError extends Error {
+export class PageserverConfigError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
   override name = 'PageserverConfigError'
 }
 

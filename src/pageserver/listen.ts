@@ -3,10 +3,13 @@
  * ends the open connections too (idle keep-alive HTTP clients and libpq sessions would otherwise keep
  * the process alive).
  */
+
 import type { Server, Socket } from 'node:net'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import type { HostPort } from './config.js'
 
-export class ListenError extends Error {
+export class ListenError extends ZenithError {
+  static override kind: ErrorKind = 'conflict'
   override name = 'ListenError'
 }
 

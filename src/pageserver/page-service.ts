@@ -10,9 +10,11 @@
  * zenith's basebackups are always full (every relation file is in the tar), so both commands stream the
  * same archive. Errors go back as ErrorResponse and the session stays usable.
  */
+
 import net from 'node:net'
 import { configToJson, TENANT_CONFIG_KEYS } from '../engine/tenant-config.js'
 import type { Timeline } from '../engine/timeline.js'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { basebackup } from '../pgdata/basebackup.js'
 import { databaseSize } from '../pgdata/datadir-keyspace.js'
 import {
@@ -41,7 +43,8 @@ import {
 const ZERO_PAGE = Buffer.alloc(BLCKSZ)
 
 /** A request the client got wrong: answered with an ErrorResponse, the session goes on. */
-class CommandError extends Error {
+class CommandError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
   override name = 'CommandError'
 }
 

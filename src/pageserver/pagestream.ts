@@ -14,6 +14,7 @@
  *
  * An LSN above 2^53 (computes send u64::MAX for "latest") is read as LATEST_LSN.
  */
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import type { Lsn } from '../postgres/lsn.js'
 
 export const PagestreamTag = {
@@ -65,7 +66,8 @@ export type PagestreamResult =
   | { kind: 'slru'; nblocks: number; data: Buffer }
   | { kind: 'error'; message: string }
 
-export class PagestreamError extends Error {
+export class PagestreamError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
   override name = 'PagestreamError'
 }
 

@@ -11,10 +11,12 @@
  * The sources are kept in `wal_sources.json` in the pageserver's working directory, so a restarted
  * pageserver reconnects by itself.
  */
+
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { Timeline } from '../engine/timeline.js'
 import { writeFileDurable } from '../lib/durable-fs.js'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { controlFileOf } from '../pgdata/datadir-keyspace.js'
 import { WalIngest } from '../pgdata/walingest.js'
 import { formatLsn, type Lsn, maxAlign } from '../postgres/lsn.js'
@@ -48,7 +50,8 @@ export interface WalReceiverStatus {
   lastError?: string
 }
 
-export class WalSourceError extends Error {
+export class WalSourceError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
   override name = 'WalSourceError'
 }
 

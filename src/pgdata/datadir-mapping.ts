@@ -15,7 +15,9 @@
  * form one contiguous range (dropping it is one range), and the relmap file and relation directory of a
  * database (relfilenode 0) come before its relations.
  */
+
 import { encodeKey, KEY_SIZE, type KeyFields, type KeyRange } from '../engine/key.js'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 
 export const REL_KEY_KIND = 0x00
 export const SLRU_KEY_KIND = 0x01
@@ -133,7 +135,8 @@ export type DatadirKey =
   | { kind: 'controlfile' }
   | { kind: 'checkpoint' }
 
-export class DatadirKeyError extends Error {
+export class DatadirKeyError extends ZenithError {
+  static override kind: ErrorKind = 'corruption'
   override name = 'DatadirKeyError'
 }
 
@@ -196,7 +199,8 @@ export function classifyKey(k: Buffer): DatadirKey {
  */
 const DIR_FORMAT = 1
 
-export class DirectoryFormatError extends Error {
+export class DirectoryFormatError extends ZenithError {
+  static override kind: ErrorKind = 'corruption'
   override name = 'DirectoryFormatError'
 }
 

@@ -4,10 +4,12 @@
  * and the checkpoint become values at one LSN, the end of the datadir's shutdown checkpoint record, which
  * is where its WAL would continue.
  */
+
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { Tenant } from '../engine/tenant.js'
 import type { Timeline, Write } from '../engine/timeline.js'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { encodeCheckPoint } from '../postgres/checkpoint.js'
 import { BLCKSZ } from '../postgres/data-page.js'
 import type { Lsn } from '../postgres/lsn.js'
@@ -48,7 +50,8 @@ import {
 /** XLOG CHECKPOINT_SHUTDOWN: 24-byte header, 2-byte main data header, 88-byte CheckPoint. */
 const CHECKPOINT_RECORD_LEN = 114
 
-export class ImportError extends Error {
+export class ImportError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
   override name = 'ImportError'
 }
 

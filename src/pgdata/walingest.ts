@@ -11,6 +11,7 @@
 
 import { keyStr } from '../engine/key.js'
 import type { Timeline, Write } from '../engine/timeline.js'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { pageAfterRecord } from '../postgres/block-image.js'
 import { type CheckPoint, decodeCheckPoint, encodeCheckPoint } from '../postgres/checkpoint.js'
 import { crc32c } from '../postgres/crc32c.js'
@@ -91,7 +92,8 @@ const MULTIXACT_MEMBERGROUP_SIZE = 20
 
 const relCacheKey = (rel: RelTag) => `${rel.spcNode}/${rel.dbNode}/${rel.relNode}/${rel.forkNum}`
 
-export class IngestError extends Error {
+export class IngestError extends ZenithError {
+  static override kind: ErrorKind = 'external'
   override name = 'IngestError'
 }
 

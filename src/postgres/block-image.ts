@@ -3,15 +3,18 @@
  * as `wal_compression` chose) and put the hole — the unused gap between pd_lower and pd_upper that
  * Postgres leaves out — back as zeros.
  */
+
 import { decompress as zstdDecompress } from 'fzstd'
 import { uncompressSync as lz4UncompressSized } from 'lz4-napi'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { arenaBuffer } from './buffer-arena.js'
 import { BLCKSZ, isNewPage, setPageLsn } from './data-page.js'
 import { formatLsn } from './lsn.js'
 import { pglzDecompress } from './pglz.js'
 import type { BlockImage, BlockRef, DecodedRecord } from './xlog-record.js'
 
-export class BlockImageError extends Error {
+export class BlockImageError extends ZenithError {
+  static override kind: ErrorKind = 'corruption'
   override name = 'BlockImageError'
 }
 

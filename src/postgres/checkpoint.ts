@@ -3,6 +3,7 @@
  * CHECKPOINT_ONLINE records and the `checkPointCopy` inside pg_control. Padding bytes are written as zero,
  * which makes a re-encoded checkpoint byte-identical to Postgres' own.
  */
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { type Lsn, readLsn, writeLsn } from './lsn.js'
 
 export const SIZEOF_CHECKPOINT = 88
@@ -47,7 +48,8 @@ export interface CheckPoint {
   oldestActiveXid: number
 }
 
-export class CheckPointFormatError extends Error {
+export class CheckPointFormatError extends ZenithError {
+  static override kind: ErrorKind = 'corruption'
   override name = 'CheckPointFormatError'
 }
 

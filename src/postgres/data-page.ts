@@ -6,6 +6,7 @@
  * All fields are little-endian (x86-64), but pd_lsn is not a plain uint64: it is PageXLogRecPtr, two
  * uint32 halves with the high half first, so a page's LSN bytes differ from a WAL record's.
  */
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { type Lsn, LsnError } from './lsn.js'
 
 export const BLCKSZ = 8192
@@ -70,7 +71,8 @@ export interface ItemId {
   length: number
 }
 
-export class PageFormatError extends Error {
+export class PageFormatError extends ZenithError {
+  static override kind: ErrorKind = 'corruption'
   override name = 'PageFormatError'
 }
 

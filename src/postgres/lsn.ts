@@ -4,6 +4,7 @@
  * Postgres uses a uint64; we keep plain JS numbers for speed and refuse anything above 2^53, which a
  * cluster would reach only after writing 8 PiB of WAL.
  */
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 
 export type Lsn = number
 
@@ -15,7 +16,8 @@ export const MAXIMUM_ALIGNOF = 8
 
 const TWO_32 = 0x1_0000_0000
 
-export class LsnError extends Error {
+export class LsnError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
   override name = 'LsnError'
 }
 

@@ -24,10 +24,12 @@
  * postgres user may not be allowed to enter our working directory, and Postgres tools locate themselves
  * through the cwd. The helpers below resolve the paths they are given.
  */
+
 import { existsSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { execa } from 'execa'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 
 export const PG_OS_USER = 'postgres'
 export const DEFAULT_PG_DISTRIB_DIR = '/usr/lib/postgresql/15'
@@ -36,7 +38,8 @@ const REQUIRED_BINARIES = ['postgres', 'initdb', 'pg_ctl']
 /** A message is one line; an overlong stderr line (a query echoed back, say) is cut. */
 const MAX_REASON_LENGTH = 400
 
-export class PgBinError extends Error {
+export class PgBinError extends ZenithError {
+  static override kind: ErrorKind = 'external'
   override name = 'PgBinError'
 
   constructor(

@@ -7,6 +7,7 @@
  * memsets the struct before filling it, so every hole and the tail are zero and a re-encoded file is
  * byte-identical to the one Postgres wrote.
  */
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { type CheckPoint, decodeCheckPoint, encodeCheckPoint } from './checkpoint.js'
 import { crc32c } from './crc32c.js'
 import { type Lsn, readLsn, writeLsn } from './lsn.js'
@@ -119,7 +120,8 @@ export interface ControlFile {
   mockAuthenticationNonce: Buffer
 }
 
-export class ControlFileFormatError extends Error {
+export class ControlFileFormatError extends ZenithError {
+  static override kind: ErrorKind = 'corruption'
   override name = 'ControlFileFormatError'
 }
 

@@ -11,8 +11,10 @@
  * We accept exactly what Postgres' pglz_decompress(..., check_complete = true) accepts, because a page
  * image that Postgres can restore must restore here too, and one it rejects must be rejected here.
  */
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 
-export class PglzError extends Error {
+export class PglzError extends ZenithError {
+  static override kind: ErrorKind = 'corruption'
   override name = 'PglzError'
 }
 

@@ -8,9 +8,11 @@
  * `readTar` reads such archives back (and GNU tar's and pax's, for their long names) from chunks cut
  * anywhere, and `extractTar` writes one into a directory without letting it escape that directory.
  */
+
 import { constants as fsConstants } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 
 const BLOCK_SIZE = 512
 /**
@@ -44,7 +46,8 @@ export interface TarEntryOptions {
   gname?: string
 }
 
-export class TarError extends Error {
+export class TarError extends ZenithError {
+  static override kind: ErrorKind = 'corruption'
   override name = 'TarError'
 }
 

@@ -8,6 +8,7 @@
  * invalid byte, which is how the end of WAL is found. Records that lie on one page of one fed chunk are
  * returned as views into that chunk, so chunks must not be reused by the caller after feeding.
  */
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { arenaConcat } from './buffer-arena.js'
 import { DEFAULT_WAL_SEGMENT_SIZE, formatLsn, type Lsn, maxAlign, XLOG_BLCKSZ } from './lsn.js'
 import { RM_XLOG_ID, XLOG_SWITCH, XLR_RMGR_INFO_MASK } from './rmgr.js'
@@ -40,7 +41,8 @@ export interface WalDecoderOptions {
   prevLsn?: Lsn
 }
 
-export class WalDecodeError extends Error {
+export class WalDecodeError extends ZenithError {
+  static override kind: ErrorKind = 'corruption'
   override name = 'WalDecodeError'
   constructor(
     /** Where the invalid data was found. */

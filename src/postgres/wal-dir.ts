@@ -1,9 +1,11 @@
 /**
  * A directory of WAL segment files (a pg_wal directory, or an archive) as a source for WalReader.
  */
+
 import { closeSync, fstatSync, openSync, read } from 'node:fs'
 import { open, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import {
   formatLsn,
   isValidSegmentSize,
@@ -23,7 +25,8 @@ import {
 } from './wal-page.js'
 import { WalReader } from './wal-reader.js'
 
-export class WalDirError extends Error {
+export class WalDirError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
   override name = 'WalDirError'
 }
 

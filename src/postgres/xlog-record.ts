@@ -6,6 +6,7 @@
  *   | per block in order: image bytes, block data | main data
  * The CRC-32C covers the body [24, xl_tot_len) first and then header bytes [0, 20).
  */
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { crc32c } from './crc32c.js'
 import { BLCKSZ } from './data-page.js'
 import { formatLsn, type Lsn, MAX_LSN, readLsnUnchecked, writeLsn } from './lsn.js'
@@ -97,7 +98,8 @@ export interface DecodedRecord extends XLogRecordHeader {
   raw: Buffer
 }
 
-export class WalRecordError extends Error {
+export class WalRecordError extends ZenithError {
+  static override kind: ErrorKind = 'corruption'
   override name = 'WalRecordError'
   constructor(
     readonly lsn: Lsn,

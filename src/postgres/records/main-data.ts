@@ -5,10 +5,12 @@
  * Main data comes from disk or the network, so a short or corrupt record must surface as one typed error
  * naming the record instead of a RangeError from Buffer, or an array sized by a garbage count.
  */
+import { type ErrorKind, ZenithError } from '../../lib/errors.js'
 import { type Lsn, LsnError, readLsn } from '../lsn.js'
 import type { RelFileNode } from '../relfile.js'
 
-export class WalRecordFormatError extends Error {
+export class WalRecordFormatError extends ZenithError {
+  static override kind: ErrorKind = 'corruption'
   override name = 'WalRecordFormatError'
 }
 
