@@ -1,21 +1,26 @@
 /**
  * Layer files: immutable, sorted runs of (key, lsn, value, willInit) entries, the unit in which the engine
- * stores, compacts and garbage-collects data. docs/storage-format.md describes the format byte by byte; in
- * short:
+ * stores, compacts and garbage-collects data. docs/storage-format.md describes format version 2 byte by
+ * byte; in short:
  *
- *   block 0                 header (kinds, ids, ranges, counts, where everything else is)
- *   blocks 1 .. D           the value stream: every value's bytes back to back, crossing block boundaries
+ *   block 0                 header (magic, version, kind, ids, ranges, counts, where each index level is)
+ *   blocks 1 .. D           the value stream: the values back to back; one of at most 8 KiB never straddles
+ *                           two blocks, and a page image is stored bare, so a page is exactly one block
  *   blocks D+1 .. end       the index, a B-tree stored level by level: all leaves, then level 1, ... the root
  *
- * Every block is 8 KiB: 8188 bytes of payload and a CRC-32C of them, seeded with the block number so that a
- * block written at the wrong place fails too. A block's CRC is checked whenever it is read from disk, and
- * nothing from a block that fails reaches a caller.
+ * Every block is 8 KiB. The header and index blocks hold 8188 bytes of payload and a CRC-32C of them,
+ * seeded with the block number so that a block written at the wrong place fails too. Data blocks carry no
+ * CRC of their own: each value's CRC-32C is in its leaf entry and is checked when the value is read (for a
+ * page that fills its block, once per load into the cache). Nothing that fails a check reaches a caller.
  *
  * Index entries are fixed-width: the search key (the 18-byte key, plus the LSN as a big-endian u64 in a
- * delta layer) then the value's place in the stream. Leaves are contiguous and in order, so scans and the
- * newest-first walk of `visit` step to the neighbouring block instead of climbing the tree again.
+ * delta layer), then in a leaf the value's offset in the stream, its stored length, flags (willInit, lz4,
+ * image) and CRC, and in an internal node the child's ordinal within its level. Leaves are contiguous and
+ * in order, so scans and the newest-first walk of `visit` step to the neighbouring block instead of
+ * climbing the tree again. Values may be lz4-compressed one by one; the default is no compression.
  *
- * Reads are synchronous preads through the PageCache (see ARCHITECTURE.md §4 for why).
+ * Reads are synchronous preads through the PageCache (docs/storage-format.md, "Memory and the page cache",
+ * says why).
  */
 
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
