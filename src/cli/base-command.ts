@@ -1,44 +1,45 @@
 /**
- * The base of every zenith command: failures reach the user as one line on stderr with a non-zero exit
- * code, and never as a stack trace unless `--debug` is given. Errors of zenith's own classes (each sets
- * its own `name`) and oclif's usage errors are expected outcomes of bad input; anything else is a bug,
- * reported in one line too, with a hint that `--debug` shows where it happened.
+ * The base of every zenith command. `--json` is on every command (oclif's enableJsonFlag): a command's
+ * `run()` returns its result as typed data, which oclif prints as JSON under `--json`, while `print`
+ * writes the human form through the one output writer and stays silent under `--json`. Failures of every
+ * kind leave through `catch`, which hands them to src/cli/errors.ts, the one place that decides what a
+ * user sees and which exit code a script gets.
  */
 import { Command, Errors, Flags } from '@oclif/core'
-
-const BUG_NAMES = new Set([
-  'Error',
-  'TypeError',
-  'RangeError',
-  'ReferenceError',
-  'SyntaxError',
-  'AssertionError',
-])
+import { setLockWaitReporter } from '../control/repo-lock.js'
+import { reportError } from './errors.js'
+import { Output } from './output.js'
 
 export abstract class ZenithCommand extends Command {
+  static override enableJsonFlag = true
   static override baseFlags = {
     debug: Flags.boolean({ summary: 'show stack traces of failures', helpGroup: 'GLOBAL' }),
   }
 
-  protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<unknown> {
-    if (err instanceof Errors.ExitError) throw err
-    const usage = err instanceof Errors.CLIError
-    const debug = this.argv.includes('--debug') || process.env.ZENITH_DEBUG === '1'
-    if (debug && !usage) process.stderr.write(`${err.stack ?? err.message}\n`)
-    const bug = !usage && BUG_NAMES.has(err.name)
-    process.stderr.write(
-      `Error: ${oneLine(err.message)}${bug && !debug ? ' (run with --debug for details)' : ''}\n`,
-    )
-    return this.exit(usage ? (err.oclif?.exit ?? 2) : 1)
-  }
-}
+  protected readonly out = new Output()
 
-/** oclif's usage errors span several lines; a user (or a script) wants one. */
-function oneLine(message: string): string {
-  return message
-    .split('\n')
-    .map((l) => l.replace(/^[\s›]+/, '').trim())
-    .filter((l) => l !== '' && !l.startsWith('See more help with') && l !== 'The following error occurred:')
-    .join(': ')
-    .replace(/:\s*:/g, ':')
+  override async init(): Promise<void> {
+    await super.init()
+    setLockWaitReporter((holder, file) =>
+      process.stderr.write(
+        `waiting for the lock on ${file}: held by pid ${holder.pid} (${holder.command}) since ${holder.since}\n`,
+      ),
+    )
+  }
+
+  /** Human output; under --json oclif prints the value `run()` returns instead. */
+  protected print(text: string): void {
+    if (!this.jsonEnabled()) this.out.write(text)
+  }
+
+  protected get debugEnabled(): boolean {
+    return this.argv.includes('--debug') || process.env.ZENITH_DEBUG === '1'
+  }
+
+  protected override async catch(err: Error): Promise<unknown> {
+    if (err instanceof Errors.ExitError) throw err
+    const r = reportError(err, { json: this.jsonEnabled(), debug: this.debugEnabled })
+    ;(r.toStdout ? process.stdout : process.stderr).write(r.text)
+    return this.exit(r.exitCode)
+  }
 }

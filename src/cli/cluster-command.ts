@@ -1,12 +1,13 @@
 /**
- * Commands that work on a local cluster: the repo dir (`--repo-dir`, `$ZENITH_REPO_DIR`, `./.zenith`),
- * and output helpers — JSON for scripts, chalk colours only on a TTY, listr2 progress for
- * multi-step work on a TTY and plain lines otherwise.
+ * Commands that work on a local cluster: the repo dir (`--repo-dir`, `$ZENITH_REPO_DIR`, `./.zenith`), its
+ * lock for commands that change it, and listr2 progress for multi-step work on a TTY (plain lines
+ * otherwise, nothing under --json).
  */
+import { mkdirSync } from 'node:fs'
 import { Flags } from '@oclif/core'
-import chalk from 'chalk'
 import { Listr } from 'listr2'
 import { resolveRepoDir } from '../control/repo-config.js'
+import { withRepoLock } from '../control/repo-lock.js'
 import { runSteps as runPlain, type Step, titleAfter } from '../control/steps.js'
 import { ZenithCommand } from './base-command.js'
 
@@ -23,14 +24,20 @@ export abstract class ClusterCommand extends ZenithCommand {
     return resolveRepoDir(flags['repo-dir'])
   }
 
-  protected printJson(value: unknown): void {
-    process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
+  /**
+   * Runs `fn` holding the repo dir's lock: every command that changes the repo config or starts and stops
+   * processes does its work inside, so concurrent commands take turns.
+   */
+  protected locked<T>(repoDir: string, fn: () => Promise<T>, opts: { create?: boolean } = {}): Promise<T> {
+    // Computes run as the postgres OS user when we are root: it must be able to enter the repo dir.
+    if (opts.create) mkdirSync(repoDir, { recursive: true, mode: 0o755 })
+    return withRepoLock(repoDir, ['zenith', ...this.id!.split(':'), ...this.argv].join(' '), fn)
   }
 
   /** Runs steps with listr2 on a TTY, as one line per finished step otherwise, silently for --json. */
-  protected async runSteps(steps: readonly Step[], opts: { quiet?: boolean } = {}): Promise<string[]> {
-    if (opts.quiet) return runPlain(steps)
-    if (!process.stdout.isTTY) return runPlain(steps, (title) => process.stdout.write(`${title}\n`))
+  protected async runSteps(steps: readonly Step[]): Promise<string[]> {
+    if (this.jsonEnabled()) return runPlain(steps)
+    if (!process.stdout.isTTY) return runPlain(steps, (title) => this.print(title))
     const done: string[] = []
     await new Listr(
       steps.map((s) => ({
@@ -45,15 +52,4 @@ export abstract class ClusterCommand extends ZenithCommand {
     ).run()
     return done
   }
-}
-
-/** A plain text table: a header and left-aligned columns, the header dimmed on a TTY. */
-export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
-      .join('  ')
-      .trimEnd()
-  return [chalk.bold(line(headers)), ...rows.map(line)].join('\n')
 }

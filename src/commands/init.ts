@@ -54,8 +54,12 @@ export default class Init extends ClusterCommand {
   ]
   static override flags = initFlags
 
-  async run(): Promise<void> {
+  async run(): Promise<{ repo_dir: string; steps: string[] }> {
     const { flags } = await this.parse(Init)
-    await this.runSteps(initSteps(this.repoDir(flags), initOptions(flags)))
+    const repoDir = this.repoDir(flags)
+    const steps = await this.locked(repoDir, () => this.runSteps(initSteps(repoDir, initOptions(flags))), {
+      create: true,
+    })
+    return { repo_dir: repoDir, steps }
   }
 }

@@ -18,27 +18,38 @@ export default class Start extends ClusterCommand {
     ...initFlags,
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<{ repo_dir: string; steps: string[] } | undefined> {
     const { flags } = await this.parse(Start)
     const repoDir = this.repoDir(flags)
     if (!flags.embedded) {
-      await this.runSteps(startSteps(repoDir, initOptions(flags)))
-      return
+      const steps = await this.locked(repoDir, () => this.runSteps(startSteps(repoDir, initOptions(flags))), {
+        create: true,
+      })
+      return { repo_dir: repoDir, steps }
     }
-    if (!isInitialised(repoDir)) await this.runSteps(initSteps(repoDir, initOptions(flags)))
-    const running = await runPageserver(repoDir, { logToStdout: false })
+    // The lock covers setting up only: the pageserver then runs here until Ctrl-C, and other commands
+    // (pg start, zenith stop) must get the repo dir meanwhile.
+    const running = await this.locked(
+      repoDir,
+      async () => {
+        if (!isInitialised(repoDir)) await this.runSteps(initSteps(repoDir, initOptions(flags)))
+        return runPageserver(repoDir, { logToStdout: false })
+      },
+      { create: true },
+    )
     const cfg = running.pageserver.config
-    process.stdout.write(
+    this.print(
       `pageserver running in this process (pid ${process.pid}): http ${cfg.listenHttpAddr.host}:${cfg.listenHttpAddr.port}, ` +
-        `pg ${cfg.listenPgAddr.host}:${cfg.listenPgAddr.port}; Ctrl-C stops it\n`,
+        `pg ${cfg.listenPgAddr.host}:${cfg.listenPgAddr.port}; Ctrl-C stops it`,
     )
     await new Promise<void>((resolve) => {
       const stop = () => resolve()
       process.once('SIGINT', stop)
       process.once('SIGTERM', stop)
     })
-    process.stdout.write('stopping the pageserver\n')
+    this.print('stopping the pageserver')
     await running.stop()
-    process.stdout.write('pageserver stopped\n')
+    this.print('pageserver stopped')
+    return undefined
   }
 }

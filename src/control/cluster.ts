@@ -4,16 +4,13 @@
  * the pageserver) and `status`.
  */
 import { mkdirSync, rmSync } from 'node:fs'
-import { Repository } from '../engine/repository.js'
+import path from 'node:path'
 import { validateOverrides } from '../engine/tenant-config.js'
-import { generateId } from '../lib/ids.js'
-import { bootstrapTimeline } from '../pageserver/bootstrap.js'
 import {
   DEFAULT_PAGESERVER_CONFIG,
   type PageserverConfig,
   savePageserverConfig,
 } from '../pageserver/config.js'
-import { formatLsn } from '../postgres/lsn.js'
 import { checkPgBinaries, pgBinDir } from '../postgres/pg-bin.js'
 import { type EndpointRow, listEndpoints, stopEndpoint } from './endpoints.js'
 import { pageserverConfigFile, pageserverDir } from './layout.js'
@@ -24,6 +21,7 @@ import {
   stopPageserver,
 } from './pageserver-process.js'
 import {
+  CONFIG_FILE,
   DEFAULT_BRANCH,
   isInitialised,
   newClusterConfig,
@@ -31,6 +29,7 @@ import {
   saveClusterConfig,
 } from './repo-config.js'
 import type { Step } from './steps.js'
+import { createTenant } from './tenants.js'
 
 export interface InitOptions {
   pgDistribDir?: string
@@ -41,7 +40,13 @@ export interface InitOptions {
   tenantDefaults?: Record<string, unknown>
 }
 
-export function initSteps(repoDir: string, opts: InitOptions = {}): Step[] {
+/**
+ * The steps of `zenith init`: the repo dir with its config and pageserver.toml, then the default tenant,
+ * made the way `zenith tenant create` makes one: through the pageserver's API, started for the purpose
+ * (and left running when `keepRunning`, as `zenith start` wants). A failure removes what init made, so
+ * the next init starts clean.
+ */
+export function initSteps(repoDir: string, opts: InitOptions & { keepRunning?: boolean } = {}): Step[] {
   const cluster = newClusterConfig({ pgDistribDir: opts.pgDistribDir, computePortBase: opts.computePortBase })
   const psConfig: PageserverConfig = {
     ...DEFAULT_PAGESERVER_CONFIG,
@@ -55,59 +60,74 @@ export function initSteps(repoDir: string, opts: InitOptions = {}): Step[] {
       port: opts.pageserverHttpPort ?? DEFAULT_PAGESERVER_CONFIG.listenHttpAddr.port,
     },
   }
+  const undo = async () => {
+    await stopPageserver(repoDir, { immediate: true })
+    rmSync(pageserverDir(repoDir), { recursive: true, force: true })
+    rmSync(path.join(repoDir, CONFIG_FILE), { force: true })
+  }
+  const undoing = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn()
+    } catch (err) {
+      await undo()
+      throw err
+    }
+  }
   return [
     {
       title: `create the repo dir ${repoDir}`,
       run: async () => {
-        if (isInitialised(repoDir)) throw new RepoConfigError(`${repoDir} is already a zenith repo dir`)
+        if (isInitialised(repoDir))
+          throw new RepoConfigError(`${repoDir} is already a zenith repo dir`, { kind: 'conflict' })
         checkPgBinaries(pgBinDir(cluster.pgDistribDir))
         const tenantDefaults = validateOverrides(opts.tenantDefaults ?? {})
         // Computes run as the postgres OS user when we are root: it must be able to enter the repo dir.
         mkdirSync(repoDir, { recursive: true, mode: 0o755 })
         mkdirSync(pageserverDir(repoDir), { recursive: true })
         savePageserverConfig(pageserverConfigFile(repoDir), { ...psConfig, tenantDefaults })
+        saveClusterConfig(repoDir, cluster)
       },
     },
     {
-      title: `create the default tenant and its ${DEFAULT_BRANCH} branch (initdb)`,
-      run: async () => {
-        const repo = Repository.open(pageserverDir(repoDir), { background: false })
-        let saved = false
-        try {
-          const tenant = repo.createTenant()
-          const tl = await bootstrapTimeline(tenant, generateId(), {
-            pgDistribDir: cluster.pgDistribDir,
-            log: () => {},
-          })
-          cluster.defaultTenantId = tenant.tenantId
-          cluster.branches[tenant.tenantId] = { [DEFAULT_BRANCH]: tl.timelineId }
-          // The config file last: its presence is what makes the repo dir initialised.
-          saveClusterConfig(repoDir, cluster)
-          saved = true
-          return `tenant ${tenant.tenantId}, branch ${DEFAULT_BRANCH} at ${formatLsn(tl.lastRecordLsn)}`
-        } finally {
-          await repo.close()
-          // A failed init leaves no half-made pageserver behind: the next init starts clean.
-          if (!saved) rmSync(pageserverDir(repoDir), { recursive: true, force: true })
-        }
-      },
+      title: 'start the pageserver',
+      run: () => undoing(async () => `pageserver started (pid ${(await startPageserver(repoDir)).pid})`),
     },
+    {
+      title: `create the default tenant and its ${DEFAULT_BRANCH} branch (initdb)`,
+      run: () =>
+        undoing(async () => {
+          const t = await createTenant(repoDir, { setDefault: true })
+          return `tenant ${t.tenantId}, branch ${DEFAULT_BRANCH} at ${t.lastRecordLsn}`
+        }),
+    },
+    ...(opts.keepRunning
+      ? []
+      : [
+          {
+            title: 'stop the pageserver',
+            run: async () => {
+              await stopPageserver(repoDir)
+              return 'pageserver stopped'
+            },
+          },
+        ]),
   ]
 }
 
 /** The steps of `zenith start`: initialise a missing repo dir, then start the pageserver. */
 export function startSteps(repoDir: string, opts: InitOptions = {}): Step[] {
-  const steps = isInitialised(repoDir) ? [] : initSteps(repoDir, opts)
-  steps.push({
-    title: 'start the pageserver',
-    run: async () => {
-      const { pid, alreadyRunning } = await startPageserver(repoDir)
-      return alreadyRunning
-        ? `the pageserver is already running (pid ${pid})`
-        : `pageserver started (pid ${pid})`
+  if (!isInitialised(repoDir)) return initSteps(repoDir, { ...opts, keepRunning: true })
+  return [
+    {
+      title: 'start the pageserver',
+      run: async () => {
+        const { pid, alreadyRunning } = await startPageserver(repoDir)
+        return alreadyRunning
+          ? `the pageserver is already running (pid ${pid})`
+          : `pageserver started (pid ${pid})`
+      },
     },
-  })
-  return steps
+  ]
 }
 
 /** The steps of `zenith stop`: every running compute, then the pageserver. */

@@ -18,6 +18,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
+import type { TimelineInfo } from '../pageserver/api-types.js'
 import { WAL_RECEIVER_APPLICATION_NAME } from '../pageserver/wal-receiver.js'
 import { importLsnOf } from '../pgdata/import.js'
 import { formatLsn, type Lsn, maxAlign, parseLsn } from '../postgres/lsn.js'
@@ -40,7 +41,7 @@ import {
   pageserverConfigOf,
 } from './layout.js'
 import { packageRoot } from './package-root.js'
-import type { PageserverClient, TimelineInfo } from './pageserver-client.js'
+import type { PageserverClient } from './pageserver-client.js'
 import { PortBusyError, portInUse } from './process.js'
 import {
   type ClusterConfig,

@@ -1,5 +1,14 @@
 /** The pageserver's management API as the control plane calls it (docs/http-api.md). */
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
+import type {
+  CheckpointResult,
+  ErrorBody,
+  TenantConfigFields,
+  TenantConfigInfo,
+  TenantInfo,
+  TimelineCreateRequest,
+  TimelineInfo,
+} from '../pageserver/api-types.js'
 import type { HostPort } from '../pageserver/config.js'
 
 export class PageserverApiError extends ZenithError {
@@ -16,38 +25,6 @@ export class PageserverApiError extends ZenithError {
 export class PageserverUnreachableError extends ZenithError {
   static override kind: ErrorKind = 'unavailable'
   override name = 'PageserverUnreachableError'
-}
-
-/** TimelineInfo as the API returns it (LSNs as "X/X"). */
-export interface TimelineInfo {
-  tenant_id: string
-  timeline_id: string
-  ancestor_timeline_id: string | null
-  ancestor_lsn: string | null
-  last_record_lsn: string
-  prev_record_lsn: string | null
-  disk_consistent_lsn: string
-  remote_consistent_lsn: string
-  latest_gc_cutoff_lsn: string
-  initdb_lsn: string
-  current_logical_size: number
-  state: string
-  wal_source_connstr: string | null
-  last_received_msg_lsn: string | null
-  last_received_msg_ts: number | null
-  walreceiver_status: string
-  walreceiver_error: string | null
-}
-
-export interface TenantInfo {
-  id: string
-  state: { slug: string }
-  current_physical_size: number
-}
-
-export interface TenantConfigInfo {
-  tenant_specific_overrides: Record<string, number | string>
-  effective_config: Record<string, number | string>
 }
 
 export class PageserverClient {
@@ -80,7 +57,7 @@ export class PageserverClient {
       json = undefined
     }
     if (!res.ok) {
-      const msg = (json as { msg?: string } | undefined)?.msg ?? text.trim()
+      const msg = (json as Partial<ErrorBody> | undefined)?.msg ?? text.trim()
       throw new PageserverApiError(res.status, msg || `${method} ${path}: HTTP ${res.status}`)
     }
     return json as T
@@ -99,7 +76,7 @@ export class PageserverClient {
     return this.request('GET', '/v1/tenant')
   }
 
-  createTenant(tenantId: string, config: Record<string, unknown> = {}): Promise<string> {
+  createTenant(tenantId: string, config: TenantConfigFields = {}): Promise<string> {
     return this.request('POST', '/v1/tenant', { new_tenant_id: tenantId, ...config })
   }
 
@@ -107,7 +84,7 @@ export class PageserverClient {
     return this.request('GET', `/v1/tenant/${tenantId}/config`)
   }
 
-  patchTenantConfig(tenantId: string, patch: Record<string, unknown>): Promise<TenantConfigInfo> {
+  patchTenantConfig(tenantId: string, patch: TenantConfigFields): Promise<TenantConfigInfo> {
     return this.request('PATCH', `/v1/tenant/${tenantId}/config`, patch)
   }
 
@@ -119,14 +96,11 @@ export class PageserverClient {
     return this.request('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`)
   }
 
-  createTimeline(
-    tenantId: string,
-    req: { new_timeline_id: string; ancestor_timeline_id?: string; ancestor_start_lsn?: string },
-  ): Promise<TimelineInfo> {
+  createTimeline(tenantId: string, req: TimelineCreateRequest): Promise<TimelineInfo> {
     return this.request('POST', `/v1/tenant/${tenantId}/timeline`, req)
   }
 
-  checkpoint(tenantId: string, timelineId: string): Promise<void> {
+  checkpoint(tenantId: string, timelineId: string): Promise<CheckpointResult> {
     return this.request('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/checkpoint?compact=false`)
   }
 

@@ -1,8 +1,8 @@
 /** Tenants and branches of the local cluster: the pageserver's API plus the repo config's branch names. */
 import { generateId, parseId } from '../lib/ids.js'
+import type { TenantConfigFields, TenantConfigInfo, TimelineInfo } from '../pageserver/api-types.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
 import { pageserverClientOf } from './layout.js'
-import type { TenantConfigInfo, TimelineInfo } from './pageserver-client.js'
 import {
   branchOfTimeline,
   checkName,
@@ -24,19 +24,19 @@ export interface TenantRow {
 /** A tenant with its first branch, `main`, made by initdb on the pageserver. */
 export async function createTenant(
   repoDir: string,
-  opts: { tenantId?: string; setDefault?: boolean; config?: Record<string, unknown> } = {},
-): Promise<{ tenantId: string; timelineId: string; isDefault: boolean }> {
+  opts: { tenantId?: string; setDefault?: boolean; config?: TenantConfigFields } = {},
+): Promise<{ tenantId: string; timelineId: string; isDefault: boolean; lastRecordLsn: string }> {
   const c = loadClusterConfig(repoDir)
   const tenantId = parseId(opts.tenantId ?? generateId(), 'tenant')
   const ps = pageserverClientOf(repoDir)
   await ps.createTenant(tenantId, opts.config ?? {})
   const timelineId = generateId()
-  await ps.createTimeline(tenantId, { new_timeline_id: timelineId })
+  const tl = await ps.createTimeline(tenantId, { new_timeline_id: timelineId })
   c.branches[tenantId] = { [DEFAULT_BRANCH]: timelineId }
   const isDefault = opts.setDefault === true || c.defaultTenantId === null
   if (isDefault) c.defaultTenantId = tenantId
   saveClusterConfig(repoDir, c)
-  return { tenantId, timelineId, isDefault }
+  return { tenantId, timelineId, isDefault, lastRecordLsn: tl.last_record_lsn }
 }
 
 export async function listTenants(repoDir: string): Promise<TenantRow[]> {
@@ -52,7 +52,7 @@ export async function listTenants(repoDir: string): Promise<TenantRow[]> {
 
 export async function tenantConfig(
   repoDir: string,
-  opts: { tenantId?: string; patch?: Record<string, unknown> } = {},
+  opts: { tenantId?: string; patch?: TenantConfigFields } = {},
 ): Promise<TenantConfigInfo & { tenant_id: string }> {
   const tenantId = tenantOf(loadClusterConfig(repoDir), opts.tenantId)
   const ps = pageserverClientOf(repoDir)

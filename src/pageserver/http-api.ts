@@ -3,44 +3,13 @@
  * LSNs or bodies are 400 with `{"msg": ...}`, unknown tenants and timelines 404, conflicts 409.
  */
 import http from 'node:http'
-import {
-  EngineStateError,
-  GcCutoffError,
-  LsnRangeError,
-  LsnTimeoutError,
-  NotFoundError,
-} from '../engine/errors.js'
-import {
-  overridesFromText,
-  patchFromText,
-  TENANT_CONFIG_KEYS,
-  TenantConfigError,
-} from '../engine/tenant-config.js'
-import { generateId, IdError, parseId } from '../lib/ids.js'
-import { formatLsn, LsnError, parseLsn } from '../postgres/lsn.js'
-import { InvalidRequestError } from './errors.js'
-import { HttpError, objectBody, Router } from './http-router.js'
+import { overridesFromText, patchFromText, TENANT_CONFIG_KEYS } from '../engine/tenant-config.js'
+import { generateId, parseId } from '../lib/ids.js'
+import { formatLsn, parseLsn } from '../postgres/lsn.js'
+import type { CheckpointResult, CompactResult, GcResult, StatusResponse, TenantDetail } from './api-types.js'
+import { errorReply, HttpError, objectBody, Router } from './http-router.js'
 import type { Pageserver } from './pageserver.js'
 import { layerMapInfo, tenantConfigInfo, tenantInfo, timelineInfo } from './timeline-info.js'
-import { WalSourceError } from './wal-receiver.js'
-
-const BAD_INPUT = [
-  IdError,
-  TenantConfigError,
-  LsnError,
-  GcCutoffError,
-  LsnRangeError,
-  WalSourceError,
-  InvalidRequestError,
-]
-
-function mapError(err: Error): HttpError | null {
-  if (BAD_INPUT.some((c) => err instanceof c)) return new HttpError(400, err.message)
-  if (err instanceof NotFoundError) return new HttpError(404, err.message)
-  if (err instanceof EngineStateError) return new HttpError(409, err.message)
-  if (err instanceof LsnTimeoutError) return new HttpError(408, err.message)
-  return null
-}
 
 function optionalString(body: Record<string, unknown>, key: string): string | undefined {
   const v = body[key]
@@ -64,7 +33,7 @@ export function createHttpApi(ps: Pageserver): http.Server {
   const tenantOf = (params: Record<string, string>) => ps.tenant(params.tenant_id)
   const timelineOf = (params: Record<string, string>) => ps.timeline(params.tenant_id, params.timeline_id)
 
-  r.on('GET', '/v1/status', () => ({ json: { id: 1 } }))
+  r.on('GET', '/v1/status', () => ({ json: { id: 1 } satisfies StatusResponse }))
   r.on('GET', '/metrics', () => ({ text: ps.metrics.render(), contentType: 'text/plain; version=0.0.4' }))
 
   r.on('GET', '/v1/tenant', () => ({ json: ps.repo.tenants().map(tenantInfo) }))
@@ -115,7 +84,9 @@ export function createHttpApi(ps: Pageserver): http.Server {
 
   r.on('GET', '/v1/tenant/:tenant_id', ({ params }) => {
     const t = tenantOf(params)
-    return { json: { ...tenantInfo(t), timelines: t.timelines().map((tl) => tl.timelineId) } }
+    return {
+      json: { ...tenantInfo(t), timelines: t.timelines().map((tl) => tl.timelineId) } satisfies TenantDetail,
+    }
   })
   r.on('GET', '/v1/tenant/:tenant_id/timeline', ({ params }) => ({
     json: tenantOf(params)
@@ -166,7 +137,7 @@ export function createHttpApi(ps: Pageserver): http.Server {
         layers_needed_by_branches: res.neededByBranches,
         cutoff: formatLsn(res.cutoff),
         elapsed: res.elapsedMs,
-      },
+      } satisfies GcResult,
     }
   })
   r.on('PUT', '/v1/tenant/:tenant_id/timeline/:timeline_id/compact', async ({ params, query }) => {
@@ -188,7 +159,7 @@ export function createHttpApi(ps: Pageserver): http.Server {
           created: images.created,
           keys: images.keys,
         },
-      },
+      } satisfies CompactResult,
     }
   })
   r.on('PUT', '/v1/tenant/:tenant_id/timeline/:timeline_id/checkpoint', async ({ params, query }) => {
@@ -196,7 +167,9 @@ export function createHttpApi(ps: Pageserver): http.Server {
     const tl = t.timeline(params.timeline_id)
     await tl.checkpoint()
     if (query.get('compact') !== 'false') await t.compact(tl)
-    return { json: { disk_consistent_lsn: timelineInfo(ps, tl).disk_consistent_lsn } }
+    return {
+      json: { disk_consistent_lsn: timelineInfo(ps, tl).disk_consistent_lsn } satisfies CheckpointResult,
+    }
   })
   r.on('GET', '/v1/tenant/:tenant_id/timeline/:timeline_id/layer', ({ params }) => ({
     json: layerMapInfo(timelineOf(params)),
@@ -209,17 +182,20 @@ export function createHttpApi(ps: Pageserver): http.Server {
     return { json: timelineInfo(ps, tl) }
   })
 
+  const logBug = (req: http.IncomingMessage, err: Error) =>
+    ps.log('error', 'HTTP request failed: this is a bug', {
+      method: req.method,
+      url: req.url,
+      error: err.stack ?? err.message,
+    })
   const server = http.createServer((req, res) => {
-    r.handle(req, res, mapError).catch((err: Error) => {
-      ps.log('error', 'HTTP request failed', {
-        method: req.method,
-        url: req.url,
-        error: err.stack ?? err.message,
-      })
-      if (!res.headersSent) {
-        res.writeHead(500, { 'content-type': 'application/json' })
-        res.end(`${JSON.stringify({ msg: err.message })}\n`)
-      } else res.destroy()
+    r.handle(req, res, (err) => logBug(req, err)).catch((err: Error) => {
+      // Writing the reply itself failed: the client may still be there to hear why.
+      logBug(req, err)
+      if (res.headersSent) return res.destroy()
+      const { status, json } = errorReply(err)
+      res.writeHead(status, { 'content-type': 'application/json' })
+      res.end(`${JSON.stringify(json)}\n`)
     })
   })
   return server

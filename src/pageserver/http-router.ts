@@ -1,10 +1,26 @@
 /**
  * A minimal router for the management API: routes by method and path pattern, JSON in and out, and
- * one place that turns errors into status codes with Neon's `{"msg": ...}` body.
+ * the one place that turns errors into status codes with Neon's `{"msg": ...}` body: a ZenithError by its
+ * kind, anything else as a bug (500, logged with its stack).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { asZenithError, type ErrorKind, ZenithError } from '../lib/errors.js'
+import type { ErrorBody } from './api-types.js'
 
-export class HttpError extends Error {
+export const HTTP_STATUS: Record<ErrorKind, number> = {
+  user_input: 400,
+  not_found: 404,
+  conflict: 409,
+  timeout: 408,
+  unavailable: 503,
+  external: 500,
+  corruption: 500,
+  bug: 500,
+}
+
+/** What only HTTP has words for (405, 413); everything else is said with a kind. */
+export class HttpError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
   override name = 'HttpError'
   constructor(
     readonly status: number,
@@ -12,6 +28,13 @@ export class HttpError extends Error {
   ) {
     super(message)
   }
+}
+
+/** The status and body an error is answered with. */
+export function errorReply(err: unknown): { status: number; json: ErrorBody } {
+  const e = asZenithError(err)
+  const status = e instanceof HttpError ? e.status : HTTP_STATUS[e.kind]
+  return { status, json: { msg: e.kind === 'bug' ? `this is a bug in zenith: ${e.message}` : e.message } }
 }
 
 export interface Request {
@@ -52,18 +75,15 @@ export class Router {
     return this
   }
 
-  async handle(
-    req: IncomingMessage,
-    res: ServerResponse,
-    mapError: (err: Error) => HttpError | null,
-  ): Promise<void> {
+  /** `onBug` hears of every failure that is not a ZenithError, before the client gets its 500. */
+  async handle(req: IncomingMessage, res: ServerResponse, onBug: (err: ZenithError) => void): Promise<void> {
     let reply: Reply
     try {
       reply = await this.dispatch(req)
     } catch (err) {
-      const e = err instanceof HttpError ? err : mapError(err as Error)
-      if (!e) throw err
-      reply = { status: e.status, json: { msg: e.message } }
+      reply = errorReply(err)
+      const e = asZenithError(err)
+      if (e.kind === 'bug') onBug(e)
     }
     const body =
       reply.text !== undefined
@@ -95,7 +115,7 @@ export class Router {
       return r.handler({ method, params, query: url.searchParams, body })
     }
     if (pathMatched) throw new HttpError(405, `method ${method} is not allowed on ${url.pathname}`)
-    throw new HttpError(404, `no such endpoint: ${method} ${url.pathname}`)
+    throw new ZenithError(`no such endpoint: ${method} ${url.pathname}`, { kind: 'not_found' })
   }
 }
 

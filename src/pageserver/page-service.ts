@@ -14,7 +14,7 @@
 import net from 'node:net'
 import { configToJson, TENANT_CONFIG_KEYS } from '../engine/tenant-config.js'
 import type { Timeline } from '../engine/timeline.js'
-import { type ErrorKind, ZenithError } from '../lib/errors.js'
+import { asZenithError, type ErrorKind, ZenithError } from '../lib/errors.js'
 import { basebackup } from '../pgdata/basebackup.js'
 import { databaseSize } from '../pgdata/datadir-keyspace.js'
 import {
@@ -41,6 +41,19 @@ import {
 } from './pagestream.js'
 
 const ZERO_PAGE = Buffer.alloc(BLCKSZ)
+
+/** How each kind of failure is told to a libpq client: the SQLSTATE closest to its meaning. */
+export const SQLSTATE: Record<ErrorKind, string> = {
+  user_input: '22023', // invalid_parameter_value
+  not_found: '42704', // undefined_object
+  conflict: '55000', // object_not_in_prerequisite_state
+  timeout: '57014', // query_canceled
+  unavailable: '57P03', // cannot_connect_now
+  external: '58000', // system_error
+  corruption: 'XX001', // data_corrupted
+  bug: 'XX000', // internal_error
+}
+const SQLSTATE_FEATURE_NOT_SUPPORTED = '0A000'
 
 /** A request the client got wrong: answered with an ErrorResponse, the session goes on. */
 class CommandError extends ZenithError {
@@ -73,16 +86,24 @@ async function serveConnection(ps: Pageserver, socket: net.Socket): Promise<void
     if (skipToSync) continue
     if (msg.type !== 'query') {
       // The extended protocol's messages run until Sync; one error answers them all.
-      conn.error({ message: 'the zenith page service speaks the simple query protocol only', code: '0A000' })
+      conn.error({
+        message: 'the zenith page service speaks the simple query protocol only',
+        code: SQLSTATE_FEATURE_NOT_SUPPORTED,
+      })
       skipToSync = true
       continue
     }
     try {
       await runCommand(ps, conn, msg.sql)
     } catch (err) {
-      const e = err as Error
+      const e = asZenithError(err)
+      if (e.kind === 'bug') ps.log('error', 'page service command failed: this is a bug', { error: e.stack })
       if (conn.closed) break
-      conn.error({ message: e.message, code: e instanceof CommandError ? '42601' : 'XX000' })
+      conn.error({
+        message: e.kind === 'bug' ? `this is a bug in zenith: ${e.message}` : e.message,
+        code: SQLSTATE[e.kind],
+        ...(e.hint === undefined ? {} : { hint: e.hint }),
+      })
     }
     conn.readyForQuery()
   }
@@ -174,12 +195,7 @@ async function pagestream(
     }
     if (msg.type === 'copyDone' || msg.type === 'copyFail') break
     if (msg.type !== 'copyData') throw new CommandError(`unexpected ${msg.type} message inside pagestream`)
-    let req: PagestreamRequest
-    try {
-      req = decodeRequest(msg.data, version)
-    } catch (err) {
-      throw new CommandError((err as Error).message)
-    }
+    const req = decodeRequest(msg.data, version)
     let result: PagestreamResult
     try {
       result = await answer(ps, tl, req)

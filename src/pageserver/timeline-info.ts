@@ -1,11 +1,19 @@
-/** The JSON shapes of Neon's management API (TimelineInfo, TenantInfo, LayerMapInfo), LSNs as "X/X". */
+/** The engine's state in the JSON shapes of the management API (api-types.ts). */
 import type { Tenant } from '../engine/tenant.js'
 import { configToJson } from '../engine/tenant-config.js'
 import type { Timeline } from '../engine/timeline.js'
 import { formatLsn } from '../postgres/lsn.js'
+import type {
+  HistoricLayerInfo,
+  InMemoryLayerInfo,
+  LayerMapInfo,
+  TenantConfigInfo,
+  TenantInfo,
+  TimelineInfo,
+} from './api-types.js'
 import type { Pageserver } from './pageserver.js'
 
-export function timelineInfo(ps: Pageserver, tl: Timeline): Record<string, unknown> {
+export function timelineInfo(ps: Pageserver, tl: Timeline): TimelineInfo {
   const md = tl.metadata
   const rx = ps.walReceivers.status(tl.tenantId, tl.timelineId)
   return {
@@ -35,7 +43,7 @@ export function timelineInfo(ps: Pageserver, tl: Timeline): Record<string, unkno
   }
 }
 
-export function tenantInfo(t: Tenant): Record<string, unknown> {
+export function tenantInfo(t: Tenant): TenantInfo {
   const physical = t
     .timelines()
     .reduce((n, tl) => n + tl.layerInfo().reduce((m, l) => m + (l.file ? l.bytes : 0), 0), 0)
@@ -48,16 +56,16 @@ export function tenantInfo(t: Tenant): Record<string, unknown> {
   }
 }
 
-export function tenantConfigInfo(t: Tenant): Record<string, unknown> {
+export function tenantConfigInfo(t: Tenant): TenantConfigInfo {
   return {
     tenant_specific_overrides: configToJson(t.configOverrides),
     effective_config: configToJson(t.config),
   }
 }
 
-export function layerMapInfo(tl: Timeline): Record<string, unknown> {
-  const inMemory: Record<string, unknown>[] = []
-  const historic: Record<string, unknown>[] = []
+export function layerMapInfo(tl: Timeline): LayerMapInfo {
+  const inMemory: InMemoryLayerInfo[] = []
+  const historic: HistoricLayerInfo[] = []
   for (const l of tl.layerInfo()) {
     if (l.kind === 'open') inMemory.push({ kind: 'Open', lsn_start: formatLsn(l.lsnStart), bytes: l.bytes })
     else if (l.kind === 'frozen')
@@ -70,7 +78,7 @@ export function layerMapInfo(tl: Timeline): Record<string, unknown> {
     else
       historic.push({
         kind: l.kind === 'delta' ? 'Delta' : 'Image',
-        layer_file_name: l.file,
+        layer_file_name: l.file!,
         layer_file_size: l.bytes,
         key_start: l.keyStart.toString('hex').toUpperCase(),
         key_end: l.keyEnd.toString('hex').toUpperCase(),

@@ -78,13 +78,16 @@ async function teardown(c: Cluster | undefined): Promise<void> {
   await rm(c.dir, { recursive: true, force: true })
 }
 
-/** A failed command as a user sees it: a non-zero exit and one line on stderr, no stack trace. */
+/**
+ * A failed command as a user sees it: a non-zero exit, one `Error:` line on stderr, at most a hint and a
+ * log file after it, no stack trace.
+ */
 function expectCleanFailure(r: { exitCode: number; stderr: string }, message: RegExp): void {
   expect(r.exitCode).not.toBe(0)
-  const lines = r.stderr.trim().split('\n')
-  expect(lines).toHaveLength(1)
-  expect(lines[0]).toMatch(/^Error: /)
-  expect(lines[0]).toMatch(message)
+  const [first, ...rest] = r.stderr.trim().split('\n')
+  expect(first).toMatch(/^Error: /)
+  expect(first).toMatch(message)
+  for (const l of rest) expect(l).toMatch(/^(Hint|Log): /)
 }
 
 describe('zenith local cluster', () => {

@@ -4,6 +4,7 @@ import { runPageserver } from '../../control/pageserver-process.js'
 export default class PageserverRun extends ClusterCommand {
   static override summary =
     'run the pageserver in the foreground, logging to stdout (what `pageserver start` launches)'
+  static override examples = ['<%= config.bin %> <%= command.id %> --repo-dir .zenith']
 
   async run(): Promise<void> {
     const { flags } = await this.parse(PageserverRun)

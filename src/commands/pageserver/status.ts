@@ -1,19 +1,18 @@
-import { Flags } from '@oclif/core'
-import chalk from 'chalk'
 import { ClusterCommand } from '../../cli/cluster-command.js'
-import { pageserverStatus } from '../../control/pageserver-process.js'
+import { renderPageserverState } from '../../cli/render.js'
+import { type PageserverStatus, pageserverStatus } from '../../control/pageserver-process.js'
 
-export default class PageserverStatus extends ClusterCommand {
+export default class PageserverStatusCommand extends ClusterCommand {
   static override summary = 'show whether the pageserver runs and answers'
-  static override flags = { json: Flags.boolean({ summary: 'print the status as JSON' }) }
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> --json',
+  ]
 
-  async run(): Promise<void> {
-    const { flags } = await this.parse(PageserverStatus)
+  async run(): Promise<PageserverStatus> {
+    const { flags } = await this.parse(PageserverStatusCommand)
     const s = await pageserverStatus(this.repoDir(flags))
-    if (flags.json) return this.printJson(s)
-    const state = s.running ? chalk.green(`running (pid ${s.pid})`) : chalk.red('stopped')
-    process.stdout.write(
-      `pageserver ${state}, http ${s.http}, pg ${s.pg}${s.running && !s.reachable ? ', not answering' : ''}\n`,
-    )
+    this.print(`pageserver ${renderPageserverState(this.out, s)}`)
+    return s
   }
 }

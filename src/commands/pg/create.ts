@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { ClusterCommand } from '../../cli/cluster-command.js'
-import { createEndpoint, parseSettings } from '../../control/endpoints.js'
+import { createEndpoint, type EndpointRow, parseSettings } from '../../control/endpoints.js'
 
 export default class PgCreate extends ClusterCommand {
   static override aliases = ['endpoint:create']
@@ -25,22 +25,24 @@ export default class PgCreate extends ClusterCommand {
       multiple: true,
     }),
     'tenant-id': Flags.string({ summary: 'the tenant (default: the default tenant)' }),
-    json: Flags.boolean({ summary: 'print the endpoint as JSON' }),
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<EndpointRow> {
     const { args, flags } = await this.parse(PgCreate)
-    const e = await createEndpoint(this.repoDir(flags), {
-      branch: args.branch,
-      name: flags.name,
-      port: flags.port,
-      lsn: flags.lsn,
-      settings: parseSettings(flags.config ?? []),
-      tenantId: flags['tenant-id'],
-    })
-    if (flags.json) return this.printJson(e)
-    process.stdout.write(
-      `endpoint ${e.name} created on branch ${e.branch}${e.lsn ? ` at ${e.lsn} (read-only)` : ''}, port ${e.port}\n`,
+    const repoDir = this.repoDir(flags)
+    const e = await this.locked(repoDir, () =>
+      createEndpoint(repoDir, {
+        branch: args.branch,
+        name: flags.name,
+        port: flags.port,
+        lsn: flags.lsn,
+        settings: parseSettings(flags.config ?? []),
+        tenantId: flags['tenant-id'],
+      }),
     )
+    this.print(
+      `endpoint ${e.name} created on branch ${e.branch}${e.lsn ? ` at ${e.lsn} (read-only)` : ''}, port ${e.port}`,
+    )
+    return e
   }
 }

@@ -1,31 +1,23 @@
-import { Flags } from '@oclif/core'
-import chalk from 'chalk'
-import { ClusterCommand, table } from '../../cli/cluster-command.js'
-import { listEndpoints } from '../../control/endpoints.js'
+import { ClusterCommand } from '../../cli/cluster-command.js'
+import { renderEndpoints } from '../../cli/render.js'
+import { type EndpointRow, listEndpoints } from '../../control/endpoints.js'
 
 export default class PgList extends ClusterCommand {
   static override aliases = ['endpoint:list']
   static override summary = 'list compute endpoints'
-  static override flags = { json: Flags.boolean({ summary: 'print the endpoints as JSON' }) }
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> --json',
+  ]
 
-  async run(): Promise<void> {
+  async run(): Promise<EndpointRow[]> {
     const { flags } = await this.parse(PgList)
     const rows = await listEndpoints(this.repoDir(flags))
-    if (flags.json) return this.printJson(rows)
-    process.stdout.write(
-      `${table(
-        ['ENDPOINT', 'BRANCH', 'TENANT', 'TIMELINE', 'PORT', 'STATUS', 'LSN', 'CONNSTR'],
-        rows.map((e) => [
-          e.name,
-          e.branch,
-          e.tenant_id,
-          e.timeline_id,
-          String(e.port),
-          e.status === 'running' ? chalk.green(e.status) : e.status,
-          e.lsn ?? 'latest',
-          e.connstr,
-        ]),
-      )}\n`,
+    this.print(
+      rows.length === 0
+        ? 'no endpoints; `zenith pg create <branch>` makes one'
+        : renderEndpoints(this.out, rows, { ids: true }),
     )
+    return rows
   }
 }

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { ClusterCommand } from '../../cli/cluster-command.js'
-import { startEndpointSteps } from '../../control/endpoints.js'
+import { type EndpointRow, startEndpointSteps } from '../../control/endpoints.js'
 
 export default class PgStart extends ClusterCommand {
   static override aliases = ['endpoint:start']
@@ -14,20 +14,22 @@ export default class PgStart extends ClusterCommand {
     'tenant-id': Flags.string({
       summary: 'the tenant, when creating an endpoint (default: the default tenant)',
     }),
-    json: Flags.boolean({ summary: 'print the endpoint as JSON' }),
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<EndpointRow & { already_running: boolean }> {
     const { args, flags } = await this.parse(PgStart)
-    const { steps, endpoint, alreadyRunning } = await startEndpointSteps(this.repoDir(flags), args.name, {
-      tenantId: flags['tenant-id'],
+    const repoDir = this.repoDir(flags)
+    return this.locked(repoDir, async () => {
+      const { steps, endpoint, alreadyRunning } = await startEndpointSteps(repoDir, args.name, {
+        tenantId: flags['tenant-id'],
+      })
+      await this.runSteps(steps)
+      const e = endpoint()
+      this.print(
+        `${alreadyRunning ? 'already running' : 'started'}: endpoint ${e.name} on branch ${e.branch}${e.lsn ? ` at ${e.lsn} (read-only)` : ''}\n` +
+          `connect with: psql ${e.connstr}`,
+      )
+      return { ...e, already_running: alreadyRunning }
     })
-    await this.runSteps(steps, { quiet: flags.json })
-    const e = endpoint()
-    if (flags.json) return this.printJson({ ...e, already_running: alreadyRunning })
-    process.stdout.write(
-      `${alreadyRunning ? 'already running' : 'started'}: endpoint ${e.name} on branch ${e.branch}${e.lsn ? ` at ${e.lsn} (read-only)` : ''}\n` +
-        `connect with: psql ${e.connstr}\n`,
-    )
   }
 }

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { ClusterCommand, table } from '../../cli/cluster-command.js'
+import { ClusterCommand } from '../../cli/cluster-command.js'
 import { parseSettings } from '../../control/endpoints.js'
 import { tenantConfig } from '../../control/tenants.js'
 import { parseConfigValue, TENANT_CONFIG_KEYS, TENANT_CONFIG_SCHEMA } from '../../engine/tenant-config.js'
@@ -26,11 +26,10 @@ export default class TenantConfig extends ClusterCommand {
   static override flags = {
     'tenant-id': Flags.string({ summary: 'the tenant (default: the default tenant)' }),
     config: Flags.string({ char: 'c', summary: 'a config value as key=value (repeatable)', multiple: true }),
-    json: Flags.boolean({ summary: 'print the config as JSON' }),
     ...keyFlags,
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<Awaited<ReturnType<typeof tenantConfig>>> {
     const { flags } = await this.parse(TenantConfig)
     // Checked here for a clear error before anything is sent; sent as written, for the pageserver to read.
     const patch: Record<string, string | null> = {}
@@ -46,17 +45,17 @@ export default class TenantConfig extends ClusterCommand {
       patch[k] = v
     }
     const info = await tenantConfig(this.repoDir(flags), { tenantId: flags['tenant-id'], patch })
-    if (flags.json) return this.printJson(info)
-    process.stdout.write(`tenant ${info.tenant_id}\n`)
-    process.stdout.write(
-      `${table(
+    this.print(`tenant ${info.tenant_id}`)
+    this.print(
+      this.out.table(
         ['KEY', 'VALUE', 'SOURCE'],
         TENANT_CONFIG_KEYS.map((k) => [
           k,
           String(info.effective_config[k]),
           k in info.tenant_specific_overrides ? 'tenant' : 'default',
         ]),
-      )}\n`,
+      ),
     )
+    return info
   }
 }

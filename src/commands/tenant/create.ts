@@ -17,20 +17,21 @@ export default class TenantCreate extends ClusterCommand {
       summary: 'a tenant config value as key=value (repeatable)',
       multiple: true,
     }),
-    json: Flags.boolean({ summary: 'print the result as JSON' }),
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<{ tenant_id: string; timeline_id: string; is_default: boolean }> {
     const { flags } = await this.parse(TenantCreate)
-    const r = await createTenant(this.repoDir(flags), {
-      tenantId: flags['tenant-id'],
-      setDefault: flags['set-default'],
-      config: parseSettings(flags.config ?? []),
-    })
-    if (flags.json)
-      return this.printJson({ tenant_id: r.tenantId, timeline_id: r.timelineId, is_default: r.isDefault })
-    process.stdout.write(
-      `tenant ${r.tenantId} created with branch main (timeline ${r.timelineId})${r.isDefault ? ', the default tenant' : ''}\n`,
+    const repoDir = this.repoDir(flags)
+    const r = await this.locked(repoDir, () =>
+      createTenant(repoDir, {
+        tenantId: flags['tenant-id'],
+        setDefault: flags['set-default'],
+        config: parseSettings(flags.config ?? []),
+      }),
     )
+    this.print(
+      `tenant ${r.tenantId} created with branch main (timeline ${r.timelineId})${r.isDefault ? ', the default tenant' : ''}`,
+    )
+    return { tenant_id: r.tenantId, timeline_id: r.timelineId, is_default: r.isDefault }
   }
 }

@@ -1,25 +1,28 @@
-import { Flags } from '@oclif/core'
-import { ClusterCommand, table } from '../../cli/cluster-command.js'
-import { listTenants } from '../../control/tenants.js'
+import { ClusterCommand } from '../../cli/cluster-command.js'
+import { listTenants, type TenantRow } from '../../control/tenants.js'
+import { formatSize } from '../../lib/units.js'
 
 export default class TenantList extends ClusterCommand {
   static override summary = 'list the tenants of the pageserver'
-  static override flags = { json: Flags.boolean({ summary: 'print the tenants as JSON' }) }
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> --json',
+  ]
 
-  async run(): Promise<void> {
+  async run(): Promise<TenantRow[]> {
     const { flags } = await this.parse(TenantList)
     const rows = await listTenants(this.repoDir(flags))
-    if (flags.json) return this.printJson(rows)
-    process.stdout.write(
-      `${table(
+    this.print(
+      this.out.table(
         ['TENANT', 'DEFAULT', 'BRANCHES', 'PHYSICAL SIZE'],
         rows.map((t) => [
           t.tenant_id,
           t.is_default ? 'yes' : '',
           String(t.branches),
-          String(t.current_physical_size),
+          formatSize(t.current_physical_size),
         ]),
-      )}\n`,
+      ),
     )
+    return rows
   }
 }

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
 import { ClusterCommand } from '../../cli/cluster-command.js'
-import { createBranch } from '../../control/tenants.js'
+import { type BranchRow, createBranch } from '../../control/tenants.js'
 
 export default class TimelineBranch extends ClusterCommand {
   static override summary = 'create a branch of another branch, at its latest LSN or at an older one'
@@ -15,20 +15,22 @@ export default class TimelineBranch extends ClusterCommand {
     'ancestor-branch-name': Flags.string({ summary: 'the branch to branch from', default: 'main' }),
     'ancestor-start-lsn': Flags.string({ summary: 'the LSN to branch at, X/X (default: the latest)' }),
     'tenant-id': Flags.string({ summary: 'the tenant (default: the default tenant)' }),
-    json: Flags.boolean({ summary: 'print the new timeline as JSON' }),
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<BranchRow> {
     const { flags } = await this.parse(TimelineBranch)
-    const b = await createBranch(this.repoDir(flags), {
-      branchName: flags['branch-name'],
-      ancestorBranch: flags['ancestor-branch-name'],
-      ancestorStartLsn: flags['ancestor-start-lsn'],
-      tenantId: flags['tenant-id'],
-    })
-    if (flags.json) return this.printJson(b)
-    process.stdout.write(
-      `branch ${b.branch} created from ${b.ancestor_branch} at ${b.ancestor_lsn} (timeline ${b.timeline_id})\n`,
+    const repoDir = this.repoDir(flags)
+    const b = await this.locked(repoDir, () =>
+      createBranch(repoDir, {
+        branchName: flags['branch-name'],
+        ancestorBranch: flags['ancestor-branch-name'],
+        ancestorStartLsn: flags['ancestor-start-lsn'],
+        tenantId: flags['tenant-id'],
+      }),
     )
+    this.print(
+      `branch ${b.branch} created from ${b.ancestor_branch} at ${b.ancestor_lsn} (timeline ${b.timeline_id})`,
+    )
+    return b
   }
 }

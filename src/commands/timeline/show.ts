@@ -1,21 +1,24 @@
 import { Args, Flags } from '@oclif/core'
 import { ClusterCommand } from '../../cli/cluster-command.js'
-import { showBranch } from '../../control/tenants.js'
+import { type BranchRow, showBranch } from '../../control/tenants.js'
+import { formatSize } from '../../lib/units.js'
 
 export default class TimelineShow extends ClusterCommand {
   static override summary = "show a branch's timeline: LSNs, sizes and its WAL receiver"
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> main',
+    '<%= config.bin %> <%= command.id %> dev --json',
+  ]
   static override args = { branch: Args.string({ description: 'branch name', required: true }) }
   static override flags = {
     'tenant-id': Flags.string({ summary: 'the tenant (default: the default tenant)' }),
-    json: Flags.boolean({ summary: 'print the timeline as JSON' }),
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<BranchRow> {
     const { args, flags } = await this.parse(TimelineShow)
     const t = await showBranch(this.repoDir(flags), args.branch, { tenantId: flags['tenant-id'] })
-    if (flags.json) return this.printJson(t)
-    const rows: [string, unknown][] = [
-      ['branch', t.branch],
+    const rows: [string, string][] = [
+      ['branch', t.branch ?? '-'],
       ['tenant_id', t.tenant_id],
       ['timeline_id', t.timeline_id],
       ['ancestor', t.ancestor_branch ? `${t.ancestor_branch} @${t.ancestor_lsn}` : '-'],
@@ -23,14 +26,15 @@ export default class TimelineShow extends ClusterCommand {
       ['disk_consistent_lsn', t.disk_consistent_lsn],
       ['remote_consistent_lsn', t.remote_consistent_lsn],
       ['latest_gc_cutoff_lsn', t.latest_gc_cutoff_lsn],
-      ['current_logical_size', t.current_logical_size],
+      ['current_logical_size', formatSize(t.current_logical_size)],
       [
         'wal receiver',
         `${t.walreceiver_status}${t.wal_source_connstr ? ` from ${t.wal_source_connstr}` : ''}`,
       ],
       ['last_received_msg_lsn', t.last_received_msg_lsn ?? '-'],
-      ...(t.walreceiver_error ? ([['wal receiver error', t.walreceiver_error]] as [string, unknown][]) : []),
+      ...(t.walreceiver_error ? ([['wal receiver error', t.walreceiver_error]] as [string, string][]) : []),
     ]
-    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(22)} ${v}\n`)
+    this.print(this.out.fields(rows))
+    return t
   }
 }

@@ -1,0 +1,47 @@
+/** Renderings that more than one command shows: endpoints, the pageserver's state, the branch tree. */
+import type { EndpointRow } from '../control/endpoints.js'
+import type { PageserverStatus } from '../control/pageserver-process.js'
+import type { BranchRow } from '../control/tenants.js'
+import type { Output, TreeNode } from './output.js'
+
+export function renderEndpoints(
+  out: Output,
+  rows: readonly EndpointRow[],
+  opts: { ids?: boolean } = {},
+): string {
+  const ids = opts.ids === true
+  return out.table(
+    ['ENDPOINT', 'BRANCH', ...(ids ? ['TENANT', 'TIMELINE'] : []), 'PORT', 'STATUS', 'LSN', 'CONNSTR'],
+    rows.map((e) => [
+      e.name,
+      e.branch,
+      ...(ids ? [e.tenant_id, e.timeline_id] : []),
+      String(e.port),
+      e.status === 'running' ? out.good(e.status) : e.status,
+      e.lsn ?? 'latest',
+      e.connstr,
+    ]),
+  )
+}
+
+export function renderPageserverState(out: Output, p: PageserverStatus): string {
+  const state = p.running ? out.good(`running (pid ${p.pid})`) : out.bad('stopped')
+  return `${state}, http ${p.http}, pg ${p.pg}${p.running && !p.reachable ? out.warn(', not answering') : ''}`
+}
+
+/** Branches as a tree: each child under its ancestor with the LSN it branched at. */
+export function renderBranchTree(out: Output, rows: readonly BranchRow[]): string {
+  const nodes = new Map<string, { label: string; children: TreeNode[] }>()
+  const roots: TreeNode[] = []
+  for (const r of rows) {
+    const at = r.ancestor_lsn ? ` @${r.ancestor_lsn}` : ''
+    const node = {
+      label: `${out.bold(r.branch ?? '(unnamed)')}${at}  ${out.dim(r.timeline_id)}  last ${r.last_record_lsn}`,
+      children: [] as TreeNode[],
+    }
+    nodes.set(r.timeline_id, node)
+    const parent = r.ancestor_timeline_id ? nodes.get(r.ancestor_timeline_id) : undefined
+    ;(parent ? parent.children : roots).push(node)
+  }
+  return out.tree(roots)
+}

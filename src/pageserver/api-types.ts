@@ -1,0 +1,126 @@
+/**
+ * The JSON of the pageserver's management API, declared once: the server (http-api.ts, timeline-info.ts)
+ * builds these shapes and the control plane's client (src/control/pageserver-client.ts) reads them.
+ * Field names are Neon's; LSNs are strings as Postgres prints them ("0/16B3748"), sizes are bytes.
+ * docs/http-api.md describes each route.
+ */
+
+/** Every error: the status code says the kind, `msg` what went wrong. */
+export interface ErrorBody {
+  msg: string
+}
+
+export interface StatusResponse {
+  id: number
+}
+
+export type TenantCreateRequest = { new_tenant_id?: string } & TenantConfigFields
+
+/** Tenant config values as sent: numbers (bytes, counts, milliseconds) or text with units ("1 h"). */
+export type TenantConfigFields = Record<string, number | string | null>
+
+export interface TenantInfo {
+  id: string
+  state: { slug: 'Active' }
+  current_physical_size: number
+  attachment_status: { slug: 'attached' }
+  generation: number
+}
+
+export interface TenantDetail extends TenantInfo {
+  timelines: string[]
+}
+
+export interface TenantConfigInfo {
+  tenant_specific_overrides: Record<string, number | string>
+  effective_config: Record<string, number | string>
+}
+
+export interface TimelineCreateRequest {
+  new_timeline_id: string
+  ancestor_timeline_id?: string
+  ancestor_start_lsn?: string
+  pg_version?: number
+}
+
+/** `inactive`: no WAL source is set. */
+export type WalReceiverStatus = 'inactive' | 'connecting' | 'streaming' | 'backoff' | 'stopped'
+
+export interface TimelineInfo {
+  tenant_id: string
+  timeline_id: string
+  ancestor_timeline_id: string | null
+  ancestor_lsn: string | null
+  last_record_lsn: string
+  prev_record_lsn: string | null
+  disk_consistent_lsn: string
+  remote_consistent_lsn: string
+  remote_consistent_lsn_visible: string
+  latest_gc_cutoff_lsn: string
+  applied_gc_cutoff_lsn: string
+  initdb_lsn: string
+  current_logical_size: number
+  current_logical_size_is_accurate: boolean
+  pg_version: 15
+  state: 'Active'
+  wal_source_connstr: string | null
+  last_received_msg_lsn: string | null
+  /** Microseconds since the Unix epoch. */
+  last_received_msg_ts: number | null
+  walreceiver_status: WalReceiverStatus
+  /** zenith's own: why the WAL receiver is not streaming. */
+  walreceiver_error: string | null
+}
+
+/** zenith's own route: which compute a timeline's WAL receiver streams from (null: none). */
+export interface WalReceiverRequest {
+  wal_source_connstr: string | null
+}
+
+export interface GcRequest {
+  gc_horizon?: number | null
+}
+
+export interface GcResult {
+  layers_total: number
+  layers_removed: number
+  layers_needed_by_cutoff: number
+  layers_needed_by_branches: number
+  cutoff: string
+  /** Milliseconds. */
+  elapsed: number
+}
+
+export interface CompactResult {
+  compaction: { inputs: number; outputs: number; entries: number; elapsed: number } | null
+  image_layers: { lsn: string; partitions: number; created: number; keys: number }
+}
+
+export interface CheckpointResult {
+  disk_consistent_lsn: string
+}
+
+export interface InMemoryLayerInfo {
+  kind: 'Open' | 'Frozen'
+  lsn_start: string
+  lsn_end?: string
+  bytes: number
+}
+
+export interface HistoricLayerInfo {
+  kind: 'Delta' | 'Image'
+  layer_file_name: string
+  layer_file_size: number
+  /** 18-byte keys in upper-case hex. */
+  key_start: string
+  key_end: string
+  lsn_start: string
+  lsn_end?: string
+  l0?: boolean
+  remote: false
+}
+
+export interface LayerMapInfo {
+  in_memory_layers: InMemoryLayerInfo[]
+  historic_layers: HistoricLayerInfo[]
+}
