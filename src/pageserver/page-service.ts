@@ -43,7 +43,7 @@ import {
 const ZERO_PAGE = Buffer.alloc(BLCKSZ)
 
 /** How each kind of failure is told to a libpq client: the SQLSTATE closest to its meaning. */
-export const SQLSTATE: Record<ErrorKind, string> = {
+const SQLSTATE: Record<ErrorKind, string> = {
   user_input: '22023', // invalid_parameter_value
   not_found: '42704', // undefined_object
   conflict: '55000', // object_not_in_prerequisite_state
@@ -54,6 +54,16 @@ export const SQLSTATE: Record<ErrorKind, string> = {
   bug: 'XX000', // internal_error
 }
 const SQLSTATE_FEATURE_NOT_SUPPORTED = '0A000'
+
+/** The ErrorResponse a failed command is answered with; anything not a ZenithError says it is a bug. */
+export function errorResponse(err: unknown): { message: string; code: string; hint?: string } {
+  const e = asZenithError(err)
+  return {
+    message: e.kind === 'bug' ? `this is a bug in zenith: ${e.message}` : e.message,
+    code: SQLSTATE[e.kind],
+    ...(e.hint === undefined ? {} : { hint: e.hint }),
+  }
+}
 
 /** A request the client got wrong: answered with an ErrorResponse, the session goes on. */
 class CommandError extends ZenithError {
@@ -99,11 +109,7 @@ async function serveConnection(ps: Pageserver, socket: net.Socket): Promise<void
       const e = asZenithError(err)
       if (e.kind === 'bug') ps.log('error', 'page service command failed: this is a bug', { error: e.stack })
       if (conn.closed) break
-      conn.error({
-        message: e.kind === 'bug' ? `this is a bug in zenith: ${e.message}` : e.message,
-        code: SQLSTATE[e.kind],
-        ...(e.hint === undefined ? {} : { hint: e.hint }),
-      })
+      conn.error(errorResponse(e))
     }
     conn.readyForQuery()
   }

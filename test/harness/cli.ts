@@ -1,0 +1,67 @@
+/**
+ * The built CLI as a user runs it, for end-to-end tests: `node bin/run.js` against a temp repo dir with
+ * the pageserver and computes on ports free at run time, NO_COLOR set so output is plain text.
+ */
+import { rm } from 'node:fs/promises'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { execa } from 'execa'
+import { freePort } from '../../src/control/process.js'
+import { makeTempDir } from './postgres.js'
+
+export const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bin/run.js')
+
+export interface CliResult {
+  exitCode: number
+  stdout: string
+  stderr: string
+}
+
+export interface Cluster {
+  dir: string
+  repo: string
+  http: number
+  pg: number
+  zenith(...args: string[]): Promise<CliResult>
+  /** Runs a command that must succeed; its stdout. */
+  ok(...args: string[]): Promise<string>
+}
+
+/** Runs the CLI once; `env` adds to (or, with undefined, removes from) the environment. */
+export async function runZenith(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<CliResult> {
+  const r = await execa('node', [BIN, ...args], { reject: false, env: { NO_COLOR: '1', ...env } })
+  return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr }
+}
+
+/** A repo dir made by `zenith init` (the pageserver is not left running). */
+export async function newCluster(name: string, env: Record<string, string> = {}): Promise<Cluster> {
+  const dir = await makeTempDir(`zenith-e2e-${name}-`)
+  const repo = path.join(dir, 'repo')
+  const [http, pg, computeBase] = [await freePort(), await freePort(), await freePort()]
+  const zenith = (...args: string[]) => runZenith([...args, '--repo-dir', repo], env)
+  const ok = async (...args: string[]) => {
+    const r = await zenith(...args)
+    if (r.exitCode !== 0) throw new Error(`zenith ${args.join(' ')} failed (${r.exitCode}): ${r.stderr}`)
+    return r.stdout
+  }
+  await ok(
+    'init',
+    '--pageserver-http-port',
+    String(http),
+    '--pageserver-pg-port',
+    String(pg),
+    '--compute-port-base',
+    String(computeBase),
+  )
+  return { dir, repo, http, pg, zenith, ok }
+}
+
+/** Stops whatever the cluster runs and removes its temp dir. */
+export async function teardown(c: Cluster | undefined): Promise<void> {
+  if (!c) return
+  await c.zenith('stop', '--immediate')
+  await rm(c.dir, { recursive: true, force: true })
+}
