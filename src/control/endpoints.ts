@@ -39,6 +39,7 @@ import {
   endpointLogFile,
   pageserverClientOf,
   pageserverConfigOf,
+  pageserverLogFile,
 } from './layout.js'
 import { packageRoot } from './package-root.js'
 import type { PageserverClient } from './pageserver-client.js'
@@ -83,6 +84,7 @@ function endpointOf(c: ClusterConfig, name: string): EndpointSpec {
     const known = Object.keys(c.endpoints)
     throw new EndpointError(
       `unknown endpoint "${name}"${known.length ? `; endpoints: ${known.join(', ')}` : ''}`,
+      { kind: 'not_found' },
     )
   }
   return e
@@ -148,13 +150,14 @@ export async function createEndpoint(repoDir: string, opts: CreateEndpointOption
   const tenantId = tenantOf(c, opts.tenantId)
   const timelineId = timelineOfBranch(c, tenantId, opts.branch)
   const name = checkName(opts.name ?? opts.branch, 'endpoint')
-  if (c.endpoints[name]) throw new EndpointError(`endpoint "${name}" already exists`)
+  if (c.endpoints[name]) throw new EndpointError(`endpoint "${name}" already exists`, { kind: 'conflict' })
   let port = opts.port
   if (port !== undefined) {
     if (!Number.isInteger(port) || port < 1 || port > 65535)
       throw new EndpointError(`port ${port} is not a port number in 1..65535`)
     const owner = Object.entries(c.endpoints).find(([, e]) => e.port === port)
-    if (owner) throw new EndpointError(`port ${port} is already taken by endpoint "${owner[0]}"`)
+    if (owner)
+      throw new EndpointError(`port ${port} is already taken by endpoint "${owner[0]}"`, { kind: 'conflict' })
     if (await portInUse('127.0.0.1', port))
       throw new PortBusyError(`port ${port} on 127.0.0.1 is already in use`)
   } else port = await pickPort(c)
@@ -291,6 +294,10 @@ export async function startEndpointSteps(
       const known = Object.keys(c.endpoints)
       throw new EndpointError(
         `no endpoint or branch named "${name}"${known.length ? `; endpoints: ${known.join(', ')}` : ''}`,
+        {
+          kind: 'not_found',
+          hint: '`zenith timeline list` shows the branches, `zenith pg list` the endpoints',
+        },
       )
     }
     // Asked first, so that an unreachable pageserver leaves no endpoint behind.
@@ -315,6 +322,7 @@ export async function startEndpointSteps(
       if (await isRunning(repoDir, o, other)) {
         throw new EndpointError(
           `endpoint "${other}" is already running on branch ${e.branch}: a branch takes one writer; stop it first`,
+          { kind: 'conflict' },
         )
       }
     }
@@ -379,7 +387,8 @@ export async function startEndpointSteps(
         if (!streaming) {
           throw new EndpointError(
             `the pageserver did not start streaming WAL from ${connstr} within ${RECEIVER_CONNECT_TIMEOUT_MS / 1000} s` +
-              (error ? `: ${error}` : '; see the pageserver log'),
+              (error ? `: ${error}` : ''),
+            { kind: 'external', logFile: pageserverLogFile(repoDir) },
           )
         }
       },
@@ -399,6 +408,7 @@ async function waitIngested(ps: PageserverClient, e: EndpointSpec, lsn: Lsn): Pr
     throw new EndpointError(
       `the pageserver has branch ${e.branch} up to ${at}, the compute wrote up to ${formatLsn(lsn)}; the rest is ` +
         `still in the endpoint's datadir: start it again so the pageserver can catch up`,
+      { kind: 'conflict' },
     )
   }
 }
@@ -422,6 +432,7 @@ export async function stopEndpoint(
   if (opts.destroy && mode === 'immediate' && e.lsn === undefined) {
     throw new EndpointError(
       `endpoint "${name}" writes to branch ${e.branch}: destroying it needs a clean stop, so that the pageserver has all its WAL; drop --immediate`,
+      { kind: 'conflict' },
     )
   }
   const hasDatadir = existsSync(path.join(pgdata, 'PG_VERSION'))
@@ -444,6 +455,7 @@ export async function stopEndpoint(
     if (follows && hasDatadir && clean === false) {
       throw new EndpointError(
         `endpoint "${name}" was not shut down cleanly, so the pageserver may lack its last WAL: start it again and stop it without --immediate before destroying it`,
+        { kind: 'conflict' },
       )
     }
     await fs.rm(endpointDir(repoDir, e.tenantId, name), { recursive: true, force: true })

@@ -10,6 +10,7 @@ import type {
   TimelineInfo,
 } from '../pageserver/api-types.js'
 import type { HostPort } from '../pageserver/config.js'
+import { kindOfStatus } from '../pageserver/http-router.js'
 
 export class PageserverApiError extends ZenithError {
   static override kind: ErrorKind = 'external'
@@ -18,7 +19,8 @@ export class PageserverApiError extends ZenithError {
     readonly status: number,
     message: string,
   ) {
-    super(message)
+    // The pageserver said what kind of failure it was with the status; the CLI then reports it as such.
+    super(message, { kind: kindOfStatus(status) })
   }
 }
 
@@ -45,9 +47,9 @@ export class PageserverClient {
       })
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message
-      throw new PageserverUnreachableError(
-        `the pageserver is not reachable at ${this.base} (${cause}); start it with \`zenith start\``,
-      )
+      throw new PageserverUnreachableError(`the pageserver is not reachable at ${this.base} (${cause})`, {
+        hint: 'start it with `zenith start`',
+      })
     }
     const text = await res.text()
     let json: unknown

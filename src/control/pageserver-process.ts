@@ -114,9 +114,10 @@ export async function runPageserver(
   const pidFile = pageserverPidFile(repoDir)
   const other = readPidFile(pidFile)
   if (other !== null && other !== process.pid && isAlive(other)) {
-    throw new PageserverStateError(
-      `the pageserver is already running (pid ${other}); stop it with \`zenith stop\``,
-    )
+    throw new PageserverStateError(`the pageserver is already running (pid ${other})`, {
+      kind: 'conflict',
+      hint: 'stop it with `zenith stop`',
+    })
   }
   const log: Logger = opts.logToStdout
     ? createLogger({ stream: process.stdout })

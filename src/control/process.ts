@@ -159,9 +159,9 @@ export async function startDetached(
   const spawnError = new Promise<Error>((resolve) => child.on('error', resolve))
   if (child.pid === undefined) {
     const err = await spawnError
-    throw new ProcessStartError(
-      `${opts.name} failed to start: ${err.message}; see ${opts.logFile}`.replaceAll('\n', ' '),
-    )
+    throw new ProcessStartError(`${opts.name} failed to start: ${err.message}`.replaceAll('\n', ' '), {
+      logFile: opts.logFile,
+    })
   }
   const pid = child.pid
   child.unref()
@@ -171,7 +171,7 @@ export async function startDetached(
     rmSync(opts.pidFile, { force: true })
     const logLine = lastLogLine(opts.logFile, logStart)
     const reason = logLine ? `${why}: ${logLine}` : why
-    throw new ProcessStartError(`${opts.name} failed to start: ${reason}; see ${opts.logFile}`)
+    throw new ProcessStartError(`${opts.name} failed to start: ${reason}`, { logFile: opts.logFile })
   }
 
   try {

@@ -198,9 +198,10 @@ export function saveClusterConfig(repoDir: string, c: ClusterConfig): void {
 export function tenantOf(c: ClusterConfig, flag?: string): string {
   if (flag !== undefined) return parseId(flag, 'tenant')
   if (!c.defaultTenantId)
-    throw new RepoConfigError(
-      'no default tenant: pass --tenant-id or create one with `zenith tenant create --set-default`',
-    )
+    throw new RepoConfigError('no default tenant', {
+      kind: 'not_found',
+      hint: 'pass --tenant-id, or create one with `zenith tenant create --set-default`',
+    })
   return c.defaultTenantId
 }
 
@@ -210,6 +211,7 @@ export function timelineOfBranch(c: ClusterConfig, tenantId: string, branch: str
     const known = Object.keys(c.branches[tenantId] ?? {})
     throw new RepoConfigError(
       `unknown branch "${branch}" in tenant ${tenantId}${known.length ? `; branches: ${known.join(', ')}` : ''}`,
+      { kind: 'not_found' },
     )
   }
   return id

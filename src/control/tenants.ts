@@ -76,7 +76,7 @@ export async function createBranch(
   const tenantId = tenantOf(c, opts.tenantId)
   const name = checkName(opts.branchName, 'branch')
   if (c.branches[tenantId]?.[name])
-    throw new RepoConfigError(`branch "${name}" already exists in tenant ${tenantId}`)
+    throw new RepoConfigError(`branch "${name}" already exists in tenant ${tenantId}`, { kind: 'conflict' })
   const ancestorBranch = opts.ancestorBranch ?? DEFAULT_BRANCH
   const ancestor = timelineOfBranch(c, tenantId, ancestorBranch)
   const lsn = opts.ancestorStartLsn === undefined ? undefined : formatLsn(parseLsn(opts.ancestorStartLsn))

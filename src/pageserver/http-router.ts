@@ -18,6 +18,14 @@ export const HTTP_STATUS: Record<ErrorKind, number> = {
   bug: 500,
 }
 
+/** The kind an HTTP status stands for, for clients: the table above read backwards. */
+export function kindOfStatus(status: number): ErrorKind {
+  if (status === 405 || status === 413) return 'user_input'
+  const kinds = Object.entries(HTTP_STATUS).filter(([, s]) => s === status)
+  if (kinds.length > 0) return kinds[0][0] as ErrorKind
+  return status >= 500 ? 'external' : 'user_input'
+}
+
 /** What only HTTP has words for (405, 413); everything else is said with a kind. */
 export class HttpError extends ZenithError {
   static override kind: ErrorKind = 'user_input'

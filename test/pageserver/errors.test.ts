@@ -36,7 +36,7 @@ describe('the HTTP router', () => {
     r.on('GET', '/down', fail(new ZenithError('the compute is down', { kind: 'unavailable' })))
     r.on('GET', '/corrupt', fail(new ZenithError('bad CRC', { kind: 'corruption' })))
     r.on('GET', '/teapot', fail(new HttpError(413, 'too large')))
-    r.on('GET', '/bug', () => (undefined as unknown as { x: number }).x)
+    r.on('GET', '/bug', () => ({ json: (undefined as unknown as { x: number }).x }))
     server = http.createServer((req, res) => void r.handle(req, res, (e) => bugs.push(e)))
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
