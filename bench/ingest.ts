@@ -69,10 +69,13 @@ async function generate(): Promise<Generated> {
     // pgbench -i alone may pass the target; the transactions' WAL must be part of the sample anyway.
     for (;;) {
       await pg.run('pgbench', ['-n', '-c', '4', '-j', '2', '-T', '5', 'postgres'])
-      const done = await pg.psql(`SELECT pg_current_wal_insert_lsn() - '${start}'::pg_lsn`)
+      const [{ done }] = await pg.query<{ done: string }>(
+        'SELECT pg_current_wal_insert_lsn() - $1::pg_lsn AS done',
+        [start],
+      )
       if (Number(done) >= TARGET_BYTES) break
     }
-    const endLsn = await pg.psql('SELECT pg_current_wal_insert_lsn()')
+    const [{ endLsn }] = await pg.query<{ endLsn: string }>('SELECT pg_current_wal_insert_lsn() AS "endLsn"')
     await pg.stop()
 
     await rm(DATA, { recursive: true, force: true })

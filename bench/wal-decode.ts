@@ -44,13 +44,18 @@ async function generate(): Promise<Generated> {
   })
   try {
     await pg.run('pgbench', ['-i', '-q', '-s', '10', 'postgres'])
-    const start = await pg.psql('SELECT pg_current_wal_insert_lsn()')
+    const insertLsn = async () =>
+      (await pg.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn() AS lsn'))[0].lsn
+    const start = await insertLsn()
     for (;;) {
       await pg.run('pgbench', ['-n', '-c', '4', '-j', '2', '-T', '5', 'postgres'])
-      const done = await pg.psql(`SELECT pg_current_wal_insert_lsn() - '${start}'::pg_lsn`)
+      const [{ done }] = await pg.query<{ done: string }>(
+        'SELECT pg_current_wal_insert_lsn() - $1::pg_lsn AS done',
+        [start],
+      )
       if (Number(done) >= TARGET_BYTES) break
     }
-    const end = await pg.psql('SELECT pg_current_wal_insert_lsn()')
+    const end = await insertLsn()
     await pg.stop()
     await rm(DATA, { recursive: true, force: true })
     await mkdir(DATA, { recursive: true })

@@ -1,6 +1,6 @@
 /**
  * The local cluster as a user runs it: the built CLI in a temp repo dir, on ports free at run time, real
- * PostgreSQL 15 computes, psql as the client.
+ * PostgreSQL 15 computes, node-postgres as the client, and psql once, as `pg start` tells users to connect.
  */
 import { rm } from 'node:fs/promises'
 import net from 'node:net'
@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../../src/control/process.js'
 import { showTenantConfig } from '../harness/page-service.js'
 import { makeTempDir, pgBin } from '../harness/postgres.js'
+import { query, queryText } from '../harness/sql.js'
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bin/run.js')
 
@@ -51,20 +52,9 @@ async function newCluster(name: string): Promise<Cluster> {
   return { dir, repo, http, pg, zenith, ok }
 }
 
-async function psql(connstr: string, sql: string): Promise<string> {
-  const r = await execa(pgBin('psql'), [
-    '-X',
-    '-A',
-    '-t',
-    '-q',
-    '-v',
-    'ON_ERROR_STOP=1',
-    '-d',
-    connstr,
-    '-c',
-    sql,
-  ])
-  return r.stdout.trim()
+async function flushLsn(connstr: string): Promise<string> {
+  const [{ lsn }] = await query<{ lsn: string }>(connstr, 'SELECT pg_current_wal_flush_lsn() AS lsn')
+  return lsn
 }
 
 async function connstrOf(c: Cluster, endpoint: string): Promise<string> {
@@ -104,12 +94,13 @@ describe('zenith local cluster', () => {
   afterAll(() => teardown(c))
 
   it('runs Postgres on main, branches it mid-way, and keeps all data across destroy and restart', async () => {
-    expect(await c.ok('pg', 'start', 'main')).toMatch(/started: endpoint main on branch main/)
+    const started = await c.ok('pg', 'start', 'main')
+    expect(started).toMatch(/started: endpoint main on branch main/)
     const main = await connstrOf(c, 'main')
-    await psql(main, 'CREATE TABLE t (i int PRIMARY KEY, note text)')
-    await psql(main, "INSERT INTO t SELECT i, 'first' FROM generate_series(1, 100) i")
-    lsnMid = await psql(main, 'SELECT pg_current_wal_flush_lsn()')
-    await psql(main, "INSERT INTO t SELECT i, 'second' FROM generate_series(101, 200) i")
+    await queryText(main, 'CREATE TABLE t (i int PRIMARY KEY, note text)')
+    await queryText(main, "INSERT INTO t SELECT i, 'first' FROM generate_series(1, 100) i")
+    lsnMid = await flushLsn(main)
+    await queryText(main, "INSERT INTO t SELECT i, 'second' FROM generate_series(101, 200) i")
 
     await c.ok('timeline', 'branch', '--branch-name', 'mid', '--ancestor-start-lsn', lsnMid)
     const tree = JSON.parse(await c.ok('timeline', 'list', '--json')) as {
@@ -123,16 +114,27 @@ describe('zenith local cluster', () => {
     expect(await c.ok('timeline', 'list')).toMatch(/┗━ mid @/)
     await c.ok('pg', 'start', 'mid')
     const mid = await connstrOf(c, 'mid')
-    expect(await psql(mid, 'SELECT count(*), max(i) FROM t')).toBe('100|100')
+    expect(await queryText(mid, 'SELECT count(*), max(i) FROM t')).toBe('100|100')
     // The branch is writable and diverges without touching main.
-    await psql(mid, "INSERT INTO t VALUES (1000, 'on mid')")
-    expect(await psql(main, 'SELECT count(*) FROM t WHERE i = 1000')).toBe('0')
+    await queryText(mid, "INSERT INTO t VALUES (1000, 'on mid')")
+    expect(await queryText(main, 'SELECT count(*) FROM t WHERE i = 1000')).toBe('0')
 
     await c.ok('pg', 'stop', 'main', '--destroy')
     const listed = JSON.parse(await c.ok('pg', 'list', '--json')) as { name: string }[]
     expect(listed.map((e) => e.name)).toEqual(['mid'])
     await c.ok('pg', 'start', 'main')
-    expect(await psql(main, 'SELECT count(*), max(i) FROM t')).toBe('200|200')
+    // psql once, as a user would paste the command `pg start` printed.
+    const advertised = /^connect with: (psql \S+)$/m.exec(started)?.[1]
+    expect(advertised).toBe(`psql ${main}`)
+    const viaPsql = await execa(pgBin('psql'), [
+      main,
+      '-X',
+      '-A',
+      '-t',
+      '-c',
+      'SELECT count(*), max(i) FROM t',
+    ])
+    expect(viaPsql.stdout).toBe('200|200')
 
     await c.ok('stop')
     const stopped = JSON.parse(await c.ok('status', '--json'))
@@ -140,17 +142,17 @@ describe('zenith local cluster', () => {
     expect(stopped.endpoints.map((e: { status: string }) => e.status)).toEqual(['stopped', 'stopped'])
     await c.ok('start')
     await c.ok('pg', 'start', 'main')
-    expect(await psql(main, 'SELECT count(*), max(i) FROM t')).toBe('200|200')
+    expect(await queryText(main, 'SELECT count(*), max(i) FROM t')).toBe('200|200')
     await c.ok('pg', 'start', 'mid')
-    expect(await psql(mid, 'SELECT count(*) FROM t')).toBe('101')
+    expect(await queryText(mid, 'SELECT count(*) FROM t')).toBe('101')
   })
 
   it('shows an older LSN read-only', async () => {
     await c.ok('pg', 'create', 'main', '--name', 'past', '--lsn', lsnMid)
     await c.ok('pg', 'start', 'past')
     const past = await connstrOf(c, 'past')
-    expect(await psql(past, 'SELECT count(*), min(note), max(note) FROM t')).toBe('100|first|first')
-    await expect(psql(past, 'INSERT INTO t VALUES (5000)')).rejects.toThrow(/read-only transaction/)
+    expect(await queryText(past, 'SELECT count(*), min(note), max(note) FROM t')).toBe('100|first|first')
+    await expect(queryText(past, 'INSERT INTO t VALUES (5000)')).rejects.toThrow(/read-only transaction/)
     const rows = JSON.parse(await c.ok('pg', 'list', '--json')) as { name: string; lsn: string | null }[]
     expect(rows.find((r) => r.name === 'past')?.lsn).toBe(lsnMid)
     await c.ok('pg', 'stop', 'past', '--destroy')
@@ -236,18 +238,18 @@ describe('zenith local cluster', () => {
   })
   it('loses nothing when everything is killed: the compute recovers and the pageserver streams its WAL again', async () => {
     const main = await connstrOf(c, 'main')
-    await psql(main, "INSERT INTO t SELECT i, 'third' FROM generate_series(201, 300) i")
+    await queryText(main, "INSERT INTO t SELECT i, 'third' FROM generate_series(201, 300) i")
     await c.ok('stop', '--immediate')
     await c.ok('start')
     await c.ok('pg', 'start', 'main')
-    expect(await psql(main, 'SELECT count(*), max(i) FROM t')).toBe('300|300')
+    expect(await queryText(main, 'SELECT count(*), max(i) FROM t')).toBe('300|300')
     // What the killed pageserver held only in memory came back from the compute's WAL.
     const shown = JSON.parse(await c.ok('timeline', 'show', 'main', '--json'))
     expect(shown.walreceiver_status).toBe('streaming')
     expect(shown.wal_source_connstr).toBe(main)
     await c.ok('pg', 'stop', 'main', '--destroy')
     await c.ok('pg', 'start', 'main')
-    expect(await psql(main, 'SELECT count(*), max(i) FROM t')).toBe('300|300')
+    expect(await queryText(main, 'SELECT count(*), max(i) FROM t')).toBe('300|300')
   })
 })
 
@@ -279,18 +281,18 @@ describe('zenith start --embedded', () => {
     expect(status.pageserver.pid).toBe(embedded.pid)
     await c.ok('pg', 'start', 'main')
     const main = await connstrOf(c, 'main')
-    await psql(main, 'CREATE TABLE e AS SELECT generate_series(1, 50) AS i')
+    await queryText(main, 'CREATE TABLE e AS SELECT generate_series(1, 50) AS i')
 
     // Ctrl-C stops the pageserver cleanly while the compute keeps running; a new one picks up its WAL.
     embedded.kill('SIGINT')
     expect((await embedded).exitCode).toBe(0)
     embedded = (await startEmbedded(c)).proc
-    await psql(main, 'INSERT INTO e SELECT generate_series(51, 60)')
-    const lsn = await psql(main, 'SELECT pg_current_wal_flush_lsn()')
-    await psql(main, 'INSERT INTO e SELECT generate_series(61, 70)')
+    await queryText(main, 'INSERT INTO e SELECT generate_series(51, 60)')
+    const lsn = await flushLsn(main)
+    await queryText(main, 'INSERT INTO e SELECT generate_series(61, 70)')
     await c.ok('timeline', 'branch', '--branch-name', 'then', '--ancestor-start-lsn', lsn)
     await c.ok('pg', 'start', 'then')
-    expect(await psql(await connstrOf(c, 'then'), 'SELECT count(*), max(i) FROM e')).toBe('60|60')
+    expect(await queryText(await connstrOf(c, 'then'), 'SELECT count(*), max(i) FROM e')).toBe('60|60')
 
     // `zenith stop` from another shell stops the compute, then the embedded pageserver.
     await c.ok('stop')
@@ -298,7 +300,7 @@ describe('zenith start --embedded', () => {
     embedded = (await startEmbedded(c)).proc
     await c.ok('pg', 'stop', 'main', '--destroy')
     await c.ok('pg', 'start', 'main')
-    expect(await psql(main, 'SELECT count(*) FROM e')).toBe('70')
+    expect(await queryText(main, 'SELECT count(*) FROM e')).toBe('70')
     await c.ok('stop')
     expect((await embedded).exitCode).toBe(0)
     embedded = undefined

@@ -1,22 +1,12 @@
-/** The page service as psql sees it, for tests. */
-import { execa } from 'execa'
-import { pgBin } from './postgres.js'
+/** The page service as a Postgres client sees it, for tests. */
+import { query } from './sql.js'
 
-/** `show <tenant_id>` through psql: the effective tenant config, key by key, as text. */
+/** `show <tenant_id>` over the simple query protocol: the effective tenant config, key by key, as text. */
 export async function showTenantConfig(port: number, tenantId: string): Promise<Record<string, string>> {
-  const { stdout } = await execa(pgBin('psql'), [
-    '-X',
-    '-A',
-    '-h',
-    '127.0.0.1',
-    '-p',
-    String(port),
-    '-U',
-    'postgres',
-    '-c',
+  const rows = await query<Record<string, string>>(
+    `postgresql://postgres@127.0.0.1:${port}/postgres`,
     `show ${tenantId}`,
-  ])
-  const [header, values] = stdout.split('\n')
-  const cells = values.split('|')
-  return Object.fromEntries(header.split('|').map((k, i) => [k, cells[i]]))
+  )
+  if (rows.length !== 1) throw new Error(`show ${tenantId} returned ${rows.length} rows, expected 1`)
+  return rows[0]
 }

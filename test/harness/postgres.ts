@@ -5,11 +5,14 @@
  * Servers listen on 127.0.0.1 at a port picked by `freePort()` and trust every local connection as user
  * `postgres`. Postgres refuses to run as root, so when the tests run as root every tool that touches a
  * datadir is wrapped in `runuser -u postgres --` and the temp dir is owned by the `postgres` OS user.
+ * SQL goes over TCP through node-postgres (./sql.ts), not psql.
  *
  * Typical use:
  *
  *     await withPostgres({ settings: { wal_level: 'logical' } }, async (pg) => {
- *       await pg.psql('CREATE TABLE t (id int)')
+ *       await pg.sql('CREATE TABLE t AS SELECT generate_series(1, 3) AS id')
+ *       expect(await pg.sql('SELECT count(*), sum(id) FROM t')).toBe('3|6')
+ *       const [{ lsn }] = await pg.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn() AS lsn')
  *       await pg.stop()
  *       const control = await fs.readFile(path.join(pg.datadir, 'global/pg_control'))
  *     })
@@ -36,6 +39,7 @@ import {
   pgUserIds,
   runPgBin,
 } from '../../src/postgres/pg-bin.js'
+import { query, queryText } from './sql.js'
 
 export { freePort }
 
@@ -78,10 +82,16 @@ export interface PgCluster {
   /** `postgresql://postgres@127.0.0.1:PORT/db`, db defaults to `postgres`. */
   connectionString(db?: string): string
   /**
-   * Runs SQL through `psql -X -A -t -q -v ON_ERROR_STOP=1` (unaligned, tuples only, no command tags) and
-   * returns stdout trimmed: one line per row, columns separated by `|`. Rejects on the first error.
+   * The rows of `text` (with `$1`.. `params`) on a fresh connection to `db`; see ./sql.ts `query`. Several
+   * statements in one string run as one transaction, so send VACUUM, CREATE DATABASE and the like alone.
    */
-  psql(sql: string, opts?: { db?: string }): Promise<string>
+  query<T = Record<string, unknown>>(text: string, params?: unknown[], opts?: { db?: string }): Promise<T[]>
+  /**
+   * The rows of `script` as psql -A -t printed them (one line per row, columns joined by `|`); see ./sql.ts
+   * `queryText`. Several statements in one string run as one transaction; a list runs each entry on its
+   * own, in one session, like a psql script.
+   */
+  sql(script: string | readonly string[], opts?: { db?: string }): Promise<string>
   /**
    * Runs a PG tool (a name from PG_BIN_DIR or an absolute path) as the postgres OS user when root, with
    * PGHOST, PGPORT, PGUSER, PGDATABASE and PGDATA pointing at this cluster and LC_ALL=C so that output
@@ -218,10 +228,16 @@ class Cluster implements PgCluster {
     return `postgresql://postgres@${this.host}:${this.port}/${encodeURIComponent(db)}`
   }
 
-  async psql(sql: string, opts: { db?: string } = {}): Promise<string> {
-    const args = ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-d', opts.db ?? 'postgres', '-f', '-']
-    const { stdout } = await this.run('psql', args, { input: sql })
-    return stdout.trim()
+  query<T = Record<string, unknown>>(
+    text: string,
+    params?: unknown[],
+    opts: { db?: string } = {},
+  ): Promise<T[]> {
+    return query<T>(this.connectionString(opts.db), text, params)
+  }
+
+  sql(script: string | readonly string[], opts: { db?: string } = {}): Promise<string> {
+    return queryText(this.connectionString(opts.db), script)
   }
 
   async run(

@@ -17,7 +17,7 @@ import {
   type PagestreamRequestBody,
 } from '../../src/pageserver/pagestream.js'
 import { WAL_RECEIVER_APPLICATION_NAME, WAL_SOURCES_FILE } from '../../src/pageserver/wal-receiver.js'
-import { formatLsn, maxAlign, parseLsn } from '../../src/postgres/lsn.js'
+import { formatLsn, type Lsn, maxAlign, parseLsn } from '../../src/postgres/lsn.js'
 import { extractTar, readTar } from '../../src/postgres/tar.js'
 import { PgClient } from '../../src/protocol/client.js'
 import { showTenantConfig } from '../harness/page-service.js'
@@ -41,6 +41,11 @@ async function http(method: string, path: string, body?: unknown): Promise<{ sta
 }
 
 const pageClient = () => PgClient.connect({ host: '127.0.0.1', port: pgPort, user: 'postgres' })
+
+async function flushLsn(pg: PgCluster): Promise<Lsn> {
+  const [{ lsn }] = await pg.query<{ lsn: string }>('SELECT pg_current_wal_flush_lsn() AS lsn')
+  return parseLsn(lsn)
+}
 
 async function computeFrom(tenantId: string, timelineId: string, lsn?: string): Promise<PgCluster> {
   return startPostgres({
@@ -101,9 +106,9 @@ describe('pageserver', () => {
       })
       expect(rx.status).toBe(200)
       // With the pageserver as synchronous standby, the commit returns only once it has the WAL.
-      await pg.psql('CREATE EXTENSION pageinspect')
-      await pg.psql("CREATE TABLE t AS SELECT i, repeat('x', 100) AS pad FROM generate_series(1, 20000) i")
-      const commitLsn = parseLsn(await pg.psql('SELECT pg_current_wal_flush_lsn()'))
+      await pg.sql('CREATE EXTENSION pageinspect')
+      await pg.sql("CREATE TABLE t AS SELECT i, repeat('x', 100) AS pad FROM generate_series(1, 20000) i")
+      const commitLsn = await flushLsn(pg)
       const detail = (await http('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`)).json
       expect(parseLsn(detail.last_record_lsn)).toBeGreaterThanOrEqual(commitLsn)
       expect(detail.walreceiver_status).toBe('streaming')
@@ -118,20 +123,20 @@ describe('pageserver', () => {
       expect(atAligned.json.ancestor_lsn).toBe(aligned)
       expect(detail.wal_source_connstr).toBe(pg.connectionString())
       expect(parseLsn(detail.last_received_msg_lsn)).toBeGreaterThanOrEqual(commitLsn)
-      const replication = await pg.psql(
+      const replication = await pg.sql(
         `SELECT sync_state, write_lsn >= '${detail.last_record_lsn}' FROM pg_stat_replication WHERE application_name = 'pageserver'`,
       )
       expect(replication).toBe('sync|t')
 
       // pagestream: the relation as the compute has it.
-      const [relNode, dbNode] = (
-        await pg.psql(
-          "SELECT pg_relation_filenode('t'), (SELECT oid FROM pg_database WHERE datname = 'postgres')",
-        )
+      const [{ relNode, dbNode, blocks }] = await pg.query<{
+        relNode: number
+        dbNode: number
+        blocks: number
+      }>(
+        `SELECT pg_relation_filenode('t') AS "relNode", (pg_relation_size('t') / 8192)::int AS blocks,
+           (SELECT oid FROM pg_database WHERE datname = 'postgres') AS "dbNode"`,
       )
-        .split('|')
-        .map(Number)
-      const blocks = Number(await pg.psql("SELECT pg_relation_size('t') / 8192"))
       const rel = { spcNode: 1663, dbNode, relNode, forkNum: 0 }
       const c = await pageClient()
       try {
@@ -158,9 +163,10 @@ describe('pageserver', () => {
         expect(page.kind).toBe('getpage')
         const p = (page as { page: Buffer }).page
         const lineItems = (p.readUInt16LE(12) - 24) / 4
-        expect(lineItems).toBe(
-          Number(await pg.psql("SELECT count(*) FROM heap_page_items(get_raw_page('t', 0))")),
+        const [{ items }] = await pg.query<{ items: number }>(
+          "SELECT count(*)::int AS items FROM heap_page_items(get_raw_page('t', 0))",
         )
+        expect(lineItems).toBe(items)
         const size = await ask({ kind: 'dbsize', dbNode })
         expect(size.kind === 'dbsize' && size.bytes).toBeGreaterThan(blocks * 8192)
         const missing = await ask({ kind: 'nblocks', rel: { ...rel, relNode: 999999 } })
@@ -173,7 +179,7 @@ describe('pageserver', () => {
         await c.close()
       }
 
-      // `show` works from psql.
+      // `show` works from node-postgres, over the simple query protocol.
       const cfg = await showTenantConfig(pgPort, tenantId)
       expect(cfg.gc_horizon).toBe('1048576')
 
@@ -188,8 +194,8 @@ describe('pageserver', () => {
       expect(down.walreceiver_status).toBe('backoff')
       expect(down.walreceiver_error).toMatch(/ended replication|could not connect/)
       await pg.start()
-      await pg.psql("INSERT INTO t SELECT i, 'y' FROM generate_series(1, 100) i")
-      const after = parseLsn(await pg.psql('SELECT pg_current_wal_flush_lsn()'))
+      await pg.sql("INSERT INTO t SELECT i, 'y' FROM generate_series(1, 100) i")
+      const after = await flushLsn(pg)
       const again = (await http('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`)).json
       expect(parseLsn(again.last_record_lsn)).toBeGreaterThanOrEqual(after)
 
@@ -211,7 +217,7 @@ describe('pageserver', () => {
       let flushed = ''
       for (let i = 0; i < 60 && flushed !== 't'; i++) {
         await new Promise((r) => setTimeout(r, 100))
-        flushed = await pg.psql(
+        flushed = await pg.sql(
           `SELECT flush_lsn >= '${cp.json.disk_consistent_lsn}' FROM pg_stat_replication WHERE application_name = 'pageserver'`,
         )
       }
@@ -243,7 +249,7 @@ describe('pageserver', () => {
       // A fullbackup at the commit LSN holds the table as it was then.
       const past = await computeFrom(tenantId, timelineId, detail.last_record_lsn)
       try {
-        expect(await past.psql('SELECT count(*) FROM t')).toBe('20000')
+        expect(await past.sql('SELECT count(*) FROM t')).toBe('20000')
       } finally {
         await past.destroy()
       }

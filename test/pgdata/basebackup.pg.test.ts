@@ -20,10 +20,10 @@ describe('basebackup', () => {
     const source = await startPostgres({ name: 'bb-source' })
     const repo = Repository.open(path.join(work, 'repo'), { background: false })
     try {
-      await source.psql(
+      await source.sql(
         'CREATE TABLE kept AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 5000) g',
       )
-      const before = await source.psql('SELECT count(*), sum(id) FROM kept')
+      const before = await source.sql('SELECT count(*), sum(id) FROM kept')
       await source.stop()
       const { timeline, lsn } = importDatadir(repo.createTenant(), source.datadir)
 
@@ -34,21 +34,24 @@ describe('basebackup', () => {
 
       const compute = await startPostgresFromTar(tarFile, { name: 'bb-compute' })
       try {
-        expect(await compute.psql('SELECT count(*), sum(id) FROM kept')).toBe(before)
+        expect(await compute.sql('SELECT count(*), sum(id) FROM kept')).toBe(before)
         // No recovery: the server came up from the shutdown checkpoint and its WAL continues after it.
         const log = await compute.logTail(200)
         expect(log).not.toMatch(/redo starts|database system was interrupted/)
         expect(log).toMatch(/database system was shut down at/)
-        const insertLsn = await compute.psql('SELECT pg_current_wal_insert_lsn()')
-        expect(insertLsn).not.toBe(formatLsn(result.checkpointLsn))
-        await compute.psql(
-          'INSERT INTO kept SELECT g, md5(g::text) FROM generate_series(5001, 6000) g; CHECKPOINT',
+        const [{ insertLsn }] = await compute.query<{ insertLsn: string }>(
+          'SELECT pg_current_wal_insert_lsn() AS "insertLsn"',
         )
-        expect(await compute.psql('SELECT count(*) FROM kept')).toBe('6000')
-        await compute.psql('CREATE DATABASE fresh')
+        expect(insertLsn).not.toBe(formatLsn(result.checkpointLsn))
+        await compute.sql([
+          'INSERT INTO kept SELECT g, md5(g::text) FROM generate_series(5001, 6000) g',
+          'CHECKPOINT',
+        ])
+        expect(await compute.sql('SELECT count(*) FROM kept')).toBe('6000')
+        await compute.sql('CREATE DATABASE fresh')
         await compute.stop()
         await compute.start()
-        expect(await compute.psql('SELECT count(*) FROM kept')).toBe('6000')
+        expect(await compute.sql('SELECT count(*) FROM kept')).toBe('6000')
       } finally {
         await compute.destroy()
       }

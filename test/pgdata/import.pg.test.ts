@@ -27,10 +27,11 @@ describe('import of a datadir', () => {
   it('stores every block, size, directory, SLRU page and pg_control of a shut-down cluster', async () => {
     const pg = await startPostgres({ name: 'import' })
     try {
-      await pg.psql('CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g')
-      await pg.psql('CREATE INDEX t_v ON t (v); VACUUM t; CREATE DATABASE other')
-      const dbOid = Number(await pg.psql("SELECT oid FROM pg_database WHERE datname = 'postgres'"))
-      const relPath = await pg.psql("SELECT pg_relation_filepath('t')")
+      await pg.sql('CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g')
+      await pg.sql(['CREATE INDEX t_v ON t (v)', 'VACUUM t', 'CREATE DATABASE other'])
+      const [{ dbOid, relPath }] = await pg.query<{ dbOid: number; relPath: string }>(
+        `SELECT oid AS "dbOid", pg_relation_filepath('t') AS "relPath" FROM pg_database WHERE datname = 'postgres'`,
+      )
       await pg.stop()
 
       const repo = Repository.open(repoDir, { background: false })
@@ -80,7 +81,7 @@ describe('import of a datadir', () => {
   it('refuses a datadir that was not shut down cleanly', async () => {
     const pg = await startPostgres({ name: 'import-crashed' })
     try {
-      await pg.psql('CREATE TABLE x (a int)')
+      await pg.sql('CREATE TABLE x (a int)')
       await pg.stop('immediate')
       const repo = Repository.open(mkdtempSync(path.join(os.tmpdir(), 'zenith-import-bad-')), {
         background: false,

@@ -74,10 +74,13 @@ describe('WAL ingest', () => {
       const { timeline: tl } = importDatadir(tenant, source.datadir)
       const first = await computeFrom(tl, undefined, COMPUTE_SETTINGS)
       clusters.push(first.pg)
-      await first.pg.psql(
-        'CREATE EXTENSION amcheck; CREATE TABLE early AS SELECT g FROM generate_series(1, 1000) g',
+      await first.pg.sql([
+        'CREATE EXTENSION amcheck',
+        'CREATE TABLE early AS SELECT g FROM generate_series(1, 1000) g',
+      ])
+      const [{ midLsn }] = await first.pg.query<{ midLsn: string }>(
+        'SELECT pg_current_wal_insert_lsn() AS "midLsn"',
       )
-      const midLsn = await first.pg.psql('SELECT pg_current_wal_insert_lsn()')
       const midDump = await dumpall(first.pg)
       await runVariedWorkload(first.pg)
       const finalDump = await dumpall(first.pg)
@@ -105,15 +108,15 @@ describe('WAL ingest', () => {
       clusters.push(second.pg)
       expectSameDump(await dumpall(second.pg), finalDump)
       for (const db of ['postgres', 'db_file_copy']) {
-        await second.pg.psql('CREATE EXTENSION IF NOT EXISTS amcheck', { db })
-        const corrupt = await second.pg.psql(
+        await second.pg.sql('CREATE EXTENSION IF NOT EXISTS amcheck', { db })
+        const corrupt = await second.pg.sql(
           `SELECT count(*) FROM pg_class c, LATERAL verify_heapam(c.oid)
            WHERE c.relkind = 'r' AND c.relpersistence = 'p'`,
           { db },
         )
         expect(corrupt, db).toBe('0')
         // bt_index_check raises an error for a corrupt index, failing the test.
-        await second.pg.psql(
+        await second.pg.sql(
           `SELECT bt_index_check(c.oid, true) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
            JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree' AND c.relpersistence = 'p'`,
           { db },
@@ -126,9 +129,10 @@ describe('WAL ingest', () => {
       await past.pg.stop()
 
       // The second compute goes on writing; its WAL continues the same timeline.
-      await second.pg.psql(
-        'CREATE TABLE later AS SELECT g, g * 2 AS h FROM generate_series(1, 5000) g; DELETE FROM early',
-      )
+      await second.pg.sql([
+        'CREATE TABLE later AS SELECT g, g * 2 AS h FROM generate_series(1, 5000) g',
+        'DELETE FROM early',
+      ])
       const secondDump = await dumpall(second.pg)
       await second.pg.stop()
       await ingestWal(tl, second.pg, second.checkpointLsn)
@@ -142,15 +146,16 @@ describe('WAL ingest', () => {
       const branch = tenant.branch(tl.timelineId, { lsn: parseLsn(midLsn) })
       const onBranch = await computeFrom(branch, undefined, COMPUTE_SETTINGS)
       clusters.push(onBranch.pg)
-      await onBranch.pg.psql(
-        "CREATE TABLE only_on_branch (x text); INSERT INTO only_on_branch VALUES ('diverged')",
-      )
+      await onBranch.pg.sql([
+        'CREATE TABLE only_on_branch (x text)',
+        "INSERT INTO only_on_branch VALUES ('diverged')",
+      ])
       await onBranch.pg.stop()
       await ingestWal(branch, onBranch.pg, onBranch.checkpointLsn)
       const branchCompute = await computeFrom(branch, undefined, COMPUTE_SETTINGS)
       clusters.push(branchCompute.pg)
-      expect(await branchCompute.pg.psql('SELECT x FROM only_on_branch')).toBe('diverged')
-      expect(await branchCompute.pg.psql('SELECT count(*) FROM early')).toBe('1000')
+      expect(await branchCompute.pg.sql('SELECT x FROM only_on_branch')).toBe('diverged')
+      expect(await branchCompute.pg.sql('SELECT count(*) FROM early')).toBe('1000')
       expect(tl.lastRecordLsn).toBe(parentTip)
       const parentAgain = await computeFrom(tl, undefined, COMPUTE_SETTINGS)
       clusters.push(parentAgain.pg)
@@ -172,25 +177,25 @@ describe('WAL ingest', () => {
       clusters.push(c.pg)
       const location = path.join(c.pg.baseDir, 'ts')
       await c.pg.run('/bin/mkdir', ['-p', location])
-      await c.pg.psql(`CREATE TABLESPACE ts LOCATION '${location}'`)
-      await c.pg.psql(
+      await c.pg.sql(`CREATE TABLESPACE ts LOCATION '${location}'`)
+      await c.pg.sql(
         'CREATE TABLE in_ts TABLESPACE ts AS SELECT g, md5(g::text) AS m FROM generate_series(1, 3000) g',
       )
-      await c.pg.psql('CREATE DATABASE db_in_ts TABLESPACE ts')
-      await c.pg.psql('CREATE TABLE t AS SELECT generate_series(1, 100) AS x', { db: 'db_in_ts' })
+      await c.pg.sql('CREATE DATABASE db_in_ts TABLESPACE ts')
+      await c.pg.sql('CREATE TABLE t AS SELECT generate_series(1, 100) AS x', { db: 'db_in_ts' })
       await c.pg.stop()
       await ingestWal(tl, c.pg, c.checkpointLsn)
       const again = await computeFrom(tl, undefined, COMPUTE_SETTINGS)
       clusters.push(again.pg)
-      expect(await again.pg.psql('SELECT count(*), sum(g) FROM in_ts')).toBe('3000|4501500')
-      expect(await again.pg.psql('SELECT count(*) FROM t', { db: 'db_in_ts' })).toBe('100')
-      await again.pg.psql("INSERT INTO in_ts VALUES (0, 'still writable')")
+      expect(await again.pg.sql('SELECT count(*), sum(g) FROM in_ts')).toBe('3000|4501500')
+      expect(await again.pg.sql('SELECT count(*) FROM t', { db: 'db_in_ts' })).toBe('100')
+      await again.pg.sql("INSERT INTO in_ts VALUES (0, 'still writable')")
       // Importing a datadir follows its pg_tblspc links.
       const imported = importDatadir(repo.createTenant(), c.pg.datadir)
       const fromImport = await computeFrom(imported.timeline, undefined, COMPUTE_SETTINGS)
       clusters.push(fromImport.pg)
-      expect(await fromImport.pg.psql('SELECT count(*) FROM t', { db: 'db_in_ts' })).toBe('100')
-      expect(await fromImport.pg.psql('SELECT count(*) FROM in_ts')).toBe('3000')
+      expect(await fromImport.pg.sql('SELECT count(*) FROM t', { db: 'db_in_ts' })).toBe('100')
+      expect(await fromImport.pg.sql('SELECT count(*) FROM in_ts')).toBe('3000')
     } finally {
       await repo.close({ flush: false })
       for (const c of clusters) await c.destroy()
@@ -206,7 +211,7 @@ describe('WAL ingest', () => {
       const { timeline: tl } = importDatadir(repo.createTenant(), source.datadir)
       const c = await computeFrom(tl, undefined, { wal_consistency_checking: '' })
       clusters.push(c.pg)
-      await c.pg.psql('CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g; UPDATE t SET g = g + 1')
+      await c.pg.sql(['CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g', 'UPDATE t SET g = g + 1'])
       await c.pg.stop()
       await expect(ingestWal(tl, c.pg, c.checkpointLsn)).rejects.toThrow(IngestError)
       await expect(ingestWal(tl, c.pg, c.checkpointLsn)).rejects.toThrow(/wal_consistency_checking = all/)

@@ -107,7 +107,7 @@ describe('pg_control against PostgreSQL 15', () => {
   it('decodes what pg_controldata shows, re-encodes byte-identically and detects corruption', async () => {
     const settings = { wal_level: 'logical', max_connections: 42, max_prepared_transactions: 3 }
     await withPostgres({ name: 'pg-control', settings }, async (pg) => {
-      await pg.psql('CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100)')
+      await pg.sql(['CREATE TABLE t (id int)', 'INSERT INTO t SELECT generate_series(1, 100)'])
       await pg.stop()
       const file = await fs.readFile(path.join(pg.datadir, 'global/pg_control'))
       expect(file.length).toBe(PG_CONTROL_FILE_SIZE)
@@ -143,7 +143,7 @@ describe('pg_control against PostgreSQL 15', () => {
       expect(fields.get('pg_control last modified')).toBe(cTime(cf.time - 3600))
       expect(fields.get('max_connections setting')).toBe('7')
       await pg.start()
-      expect(await pg.psql('SELECT count(*) FROM t')).toBe('100')
+      expect(await pg.sql('SELECT count(*) FROM t')).toBe('100')
     })
   })
 })
@@ -166,17 +166,20 @@ async function relationForks(datadir: string, relPaths: string[]): Promise<strin
 describe('data page checksums against PostgreSQL 15', () => {
   it('match pd_checksum on every page, and pg_checksums accepts pages we re-checksummed', async () => {
     await withPostgres({ name: 'checksums', initdbArgs: ['--data-checksums'] }, async (pg) => {
-      await pg.psql(`
-        CREATE TABLE t (id int PRIMARY KEY, payload text);
-        INSERT INTO t SELECT i, repeat(md5(i::text), 3) FROM generate_series(1, 5000) i;
-        DELETE FROM t WHERE id % 7 = 0;
-        VACUUM t;
-        CHECKPOINT;
-      `)
+      await pg.sql([
+        'CREATE TABLE t (id int PRIMARY KEY, payload text)',
+        'INSERT INTO t SELECT i, repeat(md5(i::text), 3) FROM generate_series(1, 5000) i',
+        'DELETE FROM t WHERE id % 7 = 0',
+        'VACUUM t',
+        'CHECKPOINT',
+      ])
       const relations = ['t', 't_pkey', 'pg_class', 'pg_attribute', 'pg_proc', 'pg_database', 'pg_authid']
       const relPaths = (
-        await pg.psql(relations.map((r) => `SELECT pg_relation_filepath('${r}');`).join('\n'))
-      ).split('\n')
+        await pg.query<{ path: string }>(
+          'SELECT pg_relation_filepath(r) AS path FROM unnest($1::regclass[]) WITH ORDINALITY AS u(r, i) ORDER BY i',
+          [relations],
+        )
+      ).map((row) => row.path)
       expect(relPaths[0]).toMatch(/^base\/\d+\/\d+$/)
       expect(relPaths[5]).toMatch(/^global\/\d+$/)
       await pg.stop()

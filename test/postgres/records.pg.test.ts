@@ -412,19 +412,24 @@ function checkHeap(line: DumpLine, rec: RawRecord, seen: Seen): void {
   if (clears) push(seen, `${line.rmgr} ${name} clears`, clears)
 }
 
+async function insertLsn(pg: PgCluster): Promise<Lsn> {
+  const [{ lsn }] = await pg.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn() AS lsn')
+  return parseLsn(lsn)
+}
+
 /** Polls until the WAL insert position moves: the checkpointer logs FPW_CHANGE on its own after a reload. */
-async function waitForWalAfter(pg: PgCluster, lsn: string): Promise<void> {
+async function waitForWalAfter(pg: PgCluster, lsn: Lsn): Promise<void> {
   for (let i = 0; i < 100; i++) {
-    if (parseLsn(await pg.psql('SELECT pg_current_wal_insert_lsn()')) > parseLsn(lsn)) return
+    if ((await insertLsn(pg)) > lsn) return
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   throw new Error('the checkpointer wrote no WAL after pg_reload_conf()')
 }
 
 async function setFullPageWrites(pg: PgCluster, on: boolean): Promise<void> {
-  const before = await pg.psql('SELECT pg_current_wal_insert_lsn()')
+  const before = await insertLsn(pg)
   const change = on ? 'ALTER SYSTEM RESET full_page_writes' : 'ALTER SYSTEM SET full_page_writes = off'
-  await pg.psql(`${change};\nSELECT pg_reload_conf();`)
+  await pg.sql([change, 'SELECT pg_reload_conf()'])
   await waitForWalAfter(pg, before)
 }
 
@@ -433,54 +438,81 @@ async function runWorkload(pg: PgCluster): Promise<void> {
   await fs.mkdir(tablespaceDir)
   const owner = await fs.stat(pg.baseDir)
   await fs.chown(tablespaceDir, owner.uid, owner.gid)
-  await pg.psql(`
-CREATE TABLE t (id int PRIMARY KEY, v text);
-INSERT INTO t SELECT g, 'x' FROM generate_series(1, 10) g;
-CREATE TABLE d1 (a int);
-BEGIN; SAVEPOINT s1; INSERT INTO t VALUES (100); SAVEPOINT s2; INSERT INTO t VALUES (101); RELEASE s2;
-DROP TABLE d1; COMMIT;
-BEGIN; CREATE TABLE a1 (a int); INSERT INTO a1 VALUES (1); ROLLBACK;
-BEGIN; INSERT INTO t VALUES (200); PREPARE TRANSACTION 'gid-commit'; COMMIT PREPARED 'gid-commit';
-BEGIN; CREATE TABLE p2 (a int); PREPARE TRANSACTION 'gid-abort'; ROLLBACK PREPARED 'gid-abort';
-BEGIN; SELECT * FROM t WHERE id = 1 FOR KEY SHARE; SAVEPOINT a; SELECT * FROM t WHERE id = 1 FOR UPDATE; COMMIT;
-CREATE TABLE many (a int);
-DO $$ BEGIN FOR i IN 1..70 LOOP BEGIN INSERT INTO many VALUES (i); EXCEPTION WHEN others THEN NULL; END; END LOOP;
-END $$;
-DO $$ BEGIN FOR i IN 1..(32768 + 5 - txid_current()::int) LOOP PERFORM txid_current(); COMMIT; END LOOP; END $$;
-CREATE DATABASE dbc STRATEGY FILE_COPY;
-CREATE DATABASE dbw STRATEGY WAL_LOG;
-DROP DATABASE dbc;
-BEGIN; CREATE TABLE tt (a int); INSERT INTO tt VALUES (1); TRUNCATE tt; COMMIT;
-TRUNCATE t;
-VACUUM FULL pg_class;
-SELECT pg_create_restore_point('rp-records');
-CREATE TABLESPACE ts1 LOCATION '${tablespaceDir}';
-CREATE TABLE in_ts (a int) TABLESPACE ts1;
-DROP TABLE in_ts;
-DROP TABLESPACE ts1;
-CREATE TABLE vm (a int, pad text);
-INSERT INTO vm SELECT g, repeat('x', 100) FROM generate_series(1, 600) g;
-VACUUM (FREEZE) vm;
-UPDATE vm SET pad = repeat('z', 3000) WHERE a = 100;
-DELETE FROM vm WHERE a = 500;
-COPY vm FROM stdin;
-601\ta
-602\tb
-\\.
-UPDATE vm SET pad = 'y' WHERE a = 200;
-SELECT * FROM vm WHERE a = 400 FOR UPDATE;
-CHECKPOINT;
-SELECT pg_backup_start('records', true);
-SELECT * FROM pg_backup_stop(false);
-`)
+  // pg has no COPY FROM STDIN, so the server reads the rows from a file.
+  const copyFile = path.join(pg.baseDir, 'vm.copy')
+  await fs.writeFile(copyFile, '601\ta\n602\tb\n')
+  await pg.sql([
+    'CREATE TABLE t (id int PRIMARY KEY, v text)',
+    "INSERT INTO t SELECT g, 'x' FROM generate_series(1, 10) g",
+    'CREATE TABLE d1 (a int)',
+    'BEGIN',
+    'SAVEPOINT s1',
+    'INSERT INTO t VALUES (100)',
+    'SAVEPOINT s2',
+    'INSERT INTO t VALUES (101)',
+    'RELEASE s2',
+    'DROP TABLE d1',
+    'COMMIT',
+    'BEGIN',
+    'CREATE TABLE a1 (a int)',
+    'INSERT INTO a1 VALUES (1)',
+    'ROLLBACK',
+    'BEGIN',
+    'INSERT INTO t VALUES (200)',
+    "PREPARE TRANSACTION 'gid-commit'",
+    "COMMIT PREPARED 'gid-commit'",
+    'BEGIN',
+    'CREATE TABLE p2 (a int)',
+    "PREPARE TRANSACTION 'gid-abort'",
+    "ROLLBACK PREPARED 'gid-abort'",
+    'BEGIN',
+    'SELECT * FROM t WHERE id = 1 FOR KEY SHARE',
+    'SAVEPOINT a',
+    'SELECT * FROM t WHERE id = 1 FOR UPDATE',
+    'COMMIT',
+    'CREATE TABLE many (a int)',
+    `DO $$ BEGIN FOR i IN 1..70 LOOP BEGIN INSERT INTO many VALUES (i); EXCEPTION WHEN others THEN NULL; END; END LOOP;
+END $$`,
+    'DO $$ BEGIN FOR i IN 1..(32768 + 5 - txid_current()::int) LOOP PERFORM txid_current(); COMMIT; END LOOP; END $$',
+    'CREATE DATABASE dbc STRATEGY FILE_COPY',
+    'CREATE DATABASE dbw STRATEGY WAL_LOG',
+    'DROP DATABASE dbc',
+    'BEGIN',
+    'CREATE TABLE tt (a int)',
+    'INSERT INTO tt VALUES (1)',
+    'TRUNCATE tt',
+    'COMMIT',
+    'TRUNCATE t',
+    'VACUUM FULL pg_class',
+    "SELECT pg_create_restore_point('rp-records')",
+    `CREATE TABLESPACE ts1 LOCATION '${tablespaceDir}'`,
+    'CREATE TABLE in_ts (a int) TABLESPACE ts1',
+    'DROP TABLE in_ts',
+    'DROP TABLESPACE ts1',
+    'CREATE TABLE vm (a int, pad text)',
+    "INSERT INTO vm SELECT g, repeat('x', 100) FROM generate_series(1, 600) g",
+    'VACUUM (FREEZE) vm',
+    "UPDATE vm SET pad = repeat('z', 3000) WHERE a = 100",
+    'DELETE FROM vm WHERE a = 500',
+    `COPY vm FROM '${copyFile}'`,
+    "UPDATE vm SET pad = 'y' WHERE a = 200",
+    'SELECT * FROM vm WHERE a = 400 FOR UPDATE',
+    'CHECKPOINT',
+    "SELECT pg_backup_start('records', true)",
+    'SELECT * FROM pg_backup_stop(false)',
+  ])
   await setFullPageWrites(pg, false)
   await setFullPageWrites(pg, true)
-  await pg.psql('ALTER SYSTEM SET max_connections = 50')
+  await pg.sql('ALTER SYSTEM SET max_connections = 50')
   await pg.stop()
   await pg.start()
   // Left prepared across the shutdown checkpoint, which writes its state file to pg_twophase.
-  await pg.psql(`CREATE TABLE tp (a int);
-BEGIN; INSERT INTO tp VALUES (1); PREPARE TRANSACTION 'gid-open';`)
+  await pg.sql([
+    'CREATE TABLE tp (a int)',
+    'BEGIN',
+    'INSERT INTO tp VALUES (1)',
+    "PREPARE TRANSACTION 'gid-open'",
+  ])
 }
 
 describe('WAL record parsers on real PostgreSQL 15 WAL', () => {
@@ -491,12 +523,16 @@ describe('WAL record parsers on real PostgreSQL 15 WAL', () => {
         settings: { wal_level: 'logical', max_prepared_transactions: 5, wal_keep_size: '1GB' },
       },
       async (pg) => {
-        const start = parseLsn(await pg.psql('SELECT pg_current_wal_insert_lsn()'))
+        const start = await insertLsn(pg)
         await runWorkload(pg)
-        const pgClassNode = Number(await pg.psql("SELECT pg_relation_filenode('pg_class')"))
-        const openXid = Number(
-          await pg.psql("SELECT transaction FROM pg_prepared_xacts WHERE gid = 'gid-open'"),
+        const [{ pgClassNode }] = await pg.query<{ pgClassNode: number }>(
+          `SELECT pg_relation_filenode('pg_class') AS "pgClassNode"`,
         )
+        // xid has no pg type parser, so it arrives as text.
+        const [{ xid }] = await pg.query<{ xid: string }>(
+          "SELECT transaction AS xid FROM pg_prepared_xacts WHERE gid = 'gid-open'",
+        )
+        const openXid = Number(xid)
         await pg.stop()
 
         const reader = new SegmentReader(pg.walDir)

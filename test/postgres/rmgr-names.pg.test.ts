@@ -3,7 +3,8 @@
  * many record types, then compare pg_waldump's `rmgr:` and `desc:` columns for every record with what
  * we compute from the raw xl_rmid / xl_info bytes read straight out of the segment files.
  *
- * Self-contained on purpose (no shared harness): it only needs a PG15 installation.
+ * Self-contained on purpose (no cluster harness): it only needs a PG15 installation. Its SQL goes through
+ * the harness's node-postgres helper, though.
  */
 import {
   chownSync,
@@ -29,6 +30,7 @@ import {
   XLOG_BLCKSZ,
 } from '../../src/postgres/lsn.js'
 import { recordTypeName, rmgrName } from '../../src/postgres/rmgr.js'
+import { query, queryText } from '../harness/sql.js'
 
 const PG_BIN = '/usr/lib/postgresql/15/bin'
 const SIZE_OF_XLOG_RECORD = 24
@@ -54,66 +56,66 @@ async function freePort(): Promise<number> {
 }
 
 /**
- * Run as one psql script, hence one session, which pg_backup_start/stop need. Each block is there for
- * the record types named in its comment.
+ * Statements run one by one on one session, which pg_backup_start/stop need. Each block is there for the
+ * record types named in its comment.
  */
-function workload(dir: string): string {
-  return `
-CREATE EXTENSION bloom;
-SELECT pg_create_logical_replication_slot('zenith_slot', 'test_decoding');
+function workload(dir: string): string[] {
+  return [
+    'CREATE EXTENSION bloom',
+    "SELECT pg_create_logical_replication_slot('zenith_slot', 'test_decoding')",
 
--- Heap2 MULTI_INSERT(+INIT) from COPY, then indexes of every access method (XLOG FPI, BRIN CREATE_INDEX,
--- Hash INIT_META_PAGE / INIT_BITMAP_PAGE, Storage CREATE, Heap INPLACE, Transaction INVALIDATION, Heap2 NEW_CID)
-CREATE TABLE t (id int PRIMARY KEY, v text, n int, arr int[], p point, c int);
-COPY t FROM '${dir}/t.copy';
-CREATE INDEX t_v ON t (v) WITH (fillfactor = 100);
-CREATE INDEX t_n ON t (n);
-CREATE INDEX t_gin ON t USING gin (arr) WITH (fastupdate = on);
-CREATE INDEX t_gist ON t USING gist (p);
-CREATE INDEX t_spgist ON t USING spgist (p);
-CREATE INDEX t_brin ON t USING brin (id) WITH (pages_per_range = 1);
-CREATE INDEX t_bloom ON t USING bloom (id, n);
+    // Heap2 MULTI_INSERT(+INIT) from COPY, then indexes of every access method (XLOG FPI, BRIN CREATE_INDEX,
+    // Hash INIT_META_PAGE / INIT_BITMAP_PAGE, Storage CREATE, Heap INPLACE, Transaction INVALIDATION, Heap2 NEW_CID)
+    'CREATE TABLE t (id int PRIMARY KEY, v text, n int, arr int[], p point, c int)',
+    `COPY t FROM '${dir}/t.copy'`,
+    'CREATE INDEX t_v ON t (v) WITH (fillfactor = 100)',
+    'CREATE INDEX t_n ON t (n)',
+    'CREATE INDEX t_gin ON t USING gin (arr) WITH (fastupdate = on)',
+    'CREATE INDEX t_gist ON t USING gist (p)',
+    'CREATE INDEX t_spgist ON t USING spgist (p)',
+    'CREATE INDEX t_brin ON t USING brin (id) WITH (pages_per_range = 1)',
+    'CREATE INDEX t_bloom ON t USING bloom (id, n)',
 
--- Heap INSERT, Btree INSERT_LEAF / SPLIT_* / DEDUP, Gin INSERT_LISTPAGE, Gist / SPGist / BRIN / Generic inserts
-INSERT INTO t SELECT g, md5(g::text), g % 20, ARRAY[g % 10, g % 7], point(g % 97, g % 89), 0
-  FROM generate_series(3001, 3400) g;
--- Heap UPDATE (indexed column) and HOT_UPDATE (unindexed column), BRIN SAMEPAGE_UPDATE / UPDATE
-UPDATE t SET v = v || 'x' WHERE id % 50 = 0;
-UPDATE t SET c = c + 1 WHERE id % 40 = 0;
--- Heap DELETE, then VACUUM: Heap2 PRUNE / VACUUM / VISIBLE, Btree VACUUM / MARK_PAGE_HALFDEAD / UNLINK_PAGE,
--- Gin cleanup of the pending list, Storage TRUNCATE at the tail
-DELETE FROM t WHERE id BETWEEN 1 AND 1500 OR id > 3300;
-VACUUM t;
-VACUUM FREEZE t;
-SELECT brin_desummarize_range('t_brin', 0);
-SELECT brin_summarize_new_values('t_brin');
+    // Heap INSERT, Btree INSERT_LEAF / SPLIT_* / DEDUP, Gin INSERT_LISTPAGE, Gist / SPGist / BRIN / Generic inserts
+    `INSERT INTO t SELECT g, md5(g::text), g % 20, ARRAY[g % 10, g % 7], point(g % 97, g % 89), 0
+  FROM generate_series(3001, 3400) g`,
+    // Heap UPDATE (indexed column) and HOT_UPDATE (unindexed column), BRIN SAMEPAGE_UPDATE / UPDATE
+    "UPDATE t SET v = v || 'x' WHERE id % 50 = 0",
+    'UPDATE t SET c = c + 1 WHERE id % 40 = 0',
+    // Heap DELETE, then VACUUM: Heap2 PRUNE / VACUUM / VISIBLE, Btree VACUUM / MARK_PAGE_HALFDEAD / UNLINK_PAGE,
+    // Gin cleanup of the pending list, Storage TRUNCATE at the tail
+    'DELETE FROM t WHERE id BETWEEN 1 AND 1500 OR id > 3300',
+    'VACUUM t',
+    'VACUUM FREEZE t',
+    "SELECT brin_desummarize_range('t_brin', 0)",
+    "SELECT brin_summarize_new_values('t_brin')",
 
--- Hash inserts that split buckets and add overflow pages
-CREATE TABLE h (id int);
-CREATE INDEX h_hash ON h USING hash (id) WITH (fillfactor = 10);
-INSERT INTO h SELECT g FROM generate_series(1, 600) g;
-INSERT INTO h SELECT 7 FROM generate_series(1, 300);
-DELETE FROM h WHERE id % 3 = 0;
-VACUUM h;
+    // Hash inserts that split buckets and add overflow pages
+    'CREATE TABLE h (id int)',
+    'CREATE INDEX h_hash ON h USING hash (id) WITH (fillfactor = 10)',
+    'INSERT INTO h SELECT g FROM generate_series(1, 600) g',
+    'INSERT INTO h SELECT 7 FROM generate_series(1, 300)',
+    'DELETE FROM h WHERE id % 3 = 0',
+    'VACUUM h',
 
--- Heap HEAP_CONFIRM (speculative insertion), LOCK, MultiXact CREATE_ID (a lock taken again by a subxact)
-CREATE TABLE u (id int PRIMARY KEY, v int);
-INSERT INTO u SELECT g, g FROM generate_series(1, 10) g ON CONFLICT DO NOTHING;
-INSERT INTO u VALUES (1, 1) ON CONFLICT DO NOTHING;
-BEGIN;
-SELECT * FROM u WHERE id = 1 FOR SHARE;
-SAVEPOINT s1;
-SELECT * FROM u WHERE id = 1 FOR UPDATE;
-UPDATE u SET v = 2 WHERE id = 2;
-ROLLBACK TO SAVEPOINT s1;
-RELEASE SAVEPOINT s1;
-COMMIT;
--- Transaction ABORT
-BEGIN;
-INSERT INTO u VALUES (100, 100);
-ROLLBACK;
--- Transaction ASSIGNMENT: more than 64 subtransactions with xids
-DO $$
+    // Heap HEAP_CONFIRM (speculative insertion), LOCK, MultiXact CREATE_ID (a lock taken again by a subxact)
+    'CREATE TABLE u (id int PRIMARY KEY, v int)',
+    'INSERT INTO u SELECT g, g FROM generate_series(1, 10) g ON CONFLICT DO NOTHING',
+    'INSERT INTO u VALUES (1, 1) ON CONFLICT DO NOTHING',
+    'BEGIN',
+    'SELECT * FROM u WHERE id = 1 FOR SHARE',
+    'SAVEPOINT s1',
+    'SELECT * FROM u WHERE id = 1 FOR UPDATE',
+    'UPDATE u SET v = 2 WHERE id = 2',
+    'ROLLBACK TO SAVEPOINT s1',
+    'RELEASE SAVEPOINT s1',
+    'COMMIT',
+    // Transaction ABORT
+    'BEGIN',
+    'INSERT INTO u VALUES (100, 100)',
+    'ROLLBACK',
+    // Transaction ASSIGNMENT: more than 64 subtransactions with xids
+    `DO $$
 BEGIN
   FOR i IN 1..70 LOOP
     BEGIN
@@ -121,61 +123,61 @@ BEGIN
     EXCEPTION WHEN OTHERS THEN NULL;
     END;
   END LOOP;
-END $$;
--- Transaction PREPARE / COMMIT_PREPARED / ABORT_PREPARED
-BEGIN;
-INSERT INTO u VALUES (200, 200);
-PREPARE TRANSACTION 'zenith_p1';
-COMMIT PREPARED 'zenith_p1';
-BEGIN;
-INSERT INTO u VALUES (201, 201);
-PREPARE TRANSACTION 'zenith_p2';
-ROLLBACK PREPARED 'zenith_p2';
+END $$`,
+    // Transaction PREPARE / COMMIT_PREPARED / ABORT_PREPARED
+    'BEGIN',
+    'INSERT INTO u VALUES (200, 200)',
+    "PREPARE TRANSACTION 'zenith_p1'",
+    "COMMIT PREPARED 'zenith_p1'",
+    'BEGIN',
+    'INSERT INTO u VALUES (201, 201)',
+    "PREPARE TRANSACTION 'zenith_p2'",
+    "ROLLBACK PREPARED 'zenith_p2'",
 
--- Heap TRUNCATE (wal_level=logical), Standby LOCK
-CREATE TABLE tr (id int);
-INSERT INTO tr VALUES (1);
-TRUNCATE tr;
--- Storage TRUNCATE: truncating a table in the transaction that created it truncates its files in place
-BEGIN;
-CREATE TABLE tr2 (id int);
-INSERT INTO tr2 VALUES (1);
-TRUNCATE tr2;
-COMMIT;
--- Sequence LOG
-CREATE SEQUENCE s;
-SELECT nextval('s') FROM generate_series(1, 50);
--- LogicalMessage MESSAGE
-SELECT pg_logical_emit_message(true, 'zenith', 'transactional');
-SELECT pg_logical_emit_message(false, 'zenith', 'not transactional');
--- ReplicationOrigin SET / DROP
-SELECT pg_replication_origin_create('zenith_origin');
-SELECT pg_replication_origin_advance('zenith_origin', '0/12345678');
-SELECT pg_replication_origin_drop('zenith_origin');
--- Heap2 REWRITE (catalog rewrite while a logical slot exists) and RelMap UPDATE
-VACUUM FULL pg_class;
--- Database CREATE_WAL_LOG / CREATE_FILE_COPY / DROP
-CREATE DATABASE d_wal STRATEGY WAL_LOG;
-CREATE DATABASE d_copy STRATEGY FILE_COPY;
-DROP DATABASE d_wal;
-DROP DATABASE d_copy;
--- Tablespace CREATE / DROP
-CREATE TABLESPACE zts LOCATION '${dir}/ts';
-CREATE TABLE in_ts (id int) TABLESPACE zts;
-DROP TABLE in_ts;
-DROP TABLESPACE zts;
--- XLOG RESTORE_POINT, BACKUP_END, CHECKPOINT_ONLINE, FPI_FOR_HINT (hint bits after a checkpoint), SWITCH
-SELECT pg_create_restore_point('zenith_rp');
-SELECT pg_backup_start('zenith', true);
-SELECT * FROM pg_backup_stop(false);
-CREATE TABLE hints (id int);
-INSERT INTO hints SELECT generate_series(1, 500);
-CHECKPOINT;
-SELECT count(*) FROM hints;
-SELECT pg_drop_replication_slot('zenith_slot');
-SELECT pg_switch_wal();
-INSERT INTO hints VALUES (0);
-`
+    // Heap TRUNCATE (wal_level=logical), Standby LOCK
+    'CREATE TABLE tr (id int)',
+    'INSERT INTO tr VALUES (1)',
+    'TRUNCATE tr',
+    // Storage TRUNCATE: truncating a table in the transaction that created it truncates its files in place
+    'BEGIN',
+    'CREATE TABLE tr2 (id int)',
+    'INSERT INTO tr2 VALUES (1)',
+    'TRUNCATE tr2',
+    'COMMIT',
+    // Sequence LOG
+    'CREATE SEQUENCE s',
+    "SELECT nextval('s') FROM generate_series(1, 50)",
+    // LogicalMessage MESSAGE
+    "SELECT pg_logical_emit_message(true, 'zenith', 'transactional')",
+    "SELECT pg_logical_emit_message(false, 'zenith', 'not transactional')",
+    // ReplicationOrigin SET / DROP
+    "SELECT pg_replication_origin_create('zenith_origin')",
+    "SELECT pg_replication_origin_advance('zenith_origin', '0/12345678')",
+    "SELECT pg_replication_origin_drop('zenith_origin')",
+    // Heap2 REWRITE (catalog rewrite while a logical slot exists) and RelMap UPDATE
+    'VACUUM FULL pg_class',
+    // Database CREATE_WAL_LOG / CREATE_FILE_COPY / DROP
+    'CREATE DATABASE d_wal STRATEGY WAL_LOG',
+    'CREATE DATABASE d_copy STRATEGY FILE_COPY',
+    'DROP DATABASE d_wal',
+    'DROP DATABASE d_copy',
+    // Tablespace CREATE / DROP
+    `CREATE TABLESPACE zts LOCATION '${dir}/ts'`,
+    'CREATE TABLE in_ts (id int) TABLESPACE zts',
+    'DROP TABLE in_ts',
+    'DROP TABLESPACE zts',
+    // XLOG RESTORE_POINT, BACKUP_END, CHECKPOINT_ONLINE, FPI_FOR_HINT (hint bits after a checkpoint), SWITCH
+    "SELECT pg_create_restore_point('zenith_rp')",
+    "SELECT pg_backup_start('zenith', true)",
+    'SELECT * FROM pg_backup_stop(false)',
+    'CREATE TABLE hints (id int)',
+    'INSERT INTO hints SELECT generate_series(1, 500)',
+    'CHECKPOINT',
+    'SELECT count(*) FROM hints',
+    "SELECT pg_drop_replication_slot('zenith_slot')",
+    'SELECT pg_switch_wal()',
+    'INSERT INTO hints VALUES (0)',
+  ]
 }
 
 function copyData(): string {
@@ -221,7 +223,6 @@ describe('rmgr names against pg_waldump', () => {
     try {
       mkdirSync(join(dir, 'ts'))
       writeFileSync(join(dir, 't.copy'), copyData())
-      writeFileSync(join(dir, 'workload.sql'), workload(dir))
       if (asRoot) {
         const uid = Number((await execa('id', ['-u', 'postgres'])).stdout)
         const gid = Number((await execa('id', ['-g', 'postgres'])).stdout)
@@ -247,13 +248,12 @@ describe('rmgr names against pg_waldump', () => {
       await pgTool('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-o', options, 'start'])
       started = true
 
-      const env = { PGHOST: dir, PGPORT: `${port}`, PGUSER: 'postgres', PGDATABASE: 'postgres' }
-      const psql = (args: string[]) =>
-        execa(join(PG_BIN, 'psql'), ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', ...args], { env })
-      const lsnNow = async () => (await psql(['-c', 'SELECT pg_current_wal_insert_lsn()'])).stdout.trim()
+      const connstr = `postgresql://postgres@${encodeURIComponent(dir)}:${port}/postgres`
+      const lsnNow = async () =>
+        (await query<{ lsn: string }>(connstr, 'SELECT pg_current_wal_insert_lsn() AS lsn'))[0].lsn
 
       const start = await lsnNow()
-      await psql(['-f', join(dir, 'workload.sql')])
+      await queryText(connstr, workload(dir))
       const end = await lsnNow()
 
       await pgTool('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop'])

@@ -45,9 +45,11 @@ describe.each(COMPRESSIONS)('WAL written with wal_compression=%s', (compression)
         max_prepared_transactions: 5,
       },
     })
-    start = await pg.psql('SELECT pg_current_wal_insert_lsn()')
+    const insertLsn = async () =>
+      (await pg.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn() AS lsn'))[0].lsn
+    start = await insertLsn()
     await runVariedWorkload(pg)
-    end = await pg.psql('SELECT pg_current_wal_insert_lsn()')
+    end = await insertLsn()
     await pg.stop()
   })
 

@@ -218,15 +218,17 @@ describe('PgClient password authentication', () => {
 
   beforeAll(async () => {
     for (const [role, { password, encryption }] of Object.entries(roles)) {
-      await pg.psql(
-        `SET password_encryption = '${encryption}'; CREATE ROLE ${role} LOGIN PASSWORD '${password}'`,
-      )
+      // One session, so that the SET applies to the CREATE ROLE after it.
+      await pg.sql([
+        `SET password_encryption = '${encryption}'`,
+        `CREATE ROLE ${role} LOGIN PASSWORD '${password}'`,
+      ])
     }
     const hbaPath = path.join(pg.datadir, 'pg_hba.conf')
     const hba = await fs.readFile(hbaPath, 'utf8')
     const lines = Object.entries(roles).map(([role, { method }]) => `host all ${role} 127.0.0.1/32 ${method}`)
     await fs.writeFile(hbaPath, `${lines.join('\n')}\n${hba}`)
-    await pg.psql('SELECT pg_reload_conf()')
+    await pg.sql('SELECT pg_reload_conf()')
     // The reload is asynchronous: wait until a wrong password stops being trusted.
     const deadline = Date.now() + 10_000
     for (;;) {
