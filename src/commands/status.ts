@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core'
 import chalk from 'chalk'
 import { ClusterCommand, table } from '../cli/cluster-command.js'
+import { diedLines } from '../cli/pageserver-status.js'
 import { clusterStatus } from '../control/cluster.js'
 
 export default class Status extends ClusterCommand {
@@ -16,11 +17,12 @@ export default class Status extends ClusterCommand {
       return
     }
     const p = s.pageserver
-    const state = p.running ? chalk.green(`running (pid ${p.pid})`) : chalk.red('stopped')
+    const state = p.running ? chalk.green(`running (pid ${p.pid})`) : chalk.red(p.state)
     process.stdout.write(`repo dir    ${s.repo_dir}\n`)
     process.stdout.write(
       `pageserver  ${state}, http ${p.http}, pg ${p.pg}${p.running && !p.reachable ? chalk.yellow(', not answering') : ''}\n`,
     )
+    process.stdout.write(diedLines(p, '            '))
     if (s.endpoints.length === 0) {
       process.stdout.write('endpoints   none\n')
       return

@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core'
 import chalk from 'chalk'
 import { ClusterCommand } from '../../cli/cluster-command.js'
+import { diedLines } from '../../cli/pageserver-status.js'
 import { pageserverStatus } from '../../control/pageserver-process.js'
 
 export default class PageserverStatus extends ClusterCommand {
@@ -11,9 +12,10 @@ export default class PageserverStatus extends ClusterCommand {
     const { flags } = await this.parse(PageserverStatus)
     const s = await pageserverStatus(this.repoDir(flags))
     if (flags.json) return this.printJson(s)
-    const state = s.running ? chalk.green(`running (pid ${s.pid})`) : chalk.red('stopped')
+    const state = s.running ? chalk.green(`running (pid ${s.pid})`) : chalk.red(s.state)
     process.stdout.write(
       `pageserver ${state}, http ${s.http}, pg ${s.pg}${s.running && !s.reachable ? ', not answering' : ''}\n`,
     )
+    process.stdout.write(diedLines(s))
   }
 }
