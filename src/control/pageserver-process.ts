@@ -100,7 +100,7 @@ export async function pageserverStatus(repoDir: string): Promise<PageserverStatu
  * (level ERROR, the stack as a field) and exit code 1, instead of a Node trace on stderr that an
  * embedded pageserver's log never sees. Returns the function that removes the handlers again.
  */
-export function exitOnCrash(log: Logger, exit: (code: number) => void = process.exit): () => void {
+function exitOnCrash(log: Logger): () => void {
   let crashed = false
   const handler = (what: string) => (err: unknown) => {
     // Closing the log can fail in turn; the first failure is the one that explains the crash.
@@ -110,7 +110,7 @@ export function exitOnCrash(log: Logger, exit: (code: number) => void = process.
       error: err instanceof Error ? err.message : String(err),
       stack: err instanceof Error ? err.stack : undefined,
     })
-    void log.close().finally(() => exit(1))
+    void log.close().finally(() => process.exit(1))
   }
   const onException = handler('uncaught exception')
   const onRejection = handler('unhandled rejection')
