@@ -25,8 +25,16 @@ export function renderEndpoints(
 }
 
 export function renderPageserverState(out: Output, p: PageserverStatus): string {
-  const state = p.running ? out.good(`running (pid ${p.pid})`) : out.bad('stopped')
+  const state = p.running ? out.good(`running (pid ${p.pid})`) : out.bad(p.state)
   return `${state}, http ${p.http}, pg ${p.pg}${p.running && !p.reachable ? out.warn(', not answering') : ''}`
+}
+
+/** For a pageserver that died: where its log is and how it ends, one line each; else none. */
+export function renderDied(p: PageserverStatus): string[] {
+  if (p.state !== 'died') return []
+  const tail = p.last_log_lines ?? []
+  const head = tail.length > 0 ? `its log ${p.log_file} ends:` : `its log ${p.log_file} is empty`
+  return [head, ...tail.map((l) => `  ${l}`)]
 }
 
 /** Branches as a tree: each child under its ancestor with the LSN it branched at. */

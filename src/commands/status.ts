@@ -1,5 +1,5 @@
 import { ClusterCommand } from '../cli/cluster-command.js'
-import { renderEndpoints, renderPageserverState } from '../cli/render.js'
+import { renderDied, renderEndpoints, renderPageserverState } from '../cli/render.js'
 import { type ClusterStatus, clusterStatus } from '../control/cluster.js'
 
 export default class Status extends ClusterCommand {
@@ -20,6 +20,7 @@ export default class Status extends ClusterCommand {
       this.out.fields([
         ['repo dir', s.repo_dir],
         ['pageserver', renderPageserverState(this.out, s.pageserver)],
+        ...renderDied(s.pageserver).map((l) => ['', l] as [string, string]),
         ['endpoints', s.endpoints.length === 0 ? 'none' : String(s.endpoints.length)],
       ]),
     )

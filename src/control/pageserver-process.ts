@@ -2,6 +2,10 @@
  * The pageserver as the control plane runs it: a detached child (`zenith pageserver start`, logging to
  * pageserver/pageserver.log, found again through pageserver/pageserver.pid), or in this very process
  * (`zenith start --embedded`, `zenith pageserver run`). Both run the same Pageserver code.
+ *
+ * Only a clean stop removes the pid file. A pageserver that was killed or crashed leaves it behind,
+ * naming a pid that is gone: that is how `pageserverStatus` tells "died" from "stopped", and why a
+ * crash is logged (with its stack) before the process exits.
  */
 
 import { existsSync, readFileSync, rmSync } from 'node:fs'
@@ -18,7 +22,16 @@ import {
   pageserverPidFile,
 } from './layout.js'
 import { packageRoot } from './package-root.js'
-import { isAlive, PortBusyError, portInUse, readPidFile, startDetached, stopByPidFile } from './process.js'
+import {
+  isAlive,
+  lastLogLines,
+  PortBusyError,
+  portInUse,
+  readPidFile,
+  stalePid,
+  startDetached,
+  stopByPidFile,
+} from './process.js'
 
 export class PageserverStateError extends ZenithError {
   static override kind: ErrorKind = 'unavailable'
@@ -46,25 +59,66 @@ async function checkPorts(repoDir: string): Promise<void> {
   }
 }
 
+/** How many of a dead pageserver's last log lines its status shows. */
+const DIED_LOG_LINES = 10
+
 export interface PageserverStatus {
+  /** `died`: not running, yet nothing stopped it cleanly (killed, crashed). */
+  state: 'running' | 'stopped' | 'died'
   running: boolean
   pid: number | null
   http: string
   pg: string
   /** The HTTP API answers. */
   reachable: boolean
+  log_file: string
+  /** Only when it died: the end of its log, oldest first, which should say why. */
+  last_log_lines?: string[]
 }
 
 export async function pageserverStatus(repoDir: string): Promise<PageserverStatus> {
   const cfg = pageserverConfigOf(repoDir)
-  const pid = readPidFile(pageserverPidFile(repoDir))
+  const pidFile = pageserverPidFile(repoDir)
+  const pid = readPidFile(pidFile)
   const running = pid !== null && isAlive(pid)
+  const died = !running && stalePid(pidFile)
+  const logFile = pageserverLogFile(repoDir)
   return {
+    state: running ? 'running' : died ? 'died' : 'stopped',
     running,
     pid: running ? pid : null,
     http: `${cfg.listenHttpAddr.host}:${cfg.listenHttpAddr.port}`,
     pg: `${cfg.listenPgAddr.host}:${cfg.listenPgAddr.port}`,
     reachable: running && (await pageserverClientOf(repoDir).isUp()),
+    log_file: logFile,
+    ...(died ? { last_log_lines: lastLogLines(logFile, DIED_LOG_LINES) } : {}),
+  }
+}
+
+/**
+ * Makes an uncaught exception or unhandled rejection end the process as the pageserver's last log line
+ * (level ERROR, the stack as a field) and exit code 1, instead of a Node trace on stderr that an
+ * embedded pageserver's log never sees. Returns the function that removes the handlers again.
+ */
+function exitOnCrash(log: Logger): () => void {
+  let crashed = false
+  const handler = (what: string) => (err: unknown) => {
+    // Closing the log can fail in turn; the first failure is the one that explains the crash.
+    if (crashed) return
+    crashed = true
+    log('error', what, {
+      error: err instanceof Error ? err.message : String(err),
+      stack: err instanceof Error ? err.stack : undefined,
+    })
+    void log.close().finally(() => process.exit(1))
+  }
+  const onException = handler('uncaught exception')
+  const onRejection = handler('unhandled rejection')
+  process.on('uncaughtException', onException)
+  process.on('unhandledRejection', onRejection)
+  return () => {
+    process.off('uncaughtException', onException)
+    process.off('unhandledRejection', onRejection)
   }
 }
 
@@ -122,11 +176,17 @@ export async function runPageserver(
   const log: Logger = opts.logToStdout
     ? createLogger({ stream: process.stdout })
     : createLogger({ file: pageserverLogFile(repoDir) })
+  const removeCrashHandlers = exitOnCrash(log)
   let ps: Pageserver
   try {
-    ps = await Pageserver.start(pageserverDir(repoDir), { log })
+    // Read here rather than by Pageserver.start: its log level applies from the first line on, and a
+    // config that cannot be read is still logged, at the default level.
+    const config = pageserverConfigOf(repoDir)
+    log.level = config.logLevel
+    ps = await Pageserver.start(pageserverDir(repoDir), { log, config })
   } catch (err) {
     log('error', 'pageserver failed to start', { error: (err as Error).message })
+    removeCrashHandlers()
     await log.close()
     throw err
   }
@@ -136,6 +196,7 @@ export async function runPageserver(
     stop: async () => {
       await ps.stop()
       if (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() === String(process.pid)) rmSync(pidFile)
+      removeCrashHandlers()
       await log.close()
     },
   }

@@ -5,6 +5,7 @@
  *     readPidFile(file)          pid or null (missing, empty or garbled file)
  *     isAlive(pid)               signal 0 reaches it (EPERM counts: the process exists); zombies are dead
  *     stalePid(file)             the pid file names a process that is gone
+ *     lastLogLines(file, n)      the log's last n non-empty lines, for a post-mortem
  *     startDetached(opts)        { pid, alreadyRunning }: idempotent; waits until opts.ready() holds
  *     stopByPidFile(opts)        { wasRunning }: idempotent; signal, wait, SIGKILL after the timeout
  *     portInUse(host, port)      something listens there already
@@ -25,6 +26,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readSync,
   rmSync,
 } from 'node:fs'
 import net from 'node:net'
@@ -38,6 +40,8 @@ const DEFAULT_START_TIMEOUT_MS = 30_000
 /** After a failed start or a SIGKILL, how long to wait for the process to be gone before giving up. */
 const KILL_WAIT_MS = 5_000
 const MAX_LOG_LINE_LENGTH = 300
+/** How much of a log's end lastLogLines reads: a log grows without bound, its last lines are short. */
+const LOG_TAIL_BYTES = 64 * 1024
 
 export class ProcessStartError extends ZenithError {
   static override kind: ErrorKind = 'external'
@@ -219,20 +223,38 @@ async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boo
 
 /** The last non-empty line the log got from `offset` on, cut to a length that fits a one-line message. */
 function lastLogLine(file: string, offset: number): string | undefined {
+  const [line] = lastLogLines(file, 1, offset)
+  if (line === undefined) return undefined
+  return line.length > MAX_LOG_LINE_LENGTH ? `${line.slice(0, MAX_LOG_LINE_LENGTH)}...` : line
+}
+
+/**
+ * The last `count` non-empty lines of a log, from `offset` on, oldest first; none when the file cannot be
+ * read. Only the last 64 KiB are read, so very long lines may leave fewer.
+ */
+export function lastLogLines(file: string, count: number, offset = 0): string[] {
   let text: string
   try {
-    const data = readFileSync(file)
-    text = data.subarray(Math.min(offset, data.length)).toString('utf8')
+    const fd = openSync(file, 'r')
+    try {
+      const size = fstatSync(fd).size
+      const start = Math.min(size, Math.max(offset, size - LOG_TAIL_BYTES))
+      const buf = Buffer.alloc(size - start)
+      const n = readSync(fd, buf, 0, buf.length, start)
+      text = buf.subarray(0, n).toString('utf8')
+      // Started inside a line: its head is not in the buffer.
+      if (start > offset) text = text.slice(text.indexOf('\n') + 1)
+    } finally {
+      closeSync(fd)
+    }
   } catch {
-    return undefined
+    return []
   }
-  const line = text
+  return text
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter((l) => l !== '')
-    .pop()
-  if (line === undefined) return undefined
-  return line.length > MAX_LOG_LINE_LENGTH ? `${line.slice(0, MAX_LOG_LINE_LENGTH)}...` : line
+    .slice(-count)
 }
 
 export interface StopByPidFileOptions {

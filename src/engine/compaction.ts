@@ -6,15 +6,21 @@
 import { rmSync } from 'node:fs'
 import path from 'node:path'
 import { writeFileDurable } from '../lib/durable-fs.js'
+import type { Lsn } from '../postgres/lsn.js'
 import type { MergeJob, MergeResult } from './compaction-merge.js'
 import { runLayerJobInWorker } from './layer-jobs.js'
-import type { HistoricLayer } from './layer-map.js'
+import { type HistoricLayer, totalSize } from './layer-map.js'
 import { COMPACTION_MANIFEST, type Timeline } from './timeline.js'
 
 export interface CompactionResult {
   inputs: number
   outputs: number
   entries: number
+  /** The merged chain's LSN range, end exclusive. */
+  lsnStart: Lsn
+  lsnEnd: Lsn
+  bytesIn: number
+  bytesOut: number
   elapsedMs: number
 }
 
@@ -52,12 +58,16 @@ export async function compactL0(
       outputs: result.outputs.map((p) => path.basename(p)),
     }),
   )
-  await tl.replaceLayers(chain, result.outputs)
+  const added = await tl.replaceLayers(chain, result.outputs)
   rmSync(manifest, { force: true })
   return {
     inputs: chain.length,
     outputs: result.outputs.length,
     entries: result.entries,
+    lsnStart: job.lsnStart,
+    lsnEnd: job.lsnEnd,
+    bytesIn: totalSize(chain),
+    bytesOut: totalSize(added),
     elapsedMs: Date.now() - started,
   }
 }

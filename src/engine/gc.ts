@@ -7,7 +7,7 @@
  * point P needs layer L unless P is past L's LSN range and image layers between L and P cover L's keys.
  */
 import type { Lsn } from '../postgres/lsn.js'
-import type { HistoricLayer } from './layer-map.js'
+import { type HistoricLayer, totalSize } from './layer-map.js'
 import type { Timeline } from './timeline.js'
 
 export interface GcOptions {
@@ -23,6 +23,7 @@ export interface GcResult {
   cutoff: Lsn
   layersTotal: number
   removed: number
+  bytesRemoved: number
   neededByCutoff: number
   neededByBranches: number
   elapsedMs: number
@@ -67,6 +68,7 @@ export async function gcTimeline(tl: Timeline, opts: GcOptions): Promise<GcResul
     cutoff,
     layersTotal: layers.length,
     removed: remove.length,
+    bytesRemoved: totalSize(remove),
     neededByCutoff,
     neededByBranches,
     elapsedMs: Date.now() - started,

@@ -9,7 +9,7 @@ import type { Lsn } from '../postgres/lsn.js'
 import { KEY_MAX, KEY_MIN, type KeyRange, keyStr } from './key.js'
 import { LayerFileWriter } from './layer-file.js'
 import type { HistoricLayer } from './layer-map.js'
-import type { Timeline } from './timeline.js'
+import { elapsedMs, type Timeline } from './timeline.js'
 
 /** How long image creation may hold the event loop at a time: a page read waits at most this long. */
 const SLICE_MS = 0.2
@@ -27,6 +27,9 @@ export interface ImageResult {
   partitions: number
   created: number
   keys: number
+  /** Bytes of the image layers created. */
+  bytes: number
+  elapsedMs: number
 }
 
 /** Contiguous partitions tiling the key space, each holding about `targetSize / 8 KiB` keys. */
@@ -60,10 +63,11 @@ export async function createImageLayers(
   opts: ImageOptions,
   signal?: AbortSignal,
 ): Promise<ImageResult> {
+  const started = performance.now()
   const lsn = tl.diskConsistentLsn
   const keys = tl.listKeys(lsn).filter((k) => !opts.keyFilter || opts.keyFilter(k))
   const parts = partitionKeys(keys, opts.targetSize)
-  const result: ImageResult = { lsn, partitions: parts.length, created: 0, keys: 0 }
+  const result: ImageResult = { lsn, partitions: parts.length, created: 0, keys: 0, bytes: 0, elapsedMs: 0 }
   let ki = 0
   for (const part of parts) {
     if (signal?.aborted) break
@@ -94,7 +98,8 @@ export async function createImageLayers(
           sliceStart = performance.now()
         }
       }
-      await tl.replaceLayers([], [w.finish().path])
+      const [layer] = await tl.replaceLayers([], [w.finish().path])
+      result.bytes += layer.fileSize
     } catch (err) {
       w.abort()
       throw err
@@ -102,5 +107,6 @@ export async function createImageLayers(
     result.created++
     result.keys += partKeys.length
   }
+  result.elapsedMs = elapsedMs(started)
   return result
 }

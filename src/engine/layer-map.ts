@@ -7,6 +7,10 @@ import { LayerFileReader } from './layer-file.js'
 import { isL0Desc, type LayerDesc } from './layer-name.js'
 import type { PageCache } from './page-cache.js'
 
+/** Bytes on disk of the layers together. */
+export const totalSize = (layers: readonly HistoricLayer[]): number =>
+  layers.reduce((n, l) => n + l.fileSize, 0)
+
 export class HistoricLayer {
   private opened: LayerFileReader | null = null
   readonly keyStartStr: string

@@ -25,7 +25,7 @@ import {
   type TenantConfig,
   type TenantConfigOverrides,
 } from './tenant-config.js'
-import { METADATA_FILE, Timeline, type TimelineEnv } from './timeline.js'
+import { lsnRange, METADATA_FILE, Timeline, type TimelineEnv } from './timeline.js'
 import type { RedoRegistry } from './value.js'
 
 export const TENANT_CONFIG_FILE = 'config'
@@ -204,11 +204,36 @@ export class Tenant {
         targetSize: c.compaction_target_size,
         force,
       })
+      if (compaction) {
+        tl.log('info', 'compaction done', {
+          lsn: lsnRange(compaction.lsnStart, compaction.lsnEnd),
+          l0_in: compaction.inputs,
+          l1_out: compaction.outputs,
+          entries: compaction.entries,
+          bytes_in: compaction.bytesIn,
+          bytes_out: compaction.bytesOut,
+          ms: compaction.elapsedMs,
+        })
+      } else {
+        // The loop runs every compaction_period on every timeline: mostly there is nothing to do.
+        tl.log('debug', 'compaction skipped', {
+          l0: tl.layers.l0().length,
+          threshold: c.compaction_threshold,
+        })
+      }
       const images = await createImageLayers(tl, {
         threshold: c.image_creation_threshold,
         targetSize: c.compaction_target_size,
         force,
         keyFilter: this.ctx.imageKeyFilter?.(tl, tl.diskConsistentLsn),
+      })
+      tl.log(images.created > 0 ? 'info' : 'debug', 'image layers created', {
+        lsn: formatLsn(images.lsn),
+        count: images.created,
+        partitions: images.partitions,
+        keys: images.keys,
+        bytes: images.bytes,
+        ms: images.elapsedMs,
       })
       return { compaction, images }
     })
@@ -217,11 +242,21 @@ export class Tenant {
   async gc(tl: Timeline, overrides: { gcHorizon?: number; pitrInterval?: number } = {}): Promise<GcResult> {
     return tl.exclusive(async () => {
       const c = this.config
-      return gcTimeline(tl, {
+      const res = await gcTimeline(tl, {
         gcHorizon: overrides.gcHorizon ?? c.gc_horizon,
         pitrInterval: overrides.pitrInterval ?? c.pitr_interval,
         retainLsns: this.retainLsns(tl),
       })
+      tl.log(res.removed > 0 ? 'info' : 'debug', 'gc done', {
+        cutoff: formatLsn(res.cutoff),
+        layers_total: res.layersTotal,
+        layers_removed: res.removed,
+        bytes_removed: res.bytesRemoved,
+        needed_by_cutoff: res.neededByCutoff,
+        needed_by_branches: res.neededByBranches,
+        ms: res.elapsedMs,
+      })
+      return res
     })
   }
 

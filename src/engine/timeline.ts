@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs
 import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { fsyncDir, removeTempFiles } from '../lib/durable-fs.js'
-import type { LogFn } from '../lib/log.js'
+import type { LogFn, LogLevel } from '../lib/log.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
 import { EngineStateError, GcCutoffError, LsnTimeoutError, ReconstructError } from './errors.js'
 import { InMemoryLayer } from './inmemory-layer.js'
@@ -372,6 +372,7 @@ export class Timeline {
 
   private async flushQueue(signal?: AbortSignal): Promise<void> {
     while (this.frozen.length > 0 && !signal?.aborted) {
+      const started = performance.now()
       const m = this.frozen[0]
       const end = m.lsnEnd!
       let added: string[] = []
@@ -418,11 +419,18 @@ export class Timeline {
           throw err
         }
       }
-      await this.replaceLayers([], added)
+      const [layer] = await this.replaceLayers([], added)
       this.md = { ...this.md, diskConsistentLsn: Math.max(this.md.diskConsistentLsn, end - 1) }
       this.persistMetadata()
       this.frozen.shift()
       m.drop()
+      // A layer without keys writes no file: only disk_consistent_lsn moved, which is not worth a line.
+      this.log(layer ? 'info' : 'debug', 'flush done', {
+        layer: layer ? path.basename(layer.path) : undefined,
+        lsn: lsnRange(m.lsnStart, end),
+        bytes: layer?.fileSize ?? 0,
+        ms: elapsedMs(started),
+      })
     }
   }
 
@@ -521,6 +529,11 @@ export class Timeline {
     for (const l of this.layers.layers) l.close()
   }
 
+  /** Logs a line about this timeline: its tenant and timeline ids come first. */
+  log(level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void {
+    this.env.log(level, msg, { tenantId: this.tenantId, timelineId: this.timelineId, ...fields })
+  }
+
   persistMetadata(): void {
     writeMetadata(path.join(this.dir, METADATA_FILE), this.md)
   }
@@ -576,6 +589,12 @@ export class Timeline {
     }
   }
 }
+
+/** An LSN range as log lines show it: `0/1000000-0/2000000`, the end exclusive as in layer names. */
+export const lsnRange = (start: Lsn, end: Lsn): string => `${formatLsn(start)}-${formatLsn(end)}`
+
+/** Whole milliseconds since a `performance.now()` reading. */
+export const elapsedMs = (since: number): number => Math.round(performance.now() - since)
 
 /**
  * Settles a compaction that a crash interrupted. With its manifest on disk the outputs are complete, so

@@ -7,6 +7,7 @@
  *     wait_lsn_timeout = "1 m"              how long a request for a future LSN waits
  *     page_cache_size = 8192                 8 KiB pages
  *     memory_budget = 134217728              bytes of open in-memory layers
+ *     log_level = "info"                     debug, info, warn or error: lines below it are dropped
  *     [tenant_config]                        defaults for every tenant (tenant config keys)
  */
 
@@ -21,6 +22,7 @@ import {
 } from '../engine/tenant-config.js'
 import { writeFileDurable } from '../lib/durable-fs.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
+import { isLogLevel, LOG_LEVELS, type LogLevel } from '../lib/log.js'
 
 export const PAGESERVER_CONFIG_FILE = 'pageserver.toml'
 
@@ -31,6 +33,7 @@ export interface PageserverConfig {
   waitLsnTimeoutMs: number
   pageCacheSize: number
   memoryBudget: number
+  logLevel: LogLevel
   tenantDefaults: TenantConfigOverrides
 }
 
@@ -51,6 +54,7 @@ export const DEFAULT_PAGESERVER_CONFIG: PageserverConfig = {
   waitLsnTimeoutMs: 60_000,
   pageCacheSize: 8192,
   memoryBudget: 128 * 1024 * 1024,
+  logLevel: 'info',
   tenantDefaults: {},
 }
 
@@ -80,6 +84,7 @@ export function parsePageserverConfig(doc: Record<string, unknown>): PageserverC
     'wait_lsn_timeout',
     'page_cache_size',
     'memory_budget',
+    'log_level',
     'tenant_config',
   ])
   for (const k of Object.keys(doc)) {
@@ -97,6 +102,12 @@ export function parsePageserverConfig(doc: Record<string, unknown>): PageserverC
     return v === undefined ? dflt : parseHostPort(v, k)
   }
   const timeout = str('wait_lsn_timeout')
+  const logLevel = doc.log_level ?? d.logLevel
+  if (!isLogLevel(logLevel)) {
+    throw new PageserverConfigError(
+      `log_level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`,
+    )
+  }
   return {
     listenPgAddr: addr('listen_pg_addr', d.listenPgAddr),
     listenHttpAddr: addr('listen_http_addr', d.listenHttpAddr),
@@ -108,6 +119,7 @@ export function parsePageserverConfig(doc: Record<string, unknown>): PageserverC
         : positiveInt(doc.page_cache_size, 'page_cache_size'),
     memoryBudget:
       doc.memory_budget === undefined ? d.memoryBudget : positiveInt(doc.memory_budget, 'memory_budget'),
+    logLevel,
     tenantDefaults: overridesFromText(doc.tenant_config ?? {}),
   }
 }
@@ -138,6 +150,7 @@ export function renderPageserverConfig(c: PageserverConfig): string {
     `wait_lsn_timeout = "${formatDuration(c.waitLsnTimeoutMs)}"`,
     `page_cache_size = ${c.pageCacheSize}`,
     `memory_budget = ${c.memoryBudget}`,
+    `log_level = "${c.logLevel}"`,
   ]
   const defaults = configToJson(c.tenantDefaults)
   if (Object.keys(defaults).length > 0) {

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import {
   freePort,
   isAlive,
+  lastLogLines,
   PortBusyError,
   ProcessStartError,
   ProcessStopError,
@@ -98,6 +99,29 @@ describe('pid files', () => {
     expect(isAlive(deadPid())).toBe(false)
     // pid 1 belongs to root: when we are not root, signal 0 fails with EPERM, yet the process exists.
     expect(isAlive(1)).toBe(true)
+  })
+})
+
+describe('lastLogLines', () => {
+  it('gives the last non-empty lines, oldest first, from an offset, and none for a missing file', () => {
+    const dir = mkdtempSync(path.join(root, 'log-'))
+    const file = path.join(dir, 'x.log')
+    expect(lastLogLines(file, 3)).toEqual([])
+    writeFileSync(file, 'one\ntwo\n\nthree\r\nfour\n\n')
+    expect(lastLogLines(file, 3)).toEqual(['two', 'three', 'four'])
+    expect(lastLogLines(file, 10)).toEqual(['one', 'two', 'three', 'four'])
+    expect(lastLogLines(file, 10, 'one\ntwo\n'.length)).toEqual(['three', 'four'])
+  })
+
+  it('reads only the end of a large log, without the line it starts in', () => {
+    const dir = mkdtempSync(path.join(root, 'log-'))
+    const file = path.join(dir, 'big.log')
+    const lines = Array.from({ length: 5000 }, (_, i) => `line ${i} ${'x'.repeat(40)}`)
+    writeFileSync(file, `${lines.join('\n')}\n`)
+    const tail = lastLogLines(file, 10_000)
+    expect(tail.length).toBeLessThan(lines.length)
+    expect(tail).toEqual(lines.slice(-tail.length))
+    expect(lastLogLines(file, 2)).toEqual(lines.slice(-2))
   })
 })
 
