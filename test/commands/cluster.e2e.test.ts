@@ -2,56 +2,15 @@
  * The local cluster as a user runs it: the built CLI in a temp repo dir, on ports free at run time, real
  * PostgreSQL 15 computes, node-postgres as the client, and psql once, as `pg start` tells users to connect.
  */
-import { readFileSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { execa, type ResultPromise } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePort, isAlive } from '../../src/control/process.js'
+import { freePort } from '../../src/control/process.js'
+import { BIN, type Cluster, newCluster, teardown } from '../harness/cli.js'
 import { showTenantConfig } from '../harness/page-service.js'
-import { makeTempDir, pgBin } from '../harness/postgres.js'
+import { pgBin } from '../harness/postgres.js'
 import { query, queryText } from '../harness/sql.js'
-
-const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bin/run.js')
-
-interface Cluster {
-  dir: string
-  repo: string
-  http: number
-  pg: number
-  zenith(...args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }>
-  ok(...args: string[]): Promise<string>
-}
-
-async function newCluster(name: string): Promise<Cluster> {
-  const dir = await makeTempDir(`zenith-e2e-${name}-`)
-  const repo = path.join(dir, 'repo')
-  const [http, pg, computeBase] = [await freePort(), await freePort(), await freePort()]
-  const zenith = async (...args: string[]) => {
-    const r = await execa('node', [BIN, ...args, '--repo-dir', repo], {
-      reject: false,
-      env: { NO_COLOR: '1' },
-    })
-    return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr }
-  }
-  const ok = async (...args: string[]) => {
-    const r = await zenith(...args)
-    if (r.exitCode !== 0) throw new Error(`zenith ${args.join(' ')} failed (${r.exitCode}): ${r.stderr}`)
-    return r.stdout
-  }
-  await ok(
-    'init',
-    '--pageserver-http-port',
-    String(http),
-    '--pageserver-pg-port',
-    String(pg),
-    '--compute-port-base',
-    String(computeBase),
-  )
-  return { dir, repo, http, pg, zenith, ok }
-}
 
 async function flushLsn(connstr: string): Promise<string> {
   const [{ lsn }] = await query<{ lsn: string }>(connstr, 'SELECT pg_current_wal_flush_lsn() AS lsn')
@@ -61,12 +20,6 @@ async function flushLsn(connstr: string): Promise<string> {
 async function connstrOf(c: Cluster, endpoint: string): Promise<string> {
   const rows = JSON.parse(await c.ok('pg', 'list', '--json')) as { name: string; connstr: string }[]
   return rows.find((r) => r.name === endpoint)!.connstr
-}
-
-async function teardown(c: Cluster | undefined): Promise<void> {
-  if (!c) return
-  await c.zenith('stop', '--immediate')
-  await rm(c.dir, { recursive: true, force: true })
 }
 
 /**
@@ -355,103 +308,5 @@ describe('zenith start on a busy port, then pageserver and tenant commands', () 
       timeline_id: string
     }[]
     expect(branches.map((b) => [b.branch, b.timeline_id])).toEqual([['main', created.timeline_id]])
-  })
-})
-
-describe('a pageserver that died', () => {
-  let c: Cluster | undefined
-  let embedded: ResultPromise | undefined
-  /** Loaded into the pageserver's node: SIGUSR2 makes it fail as a bug would, nothing in zenith helps. */
-  let crashEnv: Record<string, string>
-
-  const pageserverStatus = async (cl: Cluster) => JSON.parse(await cl.ok('pageserver', 'status', '--json'))
-  const waitUntil = async (what: string, cond: () => Promise<boolean>) => {
-    for (let i = 0; i < 200; i++) {
-      if (await cond()) return
-      await new Promise((r) => setTimeout(r, 50))
-    }
-    throw new Error(`timed out waiting until ${what}`)
-  }
-  const waitForDeath = (pid: number) => waitUntil(`pid ${pid} is gone`, async () => !isAlive(pid))
-  const logOf = (cl: Cluster) => readFileSync(path.join(cl.repo, 'pageserver', 'pageserver.log'), 'utf8')
-
-  beforeAll(async () => {
-    c = await newCluster('died')
-    const preload = path.join(c.dir, 'crash-on-sigusr2.mjs')
-    writeFileSync(
-      preload,
-      `process.on('SIGUSR2', () => {
-        if (process.env.CRASH_BY === 'rejection') Promise.reject(new Error('rejected on SIGUSR2'))
-        else throw new Error('thrown on SIGUSR2')
-      })\n`,
-    )
-    crashEnv = { NODE_OPTIONS: `--import=${preload}`, NO_COLOR: '1' }
-  })
-
-  afterAll(async () => {
-    embedded?.kill('SIGKILL')
-    await teardown(c)
-  })
-
-  it('shows a killed pageserver as died with its log, and a cleanly stopped one as stopped', async () => {
-    const cl = c!
-    await cl.ok('start')
-    const { pid } = await pageserverStatus(cl)
-    process.kill(pid, 'SIGKILL')
-    await waitForDeath(pid)
-
-    const log = path.join(cl.repo, 'pageserver', 'pageserver.log')
-    const tail = logOf(cl).trimEnd().split('\n').slice(-10)
-    const s = JSON.parse(await cl.ok('status', '--json')).pageserver
-    expect(s).toMatchObject({ state: 'died', running: false, pid: null, log_file: log, last_log_lines: tail })
-    expect(tail.at(-1)).toMatch(/ INFO {2}pageserver started /)
-    const text = await cl.ok('pageserver', 'status')
-    expect(text).toContain(`pageserver died, http 127.0.0.1:${cl.http}`)
-    expect(text).toContain(`its log ${log} ends:\n`)
-    expect(text.endsWith(`\n  ${tail.at(-1)}`)).toBe(true)
-    expect(await cl.ok('status')).toMatch(new RegExp(`pageserver {2}died, .*\\n {12}its log ${log} ends:\\n`))
-
-    await cl.ok('pageserver', 'start')
-    await cl.ok('pageserver', 'stop')
-    const stopped = await pageserverStatus(cl)
-    expect(stopped.state).toBe('stopped')
-    expect(stopped.last_log_lines).toBeUndefined()
-    expect((await cl.ok('pageserver', 'status')).trim()).toBe(
-      `pageserver stopped, http 127.0.0.1:${cl.http}, pg 127.0.0.1:${cl.pg}`,
-    )
-    expect(await cl.ok('status')).not.toContain('its log')
-  })
-
-  it('logs an uncaught exception with its stack as an ERROR line, and the process exits', async () => {
-    const cl = c!
-    await execa('node', [BIN, 'pageserver', 'start', '--repo-dir', cl.repo], { env: crashEnv })
-    const { pid } = await pageserverStatus(cl)
-    process.kill(pid, 'SIGUSR2')
-    await waitForDeath(pid)
-    const line = logOf(cl).trimEnd().split('\n').at(-1)!
-    expect(line).toMatch(
-      /^\S+Z ERROR uncaught exception error="thrown on SIGUSR2" stack="Error: thrown on SIGUSR2\\n {4}at .*crash-on-sigusr2\.mjs/,
-    )
-    const s = await pageserverStatus(cl)
-    expect(s.state).toBe('died')
-    expect(s.last_log_lines.at(-1)).toBe(line)
-    await cl.ok('pageserver', 'stop')
-  })
-
-  it('logs an unhandled rejection of an embedded pageserver to its log file, and exits with code 1', async () => {
-    const cl = c!
-    embedded = execa('node', [BIN, 'start', '--embedded', '--repo-dir', cl.repo], {
-      reject: false,
-      env: { ...crashEnv, CRASH_BY: 'rejection' },
-    })
-    await waitUntil('the embedded pageserver answers', async () => (await pageserverStatus(cl)).reachable)
-    embedded.kill('SIGUSR2')
-    expect((await embedded).exitCode).toBe(1)
-    embedded = undefined
-    const line = logOf(cl).trimEnd().split('\n').at(-1)!
-    expect(line).toMatch(
-      /^\S+Z ERROR unhandled rejection error="rejected on SIGUSR2" stack="Error: rejected on SIGUSR2\\n/,
-    )
-    expect((await pageserverStatus(cl)).state).toBe('died')
   })
 })
