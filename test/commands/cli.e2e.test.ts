@@ -3,6 +3,7 @@
  * --json, a usage error's exit code, and a suggestion for a mistyped command.
  */
 import path from 'node:path'
+import { stripVTControlCharacters } from 'node:util'
 import { Config } from '@oclif/core'
 import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
@@ -51,7 +52,7 @@ describe('every zenith command', () => {
       env: { NO_COLOR: '1' },
       timeout: 30_000,
     })
-    const seen = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+    const seen = stripVTControlCharacters(r.stdout)
     expect(seen).toMatch(/pg lst is not a zenith command/)
     expect(seen).toMatch(/Did you mean pg list\?/)
   })

@@ -135,9 +135,9 @@ describe('zenith wal dump', () => {
     for (const [args, message] of cases) {
       const res = await zenith('wal', 'dump', ...args)
       expect(res.exitCode, args.join(' ')).not.toBe(0)
-      expect(res.stderr.split('\n'), args.join(' ')).toHaveLength(1)
-      expect(res.stderr, args.join(' ')).toMatch(message)
-      expect(res.stderr).not.toMatch(/\n\s+at /)
+      const [first, ...rest] = res.stderr.split('\n')
+      expect(first, args.join(' ')).toMatch(message)
+      for (const l of rest) expect(l, args.join(' ')).toMatch(/^Hint: /)
     }
   })
 
