@@ -137,7 +137,7 @@ async function backup(ps: Pageserver, conn: PgServerConnection, cmd: string, arg
   expectArgs(args, 2, cmd === 'basebackup' ? 3 : 4, usage)
   const tl = ps.timeline(args[0], args[1])
   const asked = args[2] === undefined || args[2] === 'latest' ? undefined : parseLsn(args[2])
-  const lsn = await ps.readableLsn(tl, asked)
+  const lsn = await tl.readLsn({ lsn: asked, what: cmd, timeoutMs: ps.config.waitLsnTimeoutMs })
   ps.metrics.basebackups.inc()
   const started = performance.now()
   conn.copyOutResponse()
@@ -197,17 +197,18 @@ async function pagestream(
  * The LSN a request reads at, as Neon decides it: a request newer than what has arrived waits for
  * not_modified_since (the last change the compute knows of), then reads at the newest LSN it may.
  */
-async function effectiveLsn(ps: Pageserver, tl: Timeline, req: PagestreamRequest): Promise<Lsn> {
-  if (req.requestLsn === 0) throw new Error('request_lsn 0 is invalid')
+function effectiveLsn(ps: Pageserver, tl: Timeline, req: PagestreamRequest): Promise<Lsn> {
+  if (req.requestLsn === 0) throw new CommandError('request_lsn 0 is invalid')
   if (req.requestLsn < req.notModifiedSince) {
-    throw new Error(
+    throw new CommandError(
       `request_lsn ${formatLsn(req.requestLsn)} is below not_modified_since ${formatLsn(req.notModifiedSince)}`,
     )
   }
-  if (req.notModifiedSince !== LATEST_LSN && req.notModifiedSince > tl.lastRecordLsn) {
-    await tl.waitLsn(req.notModifiedSince, ps.config.waitLsnTimeoutMs)
-  }
-  return req.requestLsn === LATEST_LSN ? tl.lastRecordLsn : Math.min(req.requestLsn, tl.lastRecordLsn)
+  return tl.readLsn({
+    lsn: req.requestLsn === LATEST_LSN ? undefined : req.requestLsn,
+    needed: req.notModifiedSince === LATEST_LSN ? undefined : req.notModifiedSince,
+    timeoutMs: ps.config.waitLsnTimeoutMs,
+  })
 }
 
 async function answer(ps: Pageserver, tl: Timeline, req: PagestreamRequest): Promise<PagestreamResult> {
