@@ -17,11 +17,12 @@
 import { existsSync, readFileSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import { resolveReadLsn } from '../engine/read-lsn.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import type { TimelineInfo } from '../pageserver/api-types.js'
 import { WAL_RECEIVER_APPLICATION_NAME } from '../pageserver/wal-receiver.js'
 import { importLsnOf } from '../pgdata/import.js'
-import { formatLsn, type Lsn, maxAlign, parseLsn } from '../postgres/lsn.js'
+import { formatLsn, type Lsn, parseLsn } from '../postgres/lsn.js'
 import {
   giveToPgUser,
   makePgOwnedDir,
@@ -32,6 +33,7 @@ import {
   pgUserCanEnter,
 } from '../postgres/pg-bin.js'
 import { extractTar } from '../postgres/tar.js'
+import { walQuietUntil } from '../postgres/wal-page.js'
 import { PgClient } from '../protocol/client.js'
 import {
   endpointDataDir,
@@ -116,24 +118,18 @@ async function pickPort(c: ClusterConfig): Promise<number> {
   throw new EndpointError(`no free port in ${c.computePortBase}..${c.computePortBase + 999}; pass --port`)
 }
 
-/** Checks a fixed LSN against the branch: after its start, received, and not garbage-collected. */
+/** Checks a fixed LSN against the branch as a read there would be: received, after its start, kept by GC. */
 function checkFixedLsn(lsn: Lsn, tl: TimelineInfo, branch: string): void {
-  const start = parseLsn(tl.ancestor_lsn ?? tl.initdb_lsn)
   const last = parseLsn(tl.last_record_lsn)
-  const cutoff = parseLsn(tl.latest_gc_cutoff_lsn)
-  if (lsn > maxAlign(last))
-    throw new EndpointError(
-      `LSN ${formatLsn(lsn)} is beyond the end of branch ${branch} (${tl.last_record_lsn})`,
-    )
-  if (lsn < start)
-    throw new EndpointError(
-      `LSN ${formatLsn(lsn)} is before the start of branch ${branch} (${formatLsn(start)})`,
-    )
-  if (lsn < cutoff) {
-    throw new EndpointError(
-      `LSN ${formatLsn(lsn)} is below the GC cutoff ${tl.latest_gc_cutoff_lsn} of branch ${branch}: that history is gone`,
-    )
-  }
+  resolveReadLsn(
+    {
+      lastRecordLsn: last,
+      quietUntil: walQuietUntil(last),
+      startLsn: parseLsn(tl.ancestor_lsn ?? tl.initdb_lsn),
+      gcCutoffLsn: parseLsn(tl.latest_gc_cutoff_lsn),
+    },
+    { lsn, what: 'LSN', where: `branch ${branch}` },
+  )
 }
 
 export interface CreateEndpointOptions {

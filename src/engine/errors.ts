@@ -5,9 +5,10 @@ import { formatLsn } from '../postgres/lsn.js'
 export class GcCutoffError extends ZenithError {
   static override kind: ErrorKind = 'user_input'
   override name = 'GcCutoffError'
-  constructor(timelineId: string, lsn: number, cutoff: number, what = 'read') {
+  /** `where` names the history: "timeline <id>", or "branch <name>" where the user knows it by name. */
+  constructor(where: string, lsn: number, cutoff: number, what = 'read') {
     super(
-      `${what} at ${formatLsn(lsn)} refused: timeline ${timelineId} has garbage-collected history below ${formatLsn(cutoff)}`,
+      `${what} at ${formatLsn(lsn)} refused: ${where} has garbage-collected history below ${formatLsn(cutoff)}`,
     )
   }
 }

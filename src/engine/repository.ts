@@ -31,6 +31,8 @@ export interface RepositoryOptions {
   background?: boolean
   /** The keys that still exist at an LSN, for image layers (see RepositoryContext). */
   imageKeyFilter?: RepositoryContext['imageKeyFilter']
+  /** How far past last_record_lsn a timeline's data stands still (see RepositoryContext). */
+  quietUntil?: RepositoryContext['quietUntil']
 }
 
 export class Repository {
@@ -52,6 +54,7 @@ export class Repository {
       defaults: validateOverrides(opts.defaults ?? {}),
       background: opts.background ?? true,
       imageKeyFilter: opts.imageKeyFilter,
+      quietUntil: opts.quietUntil,
     }
     const repo = new Repository(dir, ctx)
     const tenantsDir = path.join(dir, TENANTS_DIR)

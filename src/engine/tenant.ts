@@ -8,14 +8,15 @@ import path from 'node:path'
 import { fsyncDir } from '../lib/durable-fs.js'
 import { generateId, parseId } from '../lib/ids.js'
 import type { LogFn } from '../lib/log.js'
-import { formatLsn, type Lsn, maxAlign } from '../postgres/lsn.js'
+import { formatLsn, type Lsn } from '../postgres/lsn.js'
 import { type CompactionResult, compactL0 } from './compaction.js'
-import { EngineStateError, GcCutoffError, LsnRangeError, NotFoundError } from './errors.js'
+import { EngineStateError, NotFoundError } from './errors.js'
 import { type GcResult, gcCutoff, gcTimeline } from './gc.js'
 import { createImageLayers, type ImageResult } from './image-layers.js'
 import type { MemoryBudget } from './memory-budget.js'
 import { readMetadata } from './metadata.js'
 import type { PageCache } from './page-cache.js'
+import { resolveReadLsn } from './read-lsn.js'
 import type { TaskManager } from './task-manager.js'
 import {
   applyConfigPatch,
@@ -48,6 +49,11 @@ export interface RepositoryContext {
    * it); without it, every key found in the layers does.
    */
   imageKeyFilter?: (tl: Timeline, lsn: Lsn) => (key: Buffer) => boolean
+  /**
+   * The newest LSN that holds the data of a timeline at `last` whatever its writer commits next (the
+   * Postgres mapping supplies WAL's rule); without it, `last` itself.
+   */
+  quietUntil?: (last: Lsn) => Lsn
 }
 
 export class Tenant {
@@ -145,34 +151,18 @@ export class Tenant {
   }
 
   /**
-   * A branch of `ancestorId` at `lsn` (default: its last_record_lsn). Writes metadata only: the branch
-   * reads everything below the branch point from its ancestor.
+   * A branch of `ancestorId` at `lsn` (default: its last_record_lsn), at the LSN a read as of it runs at
+   * (resolveReadLsn), with the cutoff GC would apply now: below it, history may go at any moment. Writes
+   * metadata only: the branch reads everything below the branch point from its ancestor.
    */
   branch(ancestorId: string, opts: { lsn?: Lsn; timelineId?: string } = {}): Timeline {
     const anc = this.timeline(ancestorId)
-    const asked = opts.lsn ?? anc.lastRecordLsn
-    if (!Number.isSafeInteger(asked) || asked < 0) {
-      throw new LsnRangeError(`branch point ${asked} is not an LSN`)
-    }
-    // Records start 8-aligned: no record ends between last_record_lsn and the aligned position after it,
-    // so every LSN up to there holds the same data (pg_current_wal_insert_lsn() of an idle compute is one).
-    if (asked > maxAlign(anc.lastRecordLsn)) {
-      throw new LsnRangeError(
-        `branch point ${formatLsn(asked)} is beyond last_record_lsn ${formatLsn(anc.lastRecordLsn)} of timeline ${anc.timelineId}`,
-      )
-    }
-    // The aligned position holds exactly the data of the one asked for (a record end, as
-    // pg_current_wal_flush_lsn() shows it), and the branch's WAL can start there.
-    const lsn = maxAlign(asked)
-    if (lsn < anc.metadata.initLsn) {
-      throw new LsnRangeError(
-        `branch point ${formatLsn(lsn)} is before the start ${formatLsn(anc.metadata.initLsn)} of timeline ${anc.timelineId}`,
-      )
-    }
-    // Below the cutoff GC would apply now, history may go at any moment: refuse as GC itself would.
     const c = this.config
     const cutoff = gcCutoff(anc, { gcHorizon: c.gc_horizon, pitrInterval: c.pitr_interval })
-    if (lsn < cutoff) throw new GcCutoffError(anc.timelineId, lsn, cutoff, 'branch')
+    const { lsn } = resolveReadLsn(
+      { ...anc.readBounds, gcCutoffLsn: cutoff },
+      { lsn: opts.lsn, what: 'branch point', where: `timeline ${anc.timelineId}` },
+    )
     const id = this.newTimelineDir(opts.timelineId ?? generateId())
     const tl = Timeline.create(this.env(), id, path.join(this.dir, TIMELINES_DIR, id), {
       initLsn: lsn,
@@ -321,6 +311,7 @@ export class Tenant {
       log: this.ctx.log,
       afterWrite: () => this.ctx.memory.enforce(),
       requestFlush: (tl) => this.requestFlush(tl),
+      quietUntil: this.ctx.quietUntil ?? ((last) => last),
     }
   }
 

@@ -18,6 +18,7 @@ import { HistoricLayer, LayerMap } from './layer-map.js'
 import { isL0Desc, type LayerDesc, parseLayerName } from './layer-name.js'
 import { readMetadata, type TimelineMetadata, writeMetadata } from './metadata.js'
 import type { PageCache } from './page-cache.js'
+import { type ReadBounds, type ReadLsnRequest, resolveReadLsn } from './read-lsn.js'
 import { fromStored, isWillInit, type RedoRegistry, type Value, valueParts } from './value.js'
 
 export const METADATA_FILE = 'metadata'
@@ -43,6 +44,8 @@ export interface TimelineEnv {
   afterWrite: (tl: Timeline) => void
   /** Called when frozen layers are waiting to be flushed. */
   requestFlush: (tl: Timeline) => void
+  /** The newest LSN holding the data of `last` whatever the writer commits next (RepositoryContext). */
+  quietUntil: (last: Lsn) => Lsn
 }
 
 interface StoredVersion {
@@ -235,6 +238,30 @@ export class Timeline {
     this.wakeWaiters()
     this.maybeFreeze()
     this.env.afterWrite(this)
+  }
+
+  /** What the LSN of a read is decided from (see resolveReadLsn). */
+  get readBounds(): ReadBounds {
+    return {
+      lastRecordLsn: this.last,
+      quietUntil: Math.max(this.last, this.env.quietUntil(this.last)),
+      startLsn: this.md.initLsn,
+      gcCutoffLsn: this.md.latestGcCutoffLsn,
+    }
+  }
+
+  /**
+   * The LSN a read as of `req.lsn` (none: the latest) runs at, as resolveReadLsn decides it. With
+   * `timeoutMs`, an LSN not yet received is waited for that long; without, it is refused.
+   */
+  async readLsn(req: Omit<ReadLsnRequest, 'wait' | 'where'> & { timeoutMs?: number }): Promise<Lsn> {
+    const { timeoutMs, ...rest } = req
+    const where = `timeline ${this.timelineId}`
+    for (;;) {
+      const r = resolveReadLsn(this.readBounds, { ...rest, where, wait: timeoutMs !== undefined })
+      if (r.waitFor === undefined) return r.lsn
+      await this.waitLsn(r.waitFor, timeoutMs!)
+    }
   }
 
   /** Resolves once last_record_lsn ≥ lsn; rejects after `timeoutMs`. */
@@ -581,7 +608,7 @@ export class Timeline {
   private assertReadable(lsn: Lsn): void {
     this.assertOpen()
     if (lsn < this.md.latestGcCutoffLsn)
-      throw new GcCutoffError(this.timelineId, lsn, this.md.latestGcCutoffLsn)
+      throw new GcCutoffError(`timeline ${this.timelineId}`, lsn, this.md.latestGcCutoffLsn)
     if (lsn > this.last) {
       throw new EngineStateError(
         `read at ${formatLsn(lsn)} is beyond last_record_lsn ${formatLsn(this.last)} of timeline ${this.timelineId}; wait for it with waitLsn`,

@@ -16,15 +16,8 @@ import { configToJson, TENANT_CONFIG_KEYS } from '../engine/tenant-config.js'
 import type { Timeline } from '../engine/timeline.js'
 import { asZenithError, type ErrorKind, ZenithError } from '../lib/errors.js'
 import { basebackup } from '../pgdata/basebackup.js'
-import { databaseSize } from '../pgdata/datadir-keyspace.js'
-import {
-  decodeSize,
-  relBlockKey,
-  relSizeKey,
-  SlruKind,
-  slruBlockKey,
-  slruSegSizeKey,
-} from '../pgdata/datadir-mapping.js'
+import { SlruKind } from '../pgdata/datadir-mapping.js'
+import { DatadirReader } from '../pgdata/datadir-reader.js'
 import { BLCKSZ } from '../postgres/data-page.js'
 import { formatLsn, type Lsn, parseLsn } from '../postgres/lsn.js'
 import { DEFAULTTABLESPACE_OID } from '../postgres/relfile.js'
@@ -39,8 +32,6 @@ import {
   type PagestreamResult,
   type PagestreamVersion,
 } from './pagestream.js'
-
-const ZERO_PAGE = Buffer.alloc(BLCKSZ)
 
 /** How each kind of failure is told to a libpq client: the SQLSTATE closest to its meaning. */
 const SQLSTATE: Record<ErrorKind, string> = {
@@ -164,7 +155,7 @@ async function backup(ps: Pageserver, conn: PgServerConnection, cmd: string, arg
   expectArgs(args, 2, cmd === 'basebackup' ? 3 : 4, usage)
   const tl = ps.timeline(args[0], args[1])
   const asked = args[2] === undefined || args[2] === 'latest' ? undefined : parseLsn(args[2])
-  const lsn = await ps.readableLsn(tl, asked)
+  const lsn = await tl.readLsn({ lsn: asked, what: cmd, timeoutMs: ps.config.waitLsnTimeoutMs })
   ps.metrics.basebackups.inc()
   const started = performance.now()
   conn.copyOutResponse()
@@ -219,56 +210,55 @@ async function pagestream(
  * The LSN a request reads at, as Neon decides it: a request newer than what has arrived waits for
  * not_modified_since (the last change the compute knows of), then reads at the newest LSN it may.
  */
-async function effectiveLsn(ps: Pageserver, tl: Timeline, req: PagestreamRequest): Promise<Lsn> {
-  if (req.requestLsn === 0) throw new Error('request_lsn 0 is invalid')
+function effectiveLsn(ps: Pageserver, tl: Timeline, req: PagestreamRequest): Promise<Lsn> {
+  if (req.requestLsn === 0) throw new CommandError('request_lsn 0 is invalid')
   if (req.requestLsn < req.notModifiedSince) {
-    throw new Error(
+    throw new CommandError(
       `request_lsn ${formatLsn(req.requestLsn)} is below not_modified_since ${formatLsn(req.notModifiedSince)}`,
     )
   }
-  if (req.notModifiedSince !== LATEST_LSN && req.notModifiedSince > tl.lastRecordLsn) {
-    await tl.waitLsn(req.notModifiedSince, ps.config.waitLsnTimeoutMs)
-  }
-  return req.requestLsn === LATEST_LSN ? tl.lastRecordLsn : Math.min(req.requestLsn, tl.lastRecordLsn)
+  return tl.readLsn({
+    lsn: req.requestLsn === LATEST_LSN ? undefined : req.requestLsn,
+    needed: req.notModifiedSince === LATEST_LSN ? undefined : req.notModifiedSince,
+    timeoutMs: ps.config.waitLsnTimeoutMs,
+  })
 }
 
 async function answer(ps: Pageserver, tl: Timeline, req: PagestreamRequest): Promise<PagestreamResult> {
-  const lsn = await effectiveLsn(ps, tl, req)
-  const read = (key: Buffer) => tl.get(key, lsn)
+  const dd = new DatadirReader(tl, await effectiveLsn(ps, tl, req))
   ps.metrics.smgrRequests.inc(1, { kind: req.kind })
   switch (req.kind) {
     case 'exists':
-      return { kind: 'exists', exists: read(relSizeKey(req.rel)) !== null }
+      return { kind: 'exists', exists: dd.relExists(req.rel) }
     case 'nblocks': {
-      const size = read(relSizeKey(req.rel))
-      if (!size) throw new Error(`relation ${relName(req.rel)} does not exist at ${formatLsn(lsn)}`)
-      return { kind: 'nblocks', nblocks: decodeSize(size) }
+      const nblocks = dd.relSize(req.rel)
+      if (nblocks === null)
+        throw new ZenithError(`relation ${relName(req.rel)} does not exist at ${formatLsn(dd.lsn)}`, {
+          kind: 'not_found',
+        })
+      return { kind: 'nblocks', nblocks }
     }
     case 'getpage': {
       const t = performance.now()
-      // Pages never WAL-logged (FSM) and blocks past the end read as zeros, as Postgres sees new pages.
-      const page = read(relBlockKey(req.rel, req.blkno)) ?? ZERO_PAGE
+      const page = dd.page(req.rel, req.blkno)
       ps.metrics.getPageRequests.inc()
       ps.metrics.getPageSeconds.observe((performance.now() - t) / 1000)
       return { kind: 'getpage', page }
     }
     case 'dbsize':
-      return { kind: 'dbsize', bytes: databaseSize(read, DEFAULTTABLESPACE_OID, req.dbNode) }
+      return { kind: 'dbsize', bytes: dd.dbSize(DEFAULTTABLESPACE_OID, req.dbNode) }
     case 'slru': {
       if (!(req.slruKind in SlruKind))
-        throw new Error(
+        throw new CommandError(
           `unknown SLRU kind ${req.slruKind}; 0 = pg_xact, 1 = multixact members, 2 = multixact offsets`,
         )
-      const kind = req.slruKind as SlruKind
-      const size = read(slruSegSizeKey(kind, req.segno))
-      if (!size)
-        throw new Error(
-          `SLRU segment ${req.segno} of kind ${req.slruKind} does not exist at ${formatLsn(lsn)}`,
+      const data = dd.slruSegment(req.slruKind as SlruKind, req.segno)
+      if (!data)
+        throw new ZenithError(
+          `SLRU segment ${req.segno} of kind ${req.slruKind} does not exist at ${formatLsn(dd.lsn)}`,
+          { kind: 'not_found' },
         )
-      const nblocks = decodeSize(size)
-      const data = Buffer.alloc(nblocks * BLCKSZ)
-      for (let b = 0; b < nblocks; b++) read(slruBlockKey(kind, req.segno, b))?.copy(data, b * BLCKSZ)
-      return { kind: 'slru', nblocks, data }
+      return { kind: 'slru', nblocks: data.length / BLCKSZ, data }
     }
   }
 }

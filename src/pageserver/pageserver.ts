@@ -13,6 +13,7 @@ import { parseId } from '../lib/ids.js'
 import type { LogFn } from '../lib/log.js'
 import { logicalSize, postgresImageKeyFilter } from '../pgdata/datadir-keyspace.js'
 import { formatLsn, type Lsn, maxAlign } from '../postgres/lsn.js'
+import { walQuietUntil } from '../postgres/wal-page.js'
 import { bootstrapTimeline } from './bootstrap.js'
 import { loadPageserverConfig, PAGESERVER_CONFIG_FILE, type PageserverConfig } from './config.js'
 import { InvalidRequestError } from './errors.js'
@@ -58,6 +59,7 @@ export class Pageserver {
       defaults: config.tenantDefaults,
       log: opts.log,
       imageKeyFilter: postgresImageKeyFilter,
+      quietUntil: walQuietUntil,
     })
     const ps = new Pageserver(workdir, config, repo, opts.log)
     try {
@@ -114,10 +116,15 @@ export class Pageserver {
       return bootstrapTimeline(tenant, id, { pgDistribDir: this.config.pgDistribDir, log: this.log })
     }
     const ancestor = tenant.timeline(req.ancestorTimelineId)
-    if (req.ancestorStartLsn !== undefined && req.ancestorStartLsn > maxAlign(ancestor.lastRecordLsn)) {
-      await ancestor.waitLsn(req.ancestorStartLsn, this.config.waitLsnTimeoutMs)
-    }
-    const tl = tenant.branch(ancestor.timelineId, { lsn: req.ancestorStartLsn, timelineId: id })
+    // The branch's WAL starts at its branch point, so that must be where a record can start; Postgres
+    // reports only such LSNs, and any other is taken up to the next one, as Neon does.
+    const asked = req.ancestorStartLsn === undefined ? undefined : maxAlign(req.ancestorStartLsn)
+    const lsn = await ancestor.readLsn({
+      lsn: asked,
+      what: 'branch point',
+      timeoutMs: this.config.waitLsnTimeoutMs,
+    })
+    const tl = tenant.branch(ancestor.timelineId, { lsn, timelineId: id })
     this.log('info', 'timeline branched', {
       tenantId: tenant.tenantId,
       timelineId: id,
@@ -132,14 +139,6 @@ export class Pageserver {
       beforeRemove: (tl) => this.walReceivers.set(tl.tenantId, tl.timelineId, null),
     })
     this.log('info', 'timeline deleted', { tenantId: tenant.tenantId, timelineId })
-  }
-
-  /** The LSN a read "as of `lsn`" runs at: waits (up to wait_lsn_timeout) for an LSN not yet received. */
-  async readableLsn(tl: Timeline, lsn?: Lsn): Promise<Lsn> {
-    if (lsn === undefined) return tl.lastRecordLsn
-    // Up to the aligned position after the last record nothing more can have happened (see Tenant.branch).
-    if (lsn > maxAlign(tl.lastRecordLsn)) await tl.waitLsn(lsn, this.config.waitLsnTimeoutMs)
-    return lsn
   }
 
   /**

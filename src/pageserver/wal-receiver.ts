@@ -19,7 +19,7 @@ import { writeFileDurable } from '../lib/durable-fs.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { controlFileOf } from '../pgdata/datadir-keyspace.js'
 import { WalIngest } from '../pgdata/walingest.js'
-import { formatLsn, type Lsn, maxAlign } from '../postgres/lsn.js'
+import { formatLsn, type Lsn } from '../postgres/lsn.js'
 import { WalDecoder } from '../postgres/wal-decoder.js'
 import { PgClient } from '../protocol/client.js'
 import {
@@ -166,8 +166,8 @@ class WalReceiver {
         `${this.state.connstr} belongs to database system ${sys.systemId}, timeline ${tl.timelineId} to ${systemId}`,
       )
     }
-    // The next record starts at the 8-aligned position after the last one (or its page's header).
-    const startLsn = maxAlign(tl.lastRecordLsn)
+    // last_record_lsn is a record's end: the next record starts there, or after the page header there.
+    const startLsn = tl.lastRecordLsn
     const stream = await client.copyBoth(`START_REPLICATION PHYSICAL ${formatLsn(startLsn)}`)
     this.state.status = 'streaming'
     this.state.lastError = undefined

@@ -37,28 +37,8 @@ import {
   XLP_LONG_HEADER,
 } from '../postgres/wal-page.js'
 import { WalWriter } from '../postgres/wal-writer.js'
-import {
-  CHECKPOINT_KEY,
-  CONTROLFILE_KEY,
-  DBDIR_KEY,
-  decodeDbDir,
-  decodeRelDir,
-  decodeSize,
-  decodeU32Set,
-  relBlockKey,
-  relDirKey,
-  relmapKey,
-  relSizeKey,
-  SLRU_DIRS,
-  SlruKind,
-  slruBlockKey,
-  slruDirKey,
-  slruSegSizeKey,
-  TWOPHASE_DIR_KEY,
-  twoPhaseFileKey,
-} from './datadir-mapping.js'
-
-const ZERO_PAGE = Buffer.alloc(BLCKSZ)
+import { SLRU_DIRS, SlruKind } from './datadir-mapping.js'
+import { DatadirReader } from './datadir-reader.js'
 
 /** Directories a datadir needs that hold nothing the pageserver keeps. */
 const EMPTY_DIRS = [
@@ -109,9 +89,9 @@ export async function basebackup(
   opts: { lsn?: Lsn } = {},
 ): Promise<BasebackupResult> {
   const lsn = opts.lsn ?? tl.lastRecordLsn
-  const get = (key: Buffer, what: string): Buffer => {
-    const v = tl.get(key, lsn)
-    if (!v)
+  const dd = new DatadirReader(tl, lsn)
+  const need = <T>(v: T | null, what: string): T => {
+    if (v === null)
       throw new EngineStateError(`basebackup at ${formatLsn(lsn)}: timeline ${tl.timelineId} has no ${what}`)
     return v
   }
@@ -128,7 +108,7 @@ export async function basebackup(
   for (const d of EMPTY_DIRS) await tar.directory(d)
 
   const tablespaces = new Set<number>()
-  for (const db of decodeDbDir(get(DBDIR_KEY, 'database directory'))) {
+  for (const db of need(dd.databases(), 'database directory')) {
     const dir = relationDir(db)
     if (
       db.spcNode !== GLOBALTABLESPACE_OID &&
@@ -145,17 +125,17 @@ export async function basebackup(
     if (db.spcNode !== GLOBALTABLESPACE_OID && db.hasRelmap)
       await file(`${dir}/PG_VERSION`, Buffer.from('15\n'))
     if (db.hasRelmap)
-      await file(`${dir}/pg_filenode.map`, get(relmapKey(db.spcNode, db.dbNode), `relmap of ${dir}`))
-    for (const r of decodeRelDir(get(relDirKey(db.spcNode, db.dbNode), `relation directory of ${dir}`))) {
+      await file(`${dir}/pg_filenode.map`, need(dd.relmap(db.spcNode, db.dbNode), `relmap of ${dir}`))
+    for (const r of need(dd.relations(db.spcNode, db.dbNode), `relation directory of ${dir}`)) {
       const rel = { spcNode: db.spcNode, dbNode: db.dbNode, relNode: r.relNode, forkNum: r.forkNum }
-      const nblocks = decodeSize(get(relSizeKey(rel), `size of ${dir}/${r.relNode}${forkSuffix(r.forkNum)}`))
+      const nblocks = need(dd.relSize(rel), `size of ${dir}/${r.relNode}${forkSuffix(r.forkNum)}`)
       // An empty fork is still a file; segments past the first exist only for their blocks.
       for (let seg = 0; seg === 0 || seg * RELSEG_SIZE < nblocks; seg++) {
         const first = seg * RELSEG_SIZE
         const count = Math.max(0, Math.min(RELSEG_SIZE, nblocks - first))
         const name = `${dir}/${r.relNode}${forkSuffix(r.forkNum)}${seg === 0 ? '' : `.${seg}`}`
         await tar.fileStream(name, count * BLCKSZ, async (put) => {
-          for (let b = first; b < first + count; b++) await put(tl.get(relBlockKey(rel, b), lsn) ?? ZERO_PAGE)
+          for (let b = first; b < first + count; b++) await put(dd.page(rel, b))
         })
         files++
       }
@@ -164,16 +144,11 @@ export async function basebackup(
 
   for (const kind of [SlruKind.Clog, SlruKind.MultiXactMembers, SlruKind.MultiXactOffsets]) {
     await tar.directory(SLRU_DIRS[kind])
-    for (const segno of decodeU32Set(
-      get(slruDirKey(kind), `${SLRU_DIRS[kind]} directory`),
-      'SLRU directory',
-    )) {
-      const pages = decodeSize(
-        get(slruSegSizeKey(kind, segno), `size of ${SLRU_DIRS[kind]} segment ${segno}`),
-      )
+    for (const segno of need(dd.slruSegments(kind), `${SLRU_DIRS[kind]} directory`)) {
+      const pages = need(dd.slruSegmentSize(kind, segno), `size of ${SLRU_DIRS[kind]} segment ${segno}`)
       const name = `${SLRU_DIRS[kind]}/${segno.toString(16).toUpperCase().padStart(4, '0')}`
       await tar.fileStream(name, pages * BLCKSZ, async (put) => {
-        for (let b = 0; b < pages; b++) await put(tl.get(slruBlockKey(kind, segno, b), lsn) ?? ZERO_PAGE)
+        for (let b = 0; b < pages; b++) await put(dd.slruPage(kind, segno, b))
       })
       files++
     }
@@ -181,19 +156,19 @@ export async function basebackup(
   await tar.directory('pg_multixact')
 
   await tar.directory('pg_twophase')
-  for (const xid of decodeU32Set(get(TWOPHASE_DIR_KEY, 'two-phase directory'), 'two-phase directory')) {
+  for (const xid of need(dd.twoPhaseXids(), 'two-phase directory')) {
     await file(
       `pg_twophase/${xid.toString(16).toUpperCase().padStart(8, '0')}`,
-      get(twoPhaseFileKey(xid), `two-phase state of ${xid}`),
+      need(dd.twoPhaseFile(xid), `two-phase state of ${xid}`),
     )
   }
 
-  const control = decodeControlFile(get(CONTROLFILE_KEY, 'pg_control'))
+  const control = decodeControlFile(need(dd.controlFile(), 'pg_control'))
   const segSize = control.xlogSegSize
   const at = checkpointPosition(lsn, segSize)
   const now = Math.floor(Date.now() / 1000)
   const checkpoint: CheckPoint = {
-    ...decodeCheckPoint(get(CHECKPOINT_KEY, 'checkpoint')),
+    ...decodeCheckPoint(need(dd.checkpoint(), 'checkpoint')),
     redo: at,
     fullPageWrites: true,
     oldestActiveXid: 0,

@@ -4,7 +4,7 @@
  * Every 8 KiB WAL page starts with a short header; the first page of a segment has the long one, which also
  * names the cluster (system identifier) and the segment and page sizes.
  */
-import { formatLsn, type Lsn, readLsnUnchecked, walFileName, writeLsn, XLOG_BLCKSZ } from './lsn.js'
+import { formatLsn, type Lsn, maxAlign, readLsnUnchecked, walFileName, writeLsn, XLOG_BLCKSZ } from './lsn.js'
 
 export const XLOG_PAGE_MAGIC = 0xd110
 
@@ -145,5 +145,16 @@ export function recordEndLsn(start: Lsn, totLen: number, segSize: number): Lsn {
     pos += room
     pos += pageHeaderSizeAt(pos, segSize)
   }
-  return pos + ((8 - (pos % 8)) % 8)
+  return maxAlign(pos)
+}
+
+/**
+ * The newest LSN that holds the data of WAL ending at `end` (a record's end), whatever is written next:
+ * the next record starts at the MAXALIGNed position, or after the page header when that is a page
+ * boundary, and its 24-byte header alone takes it past the longest page header. This is where an idle
+ * compute's pg_current_wal_insert_lsn() lies; it holds without knowing the segment size.
+ */
+export function walQuietUntil(end: Lsn): Lsn {
+  const next = maxAlign(end)
+  return next % XLOG_BLCKSZ === 0 ? next + SIZE_OF_XLOG_LONG_PHD : next
 }

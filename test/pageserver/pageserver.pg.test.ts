@@ -17,8 +17,9 @@ import {
   type PagestreamRequestBody,
 } from '../../src/pageserver/pagestream.js'
 import { WAL_RECEIVER_APPLICATION_NAME, WAL_SOURCES_FILE } from '../../src/pageserver/wal-receiver.js'
-import { formatLsn, type Lsn, maxAlign, parseLsn } from '../../src/postgres/lsn.js'
+import { formatLsn, type Lsn, parseLsn } from '../../src/postgres/lsn.js'
 import { extractTar, readTar } from '../../src/postgres/tar.js'
+import { walQuietUntil } from '../../src/postgres/wal-page.js'
 import { PgClient } from '../../src/protocol/client.js'
 import { showTenantConfig } from '../harness/page-service.js'
 import { makeTempDir, type PgCluster, startPostgres } from '../harness/postgres.js'
@@ -112,15 +113,15 @@ describe('pageserver', () => {
       const detail = (await http('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`)).json
       expect(parseLsn(detail.last_record_lsn)).toBeGreaterThanOrEqual(commitLsn)
       expect(detail.walreceiver_status).toBe('streaming')
-      // No record can end between a record's end and the next 8-aligned position: a branch there needs no wait.
-      const aligned = formatLsn(maxAlign(parseLsn(detail.last_record_lsn)))
-      const atAligned = await http('POST', `/v1/tenant/${tenantId}/timeline`, {
+      // No record can end before the next record could start (an idle compute's insert LSN): no wait.
+      const quiet = formatLsn(walQuietUntil(parseLsn(detail.last_record_lsn)))
+      const atQuiet = await http('POST', `/v1/tenant/${tenantId}/timeline`, {
         new_timeline_id: generateId(),
         ancestor_timeline_id: timelineId,
-        ancestor_start_lsn: aligned,
+        ancestor_start_lsn: quiet,
       })
-      expect(atAligned.status).toBe(201)
-      expect(atAligned.json.ancestor_lsn).toBe(aligned)
+      expect(atQuiet.status).toBe(201)
+      expect([detail.last_record_lsn, quiet]).toContain(atQuiet.json.ancestor_lsn)
       expect(detail.wal_source_connstr).toBe(pg.connectionString())
       expect(parseLsn(detail.last_received_msg_lsn)).toBeGreaterThanOrEqual(commitLsn)
       const replication = await pg.sql(

@@ -17,7 +17,9 @@ import {
   SlruKind,
   slruBlockKey,
 } from '../../src/pgdata/datadir-mapping.js'
-import { ImportError, importDatadir } from '../../src/pgdata/import.js'
+import { ImportError, importDatadir, importLsnOf } from '../../src/pgdata/import.js'
+import { pageStart, segmentNumber, walFileName } from '../../src/postgres/lsn.js'
+import { WalDecoder } from '../../src/postgres/wal-decoder.js'
 import { startPostgres } from '../harness/postgres.js'
 
 const repoDir = mkdtempSync(path.join(os.tmpdir(), 'zenith-import-'))
@@ -73,6 +75,30 @@ describe('import of a datadir', () => {
       const clog = readFileSync(path.join(pg.datadir, 'pg_xact', '0000'))
       expect(t.get(slruBlockKey(SlruKind.Clog, 0, 0), lsn)).toEqual(clog.subarray(0, 8192))
       await again.close()
+    } finally {
+      await pg.destroy()
+    }
+  })
+
+  it('stands at the end of the shutdown checkpoint record as the WAL decoder reports it: MAXALIGNed', async () => {
+    const pg = await startPostgres({ name: 'import-lsn' })
+    try {
+      await pg.sql('CREATE TABLE t AS SELECT generate_series(1, 100) AS i')
+      await pg.stop()
+      const { lsn, cf } = importLsnOf(pg.datadir)
+      const segSize = cf.xlogSegSize
+      const segNo = segmentNumber(cf.checkPoint, segSize)
+      const seg = readFileSync(
+        path.join(pg.datadir, 'pg_wal', walFileName(cf.checkPointCopy.thisTimeLineId, segNo, segSize)),
+      )
+      const from = pageStart(cf.checkPoint)
+      const decoder = new WalDecoder({ startLsn: from, segmentSize: segSize })
+      decoder.feed(seg.subarray(from % segSize))
+      let rec = decoder.next()
+      while (rec && rec.lsn < cf.checkPoint) rec = decoder.next()
+      expect(rec?.lsn).toBe(cf.checkPoint)
+      expect(rec?.endLsn).toBe(lsn)
+      expect(lsn % 8).toBe(0)
     } finally {
       await pg.destroy()
     }
