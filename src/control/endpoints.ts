@@ -19,6 +19,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { resolveReadLsn } from '../engine/read-lsn.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
+import { formatSize } from '../lib/units.js'
 import type { TimelineInfo } from '../pageserver/api-types.js'
 import { WAL_RECEIVER_APPLICATION_NAME } from '../pageserver/wal-receiver.js'
 import { importLsnOf } from '../pgdata/import.js'
@@ -347,7 +348,7 @@ export async function startEndpointSteps(
         await makePgOwnedDir(pgdata, 0o700)
         const { files, bytes } = await fetchFullbackup(repoDir, e, lsn, pgdata)
         if (fixed) await fs.writeFile(path.join(pgdata, 'standby.signal'), '')
-        return `basebackup of ${e.branch} at ${lsn}: ${files} files, ${(bytes / 1e6).toFixed(1)} MB`
+        return `basebackup of ${e.branch} at ${lsn}: ${files} files, ${formatSize(bytes)}`
       },
     })
   }

@@ -1,7 +1,7 @@
 /**
  * A multi-step operation as a list of titled steps, so the command can show it as listr2 progress on a
  * TTY or as plain lines otherwise, while the work itself stays here where tests call it. A step may
- * return a new title that says what it did ("basebackup at 0/16B3748: 31 MB").
+ * return a new title that says what it did ("basebackup at 0/16B3748: 31.4 MiB").
  */
 export interface Step {
   title: string

@@ -91,29 +91,49 @@ afterAll(async () => {
 })
 
 describe('pageserver', () => {
-  it('bootstraps a timeline, serves a compute its datadir and ingests the WAL the compute streams', async () => {
-    const created = await http('POST', '/v1/tenant', { gc_horizon: 1048576 })
-    expect(created.status).toBe(201)
-    const tenantId: string = created.json
-    const timelineId = generateId()
-    const tl = await http('POST', `/v1/tenant/${tenantId}/timeline`, { new_timeline_id: timelineId })
-    expect(tl.status).toBe(201)
-    expect(tl.json.timeline_id).toBe(timelineId)
-    expect(tl.json.current_logical_size).toBeGreaterThan(1_000_000)
-    const pg = await computeFrom(tenantId, timelineId)
-    try {
+  // One compute streams to one timeline; the cases below run in order against it, each picking up where
+  // the previous one left the timeline.
+  describe('with a compute streaming its WAL', () => {
+    let tenantId: string
+    let timelineId: string
+    let pg: PgCluster
+    let commitLsn: Lsn
+    let detail: any
+    let afterRestart: Lsn
+
+    beforeAll(async () => {
+      const created = await http('POST', '/v1/tenant', { gc_horizon: 1048576 })
+      expect(created.status).toBe(201)
+      tenantId = created.json
+      timelineId = generateId()
+      const tl = await http('POST', `/v1/tenant/${tenantId}/timeline`, { new_timeline_id: timelineId })
+      expect(tl.status).toBe(201)
+      expect(tl.json.timeline_id).toBe(timelineId)
+      expect(tl.json.current_logical_size).toBeGreaterThan(1_000_000)
+      pg = await computeFrom(tenantId, timelineId)
       const rx = await http('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/wal_receiver`, {
         wal_source_connstr: pg.connectionString(),
       })
       expect(rx.status).toBe(200)
-      // With the pageserver as synchronous standby, the commit returns only once it has the WAL.
+    })
+    afterAll(() => pg?.destroy())
+
+    it('ingests as the synchronous standby: a commit returns once the pageserver has its WAL', async () => {
       await pg.sql('CREATE EXTENSION pageinspect')
       await pg.sql("CREATE TABLE t AS SELECT i, repeat('x', 100) AS pad FROM generate_series(1, 20000) i")
-      const commitLsn = await flushLsn(pg)
-      const detail = (await http('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`)).json
+      commitLsn = await flushLsn(pg)
+      detail = (await http('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`)).json
       expect(parseLsn(detail.last_record_lsn)).toBeGreaterThanOrEqual(commitLsn)
       expect(detail.walreceiver_status).toBe('streaming')
-      // No record can end before the next record could start (an idle compute's insert LSN): no wait.
+      expect(detail.wal_source_connstr).toBe(pg.connectionString())
+      expect(parseLsn(detail.last_received_msg_lsn)).toBeGreaterThanOrEqual(commitLsn)
+      const replication = await pg.sql(
+        `SELECT sync_state, write_lsn >= '${detail.last_record_lsn}' FROM pg_stat_replication WHERE application_name = 'pageserver'`,
+      )
+      expect(replication).toBe('sync|t')
+    })
+
+    it("branches at once where no record can end yet (an idle compute's insert LSN)", async () => {
       const quiet = formatLsn(walQuietUntil(parseLsn(detail.last_record_lsn)))
       const atQuiet = await http('POST', `/v1/tenant/${tenantId}/timeline`, {
         new_timeline_id: generateId(),
@@ -122,14 +142,9 @@ describe('pageserver', () => {
       })
       expect(atQuiet.status).toBe(201)
       expect([detail.last_record_lsn, quiet]).toContain(atQuiet.json.ancestor_lsn)
-      expect(detail.wal_source_connstr).toBe(pg.connectionString())
-      expect(parseLsn(detail.last_received_msg_lsn)).toBeGreaterThanOrEqual(commitLsn)
-      const replication = await pg.sql(
-        `SELECT sync_state, write_lsn >= '${detail.last_record_lsn}' FROM pg_stat_replication WHERE application_name = 'pageserver'`,
-      )
-      expect(replication).toBe('sync|t')
+    })
 
-      // pagestream: the relation as the compute has it.
+    it('answers pagestream requests as the compute sees its relation', async () => {
       const [{ relNode, dbNode, blocks }] = await pg.query<{
         relNode: number
         dbNode: number
@@ -179,12 +194,14 @@ describe('pageserver', () => {
       } finally {
         await c.close()
       }
+    })
 
-      // `show` works from node-postgres, over the simple query protocol.
+    it('shows the tenant config through the page service', async () => {
       const cfg = await showTenantConfig(pgPort, tenantId)
       expect(cfg.gc_horizon).toBe('1048576')
+    })
 
-      // A compute restart: the receiver reconnects and goes on from last_record_lsn.
+    it('says why while the compute is down, and goes on from last_record_lsn when it is back', async () => {
       await pg.stop()
       // While the compute is down the receiver retries, and says why.
       let down = detail
@@ -196,10 +213,12 @@ describe('pageserver', () => {
       expect(down.walreceiver_error).toMatch(/ended replication|could not connect/)
       await pg.start()
       await pg.sql("INSERT INTO t SELECT i, 'y' FROM generate_series(1, 100) i")
-      const after = await flushLsn(pg)
+      afterRestart = await flushLsn(pg)
       const again = (await http('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`)).json
-      expect(parseLsn(again.last_record_lsn)).toBeGreaterThanOrEqual(after)
+      expect(parseLsn(again.last_record_lsn)).toBeGreaterThanOrEqual(afterRestart)
+    })
 
+    it('counts ingested bytes, getpage requests and layers in /metrics', async () => {
       const metrics = await (await fetch(`${api}/metrics`)).text()
       expect(Number(/^pageserver_wal_ingest_bytes_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(
         1_000_000,
@@ -207,10 +226,12 @@ describe('pageserver', () => {
       expect(Number(/^pageserver_getpage_requests_total (\d+)$/m.exec(metrics)?.[1])).toBe(1)
       expect(metrics).toMatch(/^pageserver_getpage_seconds_count 1$/m)
       expect(metrics).toMatch(/^pageserver_layers\{kind="open"\} 1$/m)
+    })
 
+    it('checkpoints, tells the compute its flush LSN, compacts into image layers and runs GC', async () => {
       const cp = await http('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/checkpoint`)
       expect(cp.status).toBe(200)
-      expect(parseLsn(cp.json.disk_consistent_lsn)).toBeGreaterThanOrEqual(after)
+      expect(parseLsn(cp.json.disk_consistent_lsn)).toBeGreaterThanOrEqual(afterRestart)
       const layers = (await http('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}/layer`)).json
       expect(layers.historic_layers.length).toBeGreaterThan(0)
       expect(layers.in_memory_layers).toEqual([])
@@ -234,8 +255,9 @@ describe('pageserver', () => {
       const gc = await http('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/do_gc`, { gc_horizon: 0 })
       expect(gc.status).toBe(200)
       expect(gc.json.cutoff).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/)
+    })
 
-      // basebackup streams the same datadir as fullbackup.
+    it('streams basebackup, and a fullbackup at an older LSN holds the table as it was then', async () => {
       const bc = await pageClient()
       try {
         const names: string[] = []
@@ -247,16 +269,13 @@ describe('pageserver', () => {
         await bc.close()
       }
 
-      // A fullbackup at the commit LSN holds the table as it was then.
       const past = await computeFrom(tenantId, timelineId, detail.last_record_lsn)
       try {
         expect(await past.sql('SELECT count(*) FROM t')).toBe('20000')
       } finally {
         await past.destroy()
       }
-    } finally {
-      await pg.destroy()
-    }
+    })
   })
 
   it('refuses bad requests with a status and a message', async () => {
