@@ -10,7 +10,7 @@ import type {
   TimelineInfo,
 } from '../pageserver/api-types.js'
 import type { HostPort } from '../pageserver/config.js'
-import { kindOfStatus } from '../pageserver/http-router.js'
+import { kindOfStatus } from '../protocol/http-router.js'
 
 export class PageserverApiError extends ZenithError {
   static override kind: ErrorKind = 'external'

@@ -5,10 +5,7 @@
  * docs/http-api.md describes each route.
  */
 
-/** Every error: the status code says the kind, `msg` what went wrong. */
-export interface ErrorBody {
-  msg: string
-}
+export type { ErrorBody } from '../protocol/http-router.js'
 
 export interface StatusResponse {
   id: number

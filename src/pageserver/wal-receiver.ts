@@ -21,29 +21,28 @@ import { controlFileOf } from '../pgdata/datadir-keyspace.js'
 import { WalIngest } from '../pgdata/walingest.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
 import { WalDecoder } from '../postgres/wal-decoder.js'
-import { PgClient } from '../protocol/client.js'
+import type { PgClient } from '../protocol/client.js'
+import { encodeStandbyStatusUpdate, parsePrimaryKeepalive, parseXLogData } from '../protocol/replication.js'
 import {
-  encodeStandbyStatusUpdate,
-  parseIdentifySystem,
-  parsePrimaryKeepalive,
-  parseXLogData,
-} from '../protocol/replication.js'
+  connectReplication,
+  parseConnstr,
+  Reconnector,
+  type ReplicationTarget,
+  type SessionState,
+} from '../protocol/replication-client.js'
 import type { Pageserver } from './pageserver.js'
 
 export const WAL_SOURCES_FILE = 'wal_sources.json'
 /** The name the compute's synchronous_standby_names must list. */
 export const WAL_RECEIVER_APPLICATION_NAME = 'pageserver'
 
-const BACKOFF_START_MS = 100
 const BACKOFF_MAX_MS = 5000
 /** A status update at least this often, well inside the walsender's wal_sender_timeout. */
 const STATUS_INTERVAL_MS = 1000
 
-export type WalReceiverState = 'connecting' | 'streaming' | 'backoff' | 'stopped'
-
 export interface WalReceiverStatus {
   connstr: string
-  status: WalReceiverState
+  status: SessionState
   lastReceivedLsn?: Lsn
   /** Microseconds since the Unix epoch, as Neon reports it. */
   lastReceivedTsUs?: number
@@ -55,111 +54,57 @@ export class WalSourceError extends ZenithError {
   override name = 'WalSourceError'
 }
 
-/** `postgresql://user@host:port[/db]` or `host=... port=... user=...`, as computes are named. */
-export function parseConnstr(connstr: string): { host: string; port: number; user: string } {
-  let host: string | undefined
-  let port: number | undefined
-  let user: string | undefined
-  if (/^postgres(ql)?:\/\//.test(connstr)) {
-    const u = new URL(connstr)
-    host = u.hostname.replace(/^\[(.*)\]$/, '$1')
-    port = u.port ? Number(u.port) : 5432
-    user = u.username ? decodeURIComponent(u.username) : undefined
-  } else {
-    for (const m of connstr.matchAll(/(\w+)\s*=\s*(\S+)/g)) {
-      if (m[1] === 'host') host = m[2]
-      else if (m[1] === 'port') port = Number(m[2])
-      else if (m[1] === 'user') user = m[2]
-    }
-  }
-  if (!host || port === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new WalSourceError(
-      `WAL source "${connstr}" is not a connection string with host and port, e.g. postgresql://postgres@127.0.0.1:55432`,
-    )
-  }
-  return { host, port, user: user ?? 'postgres' }
-}
-
 class WalReceiver {
-  readonly state: WalReceiverStatus
-  private stopped = false
+  /** What the stream has received; the loop knows whether it is streaming and why not. */
+  readonly state: Omit<WalReceiverStatus, 'status' | 'lastError'>
   private client: PgClient | null = null
-  private wake: (() => void) | null = null
-  private readonly done: Promise<void>
+  private readonly loop: Reconnector
 
   constructor(
     private readonly ps: Pageserver,
     private readonly tl: Timeline,
     connstr: string,
   ) {
-    this.state = { connstr, status: 'connecting' }
-    this.done = this.run()
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true
-    this.state.status = 'stopped'
-    this.wake?.()
-    await this.client?.close().catch(() => undefined)
-    await this.done
-  }
-
-  private async run(): Promise<void> {
-    let backoff = BACKOFF_START_MS
-    const target = parseConnstr(this.state.connstr)
-    while (!this.stopped) {
-      try {
-        this.state.status = 'connecting'
-        await this.stream(target, () => {
-          backoff = BACKOFF_START_MS
-        })
-        if (!this.stopped) this.state.lastError = 'the compute ended replication'
-      } catch (err) {
-        if (this.stopped) break
-        const msg = (err as Error).message
-        if (msg !== this.state.lastError) {
-          this.ps.log('warn', 'WAL receiver connection failed, retrying', {
-            tenantId: this.tl.tenantId,
-            timelineId: this.tl.timelineId,
-            source: this.state.connstr,
-            error: msg,
-          })
-        }
-        this.state.lastError = msg
-      } finally {
-        await this.client?.close().catch(() => undefined)
+    this.state = { connstr }
+    const target = parseConnstr(connstr, 'WAL source')
+    this.loop = new Reconnector({
+      session: (streaming) => this.stream(target, streaming),
+      interrupt: async () => {
+        const c = this.client
         this.client = null
-      }
-      if (this.stopped) break
-      this.state.status = 'backoff'
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, backoff)
-        this.wake = () => {
-          clearTimeout(t)
-          resolve()
-        }
-      })
-      this.wake = null
-      backoff = Math.min(BACKOFF_MAX_MS, Math.round(backoff * 1.5))
-    }
-    this.state.status = 'stopped'
+        await c?.close()
+      },
+      endedMessage: 'the compute ended replication',
+      onError: (error, repeated) => {
+        if (!repeated)
+          this.ps.log('warn', 'WAL receiver connection failed, retrying', {
+            tenantId: tl.tenantId,
+            timelineId: tl.timelineId,
+            source: connstr,
+            error,
+          })
+      },
+      backoffMaxMs: BACKOFF_MAX_MS,
+    })
   }
 
-  private async stream(
-    target: { host: string; port: number; user: string },
-    connected: () => void,
-  ): Promise<void> {
+  /** The receiver's state for timeline detail: the loop's, with what the stream has received. */
+  get status(): WalReceiverStatus {
+    return { ...this.state, status: this.loop.state, lastError: this.loop.lastError }
+  }
+
+  stop(): Promise<void> {
+    return this.loop.stop()
+  }
+
+  private async stream(target: ReplicationTarget, streaming: () => void): Promise<void> {
     const tl = this.tl
-    const client = await PgClient.connect({
-      host: target.host,
-      port: target.port,
-      user: target.user,
-      params: { replication: 'true', application_name: WAL_RECEIVER_APPLICATION_NAME },
+    const { client, system: sys } = await connectReplication(target, {
+      applicationName: WAL_RECEIVER_APPLICATION_NAME,
       connectTimeoutMs: this.ps.tenant(tl.tenantId).config.walreceiver_connect_timeout,
     })
     this.client = client
-    if (this.stopped) return
-    const sys = parseIdentifySystem(await client.query('IDENTIFY_SYSTEM'))
+    if (this.loop.isStopped) return
     const systemId = controlFileOf((key) => tl.get(key, tl.lastRecordLsn))?.systemIdentifier
     if (systemId !== undefined && BigInt(sys.systemId) !== systemId) {
       throw new WalSourceError(
@@ -169,9 +114,7 @@ class WalReceiver {
     // last_record_lsn is a record's end: the next record starts there, or after the page header there.
     const startLsn = tl.lastRecordLsn
     const stream = await client.copyBoth(`START_REPLICATION PHYSICAL ${formatLsn(startLsn)}`)
-    this.state.status = 'streaming'
-    this.state.lastError = undefined
-    connected()
+    streaming()
     this.ps.log('info', 'WAL receiver streaming', {
       tenantId: tl.tenantId,
       timelineId: tl.timelineId,
@@ -208,7 +151,7 @@ class WalReceiver {
           ingest.commit()
           sendStatus(true)
         } catch (err) {
-          this.state.lastError = (err as Error).message
+          this.loop.lastError = (err as Error).message
           void client.close()
         }
       })
@@ -218,7 +161,7 @@ class WalReceiver {
     }, STATUS_INTERVAL_MS)
     try {
       for await (const msg of stream) {
-        if (this.stopped) break
+        if (this.loop.isStopped) break
         const kind = msg[0]
         if (kind === 0x77 /* 'w' */) {
           const x = parseXLogData(msg)
@@ -314,7 +257,7 @@ export class WalReceivers {
   async set(tenantId: string, timelineId: string, connstr: string | null): Promise<void> {
     const tl = this.ps.timeline(tenantId, timelineId)
     const id = `${tl.tenantId}/${tl.timelineId}`
-    if (connstr !== null) parseConnstr(connstr)
+    if (connstr !== null) parseConnstr(connstr, 'WAL source')
     const running = this.receivers.get(id)
     if (running && running.state.connstr === connstr) return
     this.receivers.delete(id)
@@ -326,7 +269,7 @@ export class WalReceivers {
   }
 
   status(tenantId: string, timelineId: string): WalReceiverStatus | null {
-    return this.receivers.get(`${tenantId}/${timelineId}`)?.state ?? null
+    return this.receivers.get(`${tenantId}/${timelineId}`)?.status ?? null
   }
 
   async stopAll(): Promise<void> {

@@ -1,11 +1,15 @@
 /**
- * A minimal router for the management API: routes by method and path pattern, JSON in and out, and
- * the one place that turns errors into status codes with Neon's `{"msg": ...}` body: a ZenithError by its
- * kind, anything else as a bug (500, logged with its stack).
+ * A minimal router for the management APIs of the pageserver and the safekeepers: routes by method and
+ * path pattern, JSON in and out, and the one place that turns errors into status codes with Neon's
+ * `{"msg": ...}` body: a ZenithError by its kind, anything else as a bug (500, logged with its stack).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { asZenithError, type ErrorKind, ZenithError } from '../lib/errors.js'
-import type { ErrorBody } from './api-types.js'
+
+/** Every error: the status code says the kind, `msg` what went wrong. */
+export interface ErrorBody {
+  msg: string
+}
 
 export const HTTP_STATUS: Record<ErrorKind, number> = {
   user_input: 400,

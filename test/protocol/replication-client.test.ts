@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest'
+import { ConnstrError, parseConnstr, Reconnector } from '../../src/protocol/replication-client.js'
+
+describe('parseConnstr', () => {
+  it('reads URLs and key=value strings', () => {
+    expect(parseConnstr('postgresql://me@127.0.0.1:55432/postgres')).toEqual({
+      host: '127.0.0.1',
+      port: 55432,
+      user: 'me',
+    })
+    expect(parseConnstr('host=::1 port=5454')).toEqual({ host: '::1', port: 5454, user: 'postgres' })
+    expect(parseConnstr('postgres://[::1]')).toEqual({ host: '::1', port: 5432, user: 'postgres' })
+  })
+
+  it('names what it was given and what would do', () => {
+    expect(() => parseConnstr('host=x port=99999', 'WAL source')).toThrow(ConnstrError)
+    expect(() => parseConnstr('nonsense', 'WAL source')).toThrow(
+      /^WAL source "nonsense" is not a connection string with host and port, e\.g\. postgresql:/,
+    )
+  })
+})
+
+describe('Reconnector', () => {
+  it('runs sessions again after failures, logs a repeated failure once, and stops at once', async () => {
+    const seen: [string, boolean][] = []
+    let sessions = 0
+    let interrupts = 0
+    let release: (() => void) | undefined
+    const r = new Reconnector({
+      session: async (streaming) => {
+        sessions++
+        if (sessions <= 3) throw new Error('connection refused')
+        streaming()
+        await new Promise<void>((resolve) => {
+          release = resolve
+        })
+      },
+      interrupt: async () => {
+        interrupts++
+        release?.()
+      },
+      endedMessage: 'the server ended replication',
+      onError: (msg, repeated) => seen.push([msg, repeated]),
+      backoffMaxMs: 50,
+    })
+    for (let i = 0; i < 200 && r.state !== 'streaming'; i++) await new Promise((res) => setTimeout(res, 10))
+    expect(r.state).toBe('streaming')
+    expect(r.lastError).toBeUndefined()
+    expect(seen).toEqual([
+      ['connection refused', false],
+      ['connection refused', true],
+      ['connection refused', true],
+    ])
+    const before = interrupts
+    await r.stop()
+    expect(r.state).toBe('stopped')
+    expect(interrupts).toBeGreaterThan(before)
+    expect(sessions).toBe(4)
+  })
+
+  it('calls a session that ended on its own by the ended message', async () => {
+    let sessions = 0
+    const r = new Reconnector({
+      session: async () => {
+        sessions++
+      },
+      interrupt: async () => {},
+      endedMessage: 'the server ended replication',
+      backoffMaxMs: 20,
+    })
+    for (let i = 0; i < 200 && sessions < 2; i++) await new Promise((res) => setTimeout(res, 10))
+    expect(r.lastError).toBe('the server ended replication')
+    await r.stop()
+  })
+})
