@@ -1,5 +1,6 @@
 /** The pageserver's management API as the control plane calls it (docs/http-api.md). */
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
+import type { HostPort } from '../lib/host-port.js'
 import type {
   CheckpointResult,
   ErrorBody,
@@ -9,7 +10,6 @@ import type {
   TimelineCreateRequest,
   TimelineInfo,
 } from '../pageserver/api-types.js'
-import type { HostPort } from '../pageserver/config.js'
 import { kindOfStatus } from '../protocol/http-router.js'
 
 export class PageserverApiError extends ZenithError {

@@ -22,6 +22,7 @@ import {
 } from '../engine/tenant-config.js'
 import { writeFileDurable } from '../lib/durable-fs.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
+import { formatHostPort, type HostPort, parseHostPort } from '../lib/host-port.js'
 import { isLogLevel, LOG_LEVELS, type LogLevel } from '../lib/log.js'
 
 export const PAGESERVER_CONFIG_FILE = 'pageserver.toml'
@@ -35,11 +36,6 @@ export interface PageserverConfig {
   memoryBudget: number
   logLevel: LogLevel
   tenantDefaults: TenantConfigOverrides
-}
-
-export interface HostPort {
-  host: string
-  port: number
 }
 
 export class PageserverConfigError extends ZenithError {
@@ -57,18 +53,6 @@ export const DEFAULT_PAGESERVER_CONFIG: PageserverConfig = {
   logLevel: 'info',
   tenantDefaults: {},
 }
-
-export function parseHostPort(text: string, what: string): HostPort {
-  const m = /^(.+):(\d{1,5})$/.exec(text)
-  const port = m ? Number(m[2]) : Number.NaN
-  if (!m || port < 1 || port > 65535) {
-    throw new PageserverConfigError(`${what} "${text}" is not host:port with a port in 1..65535`)
-  }
-  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port }
-}
-
-export const formatHostPort = (a: HostPort): string =>
-  `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`
 
 function positiveInt(v: unknown, what: string): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)

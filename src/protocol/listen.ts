@@ -1,12 +1,12 @@
 /**
- * Listening sockets of the pageserver: a busy port becomes a one-line error naming it, and closing
+ * Listening sockets of zenith's servers: a busy port becomes a one-line error naming it, and closing
  * ends the open connections too (idle keep-alive HTTP clients and libpq sessions would otherwise keep
  * the process alive).
  */
 
 import type { Server, Socket } from 'node:net'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
-import type { HostPort } from './config.js'
+import type { HostPort } from '../lib/host-port.js'
 
 export class ListenError extends ZenithError {
   static override kind: ErrorKind = 'conflict'
