@@ -11,10 +11,10 @@
  * same archive. Errors go back as ErrorResponse and the session stays usable.
  */
 
-import net from 'node:net'
+import type net from 'node:net'
 import { configToJson, TENANT_CONFIG_KEYS } from '../engine/tenant-config.js'
 import type { Timeline } from '../engine/timeline.js'
-import { asZenithError, type ErrorKind, ZenithError } from '../lib/errors.js'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { basebackup } from '../pgdata/basebackup.js'
 import { SlruKind } from '../pgdata/datadir-mapping.js'
 import { DatadirReader } from '../pgdata/datadir-reader.js'
@@ -22,7 +22,8 @@ import { BLCKSZ } from '../postgres/data-page.js'
 import { formatLsn, type Lsn, parseLsn } from '../postgres/lsn.js'
 import { DEFAULTTABLESPACE_OID } from '../postgres/relfile.js'
 import { TarWriter } from '../postgres/tar.js'
-import { PgServerConnection } from '../protocol/server.js'
+import { createCommandServer } from '../protocol/command-server.js'
+import type { PgServerConnection } from '../protocol/server.js'
 import type { Pageserver } from './pageserver.js'
 import {
   decodeRequest,
@@ -33,29 +34,6 @@ import {
   type PagestreamVersion,
 } from './pagestream.js'
 
-/** How each kind of failure is told to a libpq client: the SQLSTATE closest to its meaning. */
-const SQLSTATE: Record<ErrorKind, string> = {
-  user_input: '22023', // invalid_parameter_value
-  not_found: '42704', // undefined_object
-  conflict: '55000', // object_not_in_prerequisite_state
-  timeout: '57014', // query_canceled
-  unavailable: '57P03', // cannot_connect_now
-  external: '58000', // system_error
-  corruption: 'XX001', // data_corrupted
-  bug: 'XX000', // internal_error
-}
-const SQLSTATE_FEATURE_NOT_SUPPORTED = '0A000'
-
-/** The ErrorResponse a failed command is answered with; anything not a ZenithError says it is a bug. */
-export function errorResponse(err: unknown): { message: string; code: string; hint?: string } {
-  const e = asZenithError(err)
-  return {
-    message: e.kind === 'bug' ? `this is a bug in zenith: ${e.message}` : e.message,
-    code: SQLSTATE[e.kind],
-    ...(e.hint === undefined ? {} : { hint: e.hint }),
-  }
-}
-
 /** A request the client got wrong: answered with an ErrorResponse, the session goes on. */
 class CommandError extends ZenithError {
   static override kind: ErrorKind = 'user_input'
@@ -63,48 +41,12 @@ class CommandError extends ZenithError {
 }
 
 export function createPageService(ps: Pageserver): net.Server {
-  return net.createServer((socket) => {
-    serveConnection(ps, socket).catch((err: Error) => {
-      ps.log('warn', 'page service connection failed', { error: err.message })
-      socket.destroy()
-    })
+  return createCommandServer({
+    name: 'the zenith page service',
+    run: (conn, sql) => runCommand(ps, conn, sql),
+    onBug: (e) => ps.log('error', 'page service command failed: this is a bug', { error: e.stack }),
+    onConnectionError: (err) => ps.log('warn', 'page service connection failed', { error: err.message }),
   })
-}
-
-async function serveConnection(ps: Pageserver, socket: net.Socket): Promise<void> {
-  const conn = new PgServerConnection(socket)
-  const params = await conn.startup()
-  if (!params) return
-  let skipToSync = false
-  for (;;) {
-    const msg = await conn.next()
-    if (!msg || msg.type === 'terminate') break
-    if (msg.type === 'sync') {
-      skipToSync = false
-      conn.readyForQuery()
-      continue
-    }
-    if (skipToSync) continue
-    if (msg.type !== 'query') {
-      // The extended protocol's messages run until Sync; one error answers them all.
-      conn.error({
-        message: 'the zenith page service speaks the simple query protocol only',
-        code: SQLSTATE_FEATURE_NOT_SUPPORTED,
-      })
-      skipToSync = true
-      continue
-    }
-    try {
-      await runCommand(ps, conn, msg.sql)
-    } catch (err) {
-      const e = asZenithError(err)
-      if (e.kind === 'bug') ps.log('error', 'page service command failed: this is a bug', { error: e.stack })
-      if (conn.closed) break
-      conn.error(errorResponse(e))
-    }
-    conn.readyForQuery()
-  }
-  conn.close()
 }
 
 async function runCommand(ps: Pageserver, conn: PgServerConnection, sql: string): Promise<void> {

@@ -10,9 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../../src/control/process.js'
 import { ZenithError } from '../../src/lib/errors.js'
 import { DEFAULT_PAGESERVER_CONFIG } from '../../src/pageserver/config.js'
-import { errorResponse } from '../../src/pageserver/page-service.js'
 import { Pageserver } from '../../src/pageserver/pageserver.js'
 import { PgClient } from '../../src/protocol/client.js'
+import { errorResponse } from '../../src/protocol/command-server.js'
 import type { PgServerError } from '../../src/protocol/errors.js'
 
 describe('the page service', () => {
