@@ -1,8 +1,10 @@
 /**
- * Errors of the wire protocol layer. Three kinds, because callers react differently: a ProtocolError means
+ * Errors of the wire protocol layer. Four kinds, because callers react differently: a ProtocolError means
  * the peer broke the framing or a message layout (the connection is unusable), a PgClientError is a local
- * failure to reach or talk to a server (refused, timed out, unsupported authentication), and a PgServerError
- * is an ErrorResponse the server sent on purpose (the connection usually stays usable).
+ * failure to reach or talk to a server (refused, timed out, unsupported authentication), a PgServerError
+ * is an ErrorResponse the server sent on purpose (the connection usually stays usable), and a
+ * ReplicationCommandError is a command our walsender refuses, answered with an ErrorResponse of its SQLSTATE
+ * while the connection stays usable.
  */
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 
@@ -39,5 +41,20 @@ export class PgServerError extends ZenithError {
     this.code = fields.C ?? 'XX000'
     this.severity = fields.V ?? fields.S ?? 'ERROR'
     if (fields.D !== undefined) this.detail = fields.D
+  }
+}
+
+/** A replication command we refuse: wrong syntax, SQL, or a command this walsender does not implement. */
+export class ReplicationCommandError extends ZenithError {
+  static override kind: ErrorKind = 'user_input'
+  override name = 'ReplicationCommandError'
+
+  constructor(
+    message: string,
+    /** The SQLSTATE Postgres' walsender answers the same command with. */
+    readonly code: string,
+    opts: { hint?: string } = {},
+  ) {
+    super(message, opts)
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Physical streaming replication messages, carried as CopyData payloads once START_REPLICATION has switched
  * the connection to COPY BOTH mode: the walsender sends XLogData ('w') and primary keepalives ('k'), the
- * receiver answers with standby status updates ('r'). Unlike WAL itself, these are big-endian, and their
+ * receiver answers with standby status updates ('r') and, with hot_standby_feedback on, hot standby feedback
+ * ('h'). Both ends are here: the pageserver receives, and a safekeeper also sends. Unlike WAL itself, these are big-endian, and their
  * clocks count microseconds since 2000-01-01 00:00 UTC, Postgres' epoch.
  */
 import { assertLsn, type Lsn, parseLsn } from '../postgres/lsn.js'
@@ -26,11 +27,20 @@ export const REPLICATION_LAYOUT = {
   STATUS_CLOCK: 25,
   STATUS_REPLY_REQUESTED: 33,
   STATUS_SIZE: 34,
+  /** Hot standby feedback: Byte1 'h', Int64 clock, Int32 xmin, Int32 xmin epoch, Int32 catalog_xmin,
+   * Int32 catalog_xmin epoch. */
+  HSF_CLOCK: 1,
+  HSF_XMIN: 9,
+  HSF_XMIN_EPOCH: 13,
+  HSF_CATALOG_XMIN: 17,
+  HSF_CATALOG_XMIN_EPOCH: 21,
+  HSF_SIZE: 25,
 } as const
 
 export const XLOG_DATA_TAG = 'w'
 export const PRIMARY_KEEPALIVE_TAG = 'k'
 export const STANDBY_STATUS_UPDATE_TAG = 'r'
+export const HOT_STANDBY_FEEDBACK_TAG = 'h'
 
 /** 2000-01-01 00:00 UTC in microseconds since the Unix epoch. */
 export const PG_EPOCH_UNIX_US = 946_684_800_000_000n
@@ -122,6 +132,21 @@ export function parsePrimaryKeepalive(buf: Buffer): PrimaryKeepalive {
   }
 }
 
+/** Builds a primary keepalive payload, as a walsender sends it when it has no WAL to send or wants an answer. */
+export function encodePrimaryKeepalive(keepalive: {
+  walEnd: Lsn
+  sendTimeUs?: bigint
+  replyRequested: boolean
+}): Buffer {
+  const L = REPLICATION_LAYOUT
+  const buf = Buffer.allocUnsafe(L.KEEPALIVE_SIZE)
+  buf[0] = PRIMARY_KEEPALIVE_TAG.charCodeAt(0)
+  writeLsnBE(buf, L.KEEPALIVE_WAL_END, keepalive.walEnd)
+  buf.writeBigInt64BE(keepalive.sendTimeUs ?? pgNowUs(), L.KEEPALIVE_SEND_TIME)
+  buf[L.KEEPALIVE_REPLY_REQUESTED] = keepalive.replyRequested ? 1 : 0
+  return buf
+}
+
 export type ReplicationMessage =
   | ({ kind: 'xlogData' } & XLogData)
   | ({ kind: 'keepalive' } & PrimaryKeepalive)
@@ -195,4 +220,73 @@ export function parseIdentifySystem(result: { fields: string[]; rows: (string | 
   if (!Number.isInteger(tli) || tli < 1)
     throw new ProtocolError(`IDENTIFY_SYSTEM timeline ${timeline} is invalid`)
   return { systemId, timeline: tli, xlogpos: parseLsn(xlogpos), dbname: row[column('dbname')] }
+}
+
+/**
+ * A standby status update as a walsender receives it. A position the receiver does not track is 0
+ * (InvalidXLogRecPtr): pg_receivewal never reports apply, and reports flush only with --synchronous or a slot.
+ */
+export interface StandbyStatusUpdate {
+  write: Lsn
+  flush: Lsn
+  apply: Lsn
+  /** The receiver's clock when it sent the update, microseconds since Postgres' epoch. */
+  clockUs: bigint
+  /** The receiver wants a keepalive back at once. */
+  replyRequested: boolean
+}
+
+export function parseStandbyStatusUpdate(buf: Buffer): StandbyStatusUpdate {
+  const L = REPLICATION_LAYOUT
+  expectTag(buf, STANDBY_STATUS_UPDATE_TAG, 'standby status update', L.STATUS_SIZE)
+  return {
+    write: readLsnBE(buf, L.STATUS_WRITE),
+    flush: readLsnBE(buf, L.STATUS_FLUSH),
+    apply: readLsnBE(buf, L.STATUS_APPLY),
+    clockUs: buf.readBigInt64BE(L.STATUS_CLOCK),
+    replyRequested: buf[L.STATUS_REPLY_REQUESTED] !== 0,
+  }
+}
+
+/**
+ * What a standby with hot_standby_feedback = on reports about its oldest snapshot, so that the primary keeps
+ * the rows its queries still see. An xmin of 0 (InvalidTransactionId) means the standby holds no snapshot,
+ * which is also what it sends once when the setting is turned off.
+ */
+export interface HotStandbyFeedback {
+  clockUs: bigint
+  xmin: number
+  xminEpoch: number
+  catalogXmin: number
+  catalogXminEpoch: number
+}
+
+/** Parsed rather than skipped: a walsender that feeds a primary (a safekeeper) may have to pass it on. */
+export function parseHotStandbyFeedback(buf: Buffer): HotStandbyFeedback {
+  const L = REPLICATION_LAYOUT
+  expectTag(buf, HOT_STANDBY_FEEDBACK_TAG, 'hot standby feedback', L.HSF_SIZE)
+  return {
+    clockUs: buf.readBigInt64BE(L.HSF_CLOCK),
+    xmin: buf.readUInt32BE(L.HSF_XMIN),
+    xminEpoch: buf.readUInt32BE(L.HSF_XMIN_EPOCH),
+    catalogXmin: buf.readUInt32BE(L.HSF_CATALOG_XMIN),
+    catalogXminEpoch: buf.readUInt32BE(L.HSF_CATALOG_XMIN_EPOCH),
+  }
+}
+
+export type StandbyMessage =
+  | ({ kind: 'status' } & StandbyStatusUpdate)
+  | ({ kind: 'hotStandbyFeedback' } & HotStandbyFeedback)
+
+/**
+ * Dispatches a receiver's CopyData payload on its tag. Any other tag is a broken peer, as in Postgres, which
+ * ends the walsender with "invalid standby message type".
+ */
+export function parseStandbyMessage(buf: Buffer): StandbyMessage {
+  const tag = buf.length > 0 ? String.fromCharCode(buf[0]) : ''
+  if (tag === STANDBY_STATUS_UPDATE_TAG) return { kind: 'status', ...parseStandbyStatusUpdate(buf) }
+  if (tag === HOT_STANDBY_FEEDBACK_TAG) return { kind: 'hotStandbyFeedback', ...parseHotStandbyFeedback(buf) }
+  throw new ProtocolError(
+    `invalid standby message type ${JSON.stringify(tag)} in a ${buf.length}-byte payload`,
+  )
 }

@@ -11,6 +11,7 @@ import type { Socket } from 'node:net'
 import { ProtocolError } from './errors.js'
 import { MessageSocket } from './message-socket.js'
 import {
+  type CopyResponseOptions,
   encodeAuthenticationOk,
   encodeBackendKeyData,
   encodeCommandComplete,
@@ -262,9 +263,12 @@ export class PgServerConnection {
     this.io.write(encodeCopyOutResponse())
   }
 
-  /** Starts COPY BOTH (replication streams, pagestream): binary overall format, no columns. */
-  copyBothResponse(): void {
-    this.io.write(encodeCopyBothResponse())
+  /**
+   * Starts COPY BOTH (replication streams, pagestream): binary overall format and no columns unless `opts`
+   * says otherwise (a walsender announces text format, as Postgres does).
+   */
+  copyBothResponse(opts: CopyResponseOptions = {}): void {
+    this.io.write(encodeCopyBothResponse(opts))
   }
 
   /** Large payloads are written without a copy, so the caller must not modify `buf` afterwards. */

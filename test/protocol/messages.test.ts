@@ -49,12 +49,16 @@ import {
   TEXT_OID,
 } from '../../src/protocol/messages.js'
 import {
+  encodePrimaryKeepalive,
   encodeStandbyStatusUpdate,
   encodeXLogData,
   PG_EPOCH_UNIX_US,
+  parseHotStandbyFeedback,
   parseIdentifySystem,
   parsePrimaryKeepalive,
   parseReplicationMessage,
+  parseStandbyMessage,
+  parseStandbyStatusUpdate,
   parseXLogData,
   pgNowUs,
 } from '../../src/protocol/replication.js'
@@ -347,6 +351,44 @@ describe('replication messages', () => {
     expect(clock > expected - 5_000_000n && clock < expected + 5_000_000n).toBe(true)
     // 2000-01-01 is Postgres' epoch: a 2020s clock is between 20 and 40 years of microseconds.
     expect(pgNowUs() > 20n * 365n * 86_400_000_000n && pgNowUs() < 40n * 365n * 86_400_000_000n).toBe(true)
+  })
+
+  it('encodes primary keepalives that parse back, with the clock defaulting to now', () => {
+    const payload = encodePrimaryKeepalive({ walEnd: 0x5_0000_0010, sendTimeUs: 42n, replyRequested: true })
+    expect(payload).toEqual(
+      Buffer.concat([Buffer.from('k'), u64(0x5_0000_0010n), u64(42n), Buffer.from([1])]),
+    )
+    const now = parsePrimaryKeepalive(encodePrimaryKeepalive({ walEnd: 0, replyRequested: false }))
+    expect(now.replyRequested).toBe(false)
+    expect(Number(pgNowUs() - now.sendTimeUs)).toBeLessThan(5_000_000)
+    expect(() => encodePrimaryKeepalive({ walEnd: -1, replyRequested: false })).toThrow(/out of range/)
+  })
+
+  it('parses standby status updates as encoded, and dispatches what a receiver sends', () => {
+    const status = { write: 0x1_2345_6789, flush: 0x1_2345_6700, apply: 0, replyRequested: true }
+    const buf = encodeStandbyStatusUpdate({ ...status, nowUs: 77n })
+    expect(parseStandbyStatusUpdate(buf)).toEqual({ ...status, clockUs: 77n })
+    expect(parseStandbyMessage(buf)).toEqual({ kind: 'status', ...status, clockUs: 77n })
+    expect(() => parseStandbyStatusUpdate(buf.subarray(0, 33))).toThrow(/is 33 bytes, expected 34/)
+    expect(() => parseStandbyStatusUpdate(Buffer.alloc(0))).toThrow(/got an empty payload/)
+    const huge = Buffer.from(buf)
+    huge.writeBigUInt64BE(1n << 60n, 9)
+    expect(() => parseStandbyStatusUpdate(huge)).toThrow(/above 2\^53/)
+  })
+
+  it('parses hot standby feedback laid out as the protocol documentation describes', () => {
+    // Byte1('h'), Int64 clock, Int32 xmin, Int32 xmin epoch, Int32 catalog_xmin, Int32 catalog_xmin epoch.
+    const payload = Buffer.concat([
+      Buffer.from('h'),
+      u64(123n),
+      Buffer.from([0, 0, 2, 0xdc, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 2]),
+    ])
+    const expected = { clockUs: 123n, xmin: 732, xminEpoch: 1, catalogXmin: 0xffff_fffe, catalogXminEpoch: 2 }
+    expect(parseHotStandbyFeedback(payload)).toEqual(expected)
+    expect(parseStandbyMessage(payload)).toEqual({ kind: 'hotStandbyFeedback', ...expected })
+    expect(() => parseHotStandbyFeedback(payload.subarray(0, 24))).toThrow(ProtocolError)
+    expect(() => parseStandbyMessage(Buffer.from('Q'))).toThrow(/invalid standby message type "Q"/)
+    expect(() => parseStandbyMessage(Buffer.alloc(0))).toThrow(/invalid standby message type ""/)
   })
 
   it('interprets IDENTIFY_SYSTEM results by column name', () => {
