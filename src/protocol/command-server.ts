@@ -7,6 +7,7 @@
  */
 import net from 'node:net'
 import { asZenithError, type ErrorKind, type ZenithError } from '../lib/errors.js'
+import { ReplicationCommandError } from './errors.js'
 import { PgServerConnection, type StartupParams } from './server.js'
 
 /** How each kind of failure is told to a libpq client: the SQLSTATE closest to its meaning. */
@@ -27,7 +28,8 @@ export function errorResponse(err: unknown): { message: string; code: string; hi
   const e = asZenithError(err)
   return {
     message: e.kind === 'bug' ? `this is a bug in zenith: ${e.message}` : e.message,
-    code: SQLSTATE[e.kind],
+    // A replication command is refused with the code Postgres' walsender uses, which clients know.
+    code: e instanceof ReplicationCommandError ? e.code : SQLSTATE[e.kind],
     ...(e.hint === undefined ? {} : { hint: e.hint }),
   }
 }

@@ -383,7 +383,7 @@ export class WalStore {
       fd = openSync(path, 'r+')
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-      fd = openSync(path, 'wx', 0o600)
+      fd = openSync(path, 'wx+', 0o600)
       ftruncateSync(fd, this.segSize)
       this.dirDirty = true
     }

@@ -3,10 +3,8 @@
  * PostgreSQL 15 computes, node-postgres as the client, and psql once, as `pg start` tells users to connect.
  */
 import net from 'node:net'
-import path from 'node:path'
 import { execa, type ResultPromise } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePort } from '../../src/control/process.js'
 import { BIN, type Cluster, newCluster, teardown } from '../harness/cli.js'
 import { showTenantConfig } from '../harness/page-service.js'
 import { pgBin } from '../harness/postgres.js'

@@ -231,6 +231,16 @@ describe('WalStore on real Postgres WAL', () => {
     store.close()
   })
 
+  it('reads the segment it is writing, through the descriptor it writes with', async () => {
+    const store = await WalStore.open(dir, { ...OPTS, scanFrom: FIRST })
+    const mid = FIRST + 100_000
+    store.write(FIRST, Buffer.from(wal(FIRST, mid)))
+    await store.flush()
+    // The walsender serves WAL just flushed while the acceptor still writes to the same segment.
+    expect(store.read(FIRST, mid - FIRST).equals(wal(FIRST, mid))).toBe(true)
+    store.close()
+  })
+
   it('removes whole segments below an LSN and no longer serves them', async () => {
     const store = await WalStore.open(dir, { ...OPTS, scanFrom: FIRST })
     feed(store, FIRST, END, 10)

@@ -1,0 +1,68 @@
+/**
+ * The JSON of a safekeeper's management API, declared once for the server (http-api.ts) and the control
+ * plane's client. Neon's field names where Neon has the field; LSNs as Postgres prints them.
+ */
+import type { SessionState } from '../protocol/replication-client.js'
+
+export interface SkStatusResponse {
+  id: number
+}
+
+export interface SkTimelineCreateRequest {
+  tenant_id: string
+  timeline_id: string
+  /** The compute's database system identifier, a decimal uint64. */
+  system_id: string
+  /** The first LSN of the timeline's WAL: a record boundary, the LSN of the compute's basebackup. */
+  start_lsn: string
+  /** Postgres' timeline id of the WAL (default 1). */
+  pg_timeline?: number
+  /** Bytes per WAL segment (default 16 MiB). */
+  wal_seg_size?: number
+}
+
+/** zenith's own route: the compute of a term, which this safekeeper pulls WAL from. */
+export interface SkComputeRequest {
+  connstr: string
+  term: number
+}
+
+export interface SkTermEntry {
+  term: number
+  lsn: string
+}
+
+export interface SkTimelineInfo {
+  tenant_id: string
+  timeline_id: string
+  system_id: string
+  pg_timeline: number
+  wal_seg_size: number
+  acceptor_state: { term: number; epoch: number; term_history: SkTermEntry[] }
+  flush_lsn: string
+  commit_lsn: string
+  truncate_lsn: string
+  backup_lsn: string
+  peer_horizon_lsn: string
+  remote_consistent_lsn: string
+  timeline_start_lsn: string
+  local_start_lsn: string
+  /** WAL coming in: the compute of the current term. */
+  walreceivers: { connstr: string; term: number; status: SessionState; last_error: string | null }[]
+  /** WAL going out: the pageserver and peers reading from this safekeeper. */
+  walsenders: { application_name: string; start_lsn: string; sent_lsn: string }[]
+  pageserver_feedback: {
+    last_received_lsn: string
+    disk_consistent_lsn: string
+    remote_consistent_lsn: string
+    current_logical_size: number
+    reply_time_us: number
+  } | null
+}
+
+export interface SkDigest {
+  from_lsn: string
+  until_lsn: string
+  /** sha256 of the WAL bytes in [from_lsn, until_lsn), hex. */
+  sha256: string
+}

@@ -1,0 +1,155 @@
+/**
+ * A safekeeper's management API on 127.0.0.1:7676+N (docs/safekeeper.md): status, timeline create and
+ * detail with Neon's field names, zenith's own route naming a term's compute, a digest of the WAL held
+ * (to compare safekeepers byte for byte), and Prometheus metrics.
+ */
+import { createHash } from 'node:crypto'
+import http from 'node:http'
+import { parseId } from '../lib/ids.js'
+import { formatLsn, parseLsn } from '../postgres/lsn.js'
+import { HttpError, objectBody, Router } from '../protocol/http-router.js'
+import type { SkDigest, SkStatusResponse, SkTimelineInfo } from './api-types.js'
+import type { Safekeeper } from './safekeeper.js'
+import type { SkTimeline } from './timeline.js'
+
+/** Bytes read per step while hashing, so a digest of gigabytes does not hold them all at once. */
+const DIGEST_STEP = 1024 * 1024
+
+function stringField(body: Record<string, unknown>, key: string): string {
+  const v = body[key]
+  if (typeof v !== 'string') throw new HttpError(400, `${key} must be a string, got ${JSON.stringify(v)}`)
+  return v
+}
+
+function intField(body: Record<string, unknown>, key: string, dflt: number): number {
+  const v = body[key] ?? dflt
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
+    throw new HttpError(400, `${key} must be a positive integer, got ${JSON.stringify(v)}`)
+  return v
+}
+
+export function timelineInfo(tl: SkTimeline): SkTimelineInfo {
+  const s = tl.state
+  const acceptor = tl.acceptorStatus
+  const fb = s.pageserverFeedback
+  const lastTerm = s.termHistory[s.termHistory.length - 1]?.term ?? 0
+  return {
+    tenant_id: s.tenantId,
+    timeline_id: s.timelineId,
+    system_id: s.systemId,
+    pg_timeline: s.pgTimeline,
+    wal_seg_size: s.walSegSize,
+    acceptor_state: {
+      term: s.term,
+      epoch: lastTerm,
+      term_history: s.termHistory.map((e) => ({ term: e.term, lsn: formatLsn(e.lsn) })),
+    },
+    flush_lsn: formatLsn(tl.flushLsn),
+    commit_lsn: formatLsn(tl.commitLsn),
+    truncate_lsn: formatLsn(s.truncateLsn),
+    // No WAL backup to remote storage yet: what is committed here is as far as backup goes.
+    backup_lsn: formatLsn(tl.commitLsn),
+    peer_horizon_lsn: formatLsn(s.truncateLsn),
+    remote_consistent_lsn: formatLsn(s.remoteConsistentLsn),
+    timeline_start_lsn: formatLsn(s.timelineStartLsn),
+    local_start_lsn: formatLsn(s.localStartLsn),
+    walreceivers: acceptor
+      ? [
+          {
+            connstr: acceptor.connstr,
+            term: acceptor.term,
+            status: acceptor.state,
+            last_error: acceptor.lastError,
+          },
+        ]
+      : [],
+    walsenders: [...tl.walsenders].map((w) => ({
+      application_name: w.applicationName,
+      start_lsn: formatLsn(w.startLsn),
+      sent_lsn: formatLsn(w.sentLsn),
+    })),
+    pageserver_feedback: fb && {
+      last_received_lsn: formatLsn(fb.lastReceivedLsn),
+      disk_consistent_lsn: formatLsn(fb.diskConsistentLsn),
+      remote_consistent_lsn: formatLsn(fb.remoteConsistentLsn),
+      current_logical_size: fb.currentLogicalSize,
+      reply_time_us: fb.replyTimeUs,
+    },
+  }
+}
+
+function digest(tl: SkTimeline, from: number, until: number): SkDigest {
+  if (from < tl.state.localStartLsn || until > tl.flushLsn || from > until) {
+    throw new HttpError(
+      400,
+      `digest range ${formatLsn(from)}..${formatLsn(until)} is not within the WAL held, ${formatLsn(tl.state.localStartLsn)}..${formatLsn(tl.flushLsn)}`,
+    )
+  }
+  const h = createHash('sha256')
+  for (let lsn = from; lsn < until; ) {
+    const chunk = tl.store.read(lsn, Math.min(DIGEST_STEP, until - lsn))
+    h.update(chunk)
+    lsn += chunk.length
+  }
+  return { from_lsn: formatLsn(from), until_lsn: formatLsn(until), sha256: h.digest('hex') }
+}
+
+export function createSafekeeperHttpApi(sk: Safekeeper): http.Server {
+  const r = new Router()
+  const timelineOf = (p: Record<string, string>) => sk.timeline(p.tenant_id, p.timeline_id)
+
+  r.on('GET', '/v1/status', () => ({ json: { id: sk.config.id } satisfies SkStatusResponse }))
+  r.on('GET', '/metrics', () => ({ text: sk.renderMetrics(), contentType: 'text/plain; version=0.0.4' }))
+  r.on('POST', '/v1/tenant/timeline', async ({ body }) => {
+    const b = objectBody(body, false)
+    const systemId = stringField(b, 'system_id')
+    if (!/^\d+$/.test(systemId))
+      throw new HttpError(400, `system_id must be a decimal integer, got "${systemId}"`)
+    const tl = await sk.createTimeline({
+      tenantId: parseId(stringField(b, 'tenant_id'), 'tenant'),
+      timelineId: parseId(stringField(b, 'timeline_id'), 'timeline'),
+      systemId,
+      startLsn: parseLsn(stringField(b, 'start_lsn')),
+      pgTimeline: intField(b, 'pg_timeline', 1),
+      walSegSize: intField(b, 'wal_seg_size', 16 * 1024 * 1024),
+    })
+    return { status: 201, json: timelineInfo(tl) }
+  })
+  r.on('GET', '/v1/tenant/:tenant_id/timeline/:timeline_id', ({ params }) => ({
+    json: timelineInfo(timelineOf(params)),
+  }))
+  r.on('PUT', '/v1/tenant/:tenant_id/timeline/:timeline_id/compute', async ({ params, body }) => {
+    const tl = timelineOf(params)
+    const b = objectBody(body, false)
+    const term = b.term
+    if (typeof term !== 'number')
+      throw new HttpError(400, `term must be a number, got ${JSON.stringify(term)}`)
+    await tl.setCompute(stringField(b, 'connstr'), term)
+    return { json: timelineInfo(tl) }
+  })
+  r.on('GET', '/v1/tenant/:tenant_id/timeline/:timeline_id/digest', ({ params, query }) => {
+    const tl = timelineOf(params)
+    const from = query.get('from_lsn')
+    const until = query.get('until_lsn')
+    return {
+      json: digest(
+        tl,
+        from === null ? tl.state.localStartLsn : parseLsn(from),
+        until === null ? tl.flushLsn : parseLsn(until),
+      ),
+    }
+  })
+
+  const logBug = (req: http.IncomingMessage, err: Error) =>
+    sk.log('error', 'HTTP request failed: this is a bug', {
+      method: req.method,
+      url: req.url,
+      error: err.stack,
+    })
+  return http.createServer((req, res) => {
+    r.handle(req, res, (err) => logBug(req, err)).catch((err: Error) => {
+      logBug(req, err)
+      res.destroy()
+    })
+  })
+}

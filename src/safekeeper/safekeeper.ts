@@ -1,0 +1,121 @@
+/**
+ * The safekeeper process as an object, the same whether it runs detached (`zenith safekeeper run`) or
+ * inside the CLI (`zenith start --embedded`): its timelines under the working directory, the HTTP API and
+ * the walsender side on libpq. Timelines are opened at start, and each pulls again from the compute its
+ * control file names.
+ */
+import { existsSync, mkdirSync, readdirSync } from 'node:fs'
+import path from 'node:path'
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
+import type { LogFn } from '../lib/log.js'
+import { type Listener, listen } from '../protocol/listen.js'
+import { applicationNameOf, type SafekeeperConfig } from './config.js'
+import { SK_CONTROL_FILE_NAME } from './control-file.js'
+import { createSafekeeperHttpApi } from './http-api.js'
+import { type NewTimeline, SkTimeline } from './timeline.js'
+import { createWalsenderService } from './walsender.js'
+
+export class SafekeeperStateError extends ZenithError {
+  static override kind: ErrorKind = 'not_found'
+  override name = 'SafekeeperStateError'
+}
+
+export class Safekeeper {
+  private readonly timelines = new Map<string, SkTimeline>()
+  private listeners: Listener[] = []
+
+  private constructor(
+    readonly workdir: string,
+    readonly config: SafekeeperConfig,
+    readonly log: LogFn,
+  ) {}
+
+  static async start(workdir: string, opts: { config: SafekeeperConfig; log: LogFn }): Promise<Safekeeper> {
+    mkdirSync(workdir, { recursive: true })
+    const sk = new Safekeeper(workdir, opts.config, opts.log)
+    try {
+      for (const tenant of readdirSync(workdir, { withFileTypes: true })) {
+        if (!tenant.isDirectory()) continue
+        for (const tl of readdirSync(path.join(workdir, tenant.name), { withFileTypes: true })) {
+          const dir = path.join(workdir, tenant.name, tl.name)
+          if (tl.isDirectory() && existsSync(path.join(dir, SK_CONTROL_FILE_NAME))) {
+            const t = await SkTimeline.open(dir, sk.timelineEnv())
+            sk.timelines.set(`${t.tenantId}/${t.timelineId}`, t)
+          }
+        }
+      }
+      sk.listeners.push(
+        await listen(createSafekeeperHttpApi(sk), opts.config.listenHttpAddr, 'safekeeper HTTP API'),
+      )
+      sk.listeners.push(
+        await listen(createWalsenderService(sk), opts.config.listenPgAddr, 'safekeeper walsender'),
+      )
+    } catch (err) {
+      await sk.stop()
+      throw err
+    }
+    opts.log('info', 'safekeeper started', {
+      id: opts.config.id,
+      workdir,
+      timelines: sk.timelines.size,
+    })
+    return sk
+  }
+
+  private timelineEnv() {
+    return {
+      log: this.log,
+      applicationName: applicationNameOf(this.config.id),
+      members: this.config.peers.length + 1,
+    }
+  }
+
+  timeline(tenantId: string, timelineId: string): SkTimeline {
+    const tl = this.timelines.get(`${tenantId}/${timelineId}`)
+    if (!tl)
+      throw new SafekeeperStateError(
+        `timeline ${tenantId}/${timelineId} is not on safekeeper ${this.config.id}`,
+      )
+    return tl
+  }
+
+  listTimelines(): SkTimeline[] {
+    return [...this.timelines.values()]
+  }
+
+  async createTimeline(t: NewTimeline): Promise<SkTimeline> {
+    const id = `${t.tenantId}/${t.timelineId}`
+    if (this.timelines.has(id)) {
+      throw new SafekeeperStateError(`timeline ${id} exists on safekeeper ${this.config.id}`, {
+        kind: 'conflict',
+      })
+    }
+    const tl = await SkTimeline.create(this.workdir, t, this.timelineEnv())
+    this.timelines.set(id, tl)
+    this.log('info', 'timeline created', { tenantId: t.tenantId, timelineId: t.timelineId })
+    return tl
+  }
+
+  renderMetrics(): string {
+    const lines = [
+      '# HELP safekeeper_wal_bytes_in_total WAL bytes received from computes',
+      '# TYPE safekeeper_wal_bytes_in_total counter',
+      `safekeeper_wal_bytes_in_total ${this.listTimelines().reduce((n, t) => n + t.metrics.walBytesIn, 0)}`,
+      '# HELP safekeeper_wal_bytes_out_total WAL bytes sent to the pageserver and peers',
+      '# TYPE safekeeper_wal_bytes_out_total counter',
+      `safekeeper_wal_bytes_out_total ${this.listTimelines().reduce((n, t) => n + t.metrics.walBytesOut, 0)}`,
+      '# HELP safekeeper_fsyncs_total fsyncs of WAL segments',
+      '# TYPE safekeeper_fsyncs_total counter',
+      `safekeeper_fsyncs_total ${this.listTimelines().reduce((n, t) => n + t.store.fsyncCount, 0)}`,
+    ]
+    return `${lines.join('\n')}\n`
+  }
+
+  /** Stops serving and pulling, and writes every control file. */
+  async stop(): Promise<void> {
+    await Promise.all(this.listeners.map((l) => l.close()))
+    this.listeners = []
+    await Promise.all(this.listTimelines().map((t) => t.close()))
+    this.timelines.clear()
+  }
+}
