@@ -67,12 +67,26 @@ export interface TimelineInfo {
   walreceiver_status: WalReceiverStatus
   /** zenith's own: why the WAL receiver is not streaming. */
   walreceiver_error: string | null
+  /** zenith's own, when the WAL comes from safekeepers: the one streamed from, each candidate, the last switch. */
+  walreceiver_safekeeper?: number | null
+  walreceiver_candidates?: {
+    id: number
+    commit_lsn: string | null
+    term: number | null
+    alive: boolean
+    cooldown_ms: number
+  }[]
+  walreceiver_last_switch?: {
+    reason: 'NoKeepAlives' | 'NoWalTimeout' | 'LaggingWal'
+    from: number
+    at_ms: number
+  } | null
 }
 
-/** zenith's own route: which compute a timeline's WAL receiver streams from (null: none). */
-export interface WalReceiverRequest {
-  wal_source_connstr: string | null
-}
+/** zenith's own route: where a timeline's WAL comes from — a compute, or its safekeepers (null: nowhere). */
+export type WalReceiverRequest =
+  | { wal_source_connstr: string | null }
+  | { safekeepers: { id: number; pg: string; http: string }[] }
 
 export interface GcRequest {
   gc_horizon?: number | null

@@ -9,7 +9,9 @@ import { formatLsn, parseLsn } from '../postgres/lsn.js'
 import { errorReply, HttpError, objectBody, Router } from '../protocol/http-router.js'
 import type { CheckpointResult, CompactResult, GcResult, StatusResponse, TenantDetail } from './api-types.js'
 import type { Pageserver } from './pageserver.js'
+import type { SafekeeperAddr } from './safekeeper-candidates.js'
 import { layerMapInfo, tenantConfigInfo, tenantInfo, timelineInfo } from './timeline-info.js'
+import type { WalSource } from './wal-receiver.js'
 
 function optionalString(body: Record<string, unknown>, key: string): string | undefined {
   const v = body[key]
@@ -174,11 +176,21 @@ export function createHttpApi(ps: Pageserver): http.Server {
   r.on('GET', '/v1/tenant/:tenant_id/timeline/:timeline_id/layer', ({ params }) => ({
     json: layerMapInfo(timelineOf(params)),
   }))
-  // zenith's own: which compute the timeline's WAL receiver streams from (Neon learns it from the broker).
+  // zenith's own: where the timeline's WAL comes from — a compute, or its safekeepers (Neon learns the
+  // safekeepers from its broker).
   r.on('PUT', '/v1/tenant/:tenant_id/timeline/:timeline_id/wal_receiver', async ({ params, body }) => {
     const tl = timelineOf(params)
-    const connstr = optionalString(objectBody(body, false), 'wal_source_connstr') ?? null
-    await ps.walReceivers.set(tl.tenantId, tl.timelineId, connstr)
+    const b = objectBody(body, false)
+    let source: WalSource | null
+    if (b.safekeepers !== undefined && b.safekeepers !== null) {
+      if (b.wal_source_connstr !== undefined && b.wal_source_connstr !== null)
+        throw new HttpError(400, 'name either wal_source_connstr or safekeepers, not both')
+      source = { safekeepers: b.safekeepers as SafekeeperAddr[] }
+    } else {
+      const connstr = optionalString(b, 'wal_source_connstr')
+      source = connstr === undefined ? null : { connstr }
+    }
+    await ps.walReceivers.set(tl.tenantId, tl.timelineId, source)
     return { json: timelineInfo(ps, tl) }
   })
 

@@ -40,6 +40,16 @@ export function timelineInfo(ps: Pageserver, tl: Timeline): TimelineInfo {
     walreceiver_status: rx?.status ?? 'inactive',
     // zenith's own: why the receiver is not streaming (the compute is down, refuses, or sends bad WAL).
     walreceiver_error: rx?.lastError ?? null,
+    // zenith's own, with safekeepers: the one streamed from, what each said, and why the last switch.
+    ...(rx?.candidates
+      ? {
+          walreceiver_safekeeper: rx.safekeeperId ?? null,
+          walreceiver_candidates: rx.candidates,
+          walreceiver_last_switch: rx.lastSwitch
+            ? { reason: rx.lastSwitch.reason, from: rx.lastSwitch.from, at_ms: rx.lastSwitch.atMs }
+            : null,
+        }
+      : {}),
   }
 }
 

@@ -1,6 +1,10 @@
 /**
- * WAL receivers: per timeline with a WAL source, a physical replication connection to the compute's
- * walsender (IDENTIFY_SYSTEM, START_REPLICATION PHYSICAL at the next record after last_record_lsn).
+ * WAL receivers: per timeline with a WAL source, a physical replication connection to a walsender
+ * (IDENTIFY_SYSTEM, START_REPLICATION PHYSICAL at the next record after last_record_lsn). The source is
+ * either the compute itself (no safekeepers: the pageserver is the compute's synchronous standby) or
+ * the timeline's safekeepers, of which the connection manager (safekeeper-candidates.ts) picks the one
+ * with the highest commit_lsn and moves to another when it falls silent or behind; safekeepers send
+ * only committed WAL.
  * XLogData is decoded and ingested as it arrives, and standby status updates report write = last byte
  * received, flush = disk_consistent_lsn, apply = remote_consistent_lsn — the compute names the
  * pageserver in synchronous_standby_names, so its commits wait for `write`. A shutting-down compute
@@ -9,7 +13,7 @@
  * restarts, or is not up yet).
  *
  * The sources are kept in `wal_sources.json` in the pageserver's working directory, so a restarted
- * pageserver reconnects by itself.
+ * pageserver reconnects by itself: a connection string, or `{"safekeepers": [{id, pg, http}, …]}`.
  */
 
 import { readFileSync } from 'node:fs'
@@ -17,6 +21,7 @@ import path from 'node:path'
 import type { Timeline } from '../engine/timeline.js'
 import { writeFileDurable } from '../lib/durable-fs.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
+import { formatHostPort, parseHostPort } from '../lib/host-port.js'
 import { controlFileOf } from '../pgdata/datadir-keyspace.js'
 import { WalIngest } from '../pgdata/walingest.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
@@ -31,6 +36,7 @@ import {
   type SessionState,
 } from '../protocol/replication-client.js'
 import type { Pageserver } from './pageserver.js'
+import { type SafekeeperAddr, SafekeeperCandidates, type SwitchReason } from './safekeeper-candidates.js'
 
 export const WAL_SOURCES_FILE = 'wal_sources.json'
 /** The name the compute's synchronous_standby_names must list. */
@@ -40,9 +46,17 @@ const BACKOFF_MAX_MS = 5000
 /** A status update at least this often, well inside the walsender's wal_sender_timeout. */
 const STATUS_INTERVAL_MS = 1000
 
+/** Where a timeline's WAL comes from. */
+export type WalSource = { connstr: string } | { safekeepers: SafekeeperAddr[] }
+
 export interface WalReceiverStatus {
+  /** The walsender streamed from (or last tried): the compute, or the current safekeeper's. */
   connstr: string
   status: SessionState
+  /** With safekeepers: the current one, each candidate, and why the receiver last moved. */
+  safekeeperId?: number
+  candidates?: ReturnType<SafekeeperCandidates['describe']>
+  lastSwitch?: { reason: SwitchReason; from: number; atMs: number }
   lastReceivedLsn?: Lsn
   /** Microseconds since the Unix epoch, as Neon reports it. */
   lastReceivedTsUs?: number
@@ -54,33 +68,63 @@ export class WalSourceError extends ZenithError {
   override name = 'WalSourceError'
 }
 
+/** A source as wal_sources.json and the HTTP API hold it, checked. */
+export function checkWalSource(source: WalSource): WalSource {
+  if ('connstr' in source) {
+    parseConnstr(source.connstr, 'WAL source')
+    return { connstr: source.connstr }
+  }
+  if (!Array.isArray(source.safekeepers) || source.safekeepers.length === 0)
+    throw new WalSourceError('safekeepers must be a non-empty list of {id, pg, http}')
+  const ids = new Set<number>()
+  for (const sk of source.safekeepers) {
+    if (!Number.isSafeInteger(sk?.id) || sk.id < 1 || ids.has(sk.id))
+      throw new WalSourceError(`safekeeper id ${JSON.stringify(sk?.id)} is not a distinct positive integer`)
+    ids.add(sk.id)
+    parseHostPort(sk.pg, `safekeeper ${sk.id} pg`)
+    parseHostPort(sk.http, `safekeeper ${sk.id} http`)
+  }
+  return { safekeepers: source.safekeepers.map(({ id, pg, http }) => ({ id, pg, http })) }
+}
+
+const sameSource = (a: WalSource, b: WalSource) => JSON.stringify(a) === JSON.stringify(b)
+
+/** How often a stream from a safekeeper is checked against the switch rules. */
+const SWITCH_CHECK_MS = 250
+
 class WalReceiver {
   /** What the stream has received; the loop knows whether it is streaming and why not. */
-  readonly state: Omit<WalReceiverStatus, 'status' | 'lastError'>
+  readonly state: Omit<WalReceiverStatus, 'status' | 'lastError' | 'candidates'>
   private client: PgClient | null = null
   private readonly loop: Reconnector
+  private readonly candidates: SafekeeperCandidates | null
 
   constructor(
     private readonly ps: Pageserver,
     private readonly tl: Timeline,
-    connstr: string,
+    readonly source: WalSource,
   ) {
-    this.state = { connstr }
-    const target = parseConnstr(connstr, 'WAL source')
+    const compute = 'connstr' in source ? parseConnstr(source.connstr, 'WAL source') : null
+    this.candidates =
+      'safekeepers' in source
+        ? new SafekeeperCandidates(source.safekeepers, tl.tenantId, tl.timelineId)
+        : null
+    this.candidates?.start()
+    this.state = { connstr: 'connstr' in source ? source.connstr : '' }
     this.loop = new Reconnector({
-      session: (streaming) => this.stream(target, streaming),
+      session: (streaming) => this.session(compute, streaming),
       interrupt: async () => {
         const c = this.client
         this.client = null
         await c?.close()
       },
-      endedMessage: 'the compute ended replication',
+      endedMessage: compute ? 'the compute ended replication' : 'the safekeeper ended replication',
       onError: (error, repeated) => {
         if (!repeated)
           this.ps.log('warn', 'WAL receiver connection failed, retrying', {
             tenantId: tl.tenantId,
             timelineId: tl.timelineId,
-            source: connstr,
+            source: this.state.connstr,
             error,
           })
       },
@@ -90,18 +134,51 @@ class WalReceiver {
 
   /** The receiver's state for timeline detail: the loop's, with what the stream has received. */
   get status(): WalReceiverStatus {
-    return { ...this.state, status: this.loop.state, lastError: this.loop.lastError }
+    return {
+      ...this.state,
+      status: this.loop.state,
+      lastError: this.loop.lastError,
+      ...(this.candidates ? { candidates: this.candidates.describe() } : {}),
+    }
   }
 
-  stop(): Promise<void> {
-    return this.loop.stop()
+  async stop(): Promise<void> {
+    this.candidates?.stop()
+    await this.loop.stop()
   }
 
-  private async stream(target: ReplicationTarget, streaming: () => void): Promise<void> {
+  /** One connection: to the compute, or to the best safekeeper there is now. */
+  private async session(compute: ReplicationTarget | null, streaming: () => void): Promise<void> {
+    if (compute) return this.stream(compute, undefined, streaming)
+    const sk = this.candidates!.best()
+    if (!sk) {
+      throw new ZenithError('no safekeeper of the timeline is reachable with WAL to send', {
+        kind: 'unavailable',
+      })
+    }
+    const addr = parseHostPort(sk.pg, `safekeeper ${sk.id} pg`)
+    this.state.connstr = `postgresql://postgres@${formatHostPort(addr)}/`
+    this.state.safekeeperId = sk.id
+    try {
+      await this.stream({ ...addr, user: 'postgres' }, sk, streaming)
+    } catch (err) {
+      this.candidates!.failed(sk.id)
+      throw err
+    }
+  }
+
+  private async stream(
+    target: ReplicationTarget,
+    sk: SafekeeperAddr | undefined,
+    streaming: () => void,
+  ): Promise<void> {
     const tl = this.tl
+    const config = this.ps.tenant(tl.tenantId).config
     const { client, system: sys } = await connectReplication(target, {
       applicationName: WAL_RECEIVER_APPLICATION_NAME,
-      connectTimeoutMs: this.ps.tenant(tl.tenantId).config.walreceiver_connect_timeout,
+      connectTimeoutMs: config.walreceiver_connect_timeout,
+      // A safekeeper holds many timelines: the startup options name ours, as Neon's do.
+      ...(sk ? { options: `-c tenant_id=${tl.tenantId} -c timeline_id=${tl.timelineId}` } : {}),
     })
     this.client = client
     if (this.loop.isStopped) return
@@ -159,6 +236,31 @@ class WalReceiver {
     const timer = setInterval(() => {
       if (!client.closed && !replyScheduled) sendStatus(false)
     }, STATUS_INTERVAL_MS)
+    const progress = { received, lastMessageMs: Date.now(), lastWalMs: Date.now() }
+    // With safekeepers, the connection manager may decide another one serves the timeline better.
+    const switchCheck =
+      sk &&
+      setInterval(() => {
+        const reason = this.candidates!.switchReason(
+          { id: sk.id, ...progress },
+          {
+            connectTimeoutMs: config.walreceiver_connect_timeout,
+            laggingWalTimeoutMs: config.lagging_wal_timeout,
+            maxLsnWalLag: config.max_lsn_wal_lag,
+          },
+        )
+        if (!reason || client.closed) return
+        this.state.lastSwitch = { reason, from: sk.id, atMs: Date.now() }
+        this.ps.log('info', 'WAL receiver switching safekeeper', {
+          tenantId: tl.tenantId,
+          timelineId: tl.timelineId,
+          from: sk.id,
+          reason,
+          received: formatLsn(progress.received),
+        })
+        this.candidates!.failed(sk.id)
+        void client.close()
+      }, SWITCH_CHECK_MS)
     try {
       for await (const msg of stream) {
         if (this.loop.isStopped) break
@@ -179,12 +281,16 @@ class WalReceiver {
           }
           this.state.lastReceivedLsn = received
           this.state.lastReceivedTsUs = Date.now() * 1000
+          progress.received = received
+          progress.lastMessageMs = progress.lastWalMs = Date.now()
+          if (sk) this.candidates!.gotWal(sk.id)
           this.ps.metrics.walIngestBytes.inc(x.data.length)
           this.ps.metrics.walIngestRecords.inc(records)
           scheduleReply()
         } else if (kind === 0x6b /* 'k' */) {
           const k = parsePrimaryKeepalive(msg)
           this.state.lastReceivedTsUs = Date.now() * 1000
+          progress.lastMessageMs = Date.now()
           ingest.commit()
           // A walsender that has sent everything and asks for a reply is waiting for `flush` to reach
           // its end, as a shutting-down compute does: make what was received durable, then answer.
@@ -196,13 +302,14 @@ class WalReceiver {
       }
     } finally {
       clearInterval(timer)
+      if (switchCheck) clearInterval(switchCheck)
       ingest.commit()
     }
   }
 }
 
 /** The saved sources: none when the file does not exist; a damaged file is an error naming it. */
-function readSources(file: string): Record<string, string> {
+function readSources(file: string): Record<string, WalSource> {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
@@ -216,21 +323,28 @@ function readSources(file: string): Record<string, string> {
   } catch (err) {
     throw new WalSourceError(`${file} is not valid JSON (${(err as Error).message}); fix or remove it`)
   }
-  if (
-    typeof doc !== 'object' ||
-    doc === null ||
-    Array.isArray(doc) ||
-    Object.values(doc).some((v) => typeof v !== 'string')
-  )
-    throw new WalSourceError(
-      `${file} must map "<tenant_id>/<timeline_id>" to connection strings; fix or remove it`,
+  const damaged = () =>
+    new WalSourceError(
+      `${file} must map "<tenant_id>/<timeline_id>" to a connection string or {"safekeepers": [...]}; fix or remove it`,
     )
-  return doc as Record<string, string>
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw damaged()
+  const out: Record<string, WalSource> = {}
+  for (const [id, v] of Object.entries(doc)) {
+    // A plain string is a compute's connection string, as older pageservers wrote it.
+    const source = typeof v === 'string' ? { connstr: v } : v
+    if (typeof source !== 'object' || source === null) throw damaged()
+    try {
+      out[id] = checkWalSource(source as WalSource)
+    } catch (err) {
+      throw new WalSourceError(`${file}, ${id}: ${(err as Error).message}`)
+    }
+  }
+  return out
 }
 
 export class WalReceivers {
   private readonly receivers = new Map<string, WalReceiver>()
-  private sources: Record<string, string> = {}
+  private sources: Record<string, WalSource> = {}
   private readonly file: string
 
   constructor(private readonly ps: Pageserver) {
@@ -240,10 +354,10 @@ export class WalReceivers {
   /** Connects every timeline whose source was saved, skipping timelines that no longer exist. */
   startAll(): void {
     this.sources = readSources(this.file)
-    for (const [id, connstr] of Object.entries(this.sources)) {
+    for (const [id, source] of Object.entries(this.sources)) {
       const [tenantId, timelineId] = id.split('/')
       try {
-        this.start(this.ps.timeline(tenantId, timelineId), connstr)
+        this.start(this.ps.timeline(tenantId, timelineId), source)
       } catch (err) {
         this.ps.log('warn', 'WAL source of a missing timeline ignored', {
           timeline: id,
@@ -254,18 +368,18 @@ export class WalReceivers {
   }
 
   /** Sets (or with null, removes) a timeline's WAL source, replacing a running receiver. */
-  async set(tenantId: string, timelineId: string, connstr: string | null): Promise<void> {
+  async set(tenantId: string, timelineId: string, source: WalSource | null): Promise<void> {
     const tl = this.ps.timeline(tenantId, timelineId)
     const id = `${tl.tenantId}/${tl.timelineId}`
-    if (connstr !== null) parseConnstr(connstr, 'WAL source')
+    const checked = source === null ? null : checkWalSource(source)
     const running = this.receivers.get(id)
-    if (running && running.state.connstr === connstr) return
+    if (running && checked && sameSource(running.source, checked)) return
     this.receivers.delete(id)
     await running?.stop()
-    if (connstr === null) delete this.sources[id]
-    else this.sources[id] = connstr
+    if (checked === null) delete this.sources[id]
+    else this.sources[id] = checked
     writeFileDurable(this.file, `${JSON.stringify(this.sources, null, 2)}\n`)
-    if (connstr !== null) this.start(tl, connstr)
+    if (checked !== null) this.start(tl, checked)
   }
 
   status(tenantId: string, timelineId: string): WalReceiverStatus | null {
@@ -278,7 +392,7 @@ export class WalReceivers {
     await Promise.all(all.map((r) => r.stop()))
   }
 
-  private start(tl: Timeline, connstr: string): void {
-    this.receivers.set(`${tl.tenantId}/${tl.timelineId}`, new WalReceiver(this.ps, tl, connstr))
+  private start(tl: Timeline, source: WalSource): void {
+    this.receivers.set(`${tl.tenantId}/${tl.timelineId}`, new WalReceiver(this.ps, tl, source))
   }
 }

@@ -51,13 +51,17 @@ export function parseConnstr(connstr: string, what = 'connection string'): Repli
 /** A replication connection (`replication=true`) that has run IDENTIFY_SYSTEM. */
 export async function connectReplication(
   target: ReplicationTarget,
-  opts: { applicationName: string; connectTimeoutMs: number },
+  opts: { applicationName: string; connectTimeoutMs: number; options?: string },
 ): Promise<{ client: PgClient; system: IdentifySystem }> {
   const client = await PgClient.connect({
     host: target.host,
     port: target.port,
     user: target.user,
-    params: { replication: 'true', application_name: opts.applicationName },
+    params: {
+      replication: 'true',
+      application_name: opts.applicationName,
+      ...(opts.options === undefined ? {} : { options: opts.options }),
+    },
     connectTimeoutMs: opts.connectTimeoutMs,
   })
   try {

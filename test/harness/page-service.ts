@@ -1,4 +1,7 @@
-/** The page service as a Postgres client sees it, for tests. */
+/** The page service as a Postgres client sees it, for tests: `show`, and computes started from it. */
+import { extractTar } from '../../src/postgres/tar.js'
+import { PgClient } from '../../src/protocol/client.js'
+import { type PgCluster, type SettingValue, startPostgres } from './postgres.js'
 import { query } from './sql.js'
 
 /** `show <tenant_id>` over the simple query protocol: the effective tenant config, key by key, as text. */
@@ -9,4 +12,29 @@ export async function showTenantConfig(port: number, tenantId: string): Promise<
   )
   if (rows.length !== 1) throw new Error(`show ${tenantId} returned ${rows.length} rows, expected 1`)
   return rows[0]
+}
+
+/**
+ * A stock Postgres started from the page service's fullbackup of a timeline (at `lsn`, or the latest),
+ * running with wal_consistency_checking = all as every zenith compute does, plus `settings`.
+ */
+export function computeFromPageService(
+  pgPort: number,
+  tenantId: string,
+  timelineId: string,
+  opts: { lsn?: string; settings?: Record<string, SettingValue>; name?: string } = {},
+): Promise<PgCluster> {
+  return startPostgres({
+    name: opts.name ?? 'ps-compute',
+    settings: { wal_consistency_checking: 'all', ...opts.settings },
+    populate: async (datadir) => {
+      const c = await PgClient.connect({ host: '127.0.0.1', port: pgPort, user: 'postgres' })
+      try {
+        const at = opts.lsn ? ` ${opts.lsn}` : ''
+        await extractTar(c.copyOut(`fullbackup ${tenantId} ${timelineId}${at}`), datadir)
+      } finally {
+        await c.close()
+      }
+    },
+  })
 }

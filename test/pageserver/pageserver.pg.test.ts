@@ -19,11 +19,12 @@ import {
 } from '../../src/pageserver/pagestream.js'
 import { WAL_RECEIVER_APPLICATION_NAME, WAL_SOURCES_FILE } from '../../src/pageserver/wal-receiver.js'
 import { formatLsn, type Lsn, parseLsn } from '../../src/postgres/lsn.js'
-import { extractTar, readTar } from '../../src/postgres/tar.js'
+import { readTar } from '../../src/postgres/tar.js'
 import { walQuietUntil } from '../../src/postgres/wal-page.js'
 import { PgClient } from '../../src/protocol/client.js'
-import { showTenantConfig } from '../harness/page-service.js'
-import { makeTempDir, type PgCluster, startPostgres } from '../harness/postgres.js'
+import { jsonRequest } from '../harness/http.js'
+import { computeFromPageService, showTenantConfig } from '../harness/page-service.js'
+import { makeTempDir, type PgCluster } from '../harness/postgres.js'
 
 let dir: string
 let ps: Pageserver
@@ -31,16 +32,7 @@ let api: string
 let pgPort: number
 const logged: { level: string; msg: string; fields?: Record<string, unknown> }[] = []
 
-// biome-ignore lint/suspicious/noExplicitAny: the test reads JSON bodies field by field
-async function http(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(api + path, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  })
-  const text = await res.text()
-  return { status: res.status, json: text ? JSON.parse(text) : undefined }
-}
+const http = (method: string, path: string, body?: unknown) => jsonRequest(api, method, path, body)
 
 const pageClient = () => PgClient.connect({ host: '127.0.0.1', port: pgPort, user: 'postgres' })
 
@@ -49,21 +41,12 @@ async function flushLsn(pg: PgCluster): Promise<Lsn> {
   return parseLsn(lsn)
 }
 
-async function computeFrom(tenantId: string, timelineId: string, lsn?: string): Promise<PgCluster> {
-  return startPostgres({
-    name: 'ps-compute',
+function computeFrom(tenantId: string, timelineId: string, lsn?: string): Promise<PgCluster> {
+  return computeFromPageService(pgPort, tenantId, timelineId, {
+    lsn,
     settings: {
-      wal_consistency_checking: 'all',
       synchronous_standby_names: WAL_RECEIVER_APPLICATION_NAME,
       synchronous_commit: 'remote_write',
-    },
-    populate: async (datadir) => {
-      const c = await pageClient()
-      try {
-        await extractTar(c.copyOut(`fullbackup ${tenantId} ${timelineId}${lsn ? ` ${lsn}` : ''}`), datadir)
-      } finally {
-        await c.close()
-      }
     },
   })
 }

@@ -29,6 +29,7 @@ import {
 import type { SkTimelineInfo } from '../../src/safekeeper/api-types.js'
 import { defaultSafekeeperConfig, type SafekeeperConfig } from '../../src/safekeeper/config.js'
 import { Safekeeper } from '../../src/safekeeper/safekeeper.js'
+import { jsonRequest } from '../harness/http.js'
 import { type PgCluster, startPostgres } from '../harness/postgres.js'
 
 const TENANT = 'a1'.repeat(16)
@@ -47,16 +48,7 @@ const startSafekeeper = async () => {
   sk = await Safekeeper.start(dir, { config, log: (level, msg) => logged.push({ level, msg }) })
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: replies are checked field by field against what each route returns
-async function http(method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(api + p, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  const text = await res.text()
-  return { status: res.status, json: text ? JSON.parse(text) : undefined }
-}
+const http = (method: string, path: string, body?: unknown) => jsonRequest(api, method, path, body)
 
 const detail = async (): Promise<SkTimelineInfo> =>
   (await http('GET', `/v1/tenant/${TENANT}/timeline/${TIMELINE}`)).json
