@@ -51,6 +51,11 @@ export interface SkTimelineInfo {
   walreceivers: { connstr: string; term: number; status: SessionState; last_error: string | null }[]
   /** WAL going out: the pageserver and peers reading from this safekeeper. */
   walsenders: { application_name: string; start_lsn: string; sent_lsn: string }[]
+  /**
+   * zenith's own: the peers that answered when last asked (about every 100 ms), in whatever term they
+   * are; only those in this safekeeper's term count for commit_lsn and WAL removal.
+   */
+  peers: { addr: string; flush_lsn: string; term: number; last_seen_ms_ago: number }[]
   pageserver_feedback: {
     last_received_lsn: string
     disk_consistent_lsn: string

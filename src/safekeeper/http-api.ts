@@ -32,7 +32,7 @@ export function timelineInfo(tl: SkTimeline): SkTimelineInfo {
   const s = tl.state
   const acceptor = tl.acceptorStatus
   const fb = s.pageserverFeedback
-  const lastTerm = s.termHistory[s.termHistory.length - 1]?.term ?? 0
+  const now = Date.now()
   return {
     tenant_id: s.tenantId,
     timeline_id: s.timelineId,
@@ -41,7 +41,7 @@ export function timelineInfo(tl: SkTimeline): SkTimelineInfo {
     wal_seg_size: s.walSegSize,
     acceptor_state: {
       term: s.term,
-      epoch: lastTerm,
+      epoch: tl.termPosition.lastLogTerm,
       term_history: s.termHistory.map((e) => ({ term: e.term, lsn: formatLsn(e.lsn) })),
     },
     flush_lsn: formatLsn(tl.flushLsn),
@@ -67,6 +67,12 @@ export function timelineInfo(tl: SkTimeline): SkTimelineInfo {
       application_name: w.applicationName,
       start_lsn: formatLsn(w.startLsn),
       sent_lsn: formatLsn(w.sentLsn),
+    })),
+    peers: [...tl.peerReports].map(([addr, p]) => ({
+      addr,
+      flush_lsn: formatLsn(p.flushLsn),
+      term: p.term,
+      last_seen_ms_ago: now - p.seenAt,
     })),
     pageserver_feedback: fb && {
       last_received_lsn: formatLsn(fb.lastReceivedLsn),

@@ -1,8 +1,8 @@
 /**
  * The safekeeper process as an object, the same whether it runs detached (`zenith safekeeper run`) or
  * inside the CLI (`zenith start --embedded`): its timelines under the working directory, the HTTP API and
- * the walsender side on libpq. Timelines are opened at start, and each pulls again from the compute its
- * control file names.
+ * the walsender side on libpq, and the exchange with its peers (peers.ts). Timelines are opened at start,
+ * and each pulls again from the compute its control file names.
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs'
 import path from 'node:path'
@@ -12,6 +12,7 @@ import { type Listener, listen } from '../protocol/listen.js'
 import { applicationNameOf, type SafekeeperConfig } from './config.js'
 import { SK_CONTROL_FILE_NAME } from './control-file.js'
 import { createSafekeeperHttpApi } from './http-api.js'
+import { httpPeerChannel, PeerExchange } from './peers.js'
 import { type NewTimeline, SkTimeline } from './timeline.js'
 import { createWalsenderService } from './walsender.js'
 
@@ -23,6 +24,7 @@ export class SafekeeperStateError extends ZenithError {
 export class Safekeeper {
   private readonly timelines = new Map<string, SkTimeline>()
   private listeners: Listener[] = []
+  private peers: PeerExchange | null = null
 
   private constructor(
     readonly workdir: string,
@@ -50,6 +52,8 @@ export class Safekeeper {
       sk.listeners.push(
         await listen(createWalsenderService(sk), opts.config.listenPgAddr, 'safekeeper walsender'),
       )
+      sk.peers = new PeerExchange(httpPeerChannel(opts.config.peers), () => sk.listTimelines(), opts.log)
+      sk.peers.start()
     } catch (err) {
       await sk.stop()
       throw err
@@ -113,6 +117,9 @@ export class Safekeeper {
 
   /** Stops serving and pulling, and writes every control file. */
   async stop(): Promise<void> {
+    // First, so that no peer's answer arrives at a closed timeline.
+    await this.peers?.stop()
+    this.peers = null
     await Promise.all(this.listeners.map((l) => l.close()))
     this.listeners = []
     await Promise.all(this.listTimelines().map((t) => t.close()))

@@ -5,25 +5,34 @@
  *
  * commit_lsn: with no peers this safekeeper is the whole quorum and its flush LSN is committed; with
  * peers it is the majority-th highest flush LSN among those of the current term (the timeline hears
- * theirs through `peerFlushed`). It only grows. Walsenders serve the pageserver up to commit_lsn, so WAL
- * that a new term may still truncate never reaches a layer.
+ * theirs through `peerStatus`, see peers.ts). It only grows. Walsenders serve the pageserver up to
+ * commit_lsn, so WAL that a new term may still truncate never reaches a layer.
  *
  * The control file is rewritten when the term or the compute changes, and otherwise at most once a
  * second as commit_lsn and the last record boundary move: losing that second is safe, because a
- * restarted safekeeper scans its WAL for the end anyway, starting at the persisted record boundary.
+ * restarted safekeeper scans its WAL for the end anyway, starting at the persisted record boundary, and
+ * hears commit_lsn from its peers again. One exception: the first time commit_lsn reaches the start of a
+ * new term it is written at once, because that is what the election waits for before the compute's
+ * basebackup is taken at that LSN; a commit_lsn reported there and then lost would make the wait a lie.
+ *
+ * WAL removal: once the pageserver reports what it has made durable, segments entirely below the
+ * horizon of quorum.ts are deleted, after local_start_lsn has been moved past them on disk, so that a
+ * crash in between leaves extra files rather than a promise of WAL that is gone.
  */
 import { EventEmitter } from 'node:events'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import type { LogFn, LogLevel } from '../lib/log.js'
-import { formatLsn, type Lsn } from '../postgres/lsn.js'
+import { formatLsn, type Lsn, segmentNumber, segmentStart } from '../postgres/lsn.js'
 import {
+  lastLogTerm,
   readControlFile,
   type SafekeeperState,
   SK_CONTROL_FILE_NAME,
   writeControlFile,
 } from './control-file.js'
+import { quorumCommitLsn, sameTerm, type TermPosition, walRemovalHorizon } from './quorum.js'
 import { WalAcceptor } from './wal-acceptor.js'
 import { WalStore } from './wal-store.js'
 
@@ -52,6 +61,13 @@ export interface NewTimeline {
   startLsn: Lsn
 }
 
+/** What a peer last said about this timeline. */
+export interface PeerReport extends TermPosition {
+  flushLsn: Lsn
+  /** Date.now() when it said so. */
+  seenAt: number
+}
+
 /** A walsender reading this timeline: the pageserver or a peer. */
 export interface WalsenderInfo {
   applicationName: string
@@ -68,7 +84,7 @@ export class SkTimeline {
   private durableRecordEnd: Lsn
   private acceptor: WalAcceptor | null = null
   private persistTimer: NodeJS.Timeout | null = null
-  private readonly peerFlush = new Map<string, Lsn>()
+  private readonly peers = new Map<string, PeerReport>()
 
   private constructor(
     readonly dir: string,
@@ -132,6 +148,15 @@ export class SkTimeline {
 
   get commitLsn(): Lsn {
     return this.state.commitLsn
+  }
+
+  get termPosition(): TermPosition {
+    return { term: this.state.term, lastLogTerm: lastLogTerm(this.state) }
+  }
+
+  /** The peers that answered last time they were asked, by address. */
+  get peerReports(): ReadonlyMap<string, PeerReport> {
+    return this.peers
   }
 
   get acceptorStatus() {
@@ -214,24 +239,70 @@ export class SkTimeline {
       },
     }
     this.schedulePersist()
+    this.removeOldWal()
   }
 
-  /** A peer of the current term reports its flush LSN (for commit_lsn). */
-  peerFlushed(peer: string, lsn: Lsn): void {
-    this.peerFlush.set(peer, lsn)
+  /**
+   * What a peer says about this timeline, or null when it did not answer or does not have it: then it
+   * is forgotten, so that an old answer neither props up commit_lsn nor lets WAL it may need be removed.
+   */
+  peerStatus(peer: string, report: PeerReport | null): void {
+    if (report === null) {
+      this.peers.delete(peer)
+      return
+    }
+    this.peers.set(peer, report)
     if (this.advanceCommit()) {
       this.events.emit('advance')
       this.schedulePersist()
     }
+    this.removeOldWal()
+  }
+
+  /** Flush LSNs of the peers whose positions compare with ours. */
+  private sameTermPeerFlushes(): Lsn[] {
+    const ours = this.termPosition
+    return [...this.peers.values()].filter((p) => sameTerm(p, ours)).map((p) => p.flushLsn)
   }
 
   private advanceCommit(): boolean {
-    const flushes = [this.store.flushLsn, ...this.peerFlush.values()].sort((a, b) => b - a)
-    const majority = Math.floor(this.env.members / 2) + 1
-    const candidate = flushes[majority - 1]
-    if (candidate === undefined || candidate <= this.state.commitLsn) return false
-    this.state = { ...this.state, commitLsn: Math.min(candidate, this.store.flushLsn) }
+    const termStartLsn = this.state.termHistory.at(-1)?.lsn ?? this.state.timelineStartLsn
+    const next = quorumCommitLsn({
+      ownFlush: this.store.flushLsn,
+      peerFlushes: this.sameTermPeerFlushes(),
+      members: this.env.members,
+      termStartLsn,
+    })
+    const prev = this.state.commitLsn
+    if (next === null || next <= prev) return false
+    if (prev < termStartLsn) this.persist({ commitLsn: next })
+    else this.state = { ...this.state, commitLsn: next }
     return true
+  }
+
+  private removeOldWal(): void {
+    const horizon = walRemovalHorizon({
+      pageserverDurable: this.state.pageserverFeedback?.diskConsistentLsn ?? null,
+      peerFlushes: this.sameTermPeerFlushes(),
+      peers: this.env.members - 1,
+      commitLsn: this.state.commitLsn,
+      flushLsn: this.store.flushLsn,
+    })
+    if (horizon === null) return
+    const segSize = this.state.walSegSize
+    const keepFrom = segmentStart(segmentNumber(horizon, segSize), segSize)
+    // Most calls end here: the horizon has not crossed into a segment after the first one held.
+    if (keepFrom <= this.store.localStartLsn) return
+    this.persist({ localStartLsn: Math.max(this.state.localStartLsn, keepFrom) })
+    const removed = this.store.removeSegmentsBelow(horizon)
+    if (removed.length > 0) {
+      this.log('info', 'WAL segments removed', {
+        horizon: formatLsn(horizon),
+        first: removed[0],
+        last: removed.at(-1),
+        count: removed.length,
+      })
+    }
   }
 
   private schedulePersist(): void {

@@ -1,0 +1,68 @@
+/**
+ * The arithmetic of a safekeeper's quorum, apart from any I/O so that it can be tested on its own: whose
+ * flush LSNs may be compared with ours, what commit_lsn a set of them proves, and below which LSN no one
+ * can need this safekeeper's WAL any more.
+ */
+import type { Lsn } from '../postgres/lsn.js'
+
+/** Where a safekeeper stands in the election: the term it voted for and the term of its last WAL. */
+export interface TermPosition {
+  term: number
+  /** The term of the last entry of its term history (Neon's "epoch"). */
+  lastLogTerm: number
+}
+
+/**
+ * Flush LSNs count together for commit only when both safekeepers voted for the same term and hold that
+ * term's WAL last: across terms the same LSN may name different WAL (one side may still be truncated).
+ */
+export function sameTerm(a: TermPosition, b: TermPosition): boolean {
+  return a.term === b.term && a.lastLogTerm === b.lastLogTerm
+}
+
+export interface QuorumInput {
+  /** This safekeeper's own flush LSN. */
+  ownFlush: Lsn
+  /** Flush LSNs of the peers of the same term that answered; the others count as having nothing. */
+  peerFlushes: readonly Lsn[]
+  /** How many safekeepers form the quorum, this one included. */
+  members: number
+  /** Where the current term's WAL begins. */
+  termStartLsn: Lsn
+}
+
+/**
+ * The commit LSN the flushes prove, or null when they prove nothing new: the majority-th highest flush,
+ * capped at our own flush since a safekeeper serves only WAL it holds. As in Raft, WAL of an earlier
+ * term is not committed by counting copies of it: the majority has to reach the current term's start.
+ */
+export function quorumCommitLsn(q: QuorumInput): Lsn | null {
+  const flushes = [q.ownFlush, ...q.peerFlushes].sort((a, b) => b - a)
+  const candidate = flushes[Math.floor(q.members / 2)]
+  if (candidate === undefined || candidate < q.termStartLsn) return null
+  return Math.min(candidate, q.ownFlush)
+}
+
+export interface RemovalInput {
+  /**
+   * What the pageserver has made durable (disk_consistent_lsn; remote_consistent_lsn once remote storage
+   * exists), or null when no pageserver has reported: it may still need everything.
+   */
+  pageserverDurable: Lsn | null
+  /** Flush LSNs of the peers of the same term that answered. */
+  peerFlushes: readonly Lsn[]
+  /** How many peers there are in all. */
+  peers: number
+  commitLsn: Lsn
+  flushLsn: Lsn
+}
+
+/**
+ * WAL below the returned LSN is needed by no one, or null when that is not known. A peer that did not
+ * answer, or answers for another term, might have to catch up from us: until it is heard from in our
+ * term, nothing is removed.
+ */
+export function walRemovalHorizon(r: RemovalInput): Lsn | null {
+  if (r.pageserverDurable === null || r.peerFlushes.length < r.peers) return null
+  return Math.min(r.pageserverDurable, r.commitLsn, r.flushLsn, ...r.peerFlushes)
+}

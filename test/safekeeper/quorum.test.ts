@@ -1,0 +1,61 @@
+/**
+ * The quorum arithmetic on its own: which peers count, the commit LSN their flushes prove, and the WAL
+ * removal horizon.
+ */
+import { describe, expect, it } from 'vitest'
+import { quorumCommitLsn, sameTerm, walRemovalHorizon } from '../../src/safekeeper/quorum.js'
+
+describe('sameTerm', () => {
+  it('needs the same voted term and the same last log term', () => {
+    expect(sameTerm({ term: 3, lastLogTerm: 3 }, { term: 3, lastLogTerm: 3 })).toBe(true)
+    expect(sameTerm({ term: 3, lastLogTerm: 3 }, { term: 4, lastLogTerm: 3 })).toBe(false)
+    // Voted for the same term, but one has not received WAL of it yet: its LSNs may be of another history.
+    expect(sameTerm({ term: 3, lastLogTerm: 3 }, { term: 3, lastLogTerm: 2 })).toBe(false)
+  })
+})
+
+describe('quorumCommitLsn', () => {
+  const q = { members: 3, termStartLsn: 100 }
+
+  it('is the majority-th highest flush, capped at our own', () => {
+    expect(quorumCommitLsn({ ...q, ownFlush: 500, peerFlushes: [300, 400] })).toBe(400)
+    expect(quorumCommitLsn({ ...q, ownFlush: 200, peerFlushes: [300, 400] })).toBe(200)
+    expect(quorumCommitLsn({ ...q, members: 5, ownFlush: 500, peerFlushes: [300, 400, 450, 200] })).toBe(400)
+  })
+
+  it('proves nothing without a majority', () => {
+    expect(quorumCommitLsn({ ...q, ownFlush: 500, peerFlushes: [] })).toBeNull()
+    expect(quorumCommitLsn({ ...q, members: 5, ownFlush: 500, peerFlushes: [400] })).toBeNull()
+  })
+
+  it('needs the majority to reach the start of the current term', () => {
+    expect(quorumCommitLsn({ ...q, termStartLsn: 450, ownFlush: 500, peerFlushes: [300, 400] })).toBeNull()
+    expect(quorumCommitLsn({ ...q, termStartLsn: 400, ownFlush: 500, peerFlushes: [300, 400] })).toBe(400)
+  })
+
+  it('makes a lone safekeeper its own quorum', () => {
+    expect(quorumCommitLsn({ ...q, members: 1, ownFlush: 500, peerFlushes: [] })).toBe(500)
+  })
+})
+
+describe('walRemovalHorizon', () => {
+  const r = { pageserverDurable: 300, peerFlushes: [400, 500], peers: 2, commitLsn: 450, flushLsn: 600 }
+
+  it('is the lowest of what the pageserver, every peer and the quorum have', () => {
+    expect(walRemovalHorizon(r)).toBe(300)
+    expect(walRemovalHorizon({ ...r, pageserverDurable: 1000 })).toBe(400)
+    expect(walRemovalHorizon({ ...r, pageserverDurable: 1000, peerFlushes: [700, 800] })).toBe(450)
+    expect(
+      walRemovalHorizon({ ...r, pageserverDurable: 1000, peerFlushes: [700, 800], commitLsn: 900 }),
+    ).toBe(600)
+  })
+
+  it('removes nothing without pageserver feedback', () => {
+    expect(walRemovalHorizon({ ...r, pageserverDurable: null })).toBeNull()
+  })
+
+  it('removes nothing while a peer has not been heard from in our term', () => {
+    expect(walRemovalHorizon({ ...r, peerFlushes: [500] })).toBeNull()
+    expect(walRemovalHorizon({ ...r, peers: 0, peerFlushes: [] })).toBe(300)
+  })
+})
