@@ -1,0 +1,155 @@
+/**
+ * The pageserver following a timeline's safekeepers instead of its compute: three in-process safekeepers
+ * as the compute's quorum (ANY 2), the pageserver streaming from the one with the highest commit_lsn, and
+ * switching to another when the one it streams from dies — the time until ingest resumes is measured.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { freePort } from '../../src/control/process.js'
+import { formatHostPort } from '../../src/lib/host-port.js'
+import { generateId } from '../../src/lib/ids.js'
+import { DEFAULT_PAGESERVER_CONFIG } from '../../src/pageserver/config.js'
+import { Pageserver } from '../../src/pageserver/pageserver.js'
+import { parseLsn } from '../../src/postgres/lsn.js'
+import { defaultSafekeeperConfig, type SafekeeperConfig } from '../../src/safekeeper/config.js'
+import { Safekeeper } from '../../src/safekeeper/safekeeper.js'
+import { jsonRequest } from '../harness/http.js'
+import { computeFromPageService } from '../harness/page-service.js'
+import type { PgCluster } from '../harness/postgres.js'
+
+const N = 3
+let dir: string
+let ps: Pageserver
+let psApi: string
+let pgPort: number
+const configs: SafekeeperConfig[] = []
+const safekeepers: (Safekeeper | undefined)[] = []
+let compute: PgCluster
+let tenantId: string
+let timelineId: string
+const logged: { level: string; msg: string }[] = []
+const log = (level: string, msg: string) => logged.push({ level, msg })
+
+const startSafekeeper = async (i: number) => {
+  safekeepers[i] = await Safekeeper.start(path.join(dir, `sk${i + 1}`), { config: configs[i], log })
+}
+const skApi = (i: number) => `http://${formatHostPort(configs[i].listenHttpAddr)}`
+const psTimeline = async () =>
+  (await jsonRequest(psApi, 'GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`)).json
+const insertLsn = async () => parseLsn(await compute.sql('SELECT pg_current_wal_insert_lsn()'))
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const v = await fn()
+    if (v !== undefined) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'zenith-ps-sk-'))
+  for (let i = 0; i < N; i++) {
+    configs.push({
+      ...defaultSafekeeperConfig(i + 1),
+      listenPgAddr: { host: '127.0.0.1', port: await freePort() },
+      listenHttpAddr: { host: '127.0.0.1', port: await freePort() },
+    })
+  }
+  for (const c of configs) c.peers = configs.filter((o) => o !== c).map((o) => o.listenHttpAddr)
+  for (let i = 0; i < N; i++) await startSafekeeper(i)
+
+  pgPort = await freePort()
+  const httpPort = await freePort()
+  psApi = `http://127.0.0.1:${httpPort}`
+  ps = await Pageserver.start(path.join(dir, 'pageserver'), {
+    log,
+    config: {
+      ...DEFAULT_PAGESERVER_CONFIG,
+      listenPgAddr: { host: '127.0.0.1', port: pgPort },
+      listenHttpAddr: { host: '127.0.0.1', port: httpPort },
+    },
+  })
+  tenantId = (await jsonRequest(psApi, 'POST', '/v1/tenant', {})).json
+  timelineId = generateId()
+  const tl = await jsonRequest(psApi, 'POST', `/v1/tenant/${tenantId}/timeline`, {
+    new_timeline_id: timelineId,
+  })
+  expect(tl.status).toBe(201)
+  compute = await computeFromPageService(pgPort, tenantId, timelineId, {
+    name: 'sk-quorum',
+    settings: {
+      synchronous_commit: 'on',
+      synchronous_standby_names: 'ANY 2 (sk1, sk2, sk3)',
+      wal_keep_size: '1GB',
+    },
+  })
+  const systemId = await compute.sql('SELECT system_identifier FROM pg_control_system()')
+  for (let i = 0; i < N; i++) {
+    const created = await jsonRequest(skApi(i), 'POST', '/v1/tenant/timeline', {
+      tenant_id: tenantId,
+      timeline_id: timelineId,
+      system_id: systemId,
+      start_lsn: tl.json.last_record_lsn,
+    })
+    expect(created.status).toBe(201)
+    const set = await jsonRequest(skApi(i), 'PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/compute`, {
+      connstr: compute.connectionString(),
+      term: 1,
+    })
+    expect(set.status).toBe(200)
+  }
+  const rx = await jsonRequest(psApi, 'PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/wal_receiver`, {
+    safekeepers: configs.map((c) => ({
+      id: c.id,
+      pg: formatHostPort(c.listenPgAddr),
+      http: formatHostPort(c.listenHttpAddr),
+    })),
+  })
+  expect(rx.status).toBe(200)
+})
+
+afterAll(async () => {
+  await compute?.destroy()
+  await ps?.stop()
+  for (const sk of safekeepers) await sk?.stop()
+  await rm(dir, { recursive: true, force: true })
+  expect(logged.filter((l) => l.level === 'error')).toEqual([])
+})
+
+describe('a pageserver with safekeepers', () => {
+  it('ingests what the quorum committed, from the safekeeper with the highest commit_lsn', async () => {
+    await compute.sql("CREATE TABLE t AS SELECT i, repeat('x', 100) AS pad FROM generate_series(1, 10000) i")
+    const committed = await insertLsn()
+    const detail = await waitFor('the pageserver to ingest the commit', async () => {
+      const d = await psTimeline()
+      return parseLsn(d.last_record_lsn) >= committed ? d : undefined
+    })
+    expect(detail.walreceiver_status).toBe('streaming')
+    expect(detail.walreceiver_candidates).toHaveLength(N)
+    expect([1, 2, 3]).toContain(detail.walreceiver_safekeeper)
+  })
+
+  it('moves to another safekeeper when the one it streams from dies, and ingest resumes', async () => {
+    const d = await psTimeline()
+    const victim = d.walreceiver_safekeeper as number
+    await safekeepers[victim - 1]!.stop()
+    safekeepers[victim - 1] = undefined
+    const killedAt = Date.now()
+    // Two of three still commit.
+    await compute.sql("INSERT INTO t SELECT i, 'after' FROM generate_series(1, 1000) i")
+    const committed = await insertLsn()
+    const after = await waitFor('ingest to resume from another safekeeper', async () => {
+      const x = await psTimeline()
+      return parseLsn(x.last_record_lsn) >= committed ? x : undefined
+    })
+    const failoverS = (Date.now() - killedAt) / 1000
+    console.log(`pageserver failover: ingest resumed ${failoverS.toFixed(2)} s after its safekeeper died`)
+    expect(after.walreceiver_safekeeper).not.toBe(victim)
+    expect(after.walreceiver_candidates.find((c: { id: number }) => c.id === victim).alive).toBe(false)
+    await startSafekeeper(victim - 1)
+  })
+})
