@@ -65,6 +65,22 @@ export interface SkTimelineInfo {
   } | null
 }
 
+/** zenith's own route: a vote for a term, in the election a compute start runs. */
+export interface SkVoteRequest {
+  term: number
+}
+
+export interface SkVoteResponse {
+  vote_given: boolean
+  /** The term voted for, or (refused) the higher term already accepted. */
+  term: number
+  /** The term of the last WAL held (Neon's epoch). */
+  epoch: number
+  /** The end of the WAL held: a record boundary after a vote. */
+  flush_lsn: string
+  term_history: SkTermEntry[]
+}
+
 export interface SkDigest {
   from_lsn: string
   until_lsn: string

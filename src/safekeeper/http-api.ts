@@ -8,7 +8,7 @@ import http from 'node:http'
 import { parseId } from '../lib/ids.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
 import { HttpError, objectBody, Router } from '../protocol/http-router.js'
-import type { SkDigest, SkStatusResponse, SkTimelineInfo } from './api-types.js'
+import type { SkDigest, SkStatusResponse, SkTimelineInfo, SkVoteResponse } from './api-types.js'
 import type { Safekeeper } from './safekeeper.js'
 import type { SkTimeline } from './timeline.js'
 
@@ -132,6 +132,22 @@ export function createSafekeeperHttpApi(sk: Safekeeper): http.Server {
       throw new HttpError(400, `term must be a number, got ${JSON.stringify(term)}`)
     await tl.setCompute(stringField(b, 'connstr'), term)
     return { json: timelineInfo(tl) }
+  })
+  r.on('POST', '/v1/tenant/:tenant_id/timeline/:timeline_id/vote', async ({ params, body }) => {
+    const term = objectBody(body, false).term
+    if (typeof term !== 'number')
+      throw new HttpError(400, `term must be a number, got ${JSON.stringify(term)}`)
+    const tl = timelineOf(params)
+    const v = await tl.vote(term)
+    return {
+      json: {
+        vote_given: v.voteGiven,
+        term: v.term,
+        epoch: v.lastLogTerm,
+        flush_lsn: formatLsn(v.flushLsn),
+        term_history: tl.state.termHistory.map((e) => ({ term: e.term, lsn: formatLsn(e.lsn) })),
+      } satisfies SkVoteResponse,
+    }
   })
   r.on('GET', '/v1/tenant/:tenant_id/timeline/:timeline_id/digest', ({ params, query }) => {
     const tl = timelineOf(params)

@@ -181,6 +181,33 @@ export class SkTimeline {
    * Makes `connstr` the compute of `term`: a term below the one this safekeeper has accepted is refused
    * (that compute has been fenced off); the term is on disk before WAL is pulled from the new compute.
    */
+  /**
+   * A vote for `term`, in the election a compute start runs: given only for a term above every term this
+   * safekeeper has accepted. WAL stops coming from the old term's compute, a partial record at the end is
+   * cut (no commit can end inside it), and the term is on disk before the answer — so the new compute can
+   * start at the end of the WAL of the most advanced voter, and the old one can no longer count this
+   * safekeeper for its commits.
+   */
+  async vote(
+    term: number,
+  ): Promise<{ voteGiven: boolean; term: number; lastLogTerm: number; flushLsn: Lsn }> {
+    if (!Number.isSafeInteger(term) || term <= this.state.term) {
+      return {
+        voteGiven: false,
+        term: this.state.term,
+        lastLogTerm: lastLogTerm(this.state),
+        flushLsn: this.flushLsn,
+      }
+    }
+    await this.acceptor?.stop()
+    this.acceptor = null
+    await this.store.flush()
+    if (this.store.flushLsn > this.store.endRecordLsn) await this.store.truncate(this.store.endRecordLsn)
+    this.persist({ term, computeConnstr: null })
+    this.log('info', 'voted', { term, flush: formatLsn(this.flushLsn) })
+    return { voteGiven: true, term, lastLogTerm: lastLogTerm(this.state), flushLsn: this.flushLsn }
+  }
+
   async setCompute(connstr: string, term: number): Promise<void> {
     if (!Number.isSafeInteger(term) || term < 1) {
       throw new SkTimelineError(`term ${term} is not a positive integer`, { kind: 'user_input' })

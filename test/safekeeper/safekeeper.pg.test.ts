@@ -211,6 +211,35 @@ describe('a safekeeper', () => {
     expect((await detail()).walreceivers).toMatchObject([{ term: 3, status: 'streaming' }])
   })
 
+  it("votes once for a newer term: stops pulling, ends its WAL at a record, and takes that term's compute", async () => {
+    const vote = (term: number) => http('POST', `/v1/tenant/${TENANT}/timeline/${TIMELINE}/vote`, { term })
+    expect((await vote(3)).json).toMatchObject({ vote_given: false, term: 3 })
+    const given = await vote(4)
+    expect(given.status).toBe(200)
+    expect(given.json).toMatchObject({ vote_given: true, term: 4, epoch: 3 })
+    const d = await detail()
+    expect(d.acceptor_state.term).toBe(4)
+    expect(d.walreceivers).toEqual([])
+    expect(d.flush_lsn).toBe(given.json.flush_lsn)
+    // A commit now waits: the compute of term 3 has lost its standby.
+    await waitFor('sk1 to leave the compute', async () =>
+      (await pg.sql("SELECT count(*) FROM pg_stat_replication WHERE application_name = 'sk1'")) === '0'
+        ? true
+        : undefined,
+    )
+    expect((await vote(4)).json.vote_given).toBe(false)
+    const set = await http('PUT', `/v1/tenant/${TENANT}/timeline/${TIMELINE}/compute`, {
+      connstr: pg.connectionString(),
+      term: 4,
+    })
+    expect(set.status).toBe(200)
+    await pg.sql("INSERT INTO t VALUES (-4, 'term 4')")
+    expect((await detail()).acceptor_state.term_history.at(-1)).toEqual({
+      term: 4,
+      lsn: given.json.flush_lsn,
+    })
+  })
+
   it("serves its WAL as a walsender up to commit_lsn, and keeps the reader's feedback", async () => {
     const client = await PgClient.connect({
       ...config.listenPgAddr,
