@@ -70,7 +70,7 @@ async function zenithRun(): Promise<{ tps: number; lags: number[]; walBytes: num
   try {
     await runSteps((await startEndpointSteps(repoDir, 'main')).steps)
     const e = loadClusterConfig(repoDir).endpoints.main
-    const tl = running.pageserver.timeline(e.tenantId, e.timelineId)
+    const tl = running.server.timeline(e.tenantId, e.timelineId)
     const connstr = connstrOf(e.port)
     const client = await PgClient.connect({ host: '127.0.0.1', port: e.port, user: 'postgres' })
     const flushLsn = async () =>

@@ -1,8 +1,14 @@
-/** oclif flag types shared by commands. */
-import { Flags } from '@oclif/core'
+/** oclif flag and argument types shared by commands. */
+import { Args, Flags } from '@oclif/core'
 import { type Lsn, parseLsn } from '../postgres/lsn.js'
 
 export const lsnFlag = Flags.custom<Lsn>({
   helpValue: 'X/X',
   parse: async (input) => parseLsn(input),
+})
+
+/** The safekeeper a command works on; without it, commands that take it work on all of them. */
+export const safekeeperIdArg = Args.integer({
+  description: 'the safekeeper id (default: every safekeeper of the cluster)',
+  min: 1,
 })

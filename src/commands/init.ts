@@ -2,6 +2,10 @@ import { Flags } from '@oclif/core'
 import { ClusterCommand } from '../cli/cluster-command.js'
 import { initSteps } from '../control/cluster.js'
 import { parseSettings } from '../control/endpoints.js'
+import { SAFEKEEPER_COUNTS, type SafekeeperCount } from '../control/safekeeper-process.js'
+
+/** The highest port base: safekeeper 5 listens on base + 5. */
+const MAX_SK_PORT_BASE = 65535 - SAFEKEEPER_COUNTS[SAFEKEEPER_COUNTS.length - 1]
 
 export const initFlags = {
   'pg-distrib-dir': Flags.string({
@@ -22,6 +26,23 @@ export const initFlags = {
     min: 1,
     max: 65535,
   }),
+  'num-safekeepers': Flags.custom<SafekeeperCount>({
+    summary: 'how many safekeepers the cluster has: 0, 1, 3 or 5 (default 0)',
+    description:
+      'Default 0 for now: computes do not stream their WAL to safekeepers yet, so they run beside the cluster without taking part.',
+    options: SAFEKEEPER_COUNTS.map(String),
+    parse: async (input) => Number(input) as SafekeeperCount,
+  })(),
+  'safekeeper-pg-port-base': Flags.integer({
+    summary: 'safekeeper N listens for libpq on this port + N (default 5454)',
+    min: 1,
+    max: MAX_SK_PORT_BASE,
+  }),
+  'safekeeper-http-port-base': Flags.integer({
+    summary: 'safekeeper N serves its HTTP API on this port + N (default 7676)',
+    min: 1,
+    max: MAX_SK_PORT_BASE,
+  }),
   'tenant-config': Flags.string({
     char: 'c',
     summary: 'a default tenant config value as key=value (repeatable)',
@@ -34,6 +55,9 @@ export function initOptions(flags: {
   'pageserver-pg-port'?: number
   'pageserver-http-port'?: number
   'compute-port-base'?: number
+  'num-safekeepers'?: SafekeeperCount
+  'safekeeper-pg-port-base'?: number
+  'safekeeper-http-port-base'?: number
   'tenant-config'?: string[]
 }) {
   return {
@@ -42,15 +66,21 @@ export function initOptions(flags: {
     pageserverHttpPort: flags['pageserver-http-port'],
     computePortBase: flags['compute-port-base'],
     tenantDefaults: parseSettings(flags['tenant-config'] ?? []),
+    numSafekeepers: flags['num-safekeepers'],
+    safekeeperPortBases: {
+      pgPortBase: flags['safekeeper-pg-port-base'],
+      httpPortBase: flags['safekeeper-http-port-base'],
+    },
   }
 }
 
 export default class Init extends ClusterCommand {
   static override summary =
-    'create a local cluster: repo dir, pageserver config, a default tenant with branch main'
+    'create a local cluster: repo dir, pageserver and safekeeper configs, a default tenant with branch main'
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --repo-dir /tmp/zenith --pageserver-http-port 19898 -c gc_horizon=1048576',
+    '<%= config.bin %> <%= command.id %> --num-safekeepers 3 --safekeeper-pg-port-base 15454 --safekeeper-http-port-base 17676',
   ]
   static override flags = initFlags
 

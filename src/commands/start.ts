@@ -1,20 +1,21 @@
 import { Flags } from '@oclif/core'
 import { ClusterCommand } from '../cli/cluster-command.js'
-import { initSteps, startSteps } from '../control/cluster.js'
-import { runPageserver } from '../control/pageserver-process.js'
+import { initSteps, runEmbedded, startSteps } from '../control/cluster.js'
 import { isInitialised } from '../control/repo-config.js'
 import { initFlags, initOptions } from './init.js'
 
 export default class Start extends ClusterCommand {
   static override summary = 'start the local cluster (initialising the repo dir first when there is none)'
   static override description =
-    'Starts the pageserver as a background process, or with --embedded inside this process until Ctrl-C. Computes are started with `zenith pg start`.'
+    'Starts the safekeepers and then the pageserver as background processes (those not running yet), or with --embedded inside this process until Ctrl-C. Computes are started with `zenith pg start`.'
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --embedded',
   ]
   static override flags = {
-    embedded: Flags.boolean({ summary: 'run the pageserver in this process until Ctrl-C (or SIGTERM)' }),
+    embedded: Flags.boolean({
+      summary: 'run the safekeepers and the pageserver in this process until Ctrl-C (or SIGTERM)',
+    }),
     ...initFlags,
   }
 
@@ -27,29 +28,31 @@ export default class Start extends ClusterCommand {
       })
       return { repo_dir: repoDir, steps }
     }
-    // The lock covers setting up only: the pageserver then runs here until Ctrl-C, and other commands
+    // The lock covers setting up only: the servers then run here until Ctrl-C, and other commands
     // (pg start, zenith stop) must get the repo dir meanwhile.
-    const running = await this.locked(
+    const cluster = await this.locked(
       repoDir,
       async () => {
         if (!isInitialised(repoDir)) await this.runSteps(initSteps(repoDir, initOptions(flags)))
-        return runPageserver(repoDir, { logToStdout: false })
+        return runEmbedded(repoDir)
       },
       { create: true },
     )
-    const cfg = running.pageserver.config
-    this.print(
-      `pageserver running in this process (pid ${process.pid}): http ${cfg.listenHttpAddr.host}:${cfg.listenHttpAddr.port}, ` +
-        `pg ${cfg.listenPgAddr.host}:${cfg.listenPgAddr.port}; Ctrl-C stops it`,
-    )
+    const { servers } = cluster
+    servers.forEach((s, i) => {
+      const last = i === servers.length - 1
+      this.print(
+        `${s.name} running in this process (pid ${process.pid}): http ${s.http}, pg ${s.pg}` +
+          (last ? `; Ctrl-C stops ${servers.length > 1 ? 'them' : 'it'}` : ''),
+      )
+    })
     await new Promise<void>((resolve) => {
       const stop = () => resolve()
       process.once('SIGINT', stop)
       process.once('SIGTERM', stop)
     })
-    this.print('stopping the pageserver')
-    await running.stop()
-    this.print('pageserver stopped')
+    this.print(servers.length > 1 ? 'stopping the pageserver and the safekeepers' : 'stopping the pageserver')
+    await cluster.stop((name) => this.print(`${name} stopped`))
     return undefined
   }
 }

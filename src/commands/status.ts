@@ -1,9 +1,9 @@
 import { ClusterCommand } from '../cli/cluster-command.js'
-import { renderDied, renderEndpoints, renderPageserverState } from '../cli/render.js'
+import { renderDied, renderEndpoints, renderServerState } from '../cli/render.js'
 import { type ClusterStatus, clusterStatus } from '../control/cluster.js'
 
 export default class Status extends ClusterCommand {
-  static override summary = 'show whether the pageserver and the computes are running'
+  static override summary = 'show whether the pageserver, the safekeepers and the computes are running'
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --json',
@@ -19,8 +19,12 @@ export default class Status extends ClusterCommand {
     this.print(
       this.out.fields([
         ['repo dir', s.repo_dir],
-        ['pageserver', renderPageserverState(this.out, s.pageserver)],
+        ['pageserver', renderServerState(this.out, s.pageserver)],
         ...renderDied(s.pageserver).map((l) => ['', l] as [string, string]),
+        ...s.safekeepers.flatMap((sk) => [
+          [`safekeeper ${sk.id}`, renderServerState(this.out, sk)] as [string, string],
+          ...renderDied(sk).map((l) => ['', l] as [string, string]),
+        ]),
         ['endpoints', s.endpoints.length === 0 ? 'none' : String(s.endpoints.length)],
       ]),
     )

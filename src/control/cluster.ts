@@ -1,11 +1,13 @@
 /**
- * The local cluster as a whole: `zenith init` (repo dir, pageserver.toml, a default tenant with its
- * `main` branch made by initdb), `start` (initialising first when needed), `stop` (computes first, then
- * the pageserver) and `status`.
+ * The local cluster as a whole: `zenith init` (repo dir, pageserver.toml and each safekeeper.toml, a
+ * default tenant with its `main` branch made by initdb), `start` (initialising first when needed; the
+ * safekeepers before the pageserver), `stop` (computes first, then the pageserver, then the
+ * safekeepers) and `status`.
  */
 import { mkdirSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { validateOverrides } from '../engine/tenant-config.js'
+import { formatHostPort, type HostPort } from '../lib/host-port.js'
 import {
   DEFAULT_PAGESERVER_CONFIG,
   type PageserverConfig,
@@ -13,10 +15,11 @@ import {
 } from '../pageserver/config.js'
 import { checkPgBinaries, pgBinDir } from '../postgres/pg-bin.js'
 import { type EndpointRow, listEndpoints, stopEndpoint } from './endpoints.js'
-import { pageserverConfigFile, pageserverDir } from './layout.js'
+import { pageserverConfigFile, pageserverDir, safekeepersDir } from './layout.js'
 import {
   type PageserverStatus,
   pageserverStatus,
+  runPageserver,
   startPageserver,
   stopPageserver,
 } from './pageserver-process.js'
@@ -24,10 +27,24 @@ import {
   CONFIG_FILE,
   DEFAULT_BRANCH,
   isInitialised,
+  loadClusterConfig,
   newClusterConfig,
   RepoConfigError,
   saveClusterConfig,
 } from './repo-config.js'
+import {
+  runSafekeeper,
+  type SafekeeperCount,
+  type SafekeeperPortBases,
+  type SafekeeperStatus,
+  safekeeperConfigs,
+  safekeeperFiles,
+  safekeeperStatus,
+  startSafekeeper,
+  stopSafekeeper,
+  writeSafekeeperConfigs,
+} from './safekeeper-process.js'
+import { type RunningServer, serverState } from './server-process.js'
 import type { Step } from './steps.js'
 import { createTenant } from './tenants.js'
 
@@ -38,6 +55,9 @@ export interface InitOptions {
   computePortBase?: number
   /** Tenant config defaults of the pageserver (validated by the engine). */
   tenantDefaults?: Record<string, unknown>
+  /** Default 0: computes do not stream to safekeepers yet. */
+  numSafekeepers?: SafekeeperCount
+  safekeeperPortBases?: SafekeeperPortBases
 }
 
 /**
@@ -47,7 +67,12 @@ export interface InitOptions {
  * the next init starts clean.
  */
 export function initSteps(repoDir: string, opts: InitOptions & { keepRunning?: boolean } = {}): Step[] {
-  const cluster = newClusterConfig({ pgDistribDir: opts.pgDistribDir, computePortBase: opts.computePortBase })
+  const skConfigs = safekeeperConfigs(opts.numSafekeepers ?? 0, opts.safekeeperPortBases)
+  const cluster = newClusterConfig({
+    pgDistribDir: opts.pgDistribDir,
+    computePortBase: opts.computePortBase,
+    safekeepers: skConfigs.map((c) => c.id),
+  })
   const psConfig: PageserverConfig = {
     ...DEFAULT_PAGESERVER_CONFIG,
     pgDistribDir: cluster.pgDistribDir,
@@ -62,7 +87,9 @@ export function initSteps(repoDir: string, opts: InitOptions & { keepRunning?: b
   }
   const undo = async () => {
     await stopPageserver(repoDir, { immediate: true })
+    for (const id of cluster.safekeepers) await stopSafekeeper(repoDir, id, { immediate: true })
     rmSync(pageserverDir(repoDir), { recursive: true, force: true })
+    rmSync(safekeepersDir(repoDir), { recursive: true, force: true })
     rmSync(path.join(repoDir, CONFIG_FILE), { force: true })
   }
   const undoing = async <T>(fn: () => Promise<T>): Promise<T> => {
@@ -85,9 +112,17 @@ export function initSteps(repoDir: string, opts: InitOptions & { keepRunning?: b
         mkdirSync(repoDir, { recursive: true, mode: 0o755 })
         mkdirSync(pageserverDir(repoDir), { recursive: true })
         savePageserverConfig(pageserverConfigFile(repoDir), { ...psConfig, tenantDefaults })
+        writeSafekeeperConfigs(repoDir, skConfigs)
         saveClusterConfig(repoDir, cluster)
       },
     },
+    // The tenant needs the pageserver only; safekeepers start when the cluster is to keep running.
+    ...(opts.keepRunning
+      ? cluster.safekeepers.map((id) => {
+          const step = startSafekeeperStep(repoDir, id)
+          return { ...step, run: () => undoing(step.run) }
+        })
+      : []),
     {
       title: 'start the pageserver',
       run: () => undoing(async () => `pageserver started (pid ${(await startPageserver(repoDir)).pid})`),
@@ -114,10 +149,44 @@ export function initSteps(repoDir: string, opts: InitOptions & { keepRunning?: b
   ]
 }
 
-/** The steps of `zenith start`: initialise a missing repo dir, then start the pageserver. */
+function startSafekeeperStep(repoDir: string, id: number): Step {
+  return {
+    title: `start safekeeper ${id}`,
+    run: async () => {
+      const { pid, alreadyRunning } = await startSafekeeper(repoDir, id)
+      return alreadyRunning
+        ? `safekeeper ${id} is already running (pid ${pid})`
+        : `safekeeper ${id} started (pid ${pid})`
+    },
+  }
+}
+
+/**
+ * `ranBefore`: it ran when `zenith stop` began. An embedded safekeeper is gone by its own step, stopped
+ * with the pageserver it shares a process with, and must not be reported as not running.
+ */
+function stopSafekeeperStep(
+  repoDir: string,
+  id: number,
+  opts: { immediate?: boolean; ranBefore: boolean },
+): Step {
+  return {
+    title: `stop safekeeper ${id}`,
+    run: async () => {
+      const { wasRunning } = await stopSafekeeper(repoDir, id, opts)
+      return wasRunning || opts.ranBefore ? `safekeeper ${id} stopped` : `safekeeper ${id} was not running`
+    },
+  }
+}
+
+/**
+ * The steps of `zenith start`: initialise a missing repo dir, then start the safekeepers and the
+ * pageserver, each unless it runs already.
+ */
 export function startSteps(repoDir: string, opts: InitOptions = {}): Step[] {
   if (!isInitialised(repoDir)) return initSteps(repoDir, { ...opts, keepRunning: true })
   return [
+    ...loadClusterConfig(repoDir).safekeepers.map((id) => startSafekeeperStep(repoDir, id)),
     {
       title: 'start the pageserver',
       run: async () => {
@@ -130,7 +199,10 @@ export function startSteps(repoDir: string, opts: InitOptions = {}): Step[] {
   ]
 }
 
-/** The steps of `zenith stop`: every running compute, then the pageserver. */
+/**
+ * The steps of `zenith stop`: every running compute, then the pageserver, then the safekeepers, which
+ * the pageserver may still be reading WAL from.
+ */
 export async function stopSteps(repoDir: string, opts: { immediate?: boolean } = {}): Promise<Step[]> {
   const mode = opts.immediate ? 'immediate' : 'fast'
   const running = isInitialised(repoDir)
@@ -150,6 +222,12 @@ export async function stopSteps(repoDir: string, opts: { immediate?: boolean } =
       return wasRunning ? 'pageserver stopped' : 'the pageserver was not running'
     },
   })
+  if (isInitialised(repoDir)) {
+    for (const id of loadClusterConfig(repoDir).safekeepers) {
+      const ranBefore = serverState(safekeeperFiles(repoDir, id)).running
+      steps.push(stopSafekeeperStep(repoDir, id, { ...opts, ranBefore }))
+    }
+  }
   return steps
 }
 
@@ -157,16 +235,71 @@ export interface ClusterStatus {
   repo_dir: string
   initialised: boolean
   pageserver: PageserverStatus | null
+  safekeepers: SafekeeperStatus[]
   endpoints: EndpointRow[]
 }
 
 export async function clusterStatus(repoDir: string): Promise<ClusterStatus> {
   if (!isInitialised(repoDir))
-    return { repo_dir: repoDir, initialised: false, pageserver: null, endpoints: [] }
+    return { repo_dir: repoDir, initialised: false, pageserver: null, safekeepers: [], endpoints: [] }
   return {
     repo_dir: repoDir,
     initialised: true,
     pageserver: await pageserverStatus(repoDir),
+    safekeepers: await Promise.all(
+      loadClusterConfig(repoDir).safekeepers.map((id) => safekeeperStatus(repoDir, id)),
+    ),
     endpoints: await listEndpoints(repoDir),
   }
+}
+
+/** A server running inside this process. */
+export interface EmbeddedServer {
+  name: string
+  http: string
+  pg: string
+}
+
+export interface EmbeddedCluster {
+  /** In the order they started: the safekeepers, then the pageserver. */
+  servers: EmbeddedServer[]
+  /** Stops them in the opposite order, telling `onStopped` of each. */
+  stop(onStopped?: (name: string) => void): Promise<void>
+}
+
+/**
+ * `zenith start --embedded`: the safekeepers and the pageserver inside this process, each with its pid
+ * file and log as if detached. When one fails to start, those already running are stopped again.
+ */
+export async function runEmbedded(repoDir: string): Promise<EmbeddedCluster> {
+  const running: (EmbeddedServer & { run: RunningServer<unknown> })[] = []
+  const add = (
+    name: string,
+    addrs: { listenHttpAddr: HostPort; listenPgAddr: HostPort },
+    run: RunningServer<unknown>,
+  ) =>
+    running.push({
+      name,
+      http: formatHostPort(addrs.listenHttpAddr),
+      pg: formatHostPort(addrs.listenPgAddr),
+      run,
+    })
+  const stop = async (onStopped?: (name: string) => void) => {
+    for (const s of [...running].reverse()) {
+      await s.run.stop()
+      onStopped?.(s.name)
+    }
+  }
+  try {
+    for (const id of loadClusterConfig(repoDir).safekeepers) {
+      const sk = await runSafekeeper(repoDir, id, { logToStdout: false })
+      add(`safekeeper ${id}`, sk.server.config, sk)
+    }
+    const ps = await runPageserver(repoDir, { logToStdout: false })
+    add('pageserver', ps.server.config, ps)
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return { servers: running.map(({ name, http, pg }) => ({ name, http, pg })), stop }
 }

@@ -1,13 +1,25 @@
-/** Where things live in the repo dir: the pageserver's files, and each endpoint's datadir and log. */
+/** Where things live in the repo dir: the pageserver's and each safekeeper's files, each endpoint's datadir and log. */
 import path from 'node:path'
 import { loadPageserverConfig, PAGESERVER_CONFIG_FILE, type PageserverConfig } from '../pageserver/config.js'
+import { loadSafekeeperConfig, SAFEKEEPER_CONFIG_FILE, type SafekeeperConfig } from '../safekeeper/config.js'
 import { PageserverClient } from './pageserver-client.js'
+import { SafekeeperClient } from './safekeeper-client.js'
 
 export const pageserverDir = (repoDir: string) => path.join(repoDir, 'pageserver')
 export const pageserverPidFile = (repoDir: string) => path.join(pageserverDir(repoDir), 'pageserver.pid')
 export const pageserverLogFile = (repoDir: string) => path.join(pageserverDir(repoDir), 'pageserver.log')
 export const pageserverConfigFile = (repoDir: string) =>
   path.join(pageserverDir(repoDir), PAGESERVER_CONFIG_FILE)
+
+/** A safekeeper's working directory: its config, pid file, log and timelines. */
+export const safekeepersDir = (repoDir: string) => path.join(repoDir, 'safekeepers')
+export const safekeeperDir = (repoDir: string, id: number) => path.join(safekeepersDir(repoDir), `sk${id}`)
+export const safekeeperPidFile = (repoDir: string, id: number) =>
+  path.join(safekeeperDir(repoDir, id), 'safekeeper.pid')
+export const safekeeperLogFile = (repoDir: string, id: number) =>
+  path.join(safekeeperDir(repoDir, id), 'safekeeper.log')
+export const safekeeperConfigFile = (repoDir: string, id: number) =>
+  path.join(safekeeperDir(repoDir, id), SAFEKEEPER_CONFIG_FILE)
 
 export const endpointDir = (repoDir: string, tenantId: string, name: string) =>
   path.join(repoDir, 'pgdatadirs', 'tenants', tenantId, name)
@@ -22,4 +34,12 @@ export function pageserverConfigOf(repoDir: string): PageserverConfig {
 
 export function pageserverClientOf(repoDir: string): PageserverClient {
   return new PageserverClient(pageserverConfigOf(repoDir).listenHttpAddr)
+}
+
+export function safekeeperConfigOf(repoDir: string, id: number): SafekeeperConfig {
+  return loadSafekeeperConfig(safekeeperConfigFile(repoDir, id))
+}
+
+export function safekeeperClientOf(repoDir: string, id: number): SafekeeperClient {
+  return new SafekeeperClient(safekeeperConfigOf(repoDir, id).listenHttpAddr, id)
 }

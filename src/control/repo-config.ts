@@ -6,6 +6,7 @@
  *     pg_distrib_dir = "/usr/lib/postgresql/15"
  *     default_tenant_id = "9e4c…"
  *     compute_port_base = 55432
+ *     safekeepers = [1, 2, 3]  # their ids; each one's settings are in safekeepers/sk<id>/safekeeper.toml
  *
  *     [branches.9e4c…]
  *     main = "d1a0…"
@@ -47,6 +48,8 @@ export interface ClusterConfig {
   pgDistribDir: string
   defaultTenantId: string | null
   computePortBase: number
+  /** The safekeepers' ids, ascending; none in a config written before safekeepers were. */
+  safekeepers: number[]
   /** tenant id → branch name → timeline id */
   branches: Record<string, Record<string, string>>
   endpoints: Record<string, EndpointSpec>
@@ -67,12 +70,13 @@ export function isInitialised(repoDir: string): boolean {
 }
 
 export function newClusterConfig(
-  opts: { pgDistribDir?: string; computePortBase?: number } = {},
+  opts: { pgDistribDir?: string; computePortBase?: number; safekeepers?: number[] } = {},
 ): ClusterConfig {
   return {
     pgDistribDir: opts.pgDistribDir ?? process.env.ZENITH_PG_DISTRIB_DIR ?? DEFAULT_PG_DISTRIB_DIR,
     defaultTenantId: null,
     computePortBase: opts.computePortBase ?? DEFAULT_COMPUTE_PORT_BASE,
+    safekeepers: opts.safekeepers ?? [],
     branches: {},
     endpoints: {},
   }
@@ -97,6 +101,17 @@ function port(v: unknown, where: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535)
     throw new RepoConfigError(`${where} must be a port number in 1..65535`)
   return v
+}
+
+function safekeeperIds(v: unknown): number[] {
+  if (v === undefined) return []
+  if (
+    !Array.isArray(v) ||
+    v.some((id) => typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > 99) ||
+    new Set(v).size !== v.length
+  )
+    throw new RepoConfigError('safekeepers must be a list of distinct safekeeper ids in 1..99')
+  return [...(v as number[])].sort((a, b) => a - b)
 }
 
 function table(v: unknown, where: string): Record<string, unknown> {
@@ -144,6 +159,7 @@ export function parseClusterConfig(doc: Record<string, unknown>): ClusterConfig 
       doc.compute_port_base === undefined
         ? DEFAULT_COMPUTE_PORT_BASE
         : port(doc.compute_port_base, 'compute_port_base'),
+    safekeepers: safekeeperIds(doc.safekeepers),
     branches,
     endpoints,
   }
@@ -175,6 +191,7 @@ export function saveClusterConfig(repoDir: string, c: ClusterConfig): void {
   const doc: Record<string, unknown> = {
     pg_distrib_dir: c.pgDistribDir,
     compute_port_base: c.computePortBase,
+    safekeepers: c.safekeepers,
   }
   if (c.defaultTenantId) doc.default_tenant_id = c.defaultTenantId
   doc.branches = c.branches
@@ -220,4 +237,18 @@ export function timelineOfBranch(c: ClusterConfig, tenantId: string, branch: str
 export function branchOfTimeline(c: ClusterConfig, tenantId: string, timelineId: string): string | null {
   for (const [name, id] of Object.entries(c.branches[tenantId] ?? {})) if (id === timelineId) return name
   return null
+}
+
+/** The safekeeper `id` names, checked against the config; without one, every safekeeper. */
+export function safekeepersOf(c: ClusterConfig, id?: number): number[] {
+  if (id === undefined) return c.safekeepers
+  if (!c.safekeepers.includes(id)) {
+    throw new RepoConfigError(
+      c.safekeepers.length === 0
+        ? `unknown safekeeper ${id}: the cluster has no safekeepers`
+        : `unknown safekeeper ${id}; safekeepers: ${c.safekeepers.join(', ')}`,
+      { kind: 'not_found' },
+    )
+  }
+  return [id]
 }

@@ -1,6 +1,6 @@
 /**
- * A safekeeper's management API on 127.0.0.1:7676+N (docs/safekeeper.md): status, timeline create and
- * detail with Neon's field names, zenith's own route naming a term's compute, a digest of the WAL held
+ * A safekeeper's management API on 127.0.0.1:7676+N (docs/safekeeper.md): status, timeline create, list
+ * and detail with Neon's field names, zenith's own route naming a term's compute, a digest of the WAL held
  * (to compare safekeepers byte for byte), and Prometheus metrics.
  */
 import { createHash } from 'node:crypto'
@@ -106,6 +106,7 @@ export function createSafekeeperHttpApi(sk: Safekeeper): http.Server {
 
   r.on('GET', '/v1/status', () => ({ json: { id: sk.config.id } satisfies SkStatusResponse }))
   r.on('GET', '/metrics', () => ({ text: sk.renderMetrics(), contentType: 'text/plain; version=0.0.4' }))
+  r.on('GET', '/v1/tenant/timeline', () => ({ json: sk.listTimelines().map(timelineInfo) }))
   r.on('POST', '/v1/tenant/timeline', async ({ body }) => {
     const b = objectBody(body, false)
     const systemId = stringField(b, 'system_id')

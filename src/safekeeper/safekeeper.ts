@@ -124,5 +124,6 @@ export class Safekeeper {
     this.listeners = []
     await Promise.all(this.listTimelines().map((t) => t.close()))
     this.timelines.clear()
+    this.log('info', 'safekeeper stopped', { id: this.config.id })
   }
 }

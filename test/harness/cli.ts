@@ -6,7 +6,7 @@ import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { execa } from 'execa'
-import { freePort } from '../../src/control/process.js'
+import { freePort, portInUse } from '../../src/control/process.js'
 import { makeTempDir } from './postgres.js'
 
 export const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bin/run.js')
@@ -36,8 +36,12 @@ export async function runZenith(
   return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr }
 }
 
-/** A repo dir made by `zenith init` (the pageserver is not left running). */
-export async function newCluster(name: string, env: Record<string, string> = {}): Promise<Cluster> {
+/** A repo dir made by `zenith init` (the pageserver is not left running); `initArgs` go to init too. */
+export async function newCluster(
+  name: string,
+  env: Record<string, string> = {},
+  initArgs: string[] = [],
+): Promise<Cluster> {
   const dir = await makeTempDir(`zenith-e2e-${name}-`)
   const repo = path.join(dir, 'repo')
   const [http, pg, computeBase] = [await freePort(), await freePort(), await freePort()]
@@ -55,6 +59,7 @@ export async function newCluster(name: string, env: Record<string, string> = {})
     String(pg),
     '--compute-port-base',
     String(computeBase),
+    ...initArgs,
   )
   return { dir, repo, http, pg, zenith, ok }
 }
@@ -64,4 +69,16 @@ export async function teardown(c: Cluster | undefined): Promise<void> {
   if (!c) return
   await c.zenith('stop', '--immediate')
   await rm(c.dir, { recursive: true, force: true })
+}
+
+/** A port base such that base+1 .. base+count are free right now: safekeeper N listens on base + N. */
+export async function freePortBase(count: number): Promise<number> {
+  for (;;) {
+    const first = await freePort()
+    if (first + count > 65535) continue
+    const taken = await Promise.all(
+      Array.from({ length: count - 1 }, (_, i) => portInUse('127.0.0.1', first + 1 + i)),
+    )
+    if (!taken.includes(true)) return first - 1
+  }
 }

@@ -1,5 +1,5 @@
 import { ClusterCommand } from '../../cli/cluster-command.js'
-import { renderDied, renderPageserverState } from '../../cli/render.js'
+import { renderDied, renderServerState } from '../../cli/render.js'
 import { type PageserverStatus, pageserverStatus } from '../../control/pageserver-process.js'
 
 export default class PageserverStatusCommand extends ClusterCommand {
@@ -12,7 +12,7 @@ export default class PageserverStatusCommand extends ClusterCommand {
   async run(): Promise<PageserverStatus> {
     const { flags } = await this.parse(PageserverStatusCommand)
     const s = await pageserverStatus(this.repoDir(flags))
-    this.print([`pageserver ${renderPageserverState(this.out, s)}`, ...renderDied(s)].join('\n'))
+    this.print([`pageserver ${renderServerState(this.out, s)}`, ...renderDied(s)].join('\n'))
     return s
   }
 }

@@ -1,0 +1,75 @@
+/**
+ * The management APIs of the cluster's servers as the control plane calls them: JSON over HTTP, where
+ * an error status names its kind (src/protocol/http-router.ts), so a server's 404 is a `not_found` on
+ * the CLI too, and a server that does not answer is `unavailable` with a hint saying how to start it.
+ */
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
+import { formatHostPort, type HostPort } from '../lib/host-port.js'
+import { type ErrorBody, kindOfStatus } from '../protocol/http-router.js'
+
+export class ServerApiError extends ZenithError {
+  static override kind: ErrorKind = 'external'
+  override name = 'ServerApiError'
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message, { kind: kindOfStatus(status) })
+  }
+}
+
+export class ServerUnreachableError extends ZenithError {
+  static override kind: ErrorKind = 'unavailable'
+  override name = 'ServerUnreachableError'
+}
+
+export class ApiClient {
+  readonly base: string
+
+  /** `who` names the server in messages ("the pageserver"); `startHint` says how to start it. */
+  constructor(
+    addr: HostPort,
+    private readonly who: string,
+    private readonly startHint: string,
+  ) {
+    this.base = `http://${formatHostPort(addr)}`
+  }
+
+  async request<T>(method: string, path: string, body?: unknown, timeoutMs = 120_000): Promise<T> {
+    let res: Response
+    try {
+      res = await fetch(this.base + path, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      })
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message
+      throw new ServerUnreachableError(`${this.who} is not reachable at ${this.base} (${cause})`, {
+        hint: this.startHint,
+      })
+    }
+    const text = await res.text()
+    let json: unknown
+    try {
+      json = text === '' ? undefined : JSON.parse(text)
+    } catch {
+      json = undefined
+    }
+    if (!res.ok) {
+      const msg = (json as Partial<ErrorBody> | undefined)?.msg ?? text.trim()
+      throw new ServerApiError(res.status, msg || `${method} ${path}: HTTP ${res.status}`)
+    }
+    return json as T
+  }
+
+  async isUp(): Promise<boolean> {
+    try {
+      await this.request('GET', '/v1/status', undefined, 1000)
+      return true
+    } catch {
+      return false
+    }
+  }
+}
