@@ -2,6 +2,13 @@
  * Compute endpoints: stock Postgres 15 on a branch. An endpoint is a branch (or a fixed LSN of one, for
  * read-only time travel), a port and its own settings, kept in the repo config.
  *
+ * With safekeepers (docs/safekeeper.md), every start of a writable endpoint is an election: a new term
+ * on a majority (sync-safekeepers.ts) gives the LSN the compute starts at, the pageserver is waited for
+ * up to it, the compute is built from a basebackup at exactly that LSN and names the safekeepers in
+ * `synchronous_standby_names = 'ANY <majority> (sk1, …)'`, and the safekeepers of the term pull from it.
+ * A commit then returns once a majority has it on disk; a stop does not wait for the pageserver, which
+ * reads the WAL from the safekeepers. Without safekeepers, the rest of this comment holds:
+ *
  * Starting one: a datadir from the pageserver's fullbackup (unless a datadir of this endpoint is still
  * current), postgresql.conf from templates/, `pg_ctl start`, and the pageserver's WAL receiver pointed at
  * it — the compute names the pageserver as its synchronous standby, so a commit returns once the
@@ -19,6 +26,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { resolveReadLsn } from '../engine/read-lsn.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
+import { formatHostPort } from '../lib/host-port.js'
 import { formatSize } from '../lib/units.js'
 import type { TimelineInfo } from '../pageserver/api-types.js'
 import { WAL_RECEIVER_APPLICATION_NAME } from '../pageserver/wal-receiver.js'
@@ -33,9 +41,11 @@ import {
   pgCtlStop,
   pgUserCanEnter,
 } from '../postgres/pg-bin.js'
+import { decodeControlFile } from '../postgres/pg-control.js'
 import { extractTar } from '../postgres/tar.js'
 import { walQuietUntil } from '../postgres/wal-page.js'
 import { PgClient } from '../protocol/client.js'
+import { applicationNameOf } from '../safekeeper/config.js'
 import {
   endpointDataDir,
   endpointDir,
@@ -43,6 +53,8 @@ import {
   pageserverClientOf,
   pageserverConfigOf,
   pageserverLogFile,
+  safekeeperClientOf,
+  safekeeperConfigOf,
 } from './layout.js'
 import { packageRoot } from './package-root.js'
 import type { PageserverClient } from './pageserver-client.js'
@@ -57,6 +69,7 @@ import {
   timelineOfBranch,
 } from './repo-config.js'
 import type { Step } from './steps.js'
+import { type Election, majorityOf, syncSafekeepers } from './sync-safekeepers.js'
 
 const CATCH_UP_TIMEOUT_MS = 60_000
 const RECEIVER_CONNECT_TIMEOUT_MS = 15_000
@@ -198,18 +211,30 @@ export async function listEndpoints(repoDir: string): Promise<EndpointRow[]> {
   return rows
 }
 
-function renderConf(name: string, e: EndpointSpec): string {
-  const role =
-    e.lsn === undefined
-      ? [
-          '# The pageserver is the synchronous standby: a commit returns once the pageserver has received it.',
-          `synchronous_standby_names = '${WAL_RECEIVER_APPLICATION_NAME}'`,
-          'synchronous_commit = remote_write',
-        ]
-      : [
-          `# Read-only at ${e.lsn}: Postgres runs as a hot standby that never receives WAL.`,
-          'hot_standby = on',
-        ]
+/** Who acknowledges the compute's commits: its safekeepers by quorum, else the pageserver itself. */
+function roleSettings(e: EndpointSpec, safekeepers: readonly number[]): string[] {
+  if (e.lsn !== undefined)
+    return [
+      `# Read-only at ${e.lsn}: Postgres runs as a hot standby that never receives WAL.`,
+      'hot_standby = on',
+    ]
+  if (safekeepers.length > 0) {
+    const names = safekeepers.map((id) => applicationNameOf(id)).join(', ')
+    return [
+      `# A commit returns once a majority of the safekeepers has its WAL on disk.`,
+      `synchronous_standby_names = 'ANY ${majorityOf(safekeepers.length)} (${names})'`,
+      'synchronous_commit = on',
+    ]
+  }
+  return [
+    '# The pageserver is the synchronous standby: a commit returns once the pageserver has received it.',
+    `synchronous_standby_names = '${WAL_RECEIVER_APPLICATION_NAME}'`,
+    'synchronous_commit = remote_write',
+  ]
+}
+
+function renderConf(name: string, e: EndpointSpec, safekeepers: readonly number[]): string {
+  const role = roleSettings(e, safekeepers)
   const vars: Record<string, string> = {
     endpoint: name,
     branch: e.branch,
@@ -330,10 +355,34 @@ export async function startEndpointSteps(
     )
   }
   const tl = await ps.timeline(e.tenantId, e.timelineId)
-  const rebuild = fixed || !datadirIsCurrent(pgdata, tl)
-  const lsn = e.lsn ?? tl.last_record_lsn
+  // With safekeepers the WAL is on a quorum, not in the old datadir: every start is a new term.
+  const sks = fixed ? [] : c.safekeepers
+  const rebuild = fixed || sks.length > 0 || !datadirIsCurrent(pgdata, tl)
+  let lsn = e.lsn ?? tl.last_record_lsn
   const binDir = pgBinDir(c.pgDistribDir)
   const steps: Step[] = []
+  const clients = sks.map((id) => safekeeperClientOf(repoDir, id))
+  let election: Election | null = null
+  if (sks.length > 0) {
+    steps.push({
+      title: `elect a term on safekeepers ${sks.join(', ')}`,
+      run: async () => {
+        election = await syncSafekeepers(clients, e.tenantId, e.timelineId)
+        if (election.startLsn === null) return `term ${election.term}: the timeline is new to the safekeepers`
+        lsn = formatLsn(election.startLsn)
+        const behind = election.behind.length ? `; behind: ${election.behind.join(', ')}` : ''
+        return `term ${election.term} on safekeepers ${election.voters.join(', ')} at ${lsn}${behind}`
+      },
+    })
+    steps.push({
+      title: 'wait for the pageserver to have what the safekeepers committed',
+      run: async () => {
+        await ps.setSafekeepers(e.tenantId, e.timelineId, safekeeperAddrs(repoDir, sks))
+        await waitIngested(ps, e, parseLsn(lsn))
+        return `the pageserver has ${e.branch} up to ${lsn}`
+      },
+    })
+  }
   if (rebuild) {
     steps.push({
       title: `basebackup of ${e.branch} at ${lsn} from the pageserver`,
@@ -355,7 +404,7 @@ export async function startEndpointSteps(
   steps.push({
     title: 'write postgresql.conf',
     run: async () => {
-      await fs.writeFile(path.join(pgdata, 'postgresql.conf'), renderConf(name, e))
+      await fs.writeFile(path.join(pgdata, 'postgresql.conf'), renderConf(name, e, sks))
       await giveToPgUser(pgdata)
     },
   })
@@ -369,7 +418,44 @@ export async function startEndpointSteps(
       })
     },
   })
-  if (!fixed) {
+  if (sks.length > 0) {
+    steps.push({
+      title: 'make it the compute of the new term on the safekeepers',
+      run: async () => {
+        const el = election!
+        const systemId = String(
+          decodeControlFile(readFileSync(path.join(pgdata, 'global', 'pg_control'))).systemIdentifier,
+        )
+        const connstr = connstrOf(e.port)
+        let accepted = 0
+        const failures: string[] = []
+        for (const sk of clients) {
+          try {
+            if (el.startLsn === null) {
+              await sk.createTimeline({
+                tenant_id: e.tenantId,
+                timeline_id: e.timelineId,
+                system_id: systemId,
+                start_lsn: lsn,
+              })
+            }
+            await sk.setCompute(e.tenantId, e.timelineId, connstr, el.term)
+            accepted++
+          } catch (err) {
+            failures.push(`safekeeper ${sk.id}: ${(err as Error).message}`)
+          }
+        }
+        if (accepted < majorityOf(clients.length)) {
+          throw new EndpointError(
+            `only ${accepted} of ${clients.length} safekeepers took the compute of term ${el.term}: ${failures.join('; ')}`,
+            { kind: 'unavailable' },
+          )
+        }
+        await ps.setSafekeepers(e.tenantId, e.timelineId, safekeeperAddrs(repoDir, sks))
+        return `term ${el.term}: ${accepted} of ${clients.length} safekeepers pull from it`
+      },
+    })
+  } else if (!fixed) {
     steps.push({
       title: 'connect the pageserver to its WAL',
       run: async () => {
@@ -392,6 +478,14 @@ export async function startEndpointSteps(
     })
   }
   return { steps, endpoint: result, alreadyRunning: false }
+}
+
+/** Where the pageserver finds the safekeepers, as its connection manager takes them. */
+function safekeeperAddrs(repoDir: string, ids: readonly number[]) {
+  return ids.map((id) => {
+    const cfg = safekeeperConfigOf(repoDir, id)
+    return { id, pg: formatHostPort(cfg.listenPgAddr), http: formatHostPort(cfg.listenHttpAddr) }
+  })
 }
 
 /** Waits until the pageserver has ingested the timeline up to `lsn`. */
@@ -426,7 +520,7 @@ export async function stopEndpoint(
   const e = endpointOf(c, name)
   const pgdata = endpointDataDir(repoDir, e.tenantId, name)
   const mode = opts.mode ?? 'fast'
-  if (opts.destroy && mode === 'immediate' && e.lsn === undefined) {
+  if (opts.destroy && mode === 'immediate' && e.lsn === undefined && c.safekeepers.length === 0) {
     throw new EndpointError(
       `endpoint "${name}" writes to branch ${e.branch}: destroying it needs a clean stop, so that the pageserver has all its WAL; drop --immediate`,
       { kind: 'conflict' },
@@ -440,7 +534,10 @@ export async function stopEndpoint(
   // A datadir that was never shut down cleanly (a crash) has no final LSN to wait for: its WAL is
   // recovered and streamed on the next start.
   const clean = hasDatadir && mode === 'fast' && cleanShutdownLsn(pgdata)
-  if (follows && clean !== false) {
+  // With safekeepers, a clean stop waited until they had every byte (a walsender exits only once its
+  // synchronous standbys confirm it): the pageserver reads it from them, in its own time.
+  const onQuorum = c.safekeepers.length > 0
+  if (follows && clean !== false && !onQuorum) {
     lsn = clean
     const ps = pageserverClientOf(repoDir)
     await waitIngested(ps, e, lsn)
@@ -449,7 +546,7 @@ export async function stopEndpoint(
     if (opts.destroy) await ps.checkpoint(e.tenantId, e.timelineId)
   }
   if (opts.destroy) {
-    if (follows && hasDatadir && clean === false) {
+    if (follows && hasDatadir && clean === false && !onQuorum) {
       throw new EndpointError(
         `endpoint "${name}" was not shut down cleanly, so the pageserver may lack its last WAL: start it again and stop it without --immediate before destroying it`,
         { kind: 'conflict' },

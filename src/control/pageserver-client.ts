@@ -7,6 +7,7 @@ import type {
   TenantInfo,
   TimelineCreateRequest,
   TimelineInfo,
+  WalReceiverRequest,
 } from '../pageserver/api-types.js'
 import { ApiClient } from './http-client.js'
 
@@ -48,8 +49,23 @@ export class PageserverClient extends ApiClient {
   }
 
   setWalSource(tenantId: string, timelineId: string, connstr: string | null): Promise<TimelineInfo> {
-    return this.request('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/wal_receiver`, {
-      wal_source_connstr: connstr,
-    })
+    return this.setWalReceiver(tenantId, timelineId, { wal_source_connstr: connstr })
+  }
+
+  /** The timeline follows its safekeepers instead of a compute. */
+  setSafekeepers(
+    tenantId: string,
+    timelineId: string,
+    safekeepers: { id: number; pg: string; http: string }[],
+  ): Promise<TimelineInfo> {
+    return this.setWalReceiver(tenantId, timelineId, { safekeepers })
+  }
+
+  private setWalReceiver(
+    tenantId: string,
+    timelineId: string,
+    body: WalReceiverRequest,
+  ): Promise<TimelineInfo> {
+    return this.request('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/wal_receiver`, body)
   }
 }

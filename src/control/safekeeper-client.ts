@@ -1,6 +1,11 @@
 /** A safekeeper's management API as the control plane calls it (src/safekeeper/http-api.ts). */
 import type { HostPort } from '../lib/host-port.js'
-import type { SkStatusResponse, SkTimelineInfo } from '../safekeeper/api-types.js'
+import type {
+  SkStatusResponse,
+  SkTimelineCreateRequest,
+  SkTimelineInfo,
+  SkVoteResponse,
+} from '../safekeeper/api-types.js'
 import { ApiClient } from './http-client.js'
 
 export class SafekeeperClient extends ApiClient {
@@ -26,5 +31,25 @@ export class SafekeeperClient extends ApiClient {
 
   timelines(): Promise<SkTimelineInfo[]> {
     return this.request('GET', '/v1/tenant/timeline')
+  }
+
+  timeline(tenantId: string, timelineId: string): Promise<SkTimelineInfo> {
+    return this.request('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`, undefined, 2000)
+  }
+
+  createTimeline(req: SkTimelineCreateRequest): Promise<SkTimelineInfo> {
+    return this.request('POST', '/v1/tenant/timeline', req)
+  }
+
+  vote(tenantId: string, timelineId: string, term: number): Promise<SkVoteResponse> {
+    return this.request('POST', `/v1/tenant/${tenantId}/timeline/${timelineId}/vote`, { term })
+  }
+
+  truncate(tenantId: string, timelineId: string, lsn: string, term: number): Promise<SkTimelineInfo> {
+    return this.request('POST', `/v1/tenant/${tenantId}/timeline/${timelineId}/truncate`, { lsn, term })
+  }
+
+  setCompute(tenantId: string, timelineId: string, connstr: string, term: number): Promise<SkTimelineInfo> {
+    return this.request('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/compute`, { connstr, term })
   }
 }

@@ -190,8 +190,12 @@ export async function basebackup(
       backupEndRequired: false,
     }),
   )
+  // At the tip the record before is known: the checkpoint links back to it, so WAL kept elsewhere (a
+  // safekeeper's) runs on into the new compute's without a break Postgres' readers would refuse.
+  const prev = lsn === tl.lastRecordLsn ? (tl.prevRecordLsn ?? 0) : 0
   for (const [name, data] of walSegmentsWithCheckpoint(
     at,
+    prev,
     checkpoint,
     control.systemIdentifier,
     segSize,
@@ -209,12 +213,13 @@ export async function basebackup(
  */
 function walSegmentsWithCheckpoint(
   at: Lsn,
+  prevLsn: Lsn,
   cp: CheckPoint,
   systemId: bigint,
   segSize: number,
   tli: number,
 ): [string, Buffer][] {
-  const w = new WalWriter({ startLsn: at, segmentSize: segSize, timeline: tli, systemId, prevLsn: 0 })
+  const w = new WalWriter({ startLsn: at, segmentSize: segSize, timeline: tli, systemId, prevLsn })
   w.append({
     xid: 0,
     info: XLOG_CHECKPOINT_SHUTDOWN,

@@ -150,6 +150,14 @@ export function createSafekeeperHttpApi(sk: Safekeeper): http.Server {
       } satisfies SkVoteResponse,
     }
   })
+  r.on('POST', '/v1/tenant/:tenant_id/timeline/:timeline_id/truncate', async ({ params, body }) => {
+    const b = objectBody(body, false)
+    if (typeof b.term !== 'number')
+      throw new HttpError(400, `term must be a number, got ${JSON.stringify(b.term)}`)
+    const tl = timelineOf(params)
+    await tl.truncate(parseLsn(stringField(b, 'lsn')), b.term)
+    return { json: timelineInfo(tl) }
+  })
   r.on('GET', '/v1/tenant/:tenant_id/timeline/:timeline_id/digest', ({ params, query }) => {
     const tl = timelineOf(params)
     const from = query.get('from_lsn')

@@ -208,6 +208,28 @@ export class SkTimeline {
     return { voteGiven: true, term, lastLogTerm: lastLogTerm(this.state), flushLsn: this.flushLsn }
   }
 
+  /**
+   * Cuts this safekeeper's WAL at `lsn` for the election of `term`: the tail beyond what a majority
+   * holds was never acknowledged as committed, and the new compute starts at `lsn`. Refused below
+   * commit_lsn (that WAL is committed) and once the term has its compute.
+   */
+  async truncate(lsn: Lsn, term: number): Promise<void> {
+    if (term !== this.state.term || this.state.computeConnstr !== null) {
+      throw new SkTimelineError(
+        `truncation belongs to the election of term ${this.state.term}, before its compute`,
+      )
+    }
+    if (lsn < this.state.commitLsn) {
+      throw new SkTimelineError(
+        `truncating at ${formatLsn(lsn)} would drop WAL committed up to ${formatLsn(this.state.commitLsn)}`,
+      )
+    }
+    if (lsn >= this.store.flushLsn) return
+    await this.store.truncate(lsn)
+    this.persist({})
+    this.log('info', 'WAL truncated for the election', { term, lsn: formatLsn(lsn) })
+  }
+
   async setCompute(connstr: string, term: number): Promise<void> {
     if (!Number.isSafeInteger(term) || term < 1) {
       throw new SkTimelineError(`term ${term} is not a positive integer`, { kind: 'user_input' })
