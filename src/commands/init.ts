@@ -29,7 +29,7 @@ export const initFlags = {
   'num-safekeepers': Flags.custom<SafekeeperCount>({
     summary: 'how many safekeepers the cluster has: 0, 1, 3 or 5 (default 0)',
     description:
-      'Default 0 for now: computes do not stream their WAL to safekeepers yet, so they run beside the cluster without taking part.',
+      "With 1, 3 or 5, every start of a writable compute is an election on the safekeepers and a commit returns once a majority has it on disk (docs/safekeeper.md). With 0, the pageserver is each compute's synchronous standby.",
     options: SAFEKEEPER_COUNTS.map(String),
     parse: async (input) => Number(input) as SafekeeperCount,
   })(),

@@ -55,7 +55,7 @@ export interface InitOptions {
   computePortBase?: number
   /** Tenant config defaults of the pageserver (validated by the engine). */
   tenantDefaults?: Record<string, unknown>
-  /** Default 0: computes do not stream to safekeepers yet. */
+  /** Default 0: the pageserver is each compute's synchronous standby. */
   numSafekeepers?: SafekeeperCount
   safekeeperPortBases?: SafekeeperPortBases
 }
