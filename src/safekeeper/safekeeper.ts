@@ -70,6 +70,8 @@ export class Safekeeper {
     return {
       log: this.log,
       applicationName: applicationNameOf(this.config.id),
+      maxWriteLag: this.config.maxReplicationWriteLag,
+      maxFlushLag: this.config.maxReplicationFlushLag,
       members: this.config.peers.length + 1,
     }
   }
@@ -111,6 +113,9 @@ export class Safekeeper {
       '# HELP safekeeper_fsyncs_total fsyncs of WAL segments',
       '# TYPE safekeeper_fsyncs_total counter',
       `safekeeper_fsyncs_total ${this.listTimelines().reduce((n, t) => n + t.store.fsyncCount, 0)}`,
+      '# HELP safekeeper_acks_delayed_total acks to computes held back because the pageserver lagged',
+      '# TYPE safekeeper_acks_delayed_total counter',
+      `safekeeper_acks_delayed_total ${this.listTimelines().reduce((n, t) => n + t.metrics.acksDelayed, 0)}`,
     ]
     return `${lines.join('\n')}\n`
   }

@@ -44,6 +44,12 @@ export class SkTimelineError extends ZenithError {
 }
 
 export interface SkTimelineEnv {
+  /**
+   * How far the pageserver may fall behind commit_lsn in what it received (write) and made durable
+   * (flush) before acks to the compute wait; 0: no limit (Neon's max_replication_write/flush_lag).
+   */
+  maxWriteLag: number
+  maxFlushLag: number
   log: LogFn
   /** The application_name this safekeeper's acceptors connect with (sk<N>). */
   applicationName: string
@@ -76,7 +82,7 @@ export interface WalsenderInfo {
 }
 
 export class SkTimeline {
-  readonly metrics = { walBytesIn: 0, walBytesOut: 0 }
+  readonly metrics = { walBytesIn: 0, walBytesOut: 0, acksDelayed: 0 }
   readonly walsenders = new Set<WalsenderInfo>()
   /** Emits 'advance' when flush or commit LSN moves, for walsenders waiting for WAL. */
   readonly events = new EventEmitter()
@@ -289,6 +295,38 @@ export class SkTimeline {
     }
     this.schedulePersist()
     this.removeOldWal()
+    this.events.emit('feedback')
+  }
+
+  /**
+   * Backpressure: whether the pageserver is further behind commit_lsn than the settings allow. Without
+   * any feedback yet nothing is known of its lag, and nothing is held back.
+   */
+  pageserverTooFarBehind(): boolean {
+    const fb = this.state.pageserverFeedback
+    if (!fb) return false
+    const commit = this.state.commitLsn
+    const { maxWriteLag, maxFlushLag } = this.env
+    return (
+      (maxWriteLag > 0 && commit - fb.lastReceivedLsn > maxWriteLag) ||
+      (maxFlushLag > 0 && commit - fb.diskConsistentLsn > maxFlushLag)
+    )
+  }
+
+  /** Resolves once the pageserver is no longer too far behind, or `gone()` says to stop waiting. */
+  async pageserverCaughtUp(gone: () => boolean): Promise<void> {
+    while (this.pageserverTooFarBehind() && !gone()) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(t)
+          this.events.off('feedback', done)
+          resolve()
+        }
+        // Also re-checked now and then: a gone pageserver sends no feedback that would wake us.
+        const t = setTimeout(done, 500)
+        this.events.on('feedback', done)
+      })
+    }
   }
 
   /**

@@ -94,6 +94,8 @@ export class WalAcceptor {
     })
 
     let lastStatus = { flush: -1, at: 0 }
+    /** What the compute has been told is durable: held back while the pageserver lags too far. */
+    let acked = store.flushLsn
     const sendStatus = (flush: Lsn, force: boolean) => {
       const now = Date.now()
       if (!force && flush === lastStatus.flush && now - lastStatus.at < STATUS_INTERVAL_MS) return
@@ -116,7 +118,14 @@ export class WalAcceptor {
           const recordEnd = store.endRecordLsn
           const lsn = await store.flush()
           tl.flushed(recordEnd)
-          sendStatus(lsn, true)
+          // Backpressure: commits wait for this ack, so holding it slows the compute down to what the
+          // pageserver takes, instead of the pageserver falling behind without bound.
+          if (tl.pageserverTooFarBehind()) {
+            tl.metrics.acksDelayed++
+            await tl.pageserverCaughtUp(() => client.closed || this.loop.isStopped)
+          }
+          acked = lsn
+          sendStatus(acked, true)
         } while (again && !client.closed)
       })()
         .catch((err: Error) => {
@@ -128,7 +137,7 @@ export class WalAcceptor {
           flushing = null
         })
     }
-    const timer = setInterval(() => sendStatus(store.flushLsn, false), STATUS_INTERVAL_MS)
+    const timer = setInterval(() => sendStatus(acked, false), STATUS_INTERVAL_MS)
     try {
       for await (const msg of stream) {
         if (this.loop.isStopped) break
@@ -138,7 +147,7 @@ export class WalAcceptor {
           tl.metrics.walBytesIn += x.data.length
           flush()
         } else if (msg[0] === 0x6b /* 'k' */) {
-          if (parsePrimaryKeepalive(msg).replyRequested) sendStatus(store.flushLsn, true)
+          if (parsePrimaryKeepalive(msg).replyRequested) sendStatus(acked, true)
         }
       }
     } finally {
