@@ -6,6 +6,7 @@ import { basebackupBench } from './basebackup.js'
 import { clusterBench } from './cluster.js'
 import { engineBench } from './engine.js'
 import { ingestBench } from './ingest.js'
+import { safekeepersBench } from './safekeepers.js'
 import { walDecodeBench } from './wal-decode.js'
 
 const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = {
@@ -13,6 +14,7 @@ const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = 
   cluster: clusterBench,
   engine: engineBench,
   ingest: ingestBench,
+  safekeepers: safekeepersBench,
   'wal-decode': walDecodeBench,
 }
 

@@ -1,0 +1,205 @@
+/**
+ * A compute on three zenith safekeepers against the same compute with stock Postgres' own quorum — three
+ * `pg_receivewal --synchronous` as ANY 2 of 3 — and against plain Postgres, in the same run.
+ *
+ * Figures:
+ *   tps_sk3               pgbench tps (tpcb-like, scale 10, 4 clients, 30 s) on an endpoint of a local
+ *                         cluster with 3 safekeepers (ANY 2) and the pageserver reading from them
+ *   tps_receivewal3       the same pgbench on stock Postgres with the same settings and three
+ *                         pg_receivewal --synchronous as synchronous_standby_names = 'ANY 2 (…)'
+ *   tps_plain             the same pgbench with no standby
+ *   sk3_vs_receivewal     tps_sk3 / tps_receivewal3 (goal ≥ 0.8)
+ *   latency_ms_sk3, latency_ms_receivewal3   pgbench's average latency per transaction
+ *   ingest_lag_p99_bytes  p99 of how far the pageserver's last_record_lsn is behind the compute's flush
+ *                         LSN during the sk3 run, sampled every 50 ms
+ *   failover_s            the safekeeper the pageserver streams from stopped under load → seconds until
+ *                         the pageserver has the compute's WAL again, from another safekeeper
+ * Every compute runs with wal_consistency_checking = all, as zenith's computes do. The safekeepers and
+ * the pageserver run inside this process, as `zenith start --embedded` runs them.
+ */
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { execa, type ResultPromise } from 'execa'
+import { initSteps } from '../src/control/cluster.js'
+import { connstrOf, startEndpointSteps, stopEndpoint } from '../src/control/endpoints.js'
+import { runPageserver } from '../src/control/pageserver-process.js'
+import { freePort } from '../src/control/process.js'
+import { loadClusterConfig } from '../src/control/repo-config.js'
+import { runSafekeeper } from '../src/control/safekeeper-process.js'
+import { runSteps } from '../src/control/steps.js'
+import { parseLsn } from '../src/postgres/lsn.js'
+import { asPgUser, runPgBin } from '../src/postgres/pg-bin.js'
+import { PgClient } from '../src/protocol/client.js'
+import { freePortBase } from '../test/harness/cli.js'
+import { makeTempDir, pgBin, startPostgres } from '../test/harness/postgres.js'
+
+const SCALE = 10
+const CLIENTS = 4
+const SECONDS = 30
+const SAMPLE_MS = 50
+
+const COMPUTE_SETTINGS = {
+  fsync: true,
+  shared_buffers: '128MB',
+  wal_consistency_checking: 'all',
+  wal_level: 'replica',
+  max_wal_senders: 10,
+  wal_keep_size: '1GB',
+}
+
+function log(msg: string) {
+  process.stderr.write(`${msg}\n`)
+}
+
+async function pgbench(connstr: string): Promise<{ tps: number; latencyMs: number }> {
+  await runPgBin('pgbench', ['-i', '-q', '-s', String(SCALE), connstr], { timeoutMs: 600_000 })
+  const { stdout } = await runPgBin(
+    'pgbench',
+    ['-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), connstr],
+    {
+      timeoutMs: (SECONDS + 120) * 1000,
+    },
+  )
+  const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(stdout)
+  const lat = /latency average = ([\d.]+) ms/.exec(stdout)
+  if (!tps || !lat) throw new Error(`no tps or latency in pgbench output: ${stdout}`)
+  return { tps: Number(tps[1]), latencyMs: Number(lat[1]) }
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : 0
+}
+
+async function safekeeperRun() {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'zenith-bench-sk-'))
+  await chmod(work, 0o755)
+  const repoDir = path.join(work, 'repo')
+  const [pgPort, httpPort, computeBase] = [await freePort(), await freePort(), await freePort()]
+  const base = await freePortBase(6)
+  await runSteps(
+    initSteps(repoDir, {
+      pageserverPgPort: pgPort,
+      pageserverHttpPort: httpPort,
+      computePortBase: computeBase,
+      numSafekeepers: 3,
+      safekeeperPortBases: { pgPortBase: base, httpPortBase: base + 3 },
+    }),
+  )
+  const sks = await Promise.all([1, 2, 3].map((id) => runSafekeeper(repoDir, id, { logToStdout: false })))
+  const ps = await runPageserver(repoDir, { logToStdout: false })
+  try {
+    await runSteps((await startEndpointSteps(repoDir, 'main')).steps)
+    const e = loadClusterConfig(repoDir).endpoints.main
+    const tl = ps.server.timeline(e.tenantId, e.timelineId)
+    const client = await PgClient.connect({ host: '127.0.0.1', port: e.port, user: 'postgres' })
+    const flushLsn = async () =>
+      parseLsn((await client.query('SELECT pg_current_wal_flush_lsn()')).rows[0][0]!)
+    const lags: number[] = []
+    let sampling = true
+    const sampler = (async () => {
+      while (sampling) {
+        lags.push(Math.max(0, (await flushLsn()) - tl.lastRecordLsn))
+        await new Promise((r) => setTimeout(r, SAMPLE_MS))
+      }
+    })()
+    log(`sk3: pgbench -i -s ${SCALE}, then ${SECONDS} s with ${CLIENTS} clients ...`)
+    let run: { tps: number; latencyMs: number }
+    try {
+      run = await pgbench(connstrOf(e.port))
+    } finally {
+      sampling = false
+      await sampler
+    }
+    // Failover: stop the safekeeper the pageserver streams from while a load runs.
+    const load = runPgBin('pgbench', ['-c', '2', '-T', '10', connstrOf(e.port)], { timeoutMs: 60_000 })
+    await new Promise((r) => setTimeout(r, 2000))
+    const current = ps.server.walReceivers.status(e.tenantId, e.timelineId)?.safekeeperId
+    const victim = sks.find((s) => s.server.config.id === current) ?? sks[0]
+    await victim.stop()
+    const stoppedAt = Date.now()
+    const target = await flushLsn()
+    while (tl.lastRecordLsn < target && Date.now() - stoppedAt < 30_000)
+      await new Promise((r) => setTimeout(r, 20))
+    const failoverS = (Date.now() - stoppedAt) / 1000
+    await load
+    await client.close()
+    await stopEndpoint(repoDir, 'main')
+    return { ...run, lags, failoverS }
+  } finally {
+    await ps.stop()
+    for (const s of sks) await s.stop().catch(() => undefined)
+    await rm(work, { recursive: true, force: true })
+  }
+}
+
+async function receivewalRun() {
+  const pg = await startPostgres({
+    name: 'bench-receivewal',
+    settings: {
+      ...COMPUTE_SETTINGS,
+      synchronous_commit: 'on',
+      synchronous_standby_names: 'ANY 2 (rw1, rw2, rw3)',
+    },
+  })
+  const receivers: ResultPromise[] = []
+  const dirs: string[] = []
+  try {
+    for (const name of ['rw1', 'rw2', 'rw3']) {
+      const dir = await makeTempDir(`zenith-bench-${name}-`)
+      dirs.push(dir)
+      const [cmd, args] = asPgUser(pgBin('pg_receivewal'), [
+        '--synchronous',
+        '--no-loop',
+        '-D',
+        dir,
+        '-d',
+        `host=127.0.0.1 port=${pg.port} user=postgres application_name=${name}`,
+      ])
+      receivers.push(execa(cmd, args, { reject: false }))
+    }
+    const client = await PgClient.connect({ host: '127.0.0.1', port: pg.port, user: 'postgres' })
+    for (let i = 0; i < 200; i++) {
+      const n = (await client.query("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'quorum'"))
+        .rows[0][0]
+      if (n === '3') break
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    await client.close()
+    log(`receivewal3: pgbench -i -s ${SCALE}, then ${SECONDS} s with ${CLIENTS} clients ...`)
+    return await pgbench(pg.connectionString())
+  } finally {
+    for (const r of receivers) r.kill('SIGTERM')
+    await Promise.all(receivers)
+    await pg.destroy()
+    for (const d of dirs) await rm(d, { recursive: true, force: true })
+  }
+}
+
+async function plainRun() {
+  const pg = await startPostgres({ name: 'bench-sk-plain', settings: COMPUTE_SETTINGS })
+  try {
+    log(`plain: pgbench -i -s ${SCALE}, then ${SECONDS} s with ${CLIENTS} clients ...`)
+    return await pgbench(pg.connectionString())
+  } finally {
+    await pg.destroy()
+  }
+}
+
+export async function safekeepersBench(): Promise<Record<string, number | string>> {
+  const sk = await safekeeperRun()
+  const rw = await receivewalRun()
+  const plain = await plainRun()
+  log(`sk3 ${sk.tps.toFixed(0)} tps, receivewal3 ${rw.tps.toFixed(0)} tps, plain ${plain.tps.toFixed(0)} tps`)
+  return {
+    tps_sk3: Math.round(sk.tps),
+    tps_receivewal3: Math.round(rw.tps),
+    tps_plain: Math.round(plain.tps),
+    sk3_vs_receivewal: Number((sk.tps / rw.tps).toFixed(3)),
+    latency_ms_sk3: sk.latencyMs,
+    latency_ms_receivewal3: rw.latencyMs,
+    ingest_lag_p99_bytes: percentile(sk.lags, 99),
+    failover_s: Number(sk.failoverS.toFixed(2)),
+  }
+}
