@@ -12,10 +12,11 @@
  *   latency_ms_sk3, latency_ms_receivewal3   pgbench's average latency per transaction
  *   ingest_lag_p99_bytes  p99 of how far the pageserver's last_record_lsn is behind the compute's flush
  *                         LSN during the sk3 run, sampled every 50 ms
- *   failover_s            the safekeeper the pageserver streams from stopped under load → seconds until
+ *   failover_s            the safekeeper the pageserver streams from SIGKILLed under load → seconds until
  *                         the pageserver has the compute's WAL again, from another safekeeper
  * Every compute runs with wal_consistency_checking = all, as zenith's computes do. The safekeepers and
- * the pageserver run inside this process, as `zenith start --embedded` runs them.
+ * the pageserver run as processes of their own, as `zenith start` runs them; the lag is sampled during
+ * the timed run only (pgbench -i writes hundreds of MB that only backpressure ties to the pageserver).
  */
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
@@ -23,10 +24,11 @@ import path from 'node:path'
 import { execa, type ResultPromise } from 'execa'
 import { initSteps } from '../src/control/cluster.js'
 import { connstrOf, startEndpointSteps, stopEndpoint } from '../src/control/endpoints.js'
-import { runPageserver } from '../src/control/pageserver-process.js'
+import { pageserverClientOf } from '../src/control/layout.js'
+import { startPageserver, stopPageserver } from '../src/control/pageserver-process.js'
 import { freePort } from '../src/control/process.js'
 import { loadClusterConfig } from '../src/control/repo-config.js'
-import { runSafekeeper } from '../src/control/safekeeper-process.js'
+import { startSafekeeper, stopSafekeeper } from '../src/control/safekeeper-process.js'
 import { runSteps } from '../src/control/steps.js'
 import { parseLsn } from '../src/postgres/lsn.js'
 import { asPgUser, runPgBin } from '../src/postgres/pg-bin.js'
@@ -52,8 +54,10 @@ function log(msg: string) {
   process.stderr.write(`${msg}\n`)
 }
 
-async function pgbench(connstr: string): Promise<{ tps: number; latencyMs: number }> {
+/** `pgbench -i`, then the timed run; `timed` hears when the timed run starts. */
+async function pgbench(connstr: string, timed?: () => void): Promise<{ tps: number; latencyMs: number }> {
   await runPgBin('pgbench', ['-i', '-q', '-s', String(SCALE), connstr], { timeoutMs: 600_000 })
+  timed?.()
   const { stdout } = await runPgBin(
     'pgbench',
     ['-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), connstr],
@@ -87,49 +91,54 @@ async function safekeeperRun() {
       safekeeperPortBases: { pgPortBase: base, httpPortBase: base + 3 },
     }),
   )
-  const sks = await Promise.all([1, 2, 3].map((id) => runSafekeeper(repoDir, id, { logToStdout: false })))
-  const ps = await runPageserver(repoDir, { logToStdout: false })
+  // Each server in a process of its own, as `zenith start` runs them: one event loop for all would be
+  // the bottleneck, not the design.
+  for (const id of [1, 2, 3]) await startSafekeeper(repoDir, id)
+  await startPageserver(repoDir)
+  const ps = pageserverClientOf(repoDir)
   try {
     await runSteps((await startEndpointSteps(repoDir, 'main')).steps)
     const e = loadClusterConfig(repoDir).endpoints.main
-    const tl = ps.server.timeline(e.tenantId, e.timelineId)
     const client = await PgClient.connect({ host: '127.0.0.1', port: e.port, user: 'postgres' })
     const flushLsn = async () =>
       parseLsn((await client.query('SELECT pg_current_wal_flush_lsn()')).rows[0][0]!)
+    const ingested = async () => parseLsn((await ps.timeline(e.tenantId, e.timelineId)).last_record_lsn)
     const lags: number[] = []
-    let sampling = true
+    let sampling = false
+    let stopSampling = false
     const sampler = (async () => {
-      while (sampling) {
-        lags.push(Math.max(0, (await flushLsn()) - tl.lastRecordLsn))
+      while (!stopSampling) {
+        if (sampling) lags.push(Math.max(0, (await flushLsn()) - (await ingested())))
         await new Promise((r) => setTimeout(r, SAMPLE_MS))
       }
     })()
     log(`sk3: pgbench -i -s ${SCALE}, then ${SECONDS} s with ${CLIENTS} clients ...`)
     let run: { tps: number; latencyMs: number }
     try {
-      run = await pgbench(connstrOf(e.port))
+      run = await pgbench(connstrOf(e.port), () => {
+        sampling = true
+      })
     } finally {
-      sampling = false
+      stopSampling = true
       await sampler
     }
-    // Failover: stop the safekeeper the pageserver streams from while a load runs.
+    // Failover: kill the safekeeper the pageserver streams from while a load runs.
     const load = runPgBin('pgbench', ['-c', '2', '-T', '10', connstrOf(e.port)], { timeoutMs: 60_000 })
     await new Promise((r) => setTimeout(r, 2000))
-    const current = ps.server.walReceivers.status(e.tenantId, e.timelineId)?.safekeeperId
-    const victim = sks.find((s) => s.server.config.id === current) ?? sks[0]
-    await victim.stop()
-    const stoppedAt = Date.now()
+    const current = (await ps.timeline(e.tenantId, e.timelineId)).walreceiver_safekeeper ?? 1
+    await stopSafekeeper(repoDir, current, { immediate: true })
+    const killedAt = Date.now()
     const target = await flushLsn()
-    while (tl.lastRecordLsn < target && Date.now() - stoppedAt < 30_000)
+    while ((await ingested()) < target && Date.now() - killedAt < 60_000)
       await new Promise((r) => setTimeout(r, 20))
-    const failoverS = (Date.now() - stoppedAt) / 1000
+    const failoverS = (Date.now() - killedAt) / 1000
     await load
     await client.close()
     await stopEndpoint(repoDir, 'main')
     return { ...run, lags, failoverS }
   } finally {
-    await ps.stop()
-    for (const s of sks) await s.stop().catch(() => undefined)
+    await stopPageserver(repoDir)
+    for (const id of [1, 2, 3]) await stopSafekeeper(repoDir, id).catch(() => undefined)
     await rm(work, { recursive: true, force: true })
   }
 }

@@ -12,12 +12,14 @@
  * news. A peer that does not answer, or lacks the timeline, is forgotten at once (`peerStatus(…, null)`);
  * one log line says when it stopped answering and one when it is back, none per poll.
  */
+
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatHostPort, type HostPort } from '../lib/host-port.js'
 import type { LogFn } from '../lib/log.js'
 import { parseLsn } from '../postgres/lsn.js'
 import type { SkTimelineInfo } from './api-types.js'
+import type { PageserverFeedback } from './control-file.js'
 import type { TermPosition } from './quorum.js'
 import type { SkTimeline } from './timeline.js'
 
@@ -32,6 +34,8 @@ export class PeerError extends ZenithError {
 
 export interface PeerTimelineStatus extends TermPosition {
   flushLsn: number
+  /** What the pageserver last told that peer, if it reads from it: relayed so every safekeeper knows. */
+  pageserverFeedback: PageserverFeedback | null
 }
 
 export interface PeerChannel {
@@ -72,7 +76,21 @@ export function httpPeerChannel(peers: readonly HostPort[]): PeerChannel {
         ) {
           throw new PeerError('sent a timeline detail without acceptor_state or flush_lsn')
         }
-        return { term: a.term, lastLogTerm: a.epoch, flushLsn: parseLsn(info.flush_lsn) }
+        const fb = info.pageserver_feedback
+        return {
+          term: a.term,
+          lastLogTerm: a.epoch,
+          flushLsn: parseLsn(info.flush_lsn),
+          pageserverFeedback: fb
+            ? {
+                lastReceivedLsn: parseLsn(fb.last_received_lsn),
+                diskConsistentLsn: parseLsn(fb.disk_consistent_lsn),
+                remoteConsistentLsn: parseLsn(fb.remote_consistent_lsn),
+                currentLogicalSize: fb.current_logical_size,
+                replyTimeUs: fb.reply_time_us,
+              }
+            : null,
+        }
       } catch (err) {
         // fetch's own errors say only "fetch failed"; the reason (ECONNREFUSED, a timeout) is the cause.
         const e = err as Error & { cause?: Error }

@@ -19,12 +19,14 @@
  * horizon of quorum.ts are deleted, after local_start_lsn has been moved past them on disk, so that a
  * crash in between leaves extra files rather than a promise of WAL that is gone.
  */
+
 import { EventEmitter } from 'node:events'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import type { LogFn, LogLevel } from '../lib/log.js'
 import { formatLsn, type Lsn, segmentNumber, segmentStart } from '../postgres/lsn.js'
+import type { PageserverFeedback } from './control-file.js'
 import {
   lastLogTerm,
   readControlFile,
@@ -70,6 +72,7 @@ export interface NewTimeline {
 /** What a peer last said about this timeline. */
 export interface PeerReport extends TermPosition {
   flushLsn: Lsn
+  pageserverFeedback?: PageserverFeedback | null
   /** Date.now() when it said so. */
   seenAt: number
 }
@@ -339,6 +342,14 @@ export class SkTimeline {
       return
     }
     this.peers.set(peer, report)
+    // The pageserver reads from one safekeeper; the others learn its progress from that one, so that
+    // backpressure and WAL removal hold on every safekeeper of the quorum, not only the one it reads.
+    const relayed = report.pageserverFeedback
+    const own = this.state.pageserverFeedback
+    if (relayed && (!own || relayed.replyTimeUs > own.replyTimeUs)) {
+      this.state = { ...this.state, pageserverFeedback: relayed }
+      this.events.emit('feedback')
+    }
     if (this.advanceCommit()) {
       this.events.emit('advance')
       this.schedulePersist()
