@@ -21,38 +21,19 @@ import { freePort } from '../src/control/process.js'
 import { loadClusterConfig } from '../src/control/repo-config.js'
 import { runSteps } from '../src/control/steps.js'
 import { parseLsn } from '../src/postgres/lsn.js'
-import { runPgBin } from '../src/postgres/pg-bin.js'
 import { PgClient } from '../src/protocol/client.js'
 import { startPostgres } from '../test/harness/postgres.js'
-
-const SCALE = 10
-const CLIENTS = 4
-const SECONDS = 30
-const SAMPLE_MS = 50
-
-function log(msg: string) {
-  process.stderr.write(`${msg}\n`)
-}
-
-async function pgbenchInit(connstr: string): Promise<void> {
-  await runPgBin('pgbench', ['-i', '-q', '-s', String(SCALE), connstr], { timeoutMs: 600_000 })
-}
-
-async function pgbench(connstr: string): Promise<number> {
-  const { stdout } = await runPgBin(
-    'pgbench',
-    ['-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), connstr],
-    { timeoutMs: (SECONDS + 120) * 1000 },
-  )
-  const m = /tps = ([\d.]+) \(without initial connection time\)/.exec(stdout)
-  if (!m) throw new Error(`no tps in pgbench output: ${stdout}`)
-  return Number(m[1])
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : 0
-}
+import {
+  CLIENTS,
+  COMPUTE_SETTINGS,
+  log,
+  percentile,
+  pgbench,
+  pgbenchInit,
+  SAMPLE_MS,
+  SCALE,
+  SECONDS,
+} from './pgbench.js'
 
 async function zenithRun(): Promise<{ tps: number; lags: number[]; walBytes: number }> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'zenith-bench-cluster-'))
@@ -90,7 +71,7 @@ async function zenithRun(): Promise<{ tps: number; lags: number[]; walBytes: num
     let tps: number
     try {
       log(`zenith: ${SECONDS} s with ${CLIENTS} clients ...`)
-      tps = await pgbench(connstr)
+      tps = (await pgbench(connstr)).tps
     } finally {
       sampling = false
       await sampler
@@ -109,19 +90,12 @@ async function plainRun(): Promise<number> {
   const pg = await startPostgres({
     name: 'bench-cluster-plain',
     // The compute's own settings (templates/postgresql.conf), without the synchronous standby.
-    settings: {
-      fsync: true,
-      shared_buffers: '128MB',
-      wal_consistency_checking: 'all',
-      wal_level: 'replica',
-      max_wal_senders: 10,
-      wal_keep_size: '1GB',
-    },
+    settings: COMPUTE_SETTINGS,
   })
   try {
     log(`plain: pgbench -i -s ${SCALE}, then ${SECONDS} s with ${CLIENTS} clients ...`)
     await pgbenchInit(pg.connectionString())
-    return await pgbench(pg.connectionString())
+    return (await pgbench(pg.connectionString())).tps
   } finally {
     await pg.destroy()
   }

@@ -35,46 +35,17 @@ import { asPgUser, runPgBin } from '../src/postgres/pg-bin.js'
 import { PgClient } from '../src/protocol/client.js'
 import { freePortBase } from '../test/harness/cli.js'
 import { makeTempDir, pgBin, startPostgres } from '../test/harness/postgres.js'
-
-const SCALE = 10
-const CLIENTS = 4
-const SECONDS = 30
-const SAMPLE_MS = 50
-
-const COMPUTE_SETTINGS = {
-  fsync: true,
-  shared_buffers: '128MB',
-  wal_consistency_checking: 'all',
-  wal_level: 'replica',
-  max_wal_senders: 10,
-  wal_keep_size: '1GB',
-}
-
-function log(msg: string) {
-  process.stderr.write(`${msg}\n`)
-}
-
-/** `pgbench -i`, then the timed run; `timed` hears when the timed run starts. */
-async function pgbench(connstr: string, timed?: () => void): Promise<{ tps: number; latencyMs: number }> {
-  await runPgBin('pgbench', ['-i', '-q', '-s', String(SCALE), connstr], { timeoutMs: 600_000 })
-  timed?.()
-  const { stdout } = await runPgBin(
-    'pgbench',
-    ['-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), connstr],
-    {
-      timeoutMs: (SECONDS + 120) * 1000,
-    },
-  )
-  const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(stdout)
-  const lat = /latency average = ([\d.]+) ms/.exec(stdout)
-  if (!tps || !lat) throw new Error(`no tps or latency in pgbench output: ${stdout}`)
-  return { tps: Number(tps[1]), latencyMs: Number(lat[1]) }
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : 0
-}
+import {
+  CLIENTS,
+  COMPUTE_SETTINGS,
+  log,
+  percentile,
+  pgbench,
+  pgbenchInit,
+  SAMPLE_MS,
+  SCALE,
+  SECONDS,
+} from './pgbench.js'
 
 async function safekeeperRun() {
   const work = await mkdtemp(path.join(os.tmpdir(), 'zenith-bench-sk-'))
@@ -115,9 +86,9 @@ async function safekeeperRun() {
     log(`sk3: pgbench -i -s ${SCALE}, then ${SECONDS} s with ${CLIENTS} clients ...`)
     let run: { tps: number; latencyMs: number }
     try {
-      run = await pgbench(connstrOf(e.port), () => {
-        sampling = true
-      })
+      await pgbenchInit(connstrOf(e.port))
+      sampling = true
+      run = await pgbench(connstrOf(e.port))
     } finally {
       stopSampling = true
       await sampler
@@ -177,6 +148,7 @@ async function receivewalRun() {
     }
     await client.close()
     log(`receivewal3: pgbench -i -s ${SCALE}, then ${SECONDS} s with ${CLIENTS} clients ...`)
+    await pgbenchInit(pg.connectionString())
     return await pgbench(pg.connectionString())
   } finally {
     for (const r of receivers) r.kill('SIGTERM')
@@ -190,6 +162,7 @@ async function plainRun() {
   const pg = await startPostgres({ name: 'bench-sk-plain', settings: COMPUTE_SETTINGS })
   try {
     log(`plain: pgbench -i -s ${SCALE}, then ${SECONDS} s with ${CLIENTS} clients ...`)
+    await pgbenchInit(pg.connectionString())
     return await pgbench(pg.connectionString())
   } finally {
     await pg.destroy()
