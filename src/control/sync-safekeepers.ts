@@ -15,8 +15,9 @@
  * compute the compute of term T on every safekeeper.
  *
  * Not built yet, so refused rather than guessed: bringing voters that lack WAL below L up to it from a
- * peer (peer recovery), which fewer than a majority of voters in the newest term would need. A voter
- * behind L stays behind (the new compute does not have its missing WAL) and the others carry the quorum.
+ * peer during the election, which fewer than a majority of voters in the newest term would need. A voter
+ * behind L catches up after the start instead: the new compute does not have its missing WAL, so once it
+ * has the compute of term T it fetches that WAL from a peer of term T (the safekeepers' peer recovery).
  */
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatLsn, type Lsn, parseLsn } from '../postgres/lsn.js'

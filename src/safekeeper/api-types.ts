@@ -4,6 +4,8 @@
  */
 import type { SessionState } from '../protocol/replication-client.js'
 
+export type RecoveryState = 'recovering' | 'done' | 'failed' | 'cancelled'
+
 export interface SkStatusResponse {
   id: number
 }
@@ -33,6 +35,9 @@ export interface SkTermEntry {
 }
 
 export interface SkTimelineInfo {
+  /** The safekeeper answering and its walsender address (`host:port`), as Neon's broker publishes them. */
+  safekeeper_id: number
+  safekeeper_connstr: string
   tenant_id: string
   timeline_id: string
   system_id: string
@@ -56,6 +61,16 @@ export interface SkTimelineInfo {
    * are; only those in this safekeeper's term count for commit_lsn and WAL removal.
    */
   peers: { addr: string; flush_lsn: string; term: number; last_seen_ms_ago: number }[]
+  /** zenith's own: the last fetch of missing WAL from a peer of the same term, null if there was none. */
+  recovery: {
+    /** The donor's HTTP address, as `peers` lists it. */
+    from: string
+    state: RecoveryState
+    /** Where the fetch started, and the donor's flush LSN when it started: where it stops. */
+    start_lsn: string
+    until_lsn: string
+    last_error: string | null
+  } | null
   pageserver_feedback: {
     last_received_lsn: string
     disk_consistent_lsn: string

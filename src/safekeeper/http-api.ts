@@ -1,10 +1,12 @@
 /**
  * A safekeeper's management API on 127.0.0.1:7676+N (docs/safekeeper.md): status, timeline create, list
- * and detail with Neon's field names, zenith's own route naming a term's compute, a digest of the WAL held
- * (to compare safekeepers byte for byte), and Prometheus metrics.
+ * and detail with Neon's field names (plus zenith's own: peers, peer recovery), zenith's routes of the
+ * election and of a term's compute, a digest of the WAL held (to compare safekeepers byte for byte), and
+ * Prometheus metrics.
  */
 import { createHash } from 'node:crypto'
 import http from 'node:http'
+import { formatHostPort } from '../lib/host-port.js'
 import { parseId } from '../lib/ids.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
 import { HttpError, objectBody, Router } from '../protocol/http-router.js'
@@ -28,12 +30,15 @@ function intField(body: Record<string, unknown>, key: string, dflt: number): num
   return v
 }
 
-export function timelineInfo(tl: SkTimeline): SkTimelineInfo {
+export function timelineInfo(sk: Safekeeper, tl: SkTimeline): SkTimelineInfo {
   const s = tl.state
   const acceptor = tl.acceptorStatus
+  const recovery = tl.recoveryStatus
   const fb = s.pageserverFeedback
   const now = Date.now()
   return {
+    safekeeper_id: sk.config.id,
+    safekeeper_connstr: formatHostPort(sk.config.listenPgAddr),
     tenant_id: s.tenantId,
     timeline_id: s.timelineId,
     system_id: s.systemId,
@@ -74,6 +79,13 @@ export function timelineInfo(tl: SkTimeline): SkTimelineInfo {
       term: p.term,
       last_seen_ms_ago: now - p.seenAt,
     })),
+    recovery: recovery && {
+      from: recovery.from,
+      state: recovery.state,
+      start_lsn: formatLsn(recovery.startLsn),
+      until_lsn: formatLsn(recovery.untilLsn),
+      last_error: recovery.lastError,
+    },
     pageserver_feedback: fb && {
       last_received_lsn: formatLsn(fb.lastReceivedLsn),
       disk_consistent_lsn: formatLsn(fb.diskConsistentLsn),
@@ -106,7 +118,7 @@ export function createSafekeeperHttpApi(sk: Safekeeper): http.Server {
 
   r.on('GET', '/v1/status', () => ({ json: { id: sk.config.id } satisfies SkStatusResponse }))
   r.on('GET', '/metrics', () => ({ text: sk.renderMetrics(), contentType: 'text/plain; version=0.0.4' }))
-  r.on('GET', '/v1/tenant/timeline', () => ({ json: sk.listTimelines().map(timelineInfo) }))
+  r.on('GET', '/v1/tenant/timeline', () => ({ json: sk.listTimelines().map((tl) => timelineInfo(sk, tl)) }))
   r.on('POST', '/v1/tenant/timeline', async ({ body }) => {
     const b = objectBody(body, false)
     const systemId = stringField(b, 'system_id')
@@ -120,10 +132,10 @@ export function createSafekeeperHttpApi(sk: Safekeeper): http.Server {
       pgTimeline: intField(b, 'pg_timeline', 1),
       walSegSize: intField(b, 'wal_seg_size', 16 * 1024 * 1024),
     })
-    return { status: 201, json: timelineInfo(tl) }
+    return { status: 201, json: timelineInfo(sk, tl) }
   })
   r.on('GET', '/v1/tenant/:tenant_id/timeline/:timeline_id', ({ params }) => ({
-    json: timelineInfo(timelineOf(params)),
+    json: timelineInfo(sk, timelineOf(params)),
   }))
   r.on('PUT', '/v1/tenant/:tenant_id/timeline/:timeline_id/compute', async ({ params, body }) => {
     const tl = timelineOf(params)
@@ -132,7 +144,7 @@ export function createSafekeeperHttpApi(sk: Safekeeper): http.Server {
     if (typeof term !== 'number')
       throw new HttpError(400, `term must be a number, got ${JSON.stringify(term)}`)
     await tl.setCompute(stringField(b, 'connstr'), term)
-    return { json: timelineInfo(tl) }
+    return { json: timelineInfo(sk, tl) }
   })
   r.on('POST', '/v1/tenant/:tenant_id/timeline/:timeline_id/vote', async ({ params, body }) => {
     const term = objectBody(body, false).term
@@ -156,7 +168,7 @@ export function createSafekeeperHttpApi(sk: Safekeeper): http.Server {
       throw new HttpError(400, `term must be a number, got ${JSON.stringify(b.term)}`)
     const tl = timelineOf(params)
     await tl.truncate(parseLsn(stringField(b, 'lsn')), b.term)
-    return { json: timelineInfo(tl) }
+    return { json: timelineInfo(sk, tl) }
   })
   r.on('GET', '/v1/tenant/:tenant_id/timeline/:timeline_id/digest', ({ params, query }) => {
     const tl = timelineOf(params)

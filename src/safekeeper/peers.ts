@@ -1,6 +1,7 @@
 /**
  * Peer exchange: how a safekeeper learns its peers' flush LSNs, from which it computes commit_lsn and
- * how much WAL it may remove (timeline.ts, quorum.ts). Stock Postgres tells a standby nothing about what
+ * how much WAL it may remove (timeline.ts, quorum.ts), and where their walsenders listen, which peer
+ * recovery connects to (recovery.ts). Stock Postgres tells a standby nothing about what
  * the others have, so the safekeepers ask each other.
  *
  * Behind one small interface, `PeerChannel`: one question, "what does this peer hold of this timeline".
@@ -36,6 +37,9 @@ export interface PeerTimelineStatus extends TermPosition {
   flushLsn: number
   /** What the pageserver last told that peer, if it reads from it: relayed so every safekeeper knows. */
   pageserverFeedback: PageserverFeedback | null
+  /** The peer's id and walsender address (`host:port`), for recovery; null from a peer that does not say. */
+  id: number | null
+  pgAddr: string | null
 }
 
 export interface PeerChannel {
@@ -90,6 +94,8 @@ export function httpPeerChannel(peers: readonly HostPort[]): PeerChannel {
                 replyTimeUs: fb.reply_time_us,
               }
             : null,
+          id: typeof info.safekeeper_id === 'number' ? info.safekeeper_id : null,
+          pgAddr: typeof info.safekeeper_connstr === 'string' ? info.safekeeper_connstr : null,
         }
       } catch (err) {
         // fetch's own errors say only "fetch failed"; the reason (ECONNREFUSED, a timeout) is the cause.

@@ -1,7 +1,7 @@
 /**
  * The arithmetic of a safekeeper's quorum, apart from any I/O so that it can be tested on its own: whose
- * flush LSNs may be compared with ours, what commit_lsn a set of them proves, and below which LSN no one
- * can need this safekeeper's WAL any more.
+ * flush LSNs may be compared with ours, what commit_lsn a set of them proves, below which LSN no one can
+ * need this safekeeper's WAL any more, and which peer may hand over the WAL it lacks.
  */
 import type { Lsn } from '../postgres/lsn.js'
 
@@ -65,4 +65,23 @@ export interface RemovalInput {
 export function walRemovalHorizon(r: RemovalInput): Lsn | null {
   if (r.pageserverDurable === null || r.peerFlushes.length < r.peers) return null
   return Math.min(r.pageserverDurable, r.commitLsn, r.flushLsn, ...r.peerFlushes)
+}
+
+/**
+ * The peer to fetch missing WAL from, or null: the most advanced one ahead of `ownEnd` in our position.
+ * Both sides must hold WAL of the term they voted for (term = last log term): between a vote and the
+ * term's compute, the election may still cut the tails a donor would hand over, and across terms the
+ * same LSN may name different WAL, so there is no telling who should recover from whom.
+ */
+export function recoveryDonor<P extends TermPosition & { flushLsn: Lsn }>(
+  own: TermPosition,
+  ownEnd: Lsn,
+  peers: readonly P[],
+): P | null {
+  if (own.term !== own.lastLogTerm) return null
+  let best: P | null = null
+  for (const p of peers) {
+    if (sameTerm(p, own) && p.flushLsn > ownEnd && p.flushLsn > (best?.flushLsn ?? -1)) best = p
+  }
+  return best
 }

@@ -104,7 +104,7 @@ export class Safekeeper {
 
   renderMetrics(): string {
     const lines = [
-      '# HELP safekeeper_wal_bytes_in_total WAL bytes received from computes',
+      '# HELP safekeeper_wal_bytes_in_total WAL bytes received from computes and, in recovery, from peers',
       '# TYPE safekeeper_wal_bytes_in_total counter',
       `safekeeper_wal_bytes_in_total ${this.listTimelines().reduce((n, t) => n + t.metrics.walBytesIn, 0)}`,
       '# HELP safekeeper_wal_bytes_out_total WAL bytes sent to the pageserver and peers',

@@ -1,7 +1,9 @@
 /**
  * One tenant/timeline on a safekeeper: its control file (term, term history, the LSNs it vouches for),
- * its WAL store, the acceptor pulling WAL from the current term's compute, and the walsenders reading it
- * out again. Directory: `<workdir>/<tenant_id>/<timeline_id>/`.
+ * its WAL store, the acceptor pulling WAL from the current term's compute, peer recovery fetching what a
+ * peer of the term has and the compute cannot give (recovery.ts), and the walsenders reading it out
+ * again. Directory: `<workdir>/<tenant_id>/<timeline_id>/`. The acceptor and recovery take turns at the
+ * store through `writer` (wal-intake.ts).
  *
  * commit_lsn: with no peers this safekeeper is the whole quorum and its flush LSN is committed; with
  * peers it is the majority-th highest flush LSN among those of the current term (the timeline hears
@@ -26,7 +28,6 @@ import path from 'node:path'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import type { LogFn, LogLevel } from '../lib/log.js'
 import { formatLsn, type Lsn, segmentNumber, segmentStart } from '../postgres/lsn.js'
-import type { PageserverFeedback } from './control-file.js'
 import {
   lastLogTerm,
   readControlFile,
@@ -34,8 +35,11 @@ import {
   SK_CONTROL_FILE_NAME,
   writeControlFile,
 } from './control-file.js'
-import { quorumCommitLsn, sameTerm, type TermPosition, walRemovalHorizon } from './quorum.js'
+import type { PeerTimelineStatus } from './peers.js'
+import { quorumCommitLsn, recoveryDonor, sameTerm, type TermPosition, walRemovalHorizon } from './quorum.js'
+import { type Donor, PeerRecovery } from './recovery.js'
 import { WalAcceptor } from './wal-acceptor.js'
+import { WriterLock } from './wal-intake.js'
 import { WalStore } from './wal-store.js'
 
 const PERSIST_INTERVAL_MS = 1000
@@ -70,9 +74,7 @@ export interface NewTimeline {
 }
 
 /** What a peer last said about this timeline. */
-export interface PeerReport extends TermPosition {
-  flushLsn: Lsn
-  pageserverFeedback?: PageserverFeedback | null
+export interface PeerReport extends PeerTimelineStatus {
   /** Date.now() when it said so. */
   seenAt: number
 }
@@ -87,8 +89,13 @@ export interface WalsenderInfo {
 export class SkTimeline {
   readonly metrics = { walBytesIn: 0, walBytesOut: 0, acksDelayed: 0 }
   readonly walsenders = new Set<WalsenderInfo>()
-  /** Emits 'advance' when flush or commit LSN moves, for walsenders waiting for WAL. */
+  /**
+   * Emits 'advance' when flush or commit LSN moves, for walsenders waiting for WAL, and 'term' when the
+   * term changes, for walsenders serving a peer's recovery in the old one.
+   */
   readonly events = new EventEmitter()
+  readonly writer = new WriterLock()
+  private readonly recovery: PeerRecovery
   /** The end of the last complete record known durable: where a restart's end-of-WAL scan may start. */
   private durableRecordEnd: Lsn
   private acceptor: WalAcceptor | null = null
@@ -103,6 +110,7 @@ export class SkTimeline {
   ) {
     this.durableRecordEnd = store.endRecordLsn
     this.events.setMaxListeners(0)
+    this.recovery = new PeerRecovery(this, env.applicationName)
   }
 
   static async create(workdir: string, t: NewTimeline, env: SkTimelineEnv): Promise<SkTimeline> {
@@ -172,6 +180,22 @@ export class SkTimeline {
     return this.acceptor?.status ?? null
   }
 
+  get recoveryStatus() {
+    return this.recovery.status
+  }
+
+  /**
+   * The peer to fetch missing WAL from now, or null: none while the compute streams to us, since it
+   * brings the WAL itself and recovery would only hold up its writes.
+   */
+  recoveryDonor(): Donor | null {
+    if (this.acceptor?.status.state === 'streaming') return null
+    const candidates: Donor[] = []
+    for (const [peer, p] of this.peers)
+      if (p.pgAddr !== null) candidates.push({ ...p, peer, pgAddr: p.pgAddr })
+    return recoveryDonor(this.termPosition, this.store.writeLsn, candidates)
+  }
+
   log(level: LogLevel, msg: string, fields: Record<string, unknown> = {}): void {
     this.env.log(level, msg, { tenantId: this.tenantId, timelineId: this.timelineId, ...fields })
   }
@@ -210,9 +234,16 @@ export class SkTimeline {
     }
     await this.acceptor?.stop()
     this.acceptor = null
-    await this.store.flush()
-    if (this.store.flushLsn > this.store.endRecordLsn) await this.store.truncate(this.store.endRecordLsn)
-    this.persist({ term, computeConnstr: null })
+    await this.recovery.cancel()
+    // Until the new term is on disk recovery could start again in the old one, mid-cut.
+    const release = await this.writer.acquire('vote', new AbortController().signal)
+    try {
+      await this.store.flush()
+      if (this.store.flushLsn > this.store.endRecordLsn) await this.store.truncate(this.store.endRecordLsn)
+      this.persist({ term, computeConnstr: null })
+    } finally {
+      release()
+    }
     this.log('info', 'voted', { term, flush: formatLsn(this.flushLsn) })
     return { voteGiven: true, term, lastLogTerm: lastLogTerm(this.state), flushLsn: this.flushLsn }
   }
@@ -255,6 +286,8 @@ export class SkTimeline {
     }
     await this.acceptor?.stop()
     this.acceptor = null
+    // The new term's history starts at our flush LSN, which must not move under it.
+    await this.recovery.cancel()
     const history = this.state.termHistory
     const last = history[history.length - 1]
     const termHistory = last?.term === term ? history : [...history, { term, lsn: this.store.flushLsn }]
@@ -263,7 +296,7 @@ export class SkTimeline {
     this.startAcceptor(connstr, term)
   }
 
-  /** The acceptor made WAL durable, at least up to the end of the complete record `recordEnd`. */
+  /** The acceptor or recovery made WAL durable, at least up to the end of the complete record `recordEnd`. */
   flushed(recordEnd: Lsn): void {
     this.durableRecordEnd = Math.max(this.durableRecordEnd, recordEnd)
     this.advanceCommit()
@@ -412,8 +445,10 @@ export class SkTimeline {
   }
 
   private persist(changes: Partial<SafekeeperState>): void {
+    const termChanged = changes.term !== undefined && changes.term !== this.state.term
     this.state = { ...this.state, ...changes, flushRecordLsn: this.durableRecordEnd }
     writeControlFile(path.join(this.dir, SK_CONTROL_FILE_NAME), this.state)
+    if (termChanged) this.events.emit('term')
   }
 
   private startAcceptor(connstr: string, term: number): void {
@@ -424,6 +459,7 @@ export class SkTimeline {
   async close(): Promise<void> {
     await this.acceptor?.stop()
     this.acceptor = null
+    await this.recovery.stop()
     if (this.persistTimer) clearTimeout(this.persistTimer)
     this.persistTimer = null
     this.persist({})

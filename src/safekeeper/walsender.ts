@@ -6,6 +6,12 @@
  * commit_lsn, growing as it grows, so WAL that a new term may still truncate never leaves. The reader's
  * standby status updates are kept as pageserver feedback (write = last received, flush =
  * disk_consistent_lsn, apply = remote_consistent_lsn).
+ *
+ * A peer in recovery adds `-c term=<T>`: it needs all this safekeeper holds of term T, up to the flush
+ * LSN (xlogpos too), and a tail that term's election may still cut is as good as the peer's own would
+ * be. So it is served only while this safekeeper's term is T — refused at START_REPLICATION otherwise
+ * ("failed to acquire term"), and the stream ends when the term moves on — and its status updates are
+ * not the pageserver's.
  */
 import type net from 'node:net'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
@@ -32,16 +38,28 @@ export class WalsenderError extends ZenithError {
   override name = 'WalsenderError'
 }
 
-/** tenant_id and timeline_id from `options`, in the `-c key=value` or `--key=value` forms libpq passes. */
-export function timelineOfOptions(options: string | undefined): { tenantId: string; timelineId: string } {
+export interface WalsenderOptions {
+  tenantId: string
+  timelineId: string
+  /** A peer's recovery in this term: serve up to the flush LSN. */
+  term: number | null
+}
+
+/** tenant_id, timeline_id and term from `options`, in the `-c key=value` or `--key=value` forms libpq passes. */
+export function walsenderOptions(options: string | undefined): WalsenderOptions {
   const found: Record<string, string> = {}
-  for (const m of (options ?? '').matchAll(/(?:-c\s*|--)(tenant_id|timeline_id)=(\S+)/g)) found[m[1]] = m[2]
+  for (const m of (options ?? '').matchAll(/(?:-c\s*|--)(tenant_id|timeline_id|term)=(\S+)/g))
+    found[m[1]] = m[2]
   if (!found.tenant_id || !found.timeline_id) {
     throw new WalsenderError(
       "the connection names no timeline: pass options='-c tenant_id=<id> -c timeline_id=<id>' at startup",
     )
   }
-  return { tenantId: found.tenant_id, timelineId: found.timeline_id }
+  const term = found.term === undefined ? null : Number(found.term)
+  if (term !== null && (!Number.isSafeInteger(term) || term < 1)) {
+    throw new WalsenderError(`term must be a positive integer, got "${found.term}"`)
+  }
+  return { tenantId: found.tenant_id, timelineId: found.timeline_id, term }
 }
 
 export function createWalsenderService(sk: Safekeeper): net.Server {
@@ -69,15 +87,15 @@ async function runCommand(
   if (replicationMode(params) !== 'physical') {
     throw new WalsenderError('a safekeeper serves physical replication connections only (replication=true)')
   }
-  const { tenantId, timelineId } = timelineOfOptions(params.options)
-  const tl = sk.timeline(tenantId, timelineId)
+  const opts = walsenderOptions(params.options)
+  const tl = sk.timeline(opts.tenantId, opts.timelineId)
   const cmd = parseReplicationCommand(sql)
   switch (cmd.kind) {
     case 'identifySystem':
       sendIdentifySystem(conn, {
         systemId: tl.state.systemId,
         timeline: tl.state.pgTimeline,
-        xlogpos: tl.commitLsn,
+        xlogpos: opts.term === null ? tl.commitLsn : tl.flushLsn,
         dbname: null,
       })
       return
@@ -93,7 +111,7 @@ async function runCommand(
         '58P01',
       )
     case 'startReplication':
-      return stream(tl, conn, cmd.start, cmd.timeline, params.application_name ?? '', stop)
+      return stream(tl, conn, cmd.start, cmd.timeline, opts.term, params.application_name ?? '', stop)
   }
 }
 
@@ -102,9 +120,16 @@ async function stream(
   conn: PgServerConnection,
   start: number,
   timeline: number | null,
+  term: number | null,
   applicationName: string,
   stop: Promise<void>,
 ): Promise<void> {
+  if (term !== null && term !== tl.state.term) {
+    throw new ReplicationCommandError(
+      `failed to acquire term ${term}: this safekeeper is in term ${tl.state.term}`,
+      '55000',
+    )
+  }
   if (timeline !== null && timeline !== tl.state.pgTimeline) {
     throw new ReplicationCommandError(
       `requested timeline ${timeline} is not this safekeeper's timeline ${tl.state.pgTimeline}`,
@@ -118,27 +143,41 @@ async function stream(
     )
   }
   const info: WalsenderInfo = { applicationName, startLsn: start, sentLsn: start }
+  let termMoved = () => {}
+  const ended =
+    term === null
+      ? stop
+      : Promise.race([
+          stop,
+          new Promise<void>((resolve) => {
+            termMoved = () => {
+              if (tl.state.term !== term) resolve()
+            }
+            tl.events.on('term', termMoved)
+          }),
+        ])
   tl.walsenders.add(info)
   try {
     await streamWal(
       conn,
       {
-        limit: () => tl.commitLsn,
+        limit: () => (term === null ? tl.commitLsn : tl.flushLsn),
         read: (lsn, max) => tl.store.read(lsn, max),
         waitForMore: (ms) => tl.waitForAdvance(ms),
       },
       {
         start,
         keepaliveMs: KEEPALIVE_MS,
-        stop,
+        stop: ended,
         onSent: (end) => {
           tl.metrics.walBytesOut += end - info.sentLsn
           info.sentLsn = end
         },
-        onStatus: (s) => tl.feedback(s),
+        onStatus: term === null ? (s) => tl.feedback(s) : undefined,
       },
     )
   } finally {
+    tl.events.off('term', termMoved)
     tl.walsenders.delete(info)
   }
 }

@@ -39,7 +39,7 @@ describe('pageserver feedback relayed by peers', () => {
     const tl = await timeline(1024)
     expect(tl.pageserverTooFarBehind()).toBe(false)
     tl.state = { ...tl.state, commitLsn: 0x1100000 }
-    const peer = { term: 0, lastLogTerm: 0, flushLsn: 0x1100000, seenAt: Date.now() }
+    const peer = { term: 0, lastLogTerm: 0, flushLsn: 0x1100000, seenAt: Date.now(), id: 2, pgAddr: null }
     tl.peerStatus('127.0.0.1:7678', { ...peer, pageserverFeedback: feedback(0x1000000, 10) })
     expect(tl.state.pageserverFeedback?.lastReceivedLsn).toBe(0x1000000)
     expect(tl.pageserverTooFarBehind()).toBe(true)

@@ -1,9 +1,9 @@
 /**
- * The quorum arithmetic on its own: which peers count, the commit LSN their flushes prove, and the WAL
- * removal horizon.
+ * The quorum arithmetic on its own: which peers count, the commit LSN their flushes prove, the WAL
+ * removal horizon, and which peer may donate missing WAL.
  */
 import { describe, expect, it } from 'vitest'
-import { quorumCommitLsn, sameTerm, walRemovalHorizon } from '../../src/safekeeper/quorum.js'
+import { quorumCommitLsn, recoveryDonor, sameTerm, walRemovalHorizon } from '../../src/safekeeper/quorum.js'
 
 describe('sameTerm', () => {
   it('needs the same voted term and the same last log term', () => {
@@ -57,5 +57,30 @@ describe('walRemovalHorizon', () => {
   it('removes nothing while a peer has not been heard from in our term', () => {
     expect(walRemovalHorizon({ ...r, peerFlushes: [500] })).toBeNull()
     expect(walRemovalHorizon({ ...r, peers: 0, peerFlushes: [] })).toBe(300)
+  })
+})
+
+describe('recoveryDonor', () => {
+  const own = { term: 3, lastLogTerm: 3 }
+  const peer = (name: string, term: number, lastLogTerm: number, flushLsn: number) => ({
+    name,
+    term,
+    lastLogTerm,
+    flushLsn,
+  })
+
+  it('is the most advanced peer of our term ahead of us', () => {
+    const peers = [peer('a', 3, 3, 500), peer('b', 3, 3, 700), peer('c', 3, 3, 100)]
+    expect(recoveryDonor(own, 200, peers)?.name).toBe('b')
+    expect(recoveryDonor(own, 700, peers)).toBeNull()
+  })
+
+  it('is never a peer of another term or epoch, however far ahead', () => {
+    expect(recoveryDonor(own, 200, [peer('a', 4, 4, 900), peer('b', 3, 2, 900)])).toBeNull()
+    expect(recoveryDonor(own, 200, [peer('a', 4, 4, 900), peer('b', 3, 3, 300)])?.name).toBe('b')
+  })
+
+  it('is no one between a vote and the compute of the term, when the election may still cut WAL', () => {
+    expect(recoveryDonor({ term: 4, lastLogTerm: 3 }, 200, [peer('a', 4, 3, 900)])).toBeNull()
   })
 })
