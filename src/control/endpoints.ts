@@ -9,12 +9,12 @@
  * A commit then returns once a majority has it on disk; a stop does not wait for the pageserver, which
  * reads the WAL from the safekeepers. Without safekeepers, the rest of this comment holds:
  *
- * Starting one: a datadir from the pageserver's fullbackup (unless a datadir of this endpoint is still
- * current), postgresql.conf from templates/, `pg_ctl start`, and the pageserver's WAL receiver pointed at
- * it — the compute names the pageserver as its synchronous standby, so a commit returns once the
- * pageserver has the WAL. Stopping one: `pg_ctl stop -m fast`, then waiting until the pageserver has
- * ingested the compute's last record, so nothing is lost; `destroy` also makes that durable and removes
- * the endpoint and its datadir.
+ * Starting one: a datadir from the pageserver's fullbackup at what it has checkpointed (unless a datadir
+ * of this endpoint is still current), postgresql.conf from templates/, `pg_ctl start`, and the
+ * pageserver's WAL receiver pointed at it — the compute names the pageserver as its synchronous
+ * standby, so a commit returns once the pageserver has the WAL. Stopping one: `pg_ctl stop -m fast`,
+ * then waiting until the pageserver has ingested the compute's last record, so nothing is lost;
+ * `destroy` also makes that durable and removes the endpoint and its datadir.
  *
  * Without safekeepers, the datadir's pg_wal is the only other copy of WAL the pageserver has not yet
  * flushed, so a stopped endpoint's datadir is reused on the next start when the branch has not moved on
@@ -383,6 +383,17 @@ export async function startEndpointSteps(
       },
     })
   }
+  if (rebuild && !fixed && sks.length === 0) {
+    // The new compute's pg_wal starts at the basebackup: WAL below it that the pageserver holds only in
+    // memory would be lost with a pageserver restart, which then asks the compute for WAL it never had.
+    steps.push({
+      title: `checkpoint ${e.branch} on the pageserver`,
+      run: async () => {
+        lsn = await checkpointForStart(ps, e)
+        return `the pageserver has ${e.branch} on disk up to ${lsn}`
+      },
+    })
+  }
   if (rebuild) {
     steps.push({
       title: `basebackup of ${e.branch} at ${lsn} from the pageserver`,
@@ -486,6 +497,26 @@ function safekeeperAddrs(repoDir: string, ids: readonly number[]) {
     const cfg = safekeeperConfigOf(repoDir, id)
     return { id, pg: formatHostPort(cfg.listenPgAddr), http: formatHostPort(cfg.listenHttpAddr) }
   })
+}
+
+/**
+ * Makes what the pageserver has of the timeline durable and returns that LSN, where a writer without
+ * safekeepers may start: nothing may be in the pageserver's memory only below it.
+ */
+async function checkpointForStart(ps: PageserverClient, e: EndpointSpec): Promise<string> {
+  const { disk_consistent_lsn: durable } = await ps.checkpoint(e.tenantId, e.timelineId)
+  const { last_record_lsn: last } = await ps.timeline(e.tenantId, e.timelineId)
+  if (parseLsn(durable) < parseLsn(last)) {
+    throw new EndpointError(
+      `the pageserver has branch ${e.branch} up to ${last} but on disk only up to ${durable} after a checkpoint: ` +
+        'a compute started there could lose the WAL in between',
+      {
+        kind: 'conflict',
+        hint: 'is another compute still writing to the branch? stop it, then start this endpoint again',
+      },
+    )
+  }
+  return durable
 }
 
 /** Waits until the pageserver has ingested the timeline up to `lsn`. */
