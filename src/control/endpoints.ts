@@ -28,7 +28,7 @@ import { resolveReadLsn } from '../engine/read-lsn.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatHostPort } from '../lib/host-port.js'
 import { formatSize } from '../lib/units.js'
-import type { TimelineInfo } from '../pageserver/api-types.js'
+import type { TimelineInfo, WalReceiverStatus } from '../pageserver/api-types.js'
 import { WAL_RECEIVER_APPLICATION_NAME } from '../pageserver/wal-receiver.js'
 import { importLsnOf } from '../pgdata/import.js'
 import { formatLsn, type Lsn, parseLsn } from '../postgres/lsn.js'
@@ -72,6 +72,8 @@ import type { Step } from './steps.js'
 import { type Election, majorityOf, syncSafekeepers } from './sync-safekeepers.js'
 
 const CATCH_UP_TIMEOUT_MS = 60_000
+/** A listing asks the pageserver about receivers, but must not hang on one that does not answer. */
+const LIST_TIMEOUT_MS = 2_000
 const RECEIVER_CONNECT_TIMEOUT_MS = 15_000
 const POLL_MS = 50
 
@@ -90,6 +92,11 @@ export interface EndpointRow {
   connstr: string
   /** The fixed LSN of a read-only endpoint; null for one that follows its branch. */
   lsn: string | null
+  /**
+   * In listings: the pageserver's WAL receiver for a writer it streams from directly (no safekeepers);
+   * null when it does not stream from this endpoint or does not answer.
+   */
+  walreceiver?: { status: WalReceiverStatus; error: string | null } | null
 }
 
 export const connstrOf = (port: number) => `postgresql://postgres@127.0.0.1:${port}/postgres`
@@ -204,9 +211,29 @@ function row(name: string, e: EndpointSpec, status: EndpointRow['status']): Endp
 
 export async function listEndpoints(repoDir: string): Promise<EndpointRow[]> {
   const c = loadClusterConfig(repoDir)
+  const ps = pageserverClientOf(repoDir)
+  const timelines = new Map<string, Promise<TimelineInfo | null>>()
+  const timelineOf = (e: EndpointSpec) => {
+    let t = timelines.get(e.timelineId)
+    if (!t) {
+      // A listing works without the pageserver; it then has no receiver to show.
+      t = ps.timeline(e.tenantId, e.timelineId, LIST_TIMEOUT_MS).catch((err: unknown) => {
+        if (err instanceof ZenithError) return null
+        throw err
+      })
+      timelines.set(e.timelineId, t)
+    }
+    return t
+  }
   const rows: EndpointRow[] = []
   for (const [name, e] of Object.entries(c.endpoints)) {
-    rows.push(row(name, e, (await isRunning(repoDir, e, name)) ? 'running' : 'stopped'))
+    const r = row(name, e, (await isRunning(repoDir, e, name)) ? 'running' : 'stopped')
+    const tl = e.lsn === undefined && c.safekeepers.length === 0 ? await timelineOf(e) : null
+    r.walreceiver =
+      tl && tl.wal_source_connstr === r.connstr
+        ? { status: tl.walreceiver_status, error: tl.walreceiver_error }
+        : null
+    rows.push(r)
   }
   return rows
 }
@@ -473,12 +500,20 @@ export async function startEndpointSteps(
         const connstr = connstrOf(e.port)
         await ps.setWalSource(e.tenantId, e.timelineId, connstr)
         let error: string | null = null
-        const streaming = await waitFor(async () => {
+        let status = ''
+        const settled = await waitFor(async () => {
           const t = await ps.timeline(e.tenantId, e.timelineId)
           error = t.walreceiver_error
-          return t.walreceiver_status === 'streaming'
+          status = t.walreceiver_status
+          return status === 'streaming' || status === 'broken'
         }, RECEIVER_CONNECT_TIMEOUT_MS)
-        if (!streaming) {
+        if (status === 'broken') {
+          throw new EndpointError(`the pageserver cannot stream WAL from ${connstr}: ${error}`, {
+            kind: 'conflict',
+            logFile: pageserverLogFile(repoDir),
+          })
+        }
+        if (!settled) {
           throw new EndpointError(
             `the pageserver did not start streaming WAL from ${connstr} within ${RECEIVER_CONNECT_TIMEOUT_MS / 1000} s` +
               (error ? `: ${error}` : ''),

@@ -96,6 +96,9 @@ describe('a compute rebuilt without safekeepers, then the pageserver killed', ()
       .slice(logFrom)
       .filter((l) => l.includes('WAL receiver streaming'))
     expect(sessions).toHaveLength(1)
+    const [listed] = JSON.parse(await c.ok('pg', 'list', '--json'))
+    expect(listed.walreceiver).toEqual({ status: 'streaming', error: null })
+    expect(await c.ok('status')).toMatch(/^main +main +\d+ +running +latest +streaming +postgresql:/m)
 
     // What the pageserver has is everything: a compute built from it alone sees every row.
     await c.ok('pg', 'stop', 'main', '--destroy')
