@@ -38,16 +38,23 @@ function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
 describe('a compute rebuilt without safekeepers, then the pageserver killed', () => {
   let c: Cluster
   let tenantId: string
+  let timelineId: string
 
   beforeAll(async () => {
     c = await newCluster('rebuild')
     await c.ok('start')
-    tenantId = (JSON.parse(await c.ok('tenant', 'list', '--json')) as { tenant_id: string }[])[0].tenant_id
+    const [main] = JSON.parse(await c.ok('timeline', 'list', '--json'))
+    tenantId = main.tenant_id
+    timelineId = main.timeline_id
   })
 
   afterAll(() => teardown(c))
 
-  const show = async (): Promise<Shown> => JSON.parse(await c.ok('timeline', 'show', 'main', '--json'))
+  // Straight from the HTTP API, which `timeline show --json` prints: polled, a CLI run each would be slow.
+  const show = async (): Promise<Shown> => {
+    const r = await fetch(`http://127.0.0.1:${c.http}/v1/tenant/${tenantId}/timeline/${timelineId}`)
+    return (await r.json()) as Shown
+  }
   const logLines = () => readFileSync(path.join(c.repo, 'pageserver', 'pageserver.log'), 'utf8').split('\n')
 
   it('starts the new compute at what the pageserver has on disk, and loses nothing', async () => {
