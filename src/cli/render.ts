@@ -15,8 +15,23 @@ export function renderEndpoints(
   opts: { ids?: boolean } = {},
 ): string {
   const ids = opts.ids === true
-  return out.table(
-    ['ENDPOINT', 'BRANCH', ...(ids ? ['TENANT', 'TIMELINE'] : []), 'PORT', 'STATUS', 'LSN', 'CONNSTR'],
+  const receiver = (e: EndpointRow) => {
+    const rx = e.walreceiver
+    if (!rx) return '-'
+    if (rx.status === 'streaming') return out.good(rx.status)
+    return rx.status === 'broken' ? out.bad(rx.status) : out.warn(rx.status)
+  }
+  const table = out.table(
+    [
+      'ENDPOINT',
+      'BRANCH',
+      ...(ids ? ['TENANT', 'TIMELINE'] : []),
+      'PORT',
+      'STATUS',
+      'LSN',
+      'WAL RECEIVER',
+      'CONNSTR',
+    ],
     rows.map((e) => [
       e.name,
       e.branch,
@@ -24,9 +39,17 @@ export function renderEndpoints(
       String(e.port),
       e.status === 'running' ? out.good(e.status) : e.status,
       e.lsn ?? 'latest',
+      receiver(e),
       e.connstr,
     ]),
   )
+  // A broken receiver needs someone to act: say why under the table, where it cannot be missed.
+  const broken = rows.flatMap((e) =>
+    e.walreceiver?.status === 'broken'
+      ? [out.bad(`endpoint ${e.name}: the pageserver's WAL receiver is broken: ${e.walreceiver.error}`)]
+      : [],
+  )
+  return [table, ...(broken.length > 0 ? ['', ...broken] : [])].join('\n')
 }
 
 /** `running (pid N), http …, pg …`, with `, not answering` when its HTTP API does not. */

@@ -9,12 +9,12 @@
  * A commit then returns once a majority has it on disk; a stop does not wait for the pageserver, which
  * reads the WAL from the safekeepers. Without safekeepers, the rest of this comment holds:
  *
- * Starting one: a datadir from the pageserver's fullbackup (unless a datadir of this endpoint is still
- * current), postgresql.conf from templates/, `pg_ctl start`, and the pageserver's WAL receiver pointed at
- * it — the compute names the pageserver as its synchronous standby, so a commit returns once the
- * pageserver has the WAL. Stopping one: `pg_ctl stop -m fast`, then waiting until the pageserver has
- * ingested the compute's last record, so nothing is lost; `destroy` also makes that durable and removes
- * the endpoint and its datadir.
+ * Starting one: a datadir from the pageserver's fullbackup at what it has checkpointed (unless a datadir
+ * of this endpoint is still current), postgresql.conf from templates/, `pg_ctl start`, and the
+ * pageserver's WAL receiver pointed at it — the compute names the pageserver as its synchronous
+ * standby, so a commit returns once the pageserver has the WAL. Stopping one: `pg_ctl stop -m fast`,
+ * then waiting until the pageserver has ingested the compute's last record, so nothing is lost;
+ * `destroy` also makes that durable and removes the endpoint and its datadir.
  *
  * Without safekeepers, the datadir's pg_wal is the only other copy of WAL the pageserver has not yet
  * flushed, so a stopped endpoint's datadir is reused on the next start when the branch has not moved on
@@ -28,7 +28,7 @@ import { resolveReadLsn } from '../engine/read-lsn.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatHostPort } from '../lib/host-port.js'
 import { formatSize } from '../lib/units.js'
-import type { TimelineInfo } from '../pageserver/api-types.js'
+import type { TimelineInfo, WalReceiverStatus } from '../pageserver/api-types.js'
 import { WAL_RECEIVER_APPLICATION_NAME } from '../pageserver/wal-receiver.js'
 import { importLsnOf } from '../pgdata/import.js'
 import { formatLsn, type Lsn, parseLsn } from '../postgres/lsn.js'
@@ -72,6 +72,8 @@ import type { Step } from './steps.js'
 import { type Election, majorityOf, syncSafekeepers } from './sync-safekeepers.js'
 
 const CATCH_UP_TIMEOUT_MS = 60_000
+/** A listing asks the pageserver about receivers, but must not hang on one that does not answer. */
+const LIST_TIMEOUT_MS = 2_000
 const RECEIVER_CONNECT_TIMEOUT_MS = 15_000
 const POLL_MS = 50
 
@@ -90,6 +92,11 @@ export interface EndpointRow {
   connstr: string
   /** The fixed LSN of a read-only endpoint; null for one that follows its branch. */
   lsn: string | null
+  /**
+   * In listings: the pageserver's WAL receiver for a writer it streams from directly (no safekeepers);
+   * null when it does not stream from this endpoint or does not answer.
+   */
+  walreceiver?: { status: WalReceiverStatus; error: string | null } | null
 }
 
 export const connstrOf = (port: number) => `postgresql://postgres@127.0.0.1:${port}/postgres`
@@ -204,9 +211,29 @@ function row(name: string, e: EndpointSpec, status: EndpointRow['status']): Endp
 
 export async function listEndpoints(repoDir: string): Promise<EndpointRow[]> {
   const c = loadClusterConfig(repoDir)
+  const ps = pageserverClientOf(repoDir)
+  const timelines = new Map<string, Promise<TimelineInfo | null>>()
+  const timelineOf = (e: EndpointSpec) => {
+    let t = timelines.get(e.timelineId)
+    if (!t) {
+      // A listing works without the pageserver; it then has no receiver to show.
+      t = ps.timeline(e.tenantId, e.timelineId, LIST_TIMEOUT_MS).catch((err: unknown) => {
+        if (err instanceof ZenithError) return null
+        throw err
+      })
+      timelines.set(e.timelineId, t)
+    }
+    return t
+  }
   const rows: EndpointRow[] = []
   for (const [name, e] of Object.entries(c.endpoints)) {
-    rows.push(row(name, e, (await isRunning(repoDir, e, name)) ? 'running' : 'stopped'))
+    const r = row(name, e, (await isRunning(repoDir, e, name)) ? 'running' : 'stopped')
+    const tl = e.lsn === undefined && c.safekeepers.length === 0 ? await timelineOf(e) : null
+    r.walreceiver =
+      tl && tl.wal_source_connstr === r.connstr
+        ? { status: tl.walreceiver_status, error: tl.walreceiver_error }
+        : null
+    rows.push(r)
   }
   return rows
 }
@@ -383,6 +410,17 @@ export async function startEndpointSteps(
       },
     })
   }
+  if (rebuild && !fixed && sks.length === 0) {
+    // The new compute's pg_wal starts at the basebackup: WAL below it that the pageserver holds only in
+    // memory would be lost with a pageserver restart, which then asks the compute for WAL it never had.
+    steps.push({
+      title: `checkpoint ${e.branch} on the pageserver`,
+      run: async () => {
+        lsn = await checkpointForStart(ps, e)
+        return `the pageserver has ${e.branch} on disk up to ${lsn}`
+      },
+    })
+  }
   if (rebuild) {
     steps.push({
       title: `basebackup of ${e.branch} at ${lsn} from the pageserver`,
@@ -462,12 +500,20 @@ export async function startEndpointSteps(
         const connstr = connstrOf(e.port)
         await ps.setWalSource(e.tenantId, e.timelineId, connstr)
         let error: string | null = null
-        const streaming = await waitFor(async () => {
+        let status = ''
+        const settled = await waitFor(async () => {
           const t = await ps.timeline(e.tenantId, e.timelineId)
           error = t.walreceiver_error
-          return t.walreceiver_status === 'streaming'
+          status = t.walreceiver_status
+          return status === 'streaming' || status === 'broken'
         }, RECEIVER_CONNECT_TIMEOUT_MS)
-        if (!streaming) {
+        if (status === 'broken') {
+          throw new EndpointError(`the pageserver cannot stream WAL from ${connstr}: ${error}`, {
+            kind: 'conflict',
+            logFile: pageserverLogFile(repoDir),
+          })
+        }
+        if (!settled) {
           throw new EndpointError(
             `the pageserver did not start streaming WAL from ${connstr} within ${RECEIVER_CONNECT_TIMEOUT_MS / 1000} s` +
               (error ? `: ${error}` : ''),
@@ -486,6 +532,26 @@ function safekeeperAddrs(repoDir: string, ids: readonly number[]) {
     const cfg = safekeeperConfigOf(repoDir, id)
     return { id, pg: formatHostPort(cfg.listenPgAddr), http: formatHostPort(cfg.listenHttpAddr) }
   })
+}
+
+/**
+ * Makes what the pageserver has of the timeline durable and returns that LSN, where a writer without
+ * safekeepers may start: nothing may be in the pageserver's memory only below it.
+ */
+async function checkpointForStart(ps: PageserverClient, e: EndpointSpec): Promise<string> {
+  const { disk_consistent_lsn: durable } = await ps.checkpoint(e.tenantId, e.timelineId)
+  const { last_record_lsn: last } = await ps.timeline(e.tenantId, e.timelineId)
+  if (parseLsn(durable) < parseLsn(last)) {
+    throw new EndpointError(
+      `the pageserver has branch ${e.branch} up to ${last} but on disk only up to ${durable} after a checkpoint: ` +
+        'a compute started there could lose the WAL in between',
+      {
+        kind: 'conflict',
+        hint: 'is another compute still writing to the branch? stop it, then start this endpoint again',
+      },
+    )
+  }
+  return durable
 }
 
 /** Waits until the pageserver has ingested the timeline up to `lsn`. */

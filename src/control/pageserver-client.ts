@@ -36,8 +36,8 @@ export class PageserverClient extends ApiClient {
     return this.request('GET', `/v1/tenant/${tenantId}/timeline`)
   }
 
-  timeline(tenantId: string, timelineId: string): Promise<TimelineInfo> {
-    return this.request('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`)
+  timeline(tenantId: string, timelineId: string, timeoutMs?: number): Promise<TimelineInfo> {
+    return this.request('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`, undefined, timeoutMs)
   }
 
   createTimeline(tenantId: string, req: TimelineCreateRequest): Promise<TimelineInfo> {

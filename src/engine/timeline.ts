@@ -465,6 +465,13 @@ export class Timeline {
   async checkpoint(): Promise<void> {
     this.freezeOpenLayer()
     await this.flushFrozen()
+    // Records that change no page (running-xacts snapshots, say) move last_record_lsn without opening a
+    // layer; with nothing in memory, everything up to it is on disk already, and callers that start a
+    // compute at disk_consistent_lsn need it to say so.
+    if (this.frozen.length === 0 && !this.open?.size && this.md.diskConsistentLsn < this.last) {
+      this.md = { ...this.md, diskConsistentLsn: this.last }
+      this.persistMetadata()
+    }
   }
 
   /**

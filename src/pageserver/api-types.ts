@@ -40,8 +40,11 @@ export interface TimelineCreateRequest {
   pg_version?: number
 }
 
-/** `inactive`: no WAL source is set. */
-export type WalReceiverStatus = 'inactive' | 'connecting' | 'streaming' | 'backoff' | 'stopped'
+/**
+ * `inactive`: no WAL source is set. `broken`: the compute does not have the WAL the timeline needs next;
+ * not retried until the source is set again (walreceiver_error says why).
+ */
+export type WalReceiverStatus = 'inactive' | 'connecting' | 'streaming' | 'backoff' | 'broken' | 'stopped'
 
 export interface TimelineInfo {
   tenant_id: string

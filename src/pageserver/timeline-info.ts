@@ -38,7 +38,8 @@ export function timelineInfo(ps: Pageserver, tl: Timeline): TimelineInfo {
     last_received_msg_lsn: rx?.lastReceivedLsn === undefined ? null : formatLsn(rx.lastReceivedLsn),
     last_received_msg_ts: rx?.lastReceivedTsUs ?? null,
     walreceiver_status: rx?.status ?? 'inactive',
-    // zenith's own: why the receiver is not streaming (the compute is down, refuses, or sends bad WAL).
+    // zenith's own: why the receiver is not streaming (the compute is down, refuses, or sends bad WAL;
+    // when broken, it lacks the WAL the timeline needs).
     walreceiver_error: rx?.lastError ?? null,
     // zenith's own, with safekeepers: the one streamed from, what each said, and why the last switch.
     ...(rx?.candidates

@@ -10,7 +10,9 @@
  * pageserver in synchronous_standby_names, so its commits wait for `write`. A shutting-down compute
  * waits for `flush` to cover all it sent, so when the walsender asks for a reply with nothing left to
  * send, the timeline is checkpointed first. A lost connection is retried with backoff (the compute
- * restarts, or is not up yet).
+ * restarts, or is not up yet). A compute that lacks the WAL the timeline needs next (it refuses the start
+ * position, or what it sends there is not WAL) is not retried: the receiver is `broken`, with the error,
+ * until its source is set again — retrying would spin for ever while commits on the compute hang.
  *
  * The sources are kept in `wal_sources.json` in the pageserver's working directory, so a restarted
  * pageserver reconnects by itself: a connection string, or `{"safekeepers": [{id, pg, http}, …]}`.
@@ -25,8 +27,9 @@ import { formatHostPort, parseHostPort } from '../lib/host-port.js'
 import { controlFileOf } from '../pgdata/datadir-keyspace.js'
 import { WalIngest } from '../pgdata/walingest.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
-import { WalDecoder } from '../postgres/wal-decoder.js'
+import { WalDecodeError, WalDecoder } from '../postgres/wal-decoder.js'
 import type { PgClient } from '../protocol/client.js'
+import { PgServerError } from '../protocol/errors.js'
 import { encodeStandbyStatusUpdate, parsePrimaryKeepalive, parseXLogData } from '../protocol/replication.js'
 import {
   connectReplication,
@@ -87,6 +90,18 @@ export function checkWalSource(source: WalSource): WalSource {
   return { safekeepers: source.safekeepers.map(({ id, pg, http }) => ({ id, pg, http })) }
 }
 
+/** The source cannot serve the WAL at the timeline's next record: another attempt would fail the same way. */
+export class MissingWalError extends WalSourceError {
+  static override kind: ErrorKind = 'conflict'
+  override name = 'MissingWalError'
+}
+
+/** What Postgres' walsender answers START_REPLICATION with when it does not have the WAL asked for. */
+const WALSENDER_LACKS_WAL = [
+  /requested starting point \S+ is ahead of the WAL flush position/,
+  /requested WAL segment \S+ has already been removed/,
+]
+
 const sameSource = (a: WalSource, b: WalSource) => JSON.stringify(a) === JSON.stringify(b)
 
 /** How often a stream from a safekeeper is checked against the switch rules. */
@@ -119,6 +134,8 @@ class WalReceiver {
         await c?.close()
       },
       endedMessage: compute ? 'the compute ended replication' : 'the safekeeper ended replication',
+      // With safekeepers, one that lacks WAL is the connection manager's to move away from.
+      isPermanent: (err) => compute !== null && err instanceof MissingWalError,
       onError: (error, repeated) => {
         if (!repeated)
           this.ps.log('warn', 'WAL receiver connection failed, retrying', {
@@ -142,6 +159,10 @@ class WalReceiver {
     }
   }
 
+  get broken(): boolean {
+    return this.loop.state === 'broken'
+  }
+
   async stop(): Promise<void> {
     this.candidates?.stop()
     await this.loop.stop()
@@ -149,7 +170,21 @@ class WalReceiver {
 
   /** One connection: to the compute, or to the best safekeeper there is now. */
   private async session(compute: ReplicationTarget | null, streaming: () => void): Promise<void> {
-    if (compute) return this.stream(compute, undefined, streaming)
+    if (compute) {
+      try {
+        return await this.stream(compute, undefined, streaming)
+      } catch (err) {
+        if (err instanceof MissingWalError) {
+          this.ps.log('error', 'WAL receiver stopped: the compute does not have the WAL the timeline needs', {
+            tenantId: this.tl.tenantId,
+            timelineId: this.tl.timelineId,
+            source: this.state.connstr,
+            error: err.message,
+          })
+        }
+        throw err
+      }
+    }
     const sk = this.candidates!.best()
     if (!sk) {
       throw new ZenithError('no safekeeper of the timeline is reachable with WAL to send', {
@@ -190,7 +225,15 @@ class WalReceiver {
     }
     // last_record_lsn is a record's end: the next record starts there, or after the page header there.
     const startLsn = tl.lastRecordLsn
-    const stream = await client.copyBoth(`START_REPLICATION PHYSICAL ${formatLsn(startLsn)}`)
+    const lacksWal = (reason: string) =>
+      new MissingWalError(
+        `${this.state.connstr} does not have the WAL from ${formatLsn(startLsn)} on, where timeline ${tl.timelineId} goes on: ${reason}`,
+      )
+    const stream = await client
+      .copyBoth(`START_REPLICATION PHYSICAL ${formatLsn(startLsn)}`)
+      .catch((err: unknown) => {
+        throw refusesStart(err) ? lacksWal((err as Error).message) : err
+      })
     streaming()
     this.ps.log('info', 'WAL receiver streaming', {
       tenantId: tl.tenantId,
@@ -275,9 +318,15 @@ class WalReceiver {
           decoder.feed(x.data)
           received += x.data.length
           let records = 0
-          for (let rec = decoder.next(); rec !== null; rec = decoder.next()) {
-            ingest.ingest(rec)
-            records++
+          try {
+            for (let rec = decoder.next(); rec !== null; rec = decoder.next()) {
+              ingest.ingest(rec)
+              records++
+            }
+          } catch (err) {
+            // Not a single valid record where ours go on: the compute's WAL starts later (zeros there).
+            if (err instanceof WalDecodeError && decoder.lastRecord === undefined) throw lacksWal(err.message)
+            throw err
           }
           this.state.lastReceivedLsn = received
           this.state.lastReceivedTsUs = Date.now() * 1000
@@ -300,12 +349,19 @@ class WalReceiver {
           sendStatus(k.replyRequested)
         }
       }
+    } catch (err) {
+      throw refusesStart(err) ? lacksWal((err as Error).message) : err
     } finally {
       clearInterval(timer)
       if (switchCheck) clearInterval(switchCheck)
       ingest.commit()
     }
   }
+}
+
+/** Whether the walsender refused to stream because it does not have the WAL asked for. */
+function refusesStart(err: unknown): boolean {
+  return err instanceof PgServerError && WALSENDER_LACKS_WAL.some((re) => re.test(err.message))
 }
 
 /** The saved sources: none when the file does not exist; a damaged file is an error naming it. */
@@ -373,7 +429,8 @@ export class WalReceivers {
     const id = `${tl.tenantId}/${tl.timelineId}`
     const checked = source === null ? null : checkWalSource(source)
     const running = this.receivers.get(id)
-    if (running && checked && sameSource(running.source, checked)) return
+    // Setting the source again is how a broken receiver is told to try once more.
+    if (running && checked && sameSource(running.source, checked) && !running.broken) return
     this.receivers.delete(id)
     await running?.stop()
     if (checked === null) delete this.sources[id]

@@ -3,7 +3,8 @@
  * a safekeeper (from its compute) run it: a connection string naming the walsender, a replication
  * connection that has identified the server, and a loop that keeps one streaming — a session that ends
  * or fails is started again after a backoff of 0.1 s × 1.5 per failure up to a cap, reset once a session
- * gets as far as streaming.
+ * gets as far as streaming. A failure the session's owner calls permanent (the walsender cannot serve what
+ * is needed, so every retry would fail the same way) ends the loop as `broken` instead.
  */
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { PgClient } from './client.js'
@@ -72,7 +73,7 @@ export async function connectReplication(
   }
 }
 
-export type SessionState = 'connecting' | 'streaming' | 'backoff' | 'stopped'
+export type SessionState = 'connecting' | 'streaming' | 'backoff' | 'broken' | 'stopped'
 
 export interface ReconnectOptions {
   /**
@@ -86,6 +87,8 @@ export interface ReconnectOptions {
   endedMessage: string
   /** Hears each failure; `repeated` when it is the same as the one before (log it once). */
   onError?: (message: string, repeated: boolean) => void
+  /** Whether a failure is one no retry can cure: the loop then ends in state `broken`. */
+  isPermanent?: (err: unknown) => boolean
   backoffMaxMs: number
 }
 
@@ -127,6 +130,11 @@ export class Reconnector {
       } catch (err) {
         if (this.stopped) break
         const msg = (err as Error).message
+        if (this.opts.isPermanent?.(err)) {
+          this.lastError = msg
+          this.state = 'broken'
+          return
+        }
         this.opts.onError?.(msg, msg === this.lastError)
         this.lastError = msg
       } finally {

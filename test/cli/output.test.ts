@@ -41,7 +41,7 @@ describe('the output writer', () => {
     expect(text).toContain(ESC)
     const lines = text.split('\n').map((l) => stripVTControlCharacters(l))
     const starts = columnStarts(lines[0])
-    expect(starts).toHaveLength(8)
+    expect(starts).toHaveLength(9)
     for (const line of lines.slice(1)) {
       for (const s of starts.slice(1)) expect(line[s - 1], `column at ${s} in "${line}"`).toBe(' ')
       for (const s of starts) expect(line[s], `column at ${s} in "${line}"`).not.toBe(' ')
@@ -49,6 +49,24 @@ describe('the output writer', () => {
     // STATUS holds "running" in colour and "stopped" without: the column after it starts at one offset.
     const lsnAt = starts[6]
     expect(lines.map((l) => l.slice(lsnAt).split(' ')[0])).toEqual(['LSN', 'latest', '0/16B3748', 'latest'])
+  })
+
+  it("shows each writer's WAL receiver, and why one is broken under the table", () => {
+    const rows: EndpointRow[] = [
+      { ...endpoint('main', 'running', 55432), walreceiver: { status: 'streaming', error: null } },
+      {
+        ...endpoint('dev', 'running', 55434),
+        walreceiver: { status: 'broken', error: 'postgresql://… does not have the WAL from 0/1500780 on' },
+      },
+      { ...endpoint('past', 'stopped', 55433), walreceiver: null },
+    ]
+    const lines = renderEndpoints(new Output(pipe, {}), rows).split('\n')
+    const at = lines[0].indexOf('WAL RECEIVER')
+    expect(lines.slice(1, 4).map((l) => l.slice(at).split(' ')[0])).toEqual(['streaming', 'broken', '-'])
+    expect(lines.slice(4)).toEqual([
+      '',
+      "endpoint dev: the pageserver's WAL receiver is broken: postgresql://… does not have the WAL from 0/1500780 on",
+    ])
   })
 
   it('uses colour on a TTY, never with NO_COLOR, and not in a pipe', () => {

@@ -143,6 +143,24 @@ describe('timeline', () => {
     await again.close()
   })
 
+  it('makes disk_consistent_lsn reach last_record_lsn on a checkpoint, also after records without writes', async () => {
+    const dir = tempRepoDir()
+    let repo = Repository.open(dir, { redo: testRedo(), background: false })
+    const tenant = repo.createTenant()
+    const tl = tenant.createTimeline(0x100)
+    writePages(tl, 3, 1)
+    await tl.checkpoint()
+    tl.ingest([], tl.lastRecordLsn + 24)
+    expect(tl.diskConsistentLsn).toBeLessThan(tl.lastRecordLsn)
+    await tl.checkpoint()
+    const last = tl.lastRecordLsn
+    expect(tl.diskConsistentLsn).toBe(last)
+    await repo.close()
+    repo = Repository.open(dir, { redo: testRedo(), background: false })
+    expect(repo.tenant(tenant.tenantId).timeline(tl.timelineId).lastRecordLsn).toBe(last)
+    await repo.close()
+  })
+
   it('waits for LSNs, refuses reads and branches below the GC cutoff', async () => {
     const dir = tempRepoDir()
     const repo = Repository.open(dir, { redo: testRedo(), background: false })

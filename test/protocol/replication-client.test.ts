@@ -73,3 +73,29 @@ describe('Reconnector', () => {
     await r.stop()
   })
 })
+
+describe('Reconnector with permanent failures', () => {
+  it('ends as broken on a failure its owner calls permanent, and retries the others', async () => {
+    let sessions = 0
+    const seen: string[] = []
+    const r = new Reconnector({
+      session: async () => {
+        sessions++
+        throw new Error(sessions === 1 ? 'connection refused' : 'the WAL is gone')
+      },
+      interrupt: async () => {},
+      endedMessage: 'the server ended replication',
+      onError: (msg) => seen.push(msg),
+      isPermanent: (err) => (err as Error).message === 'the WAL is gone',
+      backoffMaxMs: 20,
+    })
+    for (let i = 0; i < 200 && r.state !== 'broken'; i++) await new Promise((res) => setTimeout(res, 10))
+    expect(r.state).toBe('broken')
+    expect(r.lastError).toBe('the WAL is gone')
+    await new Promise((res) => setTimeout(res, 100))
+    expect(sessions).toBe(2)
+    expect(seen).toEqual(['connection refused'])
+    await r.stop()
+    expect(r.state).toBe('stopped')
+  })
+})
