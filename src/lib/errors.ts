@@ -1,8 +1,8 @@
 /**
  * zenith's one error type. Every failure that zenith expects (bad input, a missing tenant, a busy port, a
  * Postgres that would not start) is a ZenithError with a kind; the kind alone decides how each surface
- * reports it, in one place per surface: the CLI (src/cli/errors.ts), the HTTP API
- * (src/pageserver/http-router.ts) and the page service (src/pageserver/page-service.ts). Anything thrown
+ * reports it, in one place per surface: the CLI (src/cli/errors.ts), the HTTP APIs
+ * (src/protocol/http-router.ts) and the libpq servers (src/protocol/command-server.ts). Anything thrown
  * that is not a ZenithError is a bug, whatever its class, and every surface says so.
  *
  * Modules keep their own subclasses (LsnError, LayerCorruptionError, …) so callers can still catch the
