@@ -7,13 +7,12 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePort } from '../../src/control/process.js'
 import { ZenithError } from '../../src/lib/errors.js'
-import { DEFAULT_PAGESERVER_CONFIG } from '../../src/pageserver/config.js'
-import { Pageserver } from '../../src/pageserver/pageserver.js'
+import type { Pageserver } from '../../src/pageserver/pageserver.js'
 import { PgClient } from '../../src/protocol/client.js'
 import { errorResponse } from '../../src/protocol/command-server.js'
 import type { PgServerError } from '../../src/protocol/errors.js'
+import { startTestPageserver } from '../harness/pageserver.js'
 
 describe('the page service', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'zenith-errors-'))
@@ -22,14 +21,7 @@ describe('the page service', () => {
   let tenantId: string
 
   beforeAll(async () => {
-    ps = await Pageserver.start(dir, {
-      log: () => {},
-      config: {
-        ...DEFAULT_PAGESERVER_CONFIG,
-        listenPgAddr: { host: '127.0.0.1', port: await freePort() },
-        listenHttpAddr: { host: '127.0.0.1', port: await freePort() },
-      },
-    })
+    ps = (await startTestPageserver(dir, () => {})).ps
     tenantId = ps.repo.createTenant().tenantId
     client = await PgClient.connect({ ...ps.config.listenPgAddr, user: 'postgres' })
   })

@@ -24,6 +24,7 @@ import { walQuietUntil } from '../../src/postgres/wal-page.js'
 import { PgClient } from '../../src/protocol/client.js'
 import { jsonRequest } from '../harness/http.js'
 import { computeFromPageService, showTenantConfig } from '../harness/page-service.js'
+import { startTestPageserver } from '../harness/pageserver.js'
 import { makeTempDir, type PgCluster } from '../harness/postgres.js'
 
 let dir: string
@@ -53,18 +54,11 @@ function computeFrom(tenantId: string, timelineId: string, lsn?: string): Promis
 
 beforeAll(async () => {
   dir = await makeTempDir('zenith-ps-')
-  pgPort = await freePort()
-  const httpPort = await freePort()
-  api = `http://127.0.0.1:${httpPort}`
-  ps = await Pageserver.start(dir, {
-    log: (level, msg, fields) => logged.push({ level, msg, fields }),
-    config: {
-      ...DEFAULT_PAGESERVER_CONFIG,
-      listenPgAddr: { host: '127.0.0.1', port: pgPort },
-      listenHttpAddr: { host: '127.0.0.1', port: httpPort },
-      waitLsnTimeoutMs: 2000,
-    },
-  })
+  ;({ ps, api, pgPort } = await startTestPageserver(
+    dir,
+    (level, msg, fields) => logged.push({ level, msg, fields }),
+    { waitLsnTimeoutMs: 2000 },
+  ))
 })
 
 afterAll(async () => {

@@ -10,13 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../../src/control/process.js'
 import { formatHostPort } from '../../src/lib/host-port.js'
 import { generateId } from '../../src/lib/ids.js'
-import { DEFAULT_PAGESERVER_CONFIG } from '../../src/pageserver/config.js'
-import { Pageserver } from '../../src/pageserver/pageserver.js'
+import type { Pageserver } from '../../src/pageserver/pageserver.js'
 import { parseLsn } from '../../src/postgres/lsn.js'
 import { defaultSafekeeperConfig, type SafekeeperConfig } from '../../src/safekeeper/config.js'
 import { Safekeeper } from '../../src/safekeeper/safekeeper.js'
 import { jsonRequest } from '../harness/http.js'
 import { computeFromPageService } from '../harness/page-service.js'
+import { startTestPageserver } from '../harness/pageserver.js'
 import type { PgCluster } from '../harness/postgres.js'
 
 const N = 3
@@ -62,17 +62,7 @@ beforeAll(async () => {
   for (const c of configs) c.peers = configs.filter((o) => o !== c).map((o) => o.listenHttpAddr)
   for (let i = 0; i < N; i++) await startSafekeeper(i)
 
-  pgPort = await freePort()
-  const httpPort = await freePort()
-  psApi = `http://127.0.0.1:${httpPort}`
-  ps = await Pageserver.start(path.join(dir, 'pageserver'), {
-    log,
-    config: {
-      ...DEFAULT_PAGESERVER_CONFIG,
-      listenPgAddr: { host: '127.0.0.1', port: pgPort },
-      listenHttpAddr: { host: '127.0.0.1', port: httpPort },
-    },
-  })
+  ;({ ps, api: psApi, pgPort } = await startTestPageserver(path.join(dir, 'pageserver'), log))
   tenantId = (await jsonRequest(psApi, 'POST', '/v1/tenant', {})).json
   timelineId = generateId()
   const tl = await jsonRequest(psApi, 'POST', `/v1/tenant/${tenantId}/timeline`, {

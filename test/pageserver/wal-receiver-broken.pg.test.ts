@@ -9,12 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../../src/control/process.js'
 import { generateId } from '../../src/lib/ids.js'
 import type { TimelineInfo } from '../../src/pageserver/api-types.js'
-import { DEFAULT_PAGESERVER_CONFIG } from '../../src/pageserver/config.js'
-import { Pageserver } from '../../src/pageserver/pageserver.js'
+import type { Pageserver } from '../../src/pageserver/pageserver.js'
 import { WAL_RECEIVER_APPLICATION_NAME } from '../../src/pageserver/wal-receiver.js'
 import { parseLsn } from '../../src/postgres/lsn.js'
 import { jsonRequest } from '../harness/http.js'
 import { computeFromPageService } from '../harness/page-service.js'
+import { startTestPageserver } from '../harness/pageserver.js'
 import { makeTempDir, type PgCluster } from '../harness/postgres.js'
 
 let dir: string
@@ -62,17 +62,9 @@ async function replicationConnections(pg: PgCluster): Promise<number> {
 
 beforeAll(async () => {
   dir = await makeTempDir('zenith-ps-broken-')
-  pgPort = await freePort()
-  const httpPort = await freePort()
-  api = `http://127.0.0.1:${httpPort}`
-  ps = await Pageserver.start(dir, {
-    log: (level, msg, fields) => logged.push({ level, msg, fields }),
-    config: {
-      ...DEFAULT_PAGESERVER_CONFIG,
-      listenPgAddr: { host: '127.0.0.1', port: pgPort },
-      listenHttpAddr: { host: '127.0.0.1', port: httpPort },
-    },
-  })
+  ;({ ps, api, pgPort } = await startTestPageserver(dir, (level, msg, fields) =>
+    logged.push({ level, msg, fields }),
+  ))
 })
 
 afterAll(async () => {
