@@ -58,7 +58,7 @@ import {
 } from './layout.js'
 import { packageRoot } from './package-root.js'
 import type { PageserverClient } from './pageserver-client.js'
-import { PortBusyError, portInUse } from './process.js'
+import { PortBusyError, portInUse, waitFor } from './process.js'
 import {
   type ClusterConfig,
   checkName,
@@ -75,7 +75,6 @@ const CATCH_UP_TIMEOUT_MS = 60_000
 /** A listing asks the pageserver about receivers, but must not hang on one that does not answer. */
 const LIST_TIMEOUT_MS = 2_000
 const RECEIVER_CONNECT_TIMEOUT_MS = 15_000
-const POLL_MS = 50
 
 export class EndpointError extends ZenithError {
   static override kind: ErrorKind = 'user_input'
@@ -314,15 +313,6 @@ async function fetchFullbackup(repoDir: string, e: EndpointSpec, lsn: string, pg
     return await extractTar(client.copyOut(`fullbackup ${e.tenantId} ${e.timelineId} ${lsn}`), pgdata)
   } finally {
     await client.close()
-  }
-}
-
-async function waitFor(what: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (await what()) return true
-    if (Date.now() > deadline) return false
-    await new Promise((r) => setTimeout(r, POLL_MS))
   }
 }
 

@@ -212,10 +212,14 @@ async function killGroup(pid: number, hasExited: () => boolean): Promise<void> {
   await waitFor(gone, KILL_WAIT_MS)
 }
 
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+/** Polls `condition` every 50 ms until it holds (true) or `timeoutMs` has passed (false). */
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    if (condition()) return true
+    if (await condition()) return true
     if (Date.now() >= deadline) return false
     await sleep(POLL_MS)
   }

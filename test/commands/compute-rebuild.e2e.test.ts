@@ -11,20 +11,13 @@ import { isAlive } from '../../src/control/process.js'
 import { parseLsn } from '../../src/postgres/lsn.js'
 import { type Cluster, newCluster, teardown } from '../harness/cli.js'
 import { queryText } from '../harness/sql.js'
+import { waitUntil } from '../harness/wait.js'
 
 interface Shown {
   last_record_lsn: string
   disk_consistent_lsn: string
   walreceiver_status: string
   walreceiver_error: string | null
-}
-
-async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
 }
 
 /** SQL that must not hang: a commit waits for the pageserver, which may never come back. */

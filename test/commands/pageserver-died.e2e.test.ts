@@ -8,6 +8,7 @@ import { execa, type ResultPromise } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isAlive } from '../../src/control/process.js'
 import { BIN, type Cluster, newCluster, teardown } from '../harness/cli.js'
+import { waitUntil } from '../harness/wait.js'
 
 describe('a pageserver that died', () => {
   let c: Cluster | undefined
@@ -16,13 +17,6 @@ describe('a pageserver that died', () => {
   let crashEnv: Record<string, string>
 
   const pageserverStatus = async (cl: Cluster) => JSON.parse(await cl.ok('pageserver', 'status', '--json'))
-  const waitUntil = async (what: string, cond: () => Promise<boolean>) => {
-    for (let i = 0; i < 200; i++) {
-      if (await cond()) return
-      await new Promise((r) => setTimeout(r, 50))
-    }
-    throw new Error(`timed out waiting until ${what}`)
-  }
   const waitForDeath = (pid: number) => waitUntil(`pid ${pid} is gone`, async () => !isAlive(pid))
   const logOf = (cl: Cluster) => readFileSync(path.join(cl.repo, 'pageserver', 'pageserver.log'), 'utf8')
 

@@ -7,6 +7,7 @@
  *     const d = await sks.detail(sks.nodes[0])
  *     await sks.destroy()
  */
+
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -33,18 +34,6 @@ export interface LogEntry {
 
 // biome-ignore lint/suspicious/noExplicitAny: replies are checked field by field against what each route returns
 export type Reply = { status: number; json: any }
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await sleep(25)
-  }
-}
 
 /** The compute's flush LSN: all a safekeeper can get (its insert LSN may sit past an unflushed page header). */
 export const computeFlush = async (pg: PgCluster): Promise<Lsn> =>

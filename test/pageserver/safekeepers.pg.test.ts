@@ -18,6 +18,7 @@ import { jsonRequest } from '../harness/http.js'
 import { computeFromPageService } from '../harness/page-service.js'
 import { startTestPageserver } from '../harness/pageserver.js'
 import type { PgCluster } from '../harness/postgres.js'
+import { waitFor } from '../harness/wait.js'
 
 const N = 3
 let dir: string
@@ -39,16 +40,6 @@ const skApi = (i: number) => `http://${formatHostPort(configs[i].listenHttpAddr)
 const psTimeline = async () =>
   (await jsonRequest(psApi, 'GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`)).json
 const insertLsn = async () => parseLsn(await compute.sql('SELECT pg_current_wal_insert_lsn()'))
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'zenith-ps-sk-'))

@@ -16,6 +16,7 @@ import { jsonRequest } from '../harness/http.js'
 import { computeFromPageService } from '../harness/page-service.js'
 import { startTestPageserver } from '../harness/pageserver.js'
 import { makeTempDir, type PgCluster } from '../harness/postgres.js'
+import { waitUntil } from '../harness/wait.js'
 
 let dir: string
 let ps: Pageserver
@@ -32,14 +33,6 @@ const setSource = async (tenantId: string, timelineId: string, connstr: string |
     wal_source_connstr: connstr,
   })
   expect(r.status).toBe(200)
-}
-
-async function waitFor(what: string, cond: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await cond()) return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(`timed out waiting until ${what}`)
 }
 
 /** A compute that logs every connection, so that the receiver's attempts can be counted. */
@@ -93,7 +86,7 @@ describe('a WAL receiver whose compute lacks the WAL', () => {
   const expectBroken = async (timelineId: string, pg: PgCluster, reason: RegExp) => {
     const before = await replicationConnections(pg)
     await setSource(tenantId, timelineId, pg.connectionString())
-    await waitFor(
+    await waitUntil(
       'the receiver is broken',
       async () => (await detail(tenantId, timelineId)).walreceiver_status === 'broken',
     )
@@ -152,7 +145,7 @@ describe('a WAL receiver whose compute lacks the WAL', () => {
 
     // A source that is merely down is retried, not broken.
     await setSource(tenantId, branch, `postgresql://postgres@127.0.0.1:${await freePort()}/postgres`)
-    await waitFor(
+    await waitUntil(
       'the receiver backs off',
       async () => (await detail(tenantId, branch)).walreceiver_status === 'backoff',
     )
@@ -164,14 +157,14 @@ describe('a WAL receiver whose compute lacks the WAL', () => {
 
     // The compute does have what main needs: main streams from it, into the next WAL segment.
     await setSource(tenantId, main, late.connectionString())
-    await waitFor(
+    await waitUntil(
       'main streams',
       async () => (await detail(tenantId, main)).walreceiver_status === 'streaming',
     )
     await late.sql('SELECT pg_switch_wal()')
     await late.sql("INSERT INTO t SELECT i, 'y' FROM generate_series(1, 10) i")
     const [{ lsn }] = await late.query<{ lsn: string }>('SELECT pg_current_wal_flush_lsn() AS lsn')
-    await waitFor(
+    await waitUntil(
       'main has it',
       async () => parseLsn((await detail(tenantId, main)).last_record_lsn) >= parseLsn(lsn),
     )

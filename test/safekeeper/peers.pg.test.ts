@@ -24,9 +24,8 @@ import {
   computeFlush as computeFlushOf,
   SafekeeperSet,
   type SkNode,
-  sleep,
-  waitFor,
 } from '../harness/safekeepers.js'
+import { sleep, waitFor } from '../harness/wait.js'
 
 const TENANT = 'c3'.repeat(16)
 const TIMELINE = 'd4'.repeat(16)

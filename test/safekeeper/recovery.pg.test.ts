@@ -10,7 +10,8 @@ import { formatLsn, type Lsn, parseLsn, segmentNumber, walFileName } from '../..
 import { PgClient } from '../../src/protocol/client.js'
 import { PgServerError } from '../../src/protocol/errors.js'
 import { type PgCluster, startPostgres } from '../harness/postgres.js'
-import { commit, computeFlush, SafekeeperSet, type SkNode, sleep, waitFor } from '../harness/safekeepers.js'
+import { commit, computeFlush, SafekeeperSet, type SkNode } from '../harness/safekeepers.js'
+import { sleep, waitFor } from '../harness/wait.js'
 
 const TENANT = 'e5'.repeat(16)
 const TIMELINE = 'f6'.repeat(16)

@@ -31,6 +31,7 @@ import { defaultSafekeeperConfig, type SafekeeperConfig } from '../../src/safeke
 import { Safekeeper } from '../../src/safekeeper/safekeeper.js'
 import { jsonRequest } from '../harness/http.js'
 import { type PgCluster, startPostgres } from '../harness/postgres.js'
+import { waitFor } from '../harness/wait.js'
 
 const TENANT = 'a1'.repeat(16)
 const TIMELINE = 'b2'.repeat(16)
@@ -52,16 +53,6 @@ const http = (method: string, path: string, body?: unknown) => jsonRequest(api, 
 
 const detail = async (): Promise<SkTimelineInfo> =>
   (await http('GET', `/v1/tenant/${TENANT}/timeline/${TIMELINE}`)).json
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 /** sha256 of the compute's own WAL files over [from, until). */
 function computeDigest(from: Lsn, until: Lsn): string {
