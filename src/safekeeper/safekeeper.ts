@@ -116,6 +116,9 @@ export class Safekeeper {
       '# HELP safekeeper_acks_delayed_total acks to computes held back because the pageserver lagged',
       '# TYPE safekeeper_acks_delayed_total counter',
       `safekeeper_acks_delayed_total ${this.listTimelines().reduce((n, t) => n + t.metrics.acksDelayed, 0)}`,
+      '# HELP safekeeper_start_replication_total START_REPLICATION requests served to the pageserver and peers',
+      '# TYPE safekeeper_start_replication_total counter',
+      `safekeeper_start_replication_total ${this.listTimelines().reduce((n, t) => n + t.metrics.startReplications, 0)}`,
     ]
     return `${lines.join('\n')}\n`
   }

@@ -95,7 +95,7 @@ export interface WalsenderInfo {
 }
 
 export class SkTimeline {
-  readonly metrics = { walBytesIn: 0, walBytesOut: 0, acksDelayed: 0 }
+  readonly metrics = { walBytesIn: 0, walBytesOut: 0, acksDelayed: 0, startReplications: 0 }
   readonly walsenders = new Set<WalsenderInfo>()
   /**
    * Emits 'advance' when flush or commit LSN moves, for walsenders waiting for WAL, and 'term' when the
