@@ -38,6 +38,7 @@ import {
 import type { PeerTimelineStatus } from './peers.js'
 import { quorumCommitLsn, recoveryDonor, sameTerm, type TermPosition, walRemovalHorizon } from './quorum.js'
 import { type Donor, PeerRecovery } from './recovery.js'
+import type { SafekeeperMetrics } from './safekeeper-metrics.js'
 import { WalAcceptor } from './wal-acceptor.js'
 import { WriterLock } from './wal-intake.js'
 import { WalStore } from './wal-store.js'
@@ -57,6 +58,7 @@ export interface SkTimelineEnv {
   maxWriteLag: number
   maxFlushLag: number
   log: LogFn
+  metrics: SafekeeperMetrics
   /** The application_name this safekeeper's acceptors connect with (sk<N>). */
   applicationName: string
   /** How many safekeepers share the timeline's quorum, this one included. */
@@ -87,7 +89,6 @@ export interface WalsenderInfo {
 }
 
 export class SkTimeline {
-  readonly metrics = { walBytesIn: 0, walBytesOut: 0, acksDelayed: 0 }
   readonly walsenders = new Set<WalsenderInfo>()
   /**
    * Emits 'advance' when flush or commit LSN moves, for walsenders waiting for WAL, and 'term' when the
@@ -157,6 +158,10 @@ export class SkTimeline {
 
   get timelineId(): string {
     return this.state.timelineId
+  }
+
+  get metrics(): SafekeeperMetrics {
+    return this.env.metrics
   }
 
   get flushLsn(): Lsn {

@@ -170,7 +170,7 @@ async function stream(
         keepaliveMs: KEEPALIVE_MS,
         stop: ended,
         onSent: (end) => {
-          tl.metrics.walBytesOut += end - info.sentLsn
+          tl.metrics.walBytesOut.inc(end - info.sentLsn)
           info.sentLsn = end
         },
         onStatus: term === null ? (s) => tl.feedback(s) : undefined,

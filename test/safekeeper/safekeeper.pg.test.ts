@@ -144,6 +144,11 @@ describe('a safekeeper', () => {
     const metrics = await (await fetch(`${api}/metrics`)).text()
     const fsyncs = Number(/^safekeeper_fsyncs_total (\d+)$/m.exec(metrics)?.[1])
     expect(fsyncs).toBeGreaterThan(0)
+    // Every group commit is timed; one covers at least one fsync.
+    const flushes = Number(/^safekeeper_wal_flush_seconds_count (\d+)$/m.exec(metrics)?.[1])
+    expect(flushes).toBeGreaterThan(0)
+    expect(flushes).toBeLessThanOrEqual(fsyncs)
+    expect(Number(/^safekeeper_wal_flush_seconds_sum ([\d.e-]+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0)
   })
 
   it('holds commits while it is down, and lets them finish once it is back', async () => {
