@@ -414,7 +414,7 @@ export async function startEndpointSteps(
       title: 'wait for the pageserver to have what the safekeepers committed',
       run: async () => {
         await ps.setSafekeepers(e.tenantId, e.timelineId, safekeeperAddrs(repoDir, sks))
-        await waitIngested(ps, e, parseLsn(lsn))
+        await waitIngested(repoDir, ps, e, parseLsn(lsn), 'safekeepers')
         return `the pageserver has ${e.branch} up to ${lsn}`
       },
     })
@@ -563,20 +563,38 @@ async function checkpointForStart(ps: PageserverClient, e: EndpointSpec): Promis
   return durable
 }
 
-/** Waits until the pageserver has ingested the timeline up to `lsn`. */
-async function waitIngested(ps: PageserverClient, e: EndpointSpec, lsn: Lsn): Promise<void> {
+/**
+ * Waits until the pageserver has ingested the timeline up to `lsn`: what a stopped compute wrote (its
+ * datadir still has the rest), or what the safekeepers committed (they have it).
+ */
+async function waitIngested(
+  repoDir: string,
+  ps: PageserverClient,
+  e: EndpointSpec,
+  lsn: Lsn,
+  from: 'compute' | 'safekeepers',
+): Promise<void> {
   let at = ''
   const ok = await waitFor(async () => {
     at = (await ps.timeline(e.tenantId, e.timelineId)).last_record_lsn
     return parseLsn(at) >= lsn
   }, CATCH_UP_TIMEOUT_MS)
-  if (!ok) {
+  if (ok) return
+  if (from === 'compute') {
     throw new EndpointError(
       `the pageserver has branch ${e.branch} up to ${at}, the compute wrote up to ${formatLsn(lsn)}; the rest is ` +
         `still in the endpoint's datadir: start it again so the pageserver can catch up`,
       { kind: 'conflict' },
     )
   }
+  throw new EndpointError(
+    `the pageserver has branch ${e.branch} up to ${at}, the safekeepers committed up to ${formatLsn(lsn)}, and it did not get the rest from them within ${CATCH_UP_TIMEOUT_MS / 1000} s`,
+    {
+      kind: 'timeout',
+      logFile: pageserverLogFile(repoDir),
+      hint: '`zenith timeline show` shows its WAL receiver',
+    },
+  )
 }
 
 export interface StopEndpointResult {
@@ -615,7 +633,7 @@ export async function stopEndpoint(
   if (follows && clean !== false && !onQuorum) {
     lsn = clean
     const ps = pageserverClientOf(repoDir)
-    await waitIngested(ps, e, lsn)
+    await waitIngested(repoDir, ps, e, lsn, 'compute')
     await ps.setWalSource(e.tenantId, e.timelineId, null)
     // The datadir is about to go: what the pageserver holds only in memory must reach its disk first.
     if (opts.destroy) await ps.checkpoint(e.tenantId, e.timelineId)
