@@ -148,6 +148,10 @@ export class SkTimeline {
       scanFrom: state.flushRecordLsn,
     })
     const tl = new SkTimeline(dir, state, store, env)
+    // commit_lsn reaches the control file up to a second late, so after a kill it may trail the WAL the
+    // scan found. A lone safekeeper is its own majority, and nothing else would move it without a
+    // compute (no peer answers): an election would wait for ever for the pageserver to get that WAL.
+    tl.advanceCommit()
     if (state.computeConnstr) tl.startAcceptor(state.computeConnstr, state.term)
     return tl
   }
