@@ -45,6 +45,7 @@ import { extractTar } from '../postgres/tar.js'
 import { walQuietUntil } from '../postgres/wal-page.js'
 import { PgClient } from '../protocol/client.js'
 import { applicationNameOf } from '../safekeeper/config.js'
+import { checkComputeSettings } from './compute-settings.js'
 import { endpointRunning } from './computes.js'
 import {
   endpointDataDir,
@@ -181,6 +182,8 @@ export async function createEndpoint(repoDir: string, opts: CreateEndpointOption
     if (await portInUse('127.0.0.1', port))
       throw new PortBusyError(`port ${port} on 127.0.0.1 is already in use`)
   } else port = await pickPort(c)
+  const settings = opts.settings ?? {}
+  checkComputeSettings(settings, { readOnly: opts.lsn !== undefined, safekeepers: c.safekeepers.length })
   let lsn: string | undefined
   if (opts.lsn !== undefined) {
     const at = parseLsn(opts.lsn)
@@ -193,7 +196,7 @@ export async function createEndpoint(repoDir: string, opts: CreateEndpointOption
     timelineId,
     port,
     ...(lsn === undefined ? {} : { lsn }),
-    settings: opts.settings ?? {},
+    settings,
   }
   saveClusterConfig(repoDir, c)
   return row(name, c.endpoints[name], 'stopped')
@@ -367,6 +370,8 @@ export async function startEndpointSteps(
   if (opts.tenantId !== undefined && tenantOf(c, opts.tenantId) !== e.tenantId) {
     throw new EndpointError(`endpoint "${name}" belongs to tenant ${e.tenantId}, not ${opts.tenantId}`)
   }
+  // Again at every start: the endpoint may predate a change of the cluster (its safekeepers, say).
+  checkComputeSettings(e.settings, { readOnly: e.lsn !== undefined, safekeepers: c.safekeepers.length })
   const dir = endpointDir(repoDir, e.tenantId, name)
   const pgdata = endpointDataDir(repoDir, e.tenantId, name)
   const result = () => row(name, e, 'running')
