@@ -44,7 +44,7 @@ import { decodeControlFile } from '../postgres/pg-control.js'
 import { extractTar } from '../postgres/tar.js'
 import { walQuietUntil } from '../postgres/wal-page.js'
 import { PgClient } from '../protocol/client.js'
-import { applicationNameOf } from '../safekeeper/config.js'
+import { applicationNameOf, COMPUTE_TERM_SETTING } from '../safekeeper/config.js'
 import { checkComputeSettings } from './compute-settings.js'
 import { endpointRunning } from './computes.js'
 import {
@@ -71,7 +71,7 @@ import {
 } from './repo-config.js'
 import { type SafekeeperTimelineView, timelineOnSafekeepers } from './safekeeper-view.js'
 import type { Step } from './steps.js'
-import { type Election, majorityOf, syncSafekeepers } from './sync-safekeepers.js'
+import { type Election, majorityOf, syncSafekeepers, termHistoryOf } from './sync-safekeepers.js'
 
 const CATCH_UP_TIMEOUT_MS = 60_000
 /** A listing asks the pageserver about receivers, but must not hang on one that does not answer. */
@@ -260,7 +260,7 @@ export async function listEndpoints(repoDir: string): Promise<EndpointRow[]> {
 }
 
 /** Who acknowledges the compute's commits: its safekeepers by quorum, else the pageserver itself. */
-function roleSettings(e: EndpointSpec, safekeepers: readonly number[]): string[] {
+function roleSettings(e: EndpointSpec, safekeepers: readonly number[], term: number | null): string[] {
   if (e.lsn !== undefined)
     return [
       `# Read-only at ${e.lsn}: Postgres runs as a hot standby that never receives WAL.`,
@@ -272,6 +272,8 @@ function roleSettings(e: EndpointSpec, safekeepers: readonly number[]): string[]
       `# A commit returns once a majority of the safekeepers has its WAL on disk.`,
       `synchronous_standby_names = 'ANY ${majorityOf(safekeepers.length)} (${names})'`,
       'synchronous_commit = on',
+      '# The term this compute was elected for: its safekeepers check it before they pull WAL.',
+      `${COMPUTE_TERM_SETTING} = '${term}'`,
     ]
   }
   return [
@@ -281,8 +283,13 @@ function roleSettings(e: EndpointSpec, safekeepers: readonly number[]): string[]
   ]
 }
 
-function renderConf(name: string, e: EndpointSpec, safekeepers: readonly number[]): string {
-  const role = roleSettings(e, safekeepers)
+function renderConf(
+  name: string,
+  e: EndpointSpec,
+  safekeepers: readonly number[],
+  term: number | null,
+): string {
+  const role = roleSettings(e, safekeepers, term)
   const vars: Record<string, string> = {
     endpoint: name,
     branch: e.branch,
@@ -456,7 +463,8 @@ export async function startEndpointSteps(
   steps.push({
     title: 'write postgresql.conf',
     run: async () => {
-      await fs.writeFile(path.join(pgdata, 'postgresql.conf'), renderConf(name, e, sks))
+      const term = (election as Election | null)?.term ?? null
+      await fs.writeFile(path.join(pgdata, 'postgresql.conf'), renderConf(name, e, sks, term))
       await giveToPgUser(pgdata)
     },
   })
@@ -491,7 +499,7 @@ export async function startEndpointSteps(
                 start_lsn: lsn,
               })
             }
-            await sk.setCompute(e.tenantId, e.timelineId, connstr, el.term)
+            await sk.setCompute(e.tenantId, e.timelineId, connstr, el.term, termHistoryOf(el, parseLsn(lsn)))
             accepted++
           } catch (err) {
             failures.push(`safekeeper ${sk.id}: ${(err as Error).message}`)

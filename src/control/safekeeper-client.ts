@@ -1,7 +1,9 @@
 /** A safekeeper's management API as the control plane calls it (src/safekeeper/http-api.ts). */
 import type { HostPort } from '../lib/host-port.js'
 import type {
+  SkComputeRequest,
   SkStatusResponse,
+  SkTermEntry,
   SkTimelineCreateRequest,
   SkTimelineInfo,
   SkVoteResponse,
@@ -49,7 +51,17 @@ export class SafekeeperClient extends ApiClient {
     return this.request('POST', `/v1/tenant/${tenantId}/timeline/${timelineId}/truncate`, { lsn, term })
   }
 
-  setCompute(tenantId: string, timelineId: string, connstr: string, term: number): Promise<SkTimelineInfo> {
-    return this.request('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/compute`, { connstr, term })
+  setCompute(
+    tenantId: string,
+    timelineId: string,
+    connstr: string,
+    term: number,
+    termHistory: SkTermEntry[],
+  ): Promise<SkTimelineInfo> {
+    return this.request('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/compute`, {
+      connstr,
+      term,
+      term_history: termHistory,
+    } satisfies SkComputeRequest)
   }
 }

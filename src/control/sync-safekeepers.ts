@@ -12,7 +12,9 @@
  *
  * A timeline that no safekeeper holds yet has nothing to elect: its WAL starts where the pageserver's
  * ends. The caller then waits until the pageserver has L, takes the basebackup at L and makes the new
- * compute the compute of term T on every safekeeper.
+ * compute the compute of term T on every safekeeper, with the term's history (the donor's terms below L,
+ * then T at L): a safekeeper that missed the election and holds a tail of an older term beyond where its
+ * history parts from that one cuts it there (Neon's truncation at the divergence point).
  *
  * Not built yet, so refused rather than guessed: bringing voters that lack WAL below L up to it from a
  * peer during the election, which fewer than a majority of voters in the newest term would need. A voter
@@ -21,7 +23,8 @@
  */
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatLsn, type Lsn, parseLsn } from '../postgres/lsn.js'
-import type { SkVoteResponse } from '../safekeeper/api-types.js'
+import type { SkTermEntry, SkVoteResponse } from '../safekeeper/api-types.js'
+import type { TermEntry } from '../safekeeper/control-file.js'
 import type { SafekeeperClient } from './safekeeper-client.js'
 
 export class ElectionError extends ZenithError {
@@ -33,9 +36,22 @@ export interface Election {
   term: number
   /** Where the new compute starts; null for a timeline no safekeeper holds yet. */
   startLsn: Lsn | null
+  /**
+   * The terms of the WAL below the start LSN, from the most advanced voter of the newest term (Neon's
+   * donor): the new term's history is these, then the new term at the start LSN. Empty for a new timeline.
+   */
+  history: TermEntry[]
   /** The safekeepers whose vote counted, and those behind L (they cannot serve this term). */
   voters: number[]
   behind: number[]
+}
+
+/** The history of the elected term, as every safekeeper of it is to hold it: see Election.history. */
+export function termHistoryOf(el: Election, startLsn: Lsn): SkTermEntry[] {
+  return [...el.history, { term: el.term, lsn: startLsn }].map((e) => ({
+    term: e.term,
+    lsn: formatLsn(e.lsn),
+  }))
 }
 
 export const majorityOf = (n: number): number => Math.floor(n / 2) + 1
@@ -58,7 +74,7 @@ export async function syncSafekeepers(
   const holding = asked.filter((a) => a.info !== null)
   const missing = asked.filter((a) => a.error?.kind === 'not_found')
   if (holding.length === 0 && missing.length >= need) {
-    return { term: 1, startLsn: null, voters: missing.map((a) => a.sk.id), behind: [] }
+    return { term: 1, startLsn: null, history: [], voters: missing.map((a) => a.sk.id), behind: [] }
   }
   const down = asked.filter((a) => a.error && a.error.kind !== 'not_found').map((a) => a.sk.id)
   const term = Math.max(0, ...holding.map((a) => a.info!.acceptor_state.term)) + 1
@@ -96,6 +112,10 @@ export async function syncSafekeepers(
   // that fewer voters hold was never acknowledged: it is cut, so no safekeeper keeps WAL the new compute
   // will not write.
   const startLsn = flushes[need - 1]
+  const donor = top.reduce((a, b) => (parseLsn(b.vote.flush_lsn) > parseLsn(a.vote.flush_lsn) ? b : a))
+  const history = donor.vote.term_history
+    .map((e) => ({ term: e.term, lsn: parseLsn(e.lsn) }))
+    .filter((e) => e.lsn <= startLsn)
   for (const v of top) {
     if (parseLsn(v.vote.flush_lsn) > startLsn)
       await v.sk.truncate(tenantId, timelineId, formatLsn(startLsn), term)
@@ -103,6 +123,7 @@ export async function syncSafekeepers(
   return {
     term,
     startLsn,
+    history,
     voters: votes.map((v) => v.sk.id),
     behind: votes
       .filter((v) => v.vote.epoch !== newest || parseLsn(v.vote.flush_lsn) < startLsn)

@@ -27,6 +27,12 @@ export interface SkTimelineCreateRequest {
 export interface SkComputeRequest {
   connstr: string
   term: number
+  /**
+   * The term's history as its election made it, ending with `term` at the LSN its compute starts at:
+   * WAL of other terms past where ours parts from it is cut first. Without it the term starts at the
+   * safekeeper's own flush LSN.
+   */
+  term_history?: SkTermEntry[]
 }
 
 export interface SkTermEntry {

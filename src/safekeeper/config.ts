@@ -41,6 +41,12 @@ export class SafekeeperConfigError extends ZenithError {
 /** The application_name a safekeeper connects to its compute with, as synchronous_standby_names lists it. */
 export const applicationNameOf = (id: number): string => `sk${id}`
 
+/**
+ * The custom setting in which a compute started for a term names it, for its safekeepers to check: its
+ * address alone does not tell one term's compute from the next.
+ */
+export const COMPUTE_TERM_SETTING = 'zenith.term'
+
 export function defaultSafekeeperConfig(id: number): SafekeeperConfig {
   return {
     id,

@@ -10,7 +10,8 @@ import { formatHostPort } from '../lib/host-port.js'
 import { parseId } from '../lib/ids.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
 import { HttpError, objectBody, Router } from '../protocol/http-router.js'
-import type { SkDigest, SkStatusResponse, SkTimelineInfo, SkVoteResponse } from './api-types.js'
+import type { SkDigest, SkStatusResponse, SkTermEntry, SkTimelineInfo, SkVoteResponse } from './api-types.js'
+import type { TermEntry } from './control-file.js'
 import type { Safekeeper } from './safekeeper.js'
 import type { SkTimeline } from './timeline.js'
 
@@ -28,6 +29,18 @@ function intField(body: Record<string, unknown>, key: string, dflt: number): num
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
     throw new HttpError(400, `${key} must be a positive integer, got ${JSON.stringify(v)}`)
   return v
+}
+
+function termHistoryField(body: Record<string, unknown>): TermEntry[] | undefined {
+  const v = body.term_history
+  if (v === undefined) return undefined
+  if (!Array.isArray(v)) throw new HttpError(400, `term_history must be a list, got ${JSON.stringify(v)}`)
+  return v.map((e: unknown, i) => {
+    const entry = e as Partial<SkTermEntry> | null
+    if (typeof entry?.term !== 'number' || typeof entry.lsn !== 'string')
+      throw new HttpError(400, `term_history[${i}] must be {term, lsn}, got ${JSON.stringify(e)}`)
+    return { term: entry.term, lsn: parseLsn(entry.lsn) }
+  })
 }
 
 export function timelineInfo(sk: Safekeeper, tl: SkTimeline): SkTimelineInfo {
@@ -143,7 +156,7 @@ export function createSafekeeperHttpApi(sk: Safekeeper): http.Server {
     const term = b.term
     if (typeof term !== 'number')
       throw new HttpError(400, `term must be a number, got ${JSON.stringify(term)}`)
-    await tl.setCompute(stringField(b, 'connstr'), term)
+    await tl.setCompute(stringField(b, 'connstr'), term, termHistoryField(b))
     return { json: timelineInfo(sk, tl) }
   })
   r.on('POST', '/v1/tenant/:tenant_id/timeline/:timeline_id/vote', async ({ params, body }) => {

@@ -1,9 +1,11 @@
 /**
  * The arithmetic of a safekeeper's quorum, apart from any I/O so that it can be tested on its own: whose
  * flush LSNs may be compared with ours, what commit_lsn a set of them proves, below which LSN no one can
- * need this safekeeper's WAL any more, and which peer may hand over the WAL it lacks.
+ * need this safekeeper's WAL any more, which peer may hand over the WAL it lacks, and where a safekeeper's
+ * WAL parts from the WAL of a term it joins.
  */
 import type { Lsn } from '../postgres/lsn.js'
+import type { TermEntry } from './control-file.js'
 
 /** Where a safekeeper stands in the election: the term it voted for and the term of its last WAL. */
 export interface TermPosition {
@@ -84,4 +86,25 @@ export function recoveryDonor<P extends TermPosition & { flushLsn: Lsn }>(
     if (sameTerm(p, own) && p.flushLsn > ownEnd && p.flushLsn > (best?.flushLsn ?? -1)) best = p
   }
   return best
+}
+
+/**
+ * Where a safekeeper's WAL stops agreeing with the WAL a new term continues (Neon's startStreamingAt),
+ * from the two term histories: a term has one compute, so WAL of the same term at the same LSN is the
+ * same bytes, and the two agree up to the end of the last term both hold — on whichever side that term
+ * ends first. `proposer` is the new term's history, ending with the new term itself; a safekeeper already
+ * in that term agrees up to its own flush. The result is never above `ownFlush`.
+ */
+export function divergencePoint(
+  own: readonly TermEntry[],
+  ownFlush: Lsn,
+  proposer: readonly TermEntry[],
+): Lsn {
+  let common = 0
+  while (common < own.length && common < proposer.length && own[common].term === proposer[common].term)
+    common++
+  if (common === 0) return Math.min(ownFlush, proposer[0]?.lsn ?? ownFlush)
+  if (common === proposer.length) return ownFlush
+  const ownEnd = common < own.length ? own[common].lsn : ownFlush
+  return Math.min(proposer[common].lsn, ownEnd, ownFlush)
 }

@@ -31,6 +31,12 @@ export class SafekeeperMetrics {
       FLUSH_BUCKETS,
     ),
   )
+  readonly startReplications = this.registry.add(
+    new Counter(
+      'safekeeper_start_replication_total',
+      'START_REPLICATION requests served to the pageserver and peers',
+    ),
+  )
   readonly acksDelayed = this.registry.add(
     new Counter('safekeeper_acks_delayed_total', 'acks to computes held back because the pageserver lagged'),
   )

@@ -33,10 +33,18 @@ import {
   readControlFile,
   type SafekeeperState,
   SK_CONTROL_FILE_NAME,
+  type TermEntry,
   writeControlFile,
 } from './control-file.js'
 import type { PeerTimelineStatus } from './peers.js'
-import { quorumCommitLsn, recoveryDonor, sameTerm, type TermPosition, walRemovalHorizon } from './quorum.js'
+import {
+  divergencePoint,
+  quorumCommitLsn,
+  recoveryDonor,
+  sameTerm,
+  type TermPosition,
+  walRemovalHorizon,
+} from './quorum.js'
 import { type Donor, PeerRecovery } from './recovery.js'
 import type { SafekeeperMetrics } from './safekeeper-metrics.js'
 import { WalAcceptor } from './wal-acceptor.js'
@@ -220,10 +228,6 @@ export class SkTimeline {
   }
 
   /**
-   * Makes `connstr` the compute of `term`: a term below the one this safekeeper has accepted is refused
-   * (that compute has been fenced off); the term is on disk before WAL is pulled from the new compute.
-   */
-  /**
    * A vote for `term`, in the election a compute start runs: given only for a term above every term this
    * safekeeper has accepted. WAL stops coming from the old term's compute, a partial record at the end is
    * cut (no commit can end inside it), and the term is on disk before the answer — so the new compute can
@@ -274,14 +278,39 @@ export class SkTimeline {
       )
     }
     if (lsn >= this.store.flushLsn) return
-    await this.store.truncate(lsn)
+    await this.cutWal(lsn)
     this.persist({})
     this.log('info', 'WAL truncated for the election', { term, lsn: formatLsn(lsn) })
   }
 
-  async setCompute(connstr: string, term: number): Promise<void> {
+  /**
+   * Drops the WAL at and after the record boundary `lsn`. The record end kept for a restart's end-of-WAL
+   * scan moves back with it: a scan starting above the new end would take the zeroed bytes in between,
+   * or bytes written there later mid-record, for the end of the WAL.
+   */
+  private async cutWal(lsn: Lsn): Promise<void> {
+    await this.store.truncate(lsn)
+    this.durableRecordEnd = Math.min(this.durableRecordEnd, lsn)
+  }
+
+  /**
+   * Makes `connstr` the compute of `term`: a term below the one this safekeeper has accepted is refused
+   * (that compute has been fenced off); the term is on disk before WAL is pulled from the new compute.
+   *
+   * `history` is the term's own history as the election made it (the donor's terms up to the start LSN,
+   * then `term` there). WAL of other terms beyond where it parts from ours (`divergencePoint`) is an
+   * unacknowledged tail no majority kept — a safekeeper that was away during an election may hold one —
+   * and is cut before the history is adopted, so that this safekeeper only ever holds WAL of the term's
+   * history. Without it (an older caller) the term is taken to start at our own flush LSN.
+   */
+  async setCompute(connstr: string, term: number, history?: readonly TermEntry[]): Promise<void> {
     if (!Number.isSafeInteger(term) || term < 1) {
       throw new SkTimelineError(`term ${term} is not a positive integer`, { kind: 'user_input' })
+    }
+    if (history !== undefined && history.at(-1)?.term !== term) {
+      throw new SkTimelineError(`the term history of term ${term} must end with term ${term}`, {
+        kind: 'user_input',
+      })
     }
     if (term < this.state.term) {
       throw new SkTimelineError(
@@ -297,12 +326,36 @@ export class SkTimeline {
     this.acceptor = null
     // The new term's history starts at our flush LSN, which must not move under it.
     await this.recovery.cancel()
-    const history = this.state.termHistory
-    const last = history[history.length - 1]
-    const termHistory = last?.term === term ? history : [...history, { term, lsn: this.store.flushLsn }]
+    let termHistory: TermEntry[]
+    if (history === undefined) {
+      const own = this.state.termHistory
+      termHistory = own.at(-1)?.term === term ? own : [...own, { term, lsn: this.store.flushLsn }]
+    } else {
+      await this.cutDivergentTail(term, history)
+      termHistory = [...history]
+    }
     this.persist({ term, termHistory, computeConnstr: connstr })
     this.log('info', 'compute set', { compute: connstr, term, flush: formatLsn(this.store.flushLsn) })
     this.startAcceptor(connstr, term)
+  }
+
+  private async cutDivergentTail(term: number, history: readonly TermEntry[]): Promise<void> {
+    const at = divergencePoint(this.state.termHistory, this.store.flushLsn, history)
+    if (at >= this.store.flushLsn) return
+    if (at < this.state.commitLsn) {
+      throw new SkTimelineError(
+        `the history of term ${term} parts from this safekeeper's WAL at ${formatLsn(at)}, below its commit_lsn ${formatLsn(this.state.commitLsn)}: committed WAL would be lost`,
+      )
+    }
+    const dropped = this.store.flushLsn - at
+    // Recovery may have started again since it was cancelled: it must not append while the cut runs.
+    const release = await this.writer.acquire('new term', new AbortController().signal)
+    try {
+      await this.cutWal(at)
+    } finally {
+      release()
+    }
+    this.log('info', 'WAL truncated at the divergence point', { lsn: formatLsn(at), term, bytes: dropped })
   }
 
   /** The acceptor or recovery made WAL durable, at least up to the end of the complete record `recordEnd`. */

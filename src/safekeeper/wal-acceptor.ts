@@ -11,8 +11,10 @@
  * end of its WAL from. A lost connection is retried with backoff; streaming resumes at the end of what
  * was written.
  */
+import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatLsn } from '../postgres/lsn.js'
 import type { PgClient } from '../protocol/client.js'
+import { PgServerError } from '../protocol/errors.js'
 import {
   connectReplication,
   parseConnstr,
@@ -20,11 +22,19 @@ import {
   type ReplicationTarget,
   type SessionState,
 } from '../protocol/replication-client.js'
+import { COMPUTE_TERM_SETTING } from './config.js'
 import type { SkTimeline } from './timeline.js'
 import { receiveWal } from './wal-intake.js'
 
 const BACKOFF_MAX_MS = 5000
 const CONNECT_TIMEOUT_MS = 10_000
+/** SQLSTATE of SHOW for a setting the server does not know. */
+const UNDEFINED_OBJECT = '42704'
+
+export class WalAcceptorError extends ZenithError {
+  static override kind: ErrorKind = 'conflict'
+  override name = 'WalAcceptorError'
+}
 
 export interface AcceptorStatus {
   connstr: string
@@ -79,6 +89,16 @@ export class WalAcceptor {
     const tl = this.tl
     this.session = new AbortController()
     const signal = this.session.signal
+    // The compute's WAL begins where its term does (its basebackup): below that it would send whatever
+    // bytes its first segment has there. What we lack of the WAL before comes from a peer (recovery.ts),
+    // which runs while this session is not streaming.
+    const termStart = tl.state.termHistory.at(-1)?.lsn ?? tl.store.writeLsn
+    if (tl.store.writeLsn < termStart) {
+      throw new WalAcceptorError(
+        `the WAL ends at ${formatLsn(tl.store.writeLsn)}, below ${formatLsn(termStart)} where the compute of term ${this.term} began: waiting for a peer to hand over the rest`,
+        { kind: 'unavailable' },
+      )
+    }
     const { client, system } = await connectReplication(target, {
       applicationName: this.applicationName,
       connectTimeoutMs: CONNECT_TIMEOUT_MS,
@@ -86,6 +106,7 @@ export class WalAcceptor {
     this.client = client
     if (this.loop.isStopped) return
     tl.checkSystem(system.systemId, system.timeline, this.connstr)
+    await this.checkTerm(client)
     const release = await tl.writer.acquire('acceptor', signal)
     try {
       await receiveWal(tl, client, {
@@ -102,6 +123,26 @@ export class WalAcceptor {
       })
     } finally {
       release()
+    }
+  }
+
+  /**
+   * A compute started by the control plane names its term (`zenith.term`): a newer term's compute may
+   * listen where ours did, and pulling from it in our term would mix its WAL into ours and count us for
+   * its commits. A compute that names no term (one started by hand) is taken as the compute of ours.
+   */
+  private async checkTerm(client: PgClient): Promise<void> {
+    let named: string | null
+    try {
+      named = (await client.query(`SHOW ${COMPUTE_TERM_SETTING}`)).rows[0]?.[0] ?? null
+    } catch (err) {
+      if (err instanceof PgServerError && err.code === UNDEFINED_OBJECT) return
+      throw err
+    }
+    if (named !== String(this.term)) {
+      throw new WalAcceptorError(
+        `${this.connstr} is the compute of term ${named}, not of term ${this.term} that this safekeeper is in: it does not pull from it`,
+      )
     }
   }
 }

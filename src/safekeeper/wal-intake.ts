@@ -19,8 +19,11 @@ import type { SkTimeline } from './timeline.js'
 /** A status update at least this often, well inside the walsender's wal_sender_timeout. */
 const STATUS_INTERVAL_MS = 1000
 
-/** The vote holds the lock too, while it cuts a partial record at the end. */
-export type WriterName = 'acceptor' | 'recovery' | 'vote'
+/**
+ * The vote holds the lock too, while it cuts a partial record at the end, and so does a new term's
+ * compute while it cuts a divergent tail.
+ */
+export type WriterName = 'acceptor' | 'recovery' | 'vote' | 'new term'
 
 /** Who may write a timeline's WAL store now; a release hands it to the first waiter, in arrival order. */
 export class WriterLock {

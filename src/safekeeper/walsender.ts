@@ -111,6 +111,7 @@ async function runCommand(
         '58P01',
       )
     case 'startReplication':
+      tl.metrics.startReplications.inc()
       return stream(tl, conn, cmd.start, cmd.timeline, opts.term, params.application_name ?? '', stop)
   }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { SafekeeperClient } from '../../src/control/safekeeper-client.js'
-import { majorityOf, syncSafekeepers } from '../../src/control/sync-safekeepers.js'
+import { majorityOf, syncSafekeepers, termHistoryOf } from '../../src/control/sync-safekeepers.js'
 import { ZenithError } from '../../src/lib/errors.js'
 import { formatLsn, parseLsn } from '../../src/postgres/lsn.js'
 
@@ -14,6 +14,7 @@ interface FakeState {
   truncatedAt?: number
   down?: boolean
   missing?: boolean
+  history?: { term: number; lsn: number }[]
 }
 
 /** A safekeeper's HTTP API as the election sees it, over a state the test sets and reads. */
@@ -42,7 +43,13 @@ function fake(id: number, s: FakeState): SafekeeperClient {
           term_history: [],
         }
       s.term = term
-      return { vote_given: true, term, epoch: s.epoch, flush_lsn: formatLsn(s.flush), term_history: [] }
+      return {
+        vote_given: true,
+        term,
+        epoch: s.epoch,
+        flush_lsn: formatLsn(s.flush),
+        term_history: (s.history ?? []).map((e) => ({ term: e.term, lsn: formatLsn(e.lsn) })),
+      }
     },
     async truncate(_t: string, _l: string, lsn: string, term: number) {
       expect(term).toBe(s.term)
@@ -59,10 +66,22 @@ describe('the election at a compute start', () => {
   })
 
   it('elects a new term at the majority-th flush of the newest term and cuts longer tails there', async () => {
+    const term3 = [
+      { term: 1, lsn: 0x100 },
+      { term: 3, lsn: 0x1800 },
+    ]
     const states: FakeState[] = [
-      { term: 3, epoch: 3, flush: 0x3000 },
-      { term: 3, epoch: 3, flush: 0x2000 },
-      { term: 2, epoch: 2, flush: 0x5000 },
+      { term: 3, epoch: 3, flush: 0x3000, history: term3 },
+      { term: 3, epoch: 3, flush: 0x2000, history: term3 },
+      {
+        term: 2,
+        epoch: 2,
+        flush: 0x5000,
+        history: [
+          { term: 1, lsn: 0x100 },
+          { term: 2, lsn: 0x1000 },
+        ],
+      },
     ]
     const el = await syncSafekeepers(
       states.map((s, i) => fake(i + 1, s)),
@@ -70,7 +89,13 @@ describe('the election at a compute start', () => {
       L,
     )
     // 0x3000 is on one safekeeper only: never acknowledged by a majority, so the start is 0x2000.
-    expect(el).toEqual({ term: 4, startLsn: 0x2000, voters: [1, 2, 3], behind: [3] })
+    expect(el).toEqual({ term: 4, startLsn: 0x2000, history: term3, voters: [1, 2, 3], behind: [3] })
+    // Every safekeeper of term 4 is to hold this history; sk3 will cut its term-2 WAL from 0x1000 on.
+    expect(termHistoryOf(el, 0x2000)).toEqual([
+      { term: 1, lsn: '0/100' },
+      { term: 3, lsn: '0/1800' },
+      { term: 4, lsn: '0/2000' },
+    ])
     expect(states.map((s) => s.term)).toEqual([4, 4, 4])
     expect(states[0].truncatedAt).toBe(0x2000)
     expect(states[1].truncatedAt).toBeUndefined()
@@ -110,6 +135,7 @@ describe('the election at a compute start', () => {
     expect(await syncSafekeepers(fresh, T, L)).toEqual({
       term: 1,
       startLsn: null,
+      history: [],
       voters: [1, 2, 3],
       behind: [],
     })

@@ -20,6 +20,8 @@ import pg from 'pg'
 /** Runs `fn` on a fresh connection to `connectionString` and closes it afterwards, also on failure. */
 async function withClient<T>(connectionString: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString })
+  // A server that goes away mid-query also makes the client emit 'error'; the query's rejection says it.
+  client.on('error', () => {})
   try {
     await client.connect()
     return await fn(client)

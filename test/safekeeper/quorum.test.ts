@@ -3,7 +3,13 @@
  * removal horizon, and which peer may donate missing WAL.
  */
 import { describe, expect, it } from 'vitest'
-import { quorumCommitLsn, recoveryDonor, sameTerm, walRemovalHorizon } from '../../src/safekeeper/quorum.js'
+import {
+  divergencePoint,
+  quorumCommitLsn,
+  recoveryDonor,
+  sameTerm,
+  walRemovalHorizon,
+} from '../../src/safekeeper/quorum.js'
 
 describe('sameTerm', () => {
   it('needs the same voted term and the same last log term', () => {
@@ -82,5 +88,33 @@ describe('recoveryDonor', () => {
 
   it('is no one between a vote and the compute of the term, when the election may still cut WAL', () => {
     expect(recoveryDonor({ term: 4, lastLogTerm: 3 }, 200, [peer('a', 4, 3, 900)])).toBeNull()
+  })
+})
+
+describe('divergencePoint', () => {
+  const t = (...pairs: [number, number][]) => pairs.map(([term, lsn]) => ({ term, lsn }))
+  // Term 1 from 0x100; term 2 elected at 0x800 without the safekeeper, term 3 at 0x2000.
+  const proposer = t([1, 0x100], [2, 0x800], [3, 0x2000])
+
+  it('cuts a tail of an older term at the start of the next term the proposer has (test_wal_truncation)', () => {
+    expect(divergencePoint(t([1, 0x100]), 0x1500, proposer)).toBe(0x800)
+  })
+
+  it('cuts WAL of a term the proposer does not have where that term began', () => {
+    // Term 2 went to another compute on this safekeeper, from 0x700: the proposer's term 2 is not it.
+    expect(divergencePoint(t([1, 0x100], [4, 0x700]), 0x1500, t([1, 0x100], [5, 0x800], [6, 0x900]))).toBe(
+      0x700,
+    )
+  })
+
+  it('keeps WAL that is all of a common term, and is never above the flush', () => {
+    expect(divergencePoint(t([1, 0x100]), 0x600, proposer)).toBe(0x600)
+    expect(divergencePoint(t([1, 0x100], [2, 0x800]), 0x1000, proposer)).toBe(0x1000)
+    expect(divergencePoint(t([1, 0x100], [2, 0x800]), 0x2500, proposer)).toBe(0x2000)
+  })
+
+  it('keeps everything of a safekeeper already in the proposer’s term, or with no WAL yet', () => {
+    expect(divergencePoint(proposer, 0x3000, proposer)).toBe(0x3000)
+    expect(divergencePoint([], 0x100, proposer)).toBe(0x100)
   })
 })
