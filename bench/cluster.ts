@@ -45,6 +45,8 @@ async function zenithRun(): Promise<{ tps: number; lags: number[]; walBytes: num
       pageserverPgPort: pgPort,
       pageserverHttpPort: httpPort,
       computePortBase: computeBase,
+      // Direct mode: the pageserver is the compute's synchronous standby (bench safekeepers has quorums).
+      numSafekeepers: 0,
     }),
   )
   const running = await runPageserver(repoDir, { logToStdout: false })

@@ -14,6 +14,10 @@
  *                         LSN during the sk3 run, sampled every 50 ms
  *   failover_s            the safekeeper the pageserver streams from SIGKILLed under load → seconds until
  *                         the pageserver has the compute's WAL again, from another safekeeper
+ *   tps_sk3_no_pageserver the same pgbench on the same compute and safekeepers after the pageserver is
+ *                         stopped and backpressure turned off: what the quorum costs by itself, apart from
+ *                         the pageserver's ingest, which on a 2-core machine competes for the same CPU
+ *   sk3_no_pageserver_vs_receivewal   tps_sk3_no_pageserver / tps_receivewal3
  * Every compute runs with wal_consistency_checking = all, as zenith's computes do. The safekeepers and
  * the pageserver run as processes of their own, as `zenith start` runs them; the lag is sampled during
  * the timed run only (pgbench -i writes hundreds of MB that only backpressure ties to the pageserver).
@@ -24,7 +28,7 @@ import path from 'node:path'
 import { execa, type ResultPromise } from 'execa'
 import { initSteps } from '../src/control/cluster.js'
 import { connstrOf, startEndpointSteps, stopEndpoint } from '../src/control/endpoints.js'
-import { pageserverClientOf } from '../src/control/layout.js'
+import { pageserverClientOf, safekeeperDir } from '../src/control/layout.js'
 import { startPageserver, stopPageserver } from '../src/control/pageserver-process.js'
 import { freePort } from '../src/control/process.js'
 import { loadClusterConfig } from '../src/control/repo-config.js'
@@ -33,6 +37,11 @@ import { runSteps } from '../src/control/steps.js'
 import { parseLsn } from '../src/postgres/lsn.js'
 import { asPgUser, runPgBin } from '../src/postgres/pg-bin.js'
 import { PgClient } from '../src/protocol/client.js'
+import {
+  loadSafekeeperConfig,
+  SAFEKEEPER_CONFIG_FILE,
+  saveSafekeeperConfig,
+} from '../src/safekeeper/config.js'
 import { freePortBase } from '../test/harness/cli.js'
 import { makeTempDir, pgBin, startPostgres } from '../test/harness/postgres.js'
 import {
@@ -105,8 +114,19 @@ async function safekeeperRun() {
     const failoverS = (Date.now() - killedAt) / 1000
     await load
     await client.close()
+    // The quorum alone: the safekeepers restarted without backpressure (it would hold every ack once
+    // the stopped pageserver's last feedback is far enough behind), the pageserver gone.
+    await stopPageserver(repoDir)
+    for (const id of [1, 2, 3]) {
+      await stopSafekeeper(repoDir, id)
+      const file = path.join(safekeeperDir(repoDir, id), SAFEKEEPER_CONFIG_FILE)
+      saveSafekeeperConfig(file, { ...loadSafekeeperConfig(file), maxReplicationWriteLag: 0 })
+      await startSafekeeper(repoDir, id)
+    }
+    log(`sk3 without the pageserver: ${SECONDS} s with ${CLIENTS} clients ...`)
+    const alone = await pgbench(connstrOf(e.port))
     await stopEndpoint(repoDir, 'main')
-    return { ...run, lags, failoverS }
+    return { ...run, lags, failoverS, alone }
   } finally {
     await stopPageserver(repoDir)
     for (const id of [1, 2, 3]) await stopSafekeeper(repoDir, id).catch(() => undefined)
@@ -173,7 +193,9 @@ export async function safekeepersBench(): Promise<Record<string, number | string
   const sk = await safekeeperRun()
   const rw = await receivewalRun()
   const plain = await plainRun()
-  log(`sk3 ${sk.tps.toFixed(0)} tps, receivewal3 ${rw.tps.toFixed(0)} tps, plain ${plain.tps.toFixed(0)} tps`)
+  log(
+    `sk3 ${sk.tps.toFixed(0)} tps (${sk.alone.tps.toFixed(0)} without the pageserver), receivewal3 ${rw.tps.toFixed(0)} tps, plain ${plain.tps.toFixed(0)} tps`,
+  )
   return {
     tps_sk3: Math.round(sk.tps),
     tps_receivewal3: Math.round(rw.tps),
@@ -183,5 +205,7 @@ export async function safekeepersBench(): Promise<Record<string, number | string
     latency_ms_receivewal3: rw.latencyMs,
     ingest_lag_p99_bytes: percentile(sk.lags, 99),
     failover_s: Number(sk.failoverS.toFixed(2)),
+    tps_sk3_no_pageserver: Math.round(sk.alone.tps),
+    sk3_no_pageserver_vs_receivewal: Number((sk.alone.tps / rw.tps).toFixed(3)),
   }
 }

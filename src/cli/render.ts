@@ -1,12 +1,14 @@
 /**
- * Renderings that more than one command shows: endpoints, the state of a server (the pageserver, a
- * safekeeper), the safekeepers with their timelines, the branch tree.
+ * Renderings of what control gathers: endpoints, the state of a server (the pageserver, a safekeeper),
+ * the safekeepers with their timelines, a timeline's detail with the safekeepers' view, the branch tree.
  */
 import type { EndpointRow } from '../control/endpoints.js'
 import type { PageserverStatus } from '../control/pageserver-process.js'
-import type { SafekeeperRow, SafekeeperStatus } from '../control/safekeeper-process.js'
+import type { SafekeeperStatus } from '../control/safekeeper-process.js'
+import type { SafekeeperRow, SafekeeperTimelineView } from '../control/safekeeper-view.js'
 import type { ServerState } from '../control/server-process.js'
-import type { BranchRow } from '../control/tenants.js'
+import type { BranchDetail, BranchRow } from '../control/tenants.js'
+import { formatSize } from '../lib/units.js'
 import type { Output, TreeNode } from './output.js'
 
 export function renderEndpoints(
@@ -15,6 +17,8 @@ export function renderEndpoints(
   opts: { ids?: boolean } = {},
 ): string {
   const ids = opts.ids === true
+  // A cluster without safekeepers has no commit LSN to show.
+  const sk = rows.some((e) => (e.safekeepers ?? []).length > 0)
   const receiver = (e: EndpointRow) => {
     const rx = e.walreceiver
     if (!rx) return '-'
@@ -29,6 +33,9 @@ export function renderEndpoints(
       'PORT',
       'STATUS',
       'LSN',
+      'PS LAST',
+      'PS DISK',
+      ...(sk ? ['SK COMMIT'] : []),
       'WAL RECEIVER',
       'CONNSTR',
     ],
@@ -39,6 +46,9 @@ export function renderEndpoints(
       String(e.port),
       e.status === 'running' ? out.good(e.status) : e.status,
       e.lsn ?? 'latest',
+      e.last_record_lsn ?? '-',
+      e.disk_consistent_lsn ?? '-',
+      ...(sk ? [e.commit_lsn ?? '-'] : []),
       receiver(e),
       e.connstr,
     ]),
@@ -49,7 +59,20 @@ export function renderEndpoints(
       ? [out.bad(`endpoint ${e.name}: the pageserver's WAL receiver is broken: ${e.walreceiver.error}`)]
       : [],
   )
-  return [table, ...(broken.length > 0 ? ['', ...broken] : [])].join('\n')
+  const unreachable = [
+    ...new Set(rows.flatMap((e) => (e.safekeepers ?? []).filter((v) => !v.reachable).map((v) => v.id))),
+  ]
+  const notes = [
+    ...broken,
+    ...(unreachable.length > 0
+      ? [
+          out.warn(
+            `safekeeper ${unreachable.join(', ')} not reachable: SK COMMIT counts only those that answer`,
+          ),
+        ]
+      : []),
+  ]
+  return [table, ...(notes.length > 0 ? ['', ...notes] : [])].join('\n')
 }
 
 /** `running (pid N), http …, pg …`, with `, not answering` when its HTTP API does not. */
@@ -66,13 +89,19 @@ export function renderDied(p: ServerState): string[] {
   return [head, ...tail.map((l) => `  ${l}`)]
 }
 
+/** Behind the compute; a tail the compute does not have (cut at the next election) is `ahead`. */
+const lag = (bytes: number | null) =>
+  bytes === null ? '-' : bytes < 0 ? `ahead ${formatSize(-bytes)}` : formatSize(bytes)
+
 /** A table of the safekeepers, then one of the timelines of those that answered. */
 export function renderSafekeepers(out: Output, rows: readonly SafekeeperRow[]): string {
+  const status = (r: SafekeeperRow) =>
+    r.status === 'running' ? out.good(r.status) : r.died ? out.bad('died') : r.status
   const safekeepers = out.table(
     ['ID', 'STATUS', 'PID', 'PG PORT', 'HTTP PORT', 'TIMELINES'],
     rows.map((r) => [
       String(r.id),
-      r.status === 'running' ? out.good(r.status) : r.status === 'died' ? out.bad(r.status) : r.status,
+      status(r),
       r.pid === null ? '-' : String(r.pid),
       String(r.pg_port),
       String(r.http_port),
@@ -87,10 +116,49 @@ export function renderSafekeepers(out: Output, rows: readonly SafekeeperRow[]): 
       String(t.term),
       t.flush_lsn,
       t.commit_lsn,
+      lag(t.lag_bytes),
     ]),
   )
   if (timelines.length === 0) return safekeepers
-  return `${safekeepers}\n\n${out.table(['SAFEKEEPER', 'TENANT', 'TIMELINE', 'TERM', 'FLUSH LSN', 'COMMIT LSN'], timelines)}`
+  return `${safekeepers}\n\n${out.table(['SAFEKEEPER', 'TENANT', 'TIMELINE', 'TERM', 'FLUSH LSN', 'COMMIT LSN', 'LAG'], timelines)}`
+}
+
+/** One safekeeper's state of a timeline, for a `key  value` line. */
+function renderSafekeeperView(out: Output, v: SafekeeperTimelineView): string {
+  if (!v.reachable) return out.warn('unreachable')
+  if (v.term === null) return out.dim('does not hold the timeline')
+  return `term ${v.term}, flush_lsn ${v.flush_lsn}, commit_lsn ${v.commit_lsn}`
+}
+
+/**
+ * A timeline's detail: the pageserver's LSNs, sizes and WAL receiver, and with safekeepers their
+ * commit_lsn beside the pageserver's LSNs, and each one's state.
+ */
+export function renderTimeline(out: Output, t: BranchDetail): string {
+  const sk = t.safekeepers.length > 0
+  const source =
+    t.walreceiver_safekeeper != null
+      ? ` from safekeeper ${t.walreceiver_safekeeper}`
+      : t.wal_source_connstr
+        ? ` from ${t.wal_source_connstr}`
+        : ''
+  const rows: [string, string][] = [
+    ['branch', t.branch ?? '-'],
+    ['tenant_id', t.tenant_id],
+    ['timeline_id', t.timeline_id],
+    ['ancestor', t.ancestor_branch ? `${t.ancestor_branch} @${t.ancestor_lsn}` : '-'],
+    ['last_record_lsn', t.last_record_lsn],
+    ['disk_consistent_lsn', t.disk_consistent_lsn],
+    ['remote_consistent_lsn', t.remote_consistent_lsn],
+    ...(sk ? ([['commit_lsn', `${t.commit_lsn ?? '-'} (safekeepers)`]] as [string, string][]) : []),
+    ['latest_gc_cutoff_lsn', t.latest_gc_cutoff_lsn],
+    ['current_logical_size', formatSize(t.current_logical_size)],
+    ['wal receiver', `${t.walreceiver_status}${source}`],
+    ['last_received_msg_lsn', t.last_received_msg_lsn ?? '-'],
+    ...(t.walreceiver_error ? ([['wal receiver error', t.walreceiver_error]] as [string, string][]) : []),
+    ...t.safekeepers.map((v) => [`safekeeper ${v.id}`, renderSafekeeperView(out, v)] as [string, string]),
+  ]
+  return out.fields(rows)
 }
 
 /** Branches as a tree: each child under its ancestor with the LSN it branched at. */

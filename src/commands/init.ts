@@ -27,7 +27,7 @@ export const initFlags = {
     max: 65535,
   }),
   'num-safekeepers': Flags.custom<SafekeeperCount>({
-    summary: 'how many safekeepers the cluster has: 0, 1, 3 or 5 (default 0)',
+    summary: 'how many safekeepers the cluster has: 0, 1, 3 or 5 (default 1)',
     description:
       "With 1, 3 or 5, every start of a writable compute is an election on the safekeepers and a commit returns once a majority has it on disk (docs/safekeeper.md). With 0, the pageserver is each compute's synchronous standby.",
     options: SAFEKEEPER_COUNTS.map(String),

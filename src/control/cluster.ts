@@ -48,6 +48,9 @@ import { type RunningServer, serverState } from './server-process.js'
 import type { Step } from './steps.js'
 import { createTenant } from './tenants.js'
 
+/** As neon_local: one safekeeper, so commits are durable off the compute from the start. */
+export const DEFAULT_SAFEKEEPERS: SafekeeperCount = 1
+
 export interface InitOptions {
   pgDistribDir?: string
   pageserverPgPort?: number
@@ -55,7 +58,7 @@ export interface InitOptions {
   computePortBase?: number
   /** Tenant config defaults of the pageserver (validated by the engine). */
   tenantDefaults?: Record<string, unknown>
-  /** Default 0: the pageserver is each compute's synchronous standby. */
+  /** Default 1, as neon_local; 0: the pageserver is each compute's synchronous standby. */
   numSafekeepers?: SafekeeperCount
   safekeeperPortBases?: SafekeeperPortBases
 }
@@ -67,7 +70,7 @@ export interface InitOptions {
  * the next init starts clean.
  */
 export function initSteps(repoDir: string, opts: InitOptions & { keepRunning?: boolean } = {}): Step[] {
-  const skConfigs = safekeeperConfigs(opts.numSafekeepers ?? 0, opts.safekeeperPortBases)
+  const skConfigs = safekeeperConfigs(opts.numSafekeepers ?? DEFAULT_SAFEKEEPERS, opts.safekeeperPortBases)
   const cluster = newClusterConfig({
     pgDistribDir: opts.pgDistribDir,
     computePortBase: opts.computePortBase,

@@ -37,7 +37,6 @@ import {
   makePgOwnedDir,
   pgBinDir,
   pgCtlStart,
-  pgCtlStatus,
   pgCtlStop,
   pgUserCanEnter,
 } from '../postgres/pg-bin.js'
@@ -46,6 +45,8 @@ import { extractTar } from '../postgres/tar.js'
 import { walQuietUntil } from '../postgres/wal-page.js'
 import { PgClient } from '../protocol/client.js'
 import { applicationNameOf, COMPUTE_TERM_SETTING } from '../safekeeper/config.js'
+import { checkComputeSettings } from './compute-settings.js'
+import { endpointRunning } from './computes.js'
 import {
   endpointDataDir,
   endpointDir,
@@ -68,6 +69,7 @@ import {
   tenantOf,
   timelineOfBranch,
 } from './repo-config.js'
+import { type SafekeeperTimelineView, timelineOnSafekeepers } from './safekeeper-view.js'
 import type { Step } from './steps.js'
 import { type Election, majorityOf, syncSafekeepers, termHistoryOf } from './sync-safekeepers.js'
 
@@ -96,6 +98,15 @@ export interface EndpointRow {
    * null when it does not stream from this endpoint or does not answer.
    */
   walreceiver?: { status: WalReceiverStatus; error: string | null } | null
+  /**
+   * In listings, for an endpoint that follows its branch: the pageserver's LSNs of the branch (null when
+   * it does not answer), the safekeepers' commit_lsn and each one's view (timelineOnSafekeepers; empty
+   * without safekeepers). Null and empty for an endpoint at a fixed LSN.
+   */
+  last_record_lsn?: string | null
+  disk_consistent_lsn?: string | null
+  commit_lsn?: string | null
+  safekeepers?: SafekeeperTimelineView[]
 }
 
 export const connstrOf = (port: number) => `postgresql://postgres@127.0.0.1:${port}/postgres`
@@ -110,12 +121,6 @@ function endpointOf(c: ClusterConfig, name: string): EndpointSpec {
     )
   }
   return e
-}
-
-async function isRunning(repoDir: string, e: EndpointSpec, name: string): Promise<boolean> {
-  const pgdata = endpointDataDir(repoDir, e.tenantId, name)
-  if (!existsSync(path.join(pgdata, 'PG_VERSION'))) return false
-  return (await pgCtlStatus(pgdata)).running
 }
 
 /** Settings given as `key=value`, checked for what postgresql.conf can hold. */
@@ -177,6 +182,8 @@ export async function createEndpoint(repoDir: string, opts: CreateEndpointOption
     if (await portInUse('127.0.0.1', port))
       throw new PortBusyError(`port ${port} on 127.0.0.1 is already in use`)
   } else port = await pickPort(c)
+  const settings = opts.settings ?? {}
+  checkComputeSettings(settings, { readOnly: opts.lsn !== undefined, safekeepers: c.safekeepers.length })
   let lsn: string | undefined
   if (opts.lsn !== undefined) {
     const at = parseLsn(opts.lsn)
@@ -189,7 +196,7 @@ export async function createEndpoint(repoDir: string, opts: CreateEndpointOption
     timelineId,
     port,
     ...(lsn === undefined ? {} : { lsn }),
-    settings: opts.settings ?? {},
+    settings,
   }
   saveClusterConfig(repoDir, c)
   return row(name, c.endpoints[name], 'stopped')
@@ -224,14 +231,29 @@ export async function listEndpoints(repoDir: string): Promise<EndpointRow[]> {
     }
     return t
   }
+  const onSafekeepers = new Map<string, ReturnType<typeof timelineOnSafekeepers>>()
+  const safekeepersOf = (e: EndpointSpec) => {
+    let v = onSafekeepers.get(e.timelineId)
+    if (!v) {
+      v = timelineOnSafekeepers(repoDir, e.tenantId, e.timelineId)
+      onSafekeepers.set(e.timelineId, v)
+    }
+    return v
+  }
   const rows: EndpointRow[] = []
   for (const [name, e] of Object.entries(c.endpoints)) {
-    const r = row(name, e, (await isRunning(repoDir, e, name)) ? 'running' : 'stopped')
-    const tl = e.lsn === undefined && c.safekeepers.length === 0 ? await timelineOf(e) : null
+    const r = row(name, e, (await endpointRunning(repoDir, e, name)) ? 'running' : 'stopped')
+    const follows = e.lsn === undefined
+    const tl = follows ? await timelineOf(e) : null
     r.walreceiver =
-      tl && tl.wal_source_connstr === r.connstr
+      tl && c.safekeepers.length === 0 && tl.wal_source_connstr === r.connstr
         ? { status: tl.walreceiver_status, error: tl.walreceiver_error }
         : null
+    const sk = follows ? await safekeepersOf(e) : { commit_lsn: null, safekeepers: [] }
+    r.last_record_lsn = tl?.last_record_lsn ?? null
+    r.disk_consistent_lsn = tl?.disk_consistent_lsn ?? null
+    r.commit_lsn = sk.commit_lsn
+    r.safekeepers = sk.safekeepers
     rows.push(r)
   }
   return rows
@@ -355,17 +377,19 @@ export async function startEndpointSteps(
   if (opts.tenantId !== undefined && tenantOf(c, opts.tenantId) !== e.tenantId) {
     throw new EndpointError(`endpoint "${name}" belongs to tenant ${e.tenantId}, not ${opts.tenantId}`)
   }
+  // Again at every start: the endpoint may predate a change of the cluster (its safekeepers, say).
+  checkComputeSettings(e.settings, { readOnly: e.lsn !== undefined, safekeepers: c.safekeepers.length })
   const dir = endpointDir(repoDir, e.tenantId, name)
   const pgdata = endpointDataDir(repoDir, e.tenantId, name)
   const result = () => row(name, e, 'running')
-  if (await isRunning(repoDir, e, name)) return { steps: [], endpoint: result, alreadyRunning: true }
+  if (await endpointRunning(repoDir, e, name)) return { steps: [], endpoint: result, alreadyRunning: true }
 
   const ps = pageserverClientOf(repoDir)
   const fixed = e.lsn !== undefined
   if (!fixed) {
     for (const [other, o] of Object.entries(c.endpoints)) {
       if (other === name || o.lsn !== undefined || o.timelineId !== e.timelineId) continue
-      if (await isRunning(repoDir, o, other)) {
+      if (await endpointRunning(repoDir, o, other)) {
         throw new EndpointError(
           `endpoint "${other}" is already running on branch ${e.branch}: a branch takes one writer; stop it first`,
           { kind: 'conflict' },
@@ -402,7 +426,7 @@ export async function startEndpointSteps(
       title: 'wait for the pageserver to have what the safekeepers committed',
       run: async () => {
         await ps.setSafekeepers(e.tenantId, e.timelineId, safekeeperAddrs(repoDir, sks))
-        await waitIngested(ps, e, parseLsn(lsn))
+        await waitIngested(repoDir, ps, e, parseLsn(lsn), 'safekeepers')
         return `the pageserver has ${e.branch} up to ${lsn}`
       },
     })
@@ -552,20 +576,38 @@ async function checkpointForStart(ps: PageserverClient, e: EndpointSpec): Promis
   return durable
 }
 
-/** Waits until the pageserver has ingested the timeline up to `lsn`. */
-async function waitIngested(ps: PageserverClient, e: EndpointSpec, lsn: Lsn): Promise<void> {
+/**
+ * Waits until the pageserver has ingested the timeline up to `lsn`: what a stopped compute wrote (its
+ * datadir still has the rest), or what the safekeepers committed (they have it).
+ */
+async function waitIngested(
+  repoDir: string,
+  ps: PageserverClient,
+  e: EndpointSpec,
+  lsn: Lsn,
+  from: 'compute' | 'safekeepers',
+): Promise<void> {
   let at = ''
   const ok = await waitFor(async () => {
     at = (await ps.timeline(e.tenantId, e.timelineId)).last_record_lsn
     return parseLsn(at) >= lsn
   }, CATCH_UP_TIMEOUT_MS)
-  if (!ok) {
+  if (ok) return
+  if (from === 'compute') {
     throw new EndpointError(
       `the pageserver has branch ${e.branch} up to ${at}, the compute wrote up to ${formatLsn(lsn)}; the rest is ` +
         `still in the endpoint's datadir: start it again so the pageserver can catch up`,
       { kind: 'conflict' },
     )
   }
+  throw new EndpointError(
+    `the pageserver has branch ${e.branch} up to ${at}, the safekeepers committed up to ${formatLsn(lsn)}, and it did not get the rest from them within ${CATCH_UP_TIMEOUT_MS / 1000} s`,
+    {
+      kind: 'timeout',
+      logFile: pageserverLogFile(repoDir),
+      hint: '`zenith timeline show` shows its WAL receiver',
+    },
+  )
 }
 
 export interface StopEndpointResult {
@@ -604,7 +646,7 @@ export async function stopEndpoint(
   if (follows && clean !== false && !onQuorum) {
     lsn = clean
     const ps = pageserverClientOf(repoDir)
-    await waitIngested(ps, e, lsn)
+    await waitIngested(repoDir, ps, e, lsn, 'compute')
     await ps.setWalSource(e.tenantId, e.timelineId, null)
     // The datadir is about to go: what the pageserver holds only in memory must reach its disk first.
     if (opts.destroy) await ps.checkpoint(e.tenantId, e.timelineId)

@@ -32,7 +32,7 @@ export class SafekeeperClient extends ApiClient {
   }
 
   timelines(): Promise<SkTimelineInfo[]> {
-    return this.request('GET', '/v1/tenant/timeline')
+    return this.request('GET', '/v1/tenant/timeline', undefined, 2000)
   }
 
   timeline(tenantId: string, timelineId: string): Promise<SkTimelineInfo> {

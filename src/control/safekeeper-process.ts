@@ -9,7 +9,6 @@
  */
 import { mkdirSync } from 'node:fs'
 import { formatHostPort } from '../lib/host-port.js'
-import type { SkTimelineInfo } from '../safekeeper/api-types.js'
 import {
   defaultSafekeeperConfig,
   HTTP_PORT_BASE,
@@ -109,48 +108,6 @@ export async function safekeeperStatus(repoDir: string, id: number): Promise<Saf
     log_file,
     ...(last_log_lines ? { last_log_lines } : {}),
   }
-}
-
-/** A timeline as `safekeeper list` shows it. */
-export interface SafekeeperTimelineRow {
-  tenant_id: string
-  timeline_id: string
-  term: number
-  flush_lsn: string
-  commit_lsn: string
-}
-
-export interface SafekeeperRow {
-  id: number
-  status: SafekeeperStatus['state']
-  pid: number | null
-  pg_port: number
-  http_port: number
-  /** From its HTTP API; null when it is not running or does not answer. */
-  timelines: SafekeeperTimelineRow[] | null
-}
-
-const timelineRow = (t: SkTimelineInfo): SafekeeperTimelineRow => ({
-  tenant_id: t.tenant_id,
-  timeline_id: t.timeline_id,
-  term: t.acceptor_state.term,
-  flush_lsn: t.flush_lsn,
-  commit_lsn: t.commit_lsn,
-})
-
-export async function listSafekeepers(repoDir: string): Promise<SafekeeperRow[]> {
-  return Promise.all(
-    safekeeperIds(repoDir).map(async (id) => {
-      const s = await safekeeperStatus(repoDir, id)
-      const timelines = s.reachable
-        ? await safekeeperClientOf(repoDir, id)
-            .timelines()
-            .then((ts) => ts.map(timelineRow))
-            .catch(() => null)
-        : null
-      return { id, status: s.state, pid: s.pid, pg_port: s.pg_port, http_port: s.http_port, timelines }
-    }),
-  )
 }
 
 /** Starts safekeeper `id` as a detached process; a running one is left alone. */

@@ -13,6 +13,7 @@ import {
   tenantOf,
   timelineOfBranch,
 } from './repo-config.js'
+import { type TimelineOnSafekeepers, timelineOnSafekeepers } from './safekeeper-view.js'
 
 export interface TenantRow {
   tenant_id: string
@@ -123,19 +124,27 @@ export async function listBranches(repoDir: string, opts: { tenantId?: string } 
   return out
 }
 
+/** A branch as the pageserver has it, and beside that what the safekeepers hold of it. */
+export interface BranchDetail extends BranchRow, TimelineOnSafekeepers {}
+
 export async function showBranch(
   repoDir: string,
   branch: string,
   opts: { tenantId?: string } = {},
-): Promise<BranchRow> {
+): Promise<BranchDetail> {
   const c = loadClusterConfig(repoDir)
   const tenantId = tenantOf(c, opts.tenantId)
-  const info = await pageserverClientOf(repoDir).timeline(tenantId, timelineOfBranch(c, tenantId, branch))
+  const timelineId = timelineOfBranch(c, tenantId, branch)
+  const [info, onSafekeepers] = await Promise.all([
+    pageserverClientOf(repoDir).timeline(tenantId, timelineId),
+    timelineOnSafekeepers(repoDir, tenantId, timelineId),
+  ])
   return {
     ...info,
     branch,
     ancestor_branch: info.ancestor_timeline_id
       ? branchOfTimeline(c, tenantId, info.ancestor_timeline_id)
       : null,
+    ...onSafekeepers,
   }
 }

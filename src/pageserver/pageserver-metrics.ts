@@ -2,7 +2,7 @@
 import { PAGE_SIZE } from '../engine/page-cache.js'
 import type { Repository } from '../engine/repository.js'
 import type { Timeline } from '../engine/timeline.js'
-import { Counter, Gauge, Histogram, MetricsRegistry } from './metrics.js'
+import { Counter, Gauge, Histogram, MetricsRegistry } from '../lib/metrics.js'
 
 /** GetPage latency buckets, seconds: a cached page takes microseconds, a cold one a disk read. */
 const GETPAGE_BUCKETS = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1]

@@ -98,7 +98,7 @@ export class IngestError extends ZenithError {
 }
 
 /** Rmgrs whose every change to storage is carried by block images (under wal_consistency_checking=all). */
-const IMAGE_ONLY_RMGRS = new Set([
+export const IMAGE_ONLY_RMGRS: ReadonlySet<number> = new Set([
   RM_HEAP_ID,
   RM_HEAP2_ID,
   RM_BTREE_ID,

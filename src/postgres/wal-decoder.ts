@@ -7,6 +7,11 @@
  * headers with their prev-links, CRCs and block headers — and stops with Postgres' reason at the first
  * invalid byte, which is how the end of WAL is found. Records that lie on one page of one fed chunk are
  * returned as views into that chunk, so chunks must not be reused by the caller after feeding.
+ *
+ * A decoder made with `headersOnly` finds where records end (`nextEnd`) and checks everything above
+ * but each record's CRC and body, neither copying nor keeping the bytes: what a store that only
+ * passes WAL on needs to know its record boundaries, as pg_receivewal needs nothing. The CRCs are
+ * checked where the WAL is used — by its reader, and by the scan for the end of WAL after a crash.
  */
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { arenaConcat } from './buffer-arena.js'
@@ -39,6 +44,8 @@ export interface WalDecoderOptions {
   systemId?: bigint
   /** Start of the record before startLsn, when known: the first record's prev-link is then checked. */
   prevLsn?: Lsn
+  /** Only record boundaries are wanted: read them with `nextEnd`, not `next`. */
+  headersOnly?: boolean
 }
 
 export class WalDecodeError extends ZenithError {
@@ -52,6 +59,9 @@ export class WalDecodeError extends ZenithError {
     super(reason)
   }
 }
+
+/** What a record step yields when the decoder finds boundaries only. */
+const BOUNDARY = Symbol('record boundary')
 
 enum State {
   /** Between records: `pos` is where the next record (or page header before it) starts. */
@@ -85,6 +95,9 @@ export class WalDecoder {
   private pieces: Buffer[] = []
   private gathered = 0
   private headerChecked = false
+  private recRmid = 0
+  private recInfo = 0
+  private readonly headersOnly: boolean
 
   constructor(opts: WalDecoderOptions) {
     this.segmentSize = opts.segmentSize ?? DEFAULT_WAL_SEGMENT_SIZE
@@ -93,6 +106,7 @@ export class WalDecoder {
     this.pos = opts.startLsn
     this.fedEnd = opts.startLsn
     this.expectedPrev = opts.prevLsn
+    this.headersOnly = opts.headersOnly ?? false
     this.state = opts.startLsn % XLOG_BLCKSZ === 0 ? State.SkipContinuation : State.Start
   }
 
@@ -119,6 +133,20 @@ export class WalDecoder {
 
   /** The next complete record, or null when more input is needed. Throws WalDecodeError on invalid WAL. */
   next(): DecodedRecord | null {
+    if (this.headersOnly) throw new Error('a headers-only WalDecoder yields record ends: call nextEnd()')
+    return this.guarded() as DecodedRecord | null
+  }
+
+  /**
+   * For a headers-only decoder: the position after the next complete record (where the next one
+   * starts), or null when more input is needed. Throws WalDecodeError on invalid WAL.
+   */
+  nextEnd(): Lsn | null {
+    if (!this.headersOnly) throw new Error('nextEnd() is for a headers-only WalDecoder')
+    return this.guarded() === null ? null : this.pos
+  }
+
+  private guarded(): DecodedRecord | typeof BOUNDARY | null {
     if (this.failure) throw this.failure
     try {
       return this.step()
@@ -130,7 +158,7 @@ export class WalDecoder {
     }
   }
 
-  private step(): DecodedRecord | null {
+  private step(): DecodedRecord | typeof BOUNDARY | null {
     for (;;) {
       switch (this.state) {
         case State.SkipContinuation: {
@@ -170,7 +198,7 @@ export class WalDecoder {
   }
 
   /** Starts the record at `pos`; returns it when it is complete at once, else switches to Gather. */
-  private beginRecord(): DecodedRecord | null {
+  private beginRecord(): DecodedRecord | typeof BOUNDARY | null {
     const lsn = this.pos
     const spaceOnPage = XLOG_BLCKSZ - (lsn % XLOG_BLCKSZ)
     const totLen = this.peekU32()
@@ -188,7 +216,8 @@ export class WalDecoder {
       if (this.available() < SIZE_OF_XLOG_RECORD) return this.startGather(spaceOnPage)
       this.checkHeader(this.peek(SIZE_OF_XLOG_RECORD))
       if (totLen <= spaceOnPage && this.available() >= totLen) {
-        return this.finishRecord(this.take(totLen))
+        const raw = this.take(totLen)
+        return this.finishRecord(this.headersOnly ? null : raw)
       }
     }
     return this.startGather(spaceOnPage)
@@ -208,7 +237,7 @@ export class WalDecoder {
   }
 
   /** Returns the record when complete, null when a record was abandoned, undefined when input ran out. */
-  private gather(): DecodedRecord | null | undefined {
+  private gather(): DecodedRecord | typeof BOUNDARY | null | undefined {
     const skipping = this.recLsn < 0
     while (this.remaining > 0) {
       if (this.pos % XLOG_BLCKSZ === 0) {
@@ -234,7 +263,8 @@ export class WalDecoder {
       }
       const n = Math.min(this.remaining, XLOG_BLCKSZ - (this.pos % XLOG_BLCKSZ), this.available())
       if (n === 0) return undefined
-      if (skipping) this.skip(n)
+      // Once its header is checked, a headers-only decoder has no use for a record's bytes.
+      if (skipping || (this.headersOnly && this.headerChecked)) this.skip(n)
       else this.addPiece(this.take(n))
       this.remaining -= n
     }
@@ -242,6 +272,10 @@ export class WalDecoder {
       this.pos = maxAlign(this.pos)
       this.state = State.Start
       return null
+    }
+    if (this.headersOnly) {
+      this.pieces = []
+      return this.finishRecord(null)
     }
     const raw = this.pieces.length === 1 ? this.pieces[0] : arenaConcat(this.pieces, this.recTotLen)
     this.pieces = []
@@ -259,17 +293,21 @@ export class WalDecoder {
   }
 
   private checkHeader(buf: Buffer): void {
-    const reason = checkRecordHeader(readRecordHeader(buf), this.recLsn, this.expectedPrev)
+    const h = readRecordHeader(buf)
+    const reason = checkRecordHeader(h, this.recLsn, this.expectedPrev)
     if (reason) throw new WalDecodeError(this.recLsn, reason)
     this.headerChecked = true
+    this.recRmid = h.rmid
+    this.recInfo = h.info
   }
 
-  private finishRecord(raw: Buffer): DecodedRecord {
+  /** Ends the record at `pos`: decodes `raw`, or with null (headers only) just steps past it. */
+  private finishRecord(raw: Buffer | null): DecodedRecord | typeof BOUNDARY {
     const lsn = this.recLsn
     const endLsn = maxAlign(this.pos)
     this.pos = endLsn
-    const rec = decodeRecord(raw, lsn, endLsn)
-    if (rec.rmid === RM_XLOG_ID && (rec.info & XLR_RMGR_INFO_MASK) === XLOG_SWITCH) {
+    const rec = raw === null ? BOUNDARY : decodeRecord(raw, lsn, endLsn)
+    if (this.recRmid === RM_XLOG_ID && (this.recInfo & XLR_RMGR_INFO_MASK) === XLOG_SWITCH) {
       // The rest of the segment is unused; the next record starts after the next segment's long header.
       const rest = endLsn % this.segmentSize
       if (rest !== 0) this.pos = endLsn - rest + this.segmentSize

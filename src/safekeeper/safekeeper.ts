@@ -13,6 +13,7 @@ import { applicationNameOf, type SafekeeperConfig } from './config.js'
 import { SK_CONTROL_FILE_NAME } from './control-file.js'
 import { createSafekeeperHttpApi } from './http-api.js'
 import { httpPeerChannel, PeerExchange } from './peers.js'
+import { SafekeeperMetrics } from './safekeeper-metrics.js'
 import { type NewTimeline, SkTimeline } from './timeline.js'
 import { createWalsenderService } from './walsender.js'
 
@@ -25,6 +26,7 @@ export class Safekeeper {
   private readonly timelines = new Map<string, SkTimeline>()
   private listeners: Listener[] = []
   private peers: PeerExchange | null = null
+  private readonly metrics = new SafekeeperMetrics()
 
   private constructor(
     readonly workdir: string,
@@ -69,6 +71,7 @@ export class Safekeeper {
   private timelineEnv() {
     return {
       log: this.log,
+      metrics: this.metrics,
       applicationName: applicationNameOf(this.config.id),
       maxWriteLag: this.config.maxReplicationWriteLag,
       maxFlushLag: this.config.maxReplicationFlushLag,
@@ -103,24 +106,7 @@ export class Safekeeper {
   }
 
   renderMetrics(): string {
-    const lines = [
-      '# HELP safekeeper_wal_bytes_in_total WAL bytes received from computes and, in recovery, from peers',
-      '# TYPE safekeeper_wal_bytes_in_total counter',
-      `safekeeper_wal_bytes_in_total ${this.listTimelines().reduce((n, t) => n + t.metrics.walBytesIn, 0)}`,
-      '# HELP safekeeper_wal_bytes_out_total WAL bytes sent to the pageserver and peers',
-      '# TYPE safekeeper_wal_bytes_out_total counter',
-      `safekeeper_wal_bytes_out_total ${this.listTimelines().reduce((n, t) => n + t.metrics.walBytesOut, 0)}`,
-      '# HELP safekeeper_fsyncs_total fsyncs of WAL segments',
-      '# TYPE safekeeper_fsyncs_total counter',
-      `safekeeper_fsyncs_total ${this.listTimelines().reduce((n, t) => n + t.store.fsyncCount, 0)}`,
-      '# HELP safekeeper_acks_delayed_total acks to computes held back because the pageserver lagged',
-      '# TYPE safekeeper_acks_delayed_total counter',
-      `safekeeper_acks_delayed_total ${this.listTimelines().reduce((n, t) => n + t.metrics.acksDelayed, 0)}`,
-      '# HELP safekeeper_start_replication_total START_REPLICATION requests served to the pageserver and peers',
-      '# TYPE safekeeper_start_replication_total counter',
-      `safekeeper_start_replication_total ${this.listTimelines().reduce((n, t) => n + t.metrics.startReplications, 0)}`,
-    ]
-    return `${lines.join('\n')}\n`
+    return this.metrics.render()
   }
 
   /** Stops serving and pulling, and writes every control file. */

@@ -47,6 +47,7 @@ import {
   walRemovalHorizon,
 } from './quorum.js'
 import { type Donor, PeerRecovery } from './recovery.js'
+import type { SafekeeperMetrics } from './safekeeper-metrics.js'
 import { WalAcceptor } from './wal-acceptor.js'
 import { WriterLock } from './wal-intake.js'
 import { WalStore } from './wal-store.js'
@@ -66,6 +67,7 @@ export interface SkTimelineEnv {
   maxWriteLag: number
   maxFlushLag: number
   log: LogFn
+  metrics: SafekeeperMetrics
   /** The application_name this safekeeper's acceptors connect with (sk<N>). */
   applicationName: string
   /** How many safekeepers share the timeline's quorum, this one included. */
@@ -104,7 +106,6 @@ function checkHistoryOf(term: number, history: readonly TermEntry[]): void {
 }
 
 export class SkTimeline {
-  readonly metrics = { walBytesIn: 0, walBytesOut: 0, acksDelayed: 0, startReplications: 0 }
   readonly walsenders = new Set<WalsenderInfo>()
   /**
    * Emits 'advance' when flush or commit LSN moves, for walsenders waiting for WAL, and 'term' when the
@@ -164,6 +165,10 @@ export class SkTimeline {
       scanFrom: state.flushRecordLsn,
     })
     const tl = new SkTimeline(dir, state, store, env)
+    // commit_lsn reaches the control file up to a second late, so after a kill it may trail the WAL the
+    // scan found. A lone safekeeper is its own majority, and nothing else would move it without a
+    // compute (no peer answers): an election would wait for ever for the pageserver to get that WAL.
+    tl.advanceCommit()
     if (state.computeConnstr) tl.startAcceptor(state.computeConnstr, state.term)
     return tl
   }
@@ -174,6 +179,10 @@ export class SkTimeline {
 
   get timelineId(): string {
     return this.state.timelineId
+  }
+
+  get metrics(): SafekeeperMetrics {
+    return this.env.metrics
   }
 
   get flushLsn(): Lsn {

@@ -118,12 +118,15 @@ export async function receiveWal(tl: SkTimeline, client: PgClient, opts: IntakeO
         again = false
         // Every record that ended before this fsync started is durable once it returns.
         const recordEnd = store.endRecordLsn
+        const [fsyncsBefore, started] = [store.fsyncCount, performance.now()]
         const lsn = await store.flush()
+        tl.metrics.flushSeconds.observe((performance.now() - started) / 1000)
+        tl.metrics.fsyncs.inc(store.fsyncCount - fsyncsBefore)
         tl.flushed(recordEnd)
         // Backpressure: the compute's commits wait for this ack, so holding it slows the compute down to
         // what the pageserver takes, instead of the pageserver falling behind without bound.
         if (opts.writer === 'acceptor' && tl.pageserverTooFarBehind()) {
-          tl.metrics.acksDelayed++
+          tl.metrics.acksDelayed.inc()
           await tl.pageserverCaughtUp(() => client.closed || opts.stopped())
         }
         acked = lsn
@@ -152,7 +155,7 @@ export async function receiveWal(tl: SkTimeline, client: PgClient, opts: IntakeO
           )
         }
         store.write(x.walStart, x.data)
-        tl.metrics.walBytesIn += x.data.length
+        tl.metrics.walBytesIn.inc(x.data.length)
         flush()
         if (opts.until !== undefined && store.writeLsn >= opts.until) break
       } else if (msg[0] === 0x6b /* 'k' */) {

@@ -7,8 +7,10 @@
  * start again). `write` is a positioned write on a cached fd and never syncs; `flush` is group commit,
  * one fsync per segment written since the previous one, shared by every caller that arrives meanwhile.
  *
- * Every written byte is also fed to a WalDecoder. That keeps endRecordLsn current without reading the
- * files back, and refuses bytes that are not WAL; after a refusal the store takes no more writes until
+ * Every written byte is also fed to a headers-only WalDecoder. That keeps endRecordLsn current without
+ * reading the files back, and refuses bytes that are not WAL (page and record headers, prev-links; record
+ * CRCs are left to the readers and to the end-of-WAL scan below, as a standby's walreceiver leaves them
+ * to its startup process); after a refusal the store takes no more writes until
  * `truncate` restarts the decoder at a record boundary (a proposer truncates at every new connection).
  *
  * After a crash the files may end in a torn tail: pages the kernel wrote back that no flush covered, in
@@ -149,9 +151,7 @@ export class WalStore {
     // Decoded before it is written, so bytes the decoder rejects do not reach the files.
     try {
       this.decoder.feed(data)
-      for (let rec = this.decoder.next(); rec !== null; rec = this.decoder.next()) {
-        this.decodedEnd = this.decoder.position
-      }
+      for (let end = this.decoder.nextEnd(); end !== null; end = this.decoder.nextEnd()) this.decodedEnd = end
     } catch (err) {
       if (!(err instanceof WalDecodeError)) throw err
       throw new WalStoreError(
@@ -370,6 +370,7 @@ export class WalStore {
       timeline: this.opts.pgTimeline,
       systemId: this.opts.systemId,
       prevLsn,
+      headersOnly: true,
     })
   }
 

@@ -111,7 +111,7 @@ async function runCommand(
         '58P01',
       )
     case 'startReplication':
-      tl.metrics.startReplications++
+      tl.metrics.startReplications.inc()
       return stream(tl, conn, cmd.start, cmd.timeline, opts.term, params.application_name ?? '', stop)
   }
 }
@@ -171,7 +171,7 @@ async function stream(
         keepaliveMs: KEEPALIVE_MS,
         stop: ended,
         onSent: (end) => {
-          tl.metrics.walBytesOut += end - info.sentLsn
+          tl.metrics.walBytesOut.inc(end - info.sentLsn)
           info.sentLsn = end
         },
         onStatus: term === null ? (s) => tl.feedback(s) : undefined,

@@ -1,9 +1,10 @@
 import { stripVTControlCharacters } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { Output } from '../../src/cli/output.js'
-import { renderBranchTree, renderEndpoints } from '../../src/cli/render.js'
+import { renderBranchTree, renderEndpoints, renderSafekeepers, renderTimeline } from '../../src/cli/render.js'
 import type { EndpointRow } from '../../src/control/endpoints.js'
-import type { BranchRow } from '../../src/control/tenants.js'
+import type { SafekeeperRow, SafekeeperTimelineView } from '../../src/control/safekeeper-view.js'
+import type { BranchDetail, BranchRow } from '../../src/control/tenants.js'
 
 const ESC = '\x1b['
 
@@ -41,7 +42,7 @@ describe('the output writer', () => {
     expect(text).toContain(ESC)
     const lines = text.split('\n').map((l) => stripVTControlCharacters(l))
     const starts = columnStarts(lines[0])
-    expect(starts).toHaveLength(9)
+    expect(starts).toHaveLength(11)
     for (const line of lines.slice(1)) {
       for (const s of starts.slice(1)) expect(line[s - 1], `column at ${s} in "${line}"`).toBe(' ')
       for (const s of starts) expect(line[s], `column at ${s} in "${line}"`).not.toBe(' ')
@@ -67,6 +68,127 @@ describe('the output writer', () => {
       '',
       "endpoint dev: the pageserver's WAL receiver is broken: postgresql://… does not have the WAL from 0/1500780 on",
     ])
+  })
+
+  it("puts the safekeepers' commit LSN beside the pageserver's, and names those that did not answer", () => {
+    const sk = (id: number, commit: string | null): SafekeeperTimelineView => ({
+      id,
+      reachable: commit !== null,
+      term: commit === null ? null : 2,
+      flush_lsn: commit,
+      commit_lsn: commit,
+    })
+    const lsns = { last_record_lsn: '0/1A00000', disk_consistent_lsn: '0/1500780' }
+    const rows: EndpointRow[] = [
+      {
+        ...endpoint('main', 'running', 55432),
+        ...lsns,
+        commit_lsn: '0/1A2B3C8',
+        safekeepers: [sk(1, '0/1A2B3C8'), sk(2, null)],
+      },
+      {
+        ...endpoint('past', 'running', 55433),
+        last_record_lsn: null,
+        disk_consistent_lsn: null,
+        commit_lsn: null,
+        safekeepers: [],
+      },
+    ]
+    const lines = renderEndpoints(new Output(pipe, {}), rows).split('\n')
+    const col = (name: string) => lines.slice(0, 3).map((l) => l.slice(lines[0].indexOf(name)).split(' ')[0])
+    expect(col('PS LAST')).toEqual(['PS', '0/1A00000', '-'])
+    expect(col('PS DISK')).toEqual(['PS', '0/1500780', '-'])
+    expect(col('SK COMMIT')).toEqual(['SK', '0/1A2B3C8', '-'])
+    expect(lines.slice(3)).toEqual([
+      '',
+      'safekeeper 2 not reachable: SK COMMIT counts only those that answer',
+    ])
+    // Without safekeepers there is no commit LSN column, and no note.
+    const direct = renderEndpoints(new Output(pipe, {}), [{ ...rows[0], commit_lsn: null, safekeepers: [] }])
+    expect(direct).not.toContain('SK COMMIT')
+    expect(direct.split('\n')).toHaveLength(2)
+  })
+
+  it("shows a timeline's commit_lsn beside the pageserver's LSNs and each safekeeper, reachable or not", () => {
+    const t = {
+      branch: 'main',
+      tenant_id: 'a'.repeat(32),
+      timeline_id: 'b'.repeat(32),
+      ancestor_branch: null,
+      last_record_lsn: '0/1A00000',
+      disk_consistent_lsn: '0/1500780',
+      remote_consistent_lsn: '0/1500780',
+      latest_gc_cutoff_lsn: '0/0',
+      current_logical_size: 2048,
+      walreceiver_status: 'streaming',
+      walreceiver_error: null,
+      wal_source_connstr: 'postgresql://postgres@127.0.0.1:5455/',
+      walreceiver_safekeeper: 1,
+      last_received_msg_lsn: '0/1A00000',
+      commit_lsn: '0/1A2B3C8',
+      safekeepers: [
+        { id: 1, reachable: true, term: 2, flush_lsn: '0/1A2B3C8', commit_lsn: '0/1A2B3C8' },
+        { id: 2, reachable: false, term: null, flush_lsn: null, commit_lsn: null },
+        { id: 3, reachable: true, term: null, flush_lsn: null, commit_lsn: null },
+      ],
+    } as unknown as BranchDetail
+    const lines = renderTimeline(new Output(pipe, {}), t).split('\n')
+    expect(lines.slice(4, 8)).toEqual([
+      'last_record_lsn        0/1A00000',
+      'disk_consistent_lsn    0/1500780',
+      'remote_consistent_lsn  0/1500780',
+      'commit_lsn             0/1A2B3C8 (safekeepers)',
+    ])
+    expect(lines).toContain('wal receiver           streaming from safekeeper 1')
+    expect(lines.slice(-3)).toEqual([
+      'safekeeper 1           term 2, flush_lsn 0/1A2B3C8, commit_lsn 0/1A2B3C8',
+      'safekeeper 2           unreachable',
+      'safekeeper 3           does not hold the timeline',
+    ])
+    const direct = renderTimeline(new Output(pipe, {}), {
+      ...t,
+      commit_lsn: null,
+      safekeepers: [],
+      walreceiver_safekeeper: undefined,
+    })
+    expect(direct).not.toMatch(/commit_lsn|safekeeper/)
+    expect(direct).toContain('streaming from postgresql://postgres@127.0.0.1:5455/')
+  })
+
+  it("shows each safekeeper's lag behind the compute, and one that died", () => {
+    const tl = (lag: number | null) => ({
+      tenant_id: 'a'.repeat(32),
+      timeline_id: 'b'.repeat(32),
+      term: 2,
+      flush_lsn: '0/1A00000',
+      commit_lsn: '0/1A00000',
+      lag_bytes: lag,
+    })
+    const rows: SafekeeperRow[] = [
+      {
+        id: 1,
+        status: 'running',
+        died: false,
+        pid: 7,
+        pg_port: 5455,
+        http_port: 7677,
+        timelines: [tl(0), tl(3 * 1024 * 1024)],
+      },
+      {
+        id: 2,
+        status: 'running',
+        died: false,
+        pid: 8,
+        pg_port: 5456,
+        http_port: 7678,
+        timelines: [tl(null), tl(-512)],
+      },
+      { id: 3, status: 'stopped', died: true, pid: null, pg_port: 5457, http_port: 7679, timelines: null },
+    ]
+    const lines = renderSafekeepers(new Output(pipe, {}), rows).split('\n')
+    expect(lines[3]).toMatch(/^3 +died +- +5457 +7679 +-$/)
+    const lagAt = lines[5].indexOf('LAG')
+    expect(lines.slice(6).map((l) => l.slice(lagAt))).toEqual(['0 B', '3.0 MiB', '-', 'ahead 512 B'])
   })
 
   it('uses colour on a TTY, never with NO_COLOR, and not in a pipe', () => {

@@ -1,18 +1,28 @@
 /**
  * The local cluster as a user runs it: the built CLI in a temp repo dir, on ports free at run time, real
  * PostgreSQL 15 computes, node-postgres as the client, and psql once, as `pg start` tells users to connect.
+ * Every cluster here has init's default of one safekeeper, as the README's walkthrough does.
  */
 import net from 'node:net'
 import { execa, type ResultPromise } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { isAlive } from '../../src/control/process.js'
 import { BIN, type Cluster, newCluster, teardown } from '../harness/cli.js'
 import { showTenantConfig } from '../harness/page-service.js'
 import { pgBin } from '../harness/postgres.js'
 import { query, queryText } from '../harness/sql.js'
+import { waitFor, waitUntil } from '../harness/wait.js'
 
 async function flushLsn(connstr: string): Promise<string> {
   const [{ lsn }] = await query<{ lsn: string }>(connstr, 'SELECT pg_current_wal_flush_lsn() AS lsn')
   return lsn
+}
+
+interface EndpointListed {
+  name: string
+  connstr: string
+  commit_lsn: string | null
+  safekeepers: { id: number; reachable: boolean }[]
 }
 
 async function connstrOf(c: Cluster, endpoint: string): Promise<string> {
@@ -48,7 +58,10 @@ describe('zenith local cluster', () => {
   it('runs Postgres on main, branches it mid-way, and keeps all data across destroy and restart', async () => {
     const started = await c.ok('pg', 'start', 'main')
     expect(started).toMatch(/started: endpoint main on branch main/)
+    // init's default: one safekeeper, which acknowledges every commit.
+    expect(started).toMatch(/^term 1: 1 of 1 safekeepers pull from it$/m)
     const main = await connstrOf(c, 'main')
+    expect(await queryText(main, 'SHOW synchronous_standby_names')).toBe('ANY 1 (sk1)')
     await queryText(main, 'CREATE TABLE t (i int PRIMARY KEY, note text)')
     await queryText(main, "INSERT INTO t SELECT i, 'first' FROM generate_series(1, 100) i")
     lsnMid = await flushLsn(main)
@@ -88,9 +101,18 @@ describe('zenith local cluster', () => {
     ])
     expect(viaPsql.stdout).toBe('200|200')
 
-    await c.ok('stop')
+    // Computes first, then the pageserver, then the safekeeper it reads WAL from.
+    expect((await c.ok('stop')).trim().split('\n')).toEqual([
+      'endpoint mid stopped',
+      'endpoint main stopped',
+      'pageserver stopped',
+      'safekeeper 1 stopped',
+    ])
     const stopped = JSON.parse(await c.ok('status', '--json'))
     expect(stopped.pageserver.running).toBe(false)
+    expect(stopped.safekeepers.map((s: { id: number; state: string }) => [s.id, s.state])).toEqual([
+      [1, 'stopped'],
+    ])
     expect(stopped.endpoints.map((e: { status: string }) => e.status)).toEqual(['stopped', 'stopped'])
     await c.ok('start')
     await c.ok('pg', 'start', 'main')
@@ -125,7 +147,6 @@ describe('zenith local cluster', () => {
 
   it('refuses bad input with one clear line and a non-zero exit', async () => {
     expectCleanFailure(await c.zenith('pg', 'start', 'nosuch'), /no endpoint or branch named "nosuch"/)
-    expectCleanFailure(await c.zenith('pg', 'stop', 'main', '--destroy', '--immediate'), /drop --immediate/)
     expect(
       (JSON.parse(await c.ok('pg', 'list', '--json')) as { name: string; status: string }[]).find(
         (e) => e.name === 'main',
@@ -188,17 +209,52 @@ describe('zenith local cluster', () => {
     )
     expect(names).toEqual(['main', 'mid'])
   })
-  it('loses nothing when everything is killed: the compute recovers and the pageserver streams its WAL again', async () => {
+  it('keeps listing with the safekeeper killed, starts only it again, and loses nothing when everything is killed', async () => {
     const main = await connstrOf(c, 'main')
+    const status = JSON.parse(await c.ok('status', '--json'))
+    const skPid = status.safekeepers[0].pid as number
+    process.kill(skPid, 'SIGKILL')
+    await waitUntil(`safekeeper 1 (pid ${skPid}) is gone`, () => !isAlive(skPid))
+    const listed = (JSON.parse(await c.ok('pg', 'list', '--json')) as EndpointListed[]).find(
+      (e) => e.name === 'main',
+    )!
+    expect(listed.commit_lsn).toBeNull()
+    expect(listed.safekeepers).toEqual([
+      { id: 1, reachable: false, term: null, flush_lsn: null, commit_lsn: null },
+    ])
+    expect(await c.ok('pg', 'list')).toMatch(/\nsafekeeper 1 not reachable: /)
+    expect(await c.ok('timeline', 'show', 'main')).toMatch(/^safekeeper 1 +unreachable$/m)
+    expect((await c.ok('start')).trim().split('\n')).toEqual([
+      expect.stringMatching(/^safekeeper 1 started \(pid \d+\)$/),
+      `the pageserver is already running (pid ${status.pageserver.pid})`,
+    ])
+    // The safekeeper pulls from the compute again, so commits return.
     await queryText(main, "INSERT INTO t SELECT i, 'third' FROM generate_series(201, 300) i")
+
     await c.ok('stop', '--immediate')
     await c.ok('start')
     await c.ok('pg', 'start', 'main')
     expect(await queryText(main, 'SELECT count(*), max(i) FROM t')).toBe('300|300')
-    // What the killed pageserver held only in memory came back from the compute's WAL.
-    const shown = JSON.parse(await c.ok('timeline', 'show', 'main', '--json'))
-    expect(shown.walreceiver_status).toBe('streaming')
-    expect(shown.wal_source_connstr).toBe(main)
+    // The pageserver reads the WAL from the safekeeper, and shows its commit_lsn beside its own LSNs.
+    const shown = await waitFor('the pageserver to stream everything the safekeeper committed', async () => {
+      const t = JSON.parse(await c.ok('timeline', 'show', 'main', '--json'))
+      const caughtUp = t.walreceiver_status === 'streaming' && t.last_record_lsn === t.commit_lsn
+      return caughtUp ? t : undefined
+    })
+    expect(shown.walreceiver_safekeeper).toBe(1)
+    expect(shown.safekeepers).toEqual([
+      {
+        id: 1,
+        reachable: true,
+        term: expect.any(Number),
+        flush_lsn: expect.any(String),
+        commit_lsn: shown.commit_lsn,
+      },
+    ])
+    expect(await c.ok('timeline', 'show', 'main')).toMatch(
+      new RegExp(`^commit_lsn +${shown.commit_lsn} \\(safekeepers\\)$`, 'm'),
+    )
+    expect(await c.ok('pg', 'list')).toMatch(/ PS LAST +PS DISK +SK COMMIT +WAL RECEIVER /)
     await c.ok('pg', 'stop', 'main', '--destroy')
     await c.ok('pg', 'start', 'main')
     expect(await queryText(main, 'SELECT count(*), max(i) FROM t')).toBe('300|300')

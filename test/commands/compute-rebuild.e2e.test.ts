@@ -1,7 +1,8 @@
 /**
  * A compute without safekeepers rebuilt after its datadir was lost, then the pageserver killed before it
  * flushes again — the fault soak's path. The compute's pg_wal starts at the basebackup, so the pageserver
- * must have everything below it on disk; otherwise the WAL in between exists nowhere.
+ * must have everything below it on disk; otherwise the WAL in between exists nowhere. Without safekeepers
+ * a writer is also not destroyed without a clean stop.
  */
 import { readFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
@@ -34,7 +35,7 @@ describe('a compute rebuilt without safekeepers, then the pageserver killed', ()
   let timelineId: string
 
   beforeAll(async () => {
-    c = await newCluster('rebuild')
+    c = await newCluster('rebuild', {}, ['--num-safekeepers', '0'])
     await c.ok('start')
     const [main] = JSON.parse(await c.ok('timeline', 'list', '--json'))
     tenantId = main.tenant_id
@@ -54,6 +55,11 @@ describe('a compute rebuilt without safekeepers, then the pageserver killed', ()
     await c.ok('pg', 'start', 'main')
     const [{ connstr }] = JSON.parse(await c.ok('pg', 'list', '--json')) as { connstr: string }[]
     await queryText(connstr, "CREATE TABLE t AS SELECT i, 'before' AS note FROM generate_series(1, 1000) i")
+    // Only a clean stop proves the pageserver has all of a writer's WAL: destroying needs one.
+    const refused = await c.zenith('pg', 'stop', 'main', '--destroy', '--immediate')
+    expect(refused.exitCode).toBe(1)
+    expect(refused.stderr).toMatch(/^Error: endpoint "main" writes to branch main: .*; drop --immediate$/m)
+    expect((JSON.parse(await c.ok('pg', 'list', '--json')) as { status: string }[])[0].status).toBe('running')
     const before = await show()
     // The rows are in the pageserver's memory only: that is what a restart of it would have to stream again.
     expect(parseLsn(before.disk_consistent_lsn)).toBeLessThan(parseLsn(before.last_record_lsn))
@@ -98,7 +104,10 @@ describe('a compute rebuilt without safekeepers, then the pageserver killed', ()
     expect(sessions).toHaveLength(1)
     const [listed] = JSON.parse(await c.ok('pg', 'list', '--json'))
     expect(listed.walreceiver).toEqual({ status: 'streaming', error: null })
-    expect(await c.ok('status')).toMatch(/^main +main +\d+ +running +latest +streaming +postgresql:/m)
+    // The pageserver's LSNs beside the receiver; no commit LSN column without safekeepers.
+    expect(await c.ok('status')).toMatch(
+      /^main +main +\d+ +running +latest +[0-9A-F]+\/[0-9A-F]+ +[0-9A-F]+\/[0-9A-F]+ +streaming +postgresql:/m,
+    )
 
     // What the pageserver has is everything: a compute built from it alone sees every row.
     await c.ok('pg', 'stop', 'main', '--destroy')

@@ -21,7 +21,7 @@ describe('a pageserver that died', () => {
   const logOf = (cl: Cluster) => readFileSync(path.join(cl.repo, 'pageserver', 'pageserver.log'), 'utf8')
 
   beforeAll(async () => {
-    c = await newCluster('died')
+    c = await newCluster('died', {}, ['--num-safekeepers', '0'])
     const preload = path.join(c.dir, 'crash-on-sigusr2.mjs')
     writeFileSync(
       preload,

@@ -1,22 +1,32 @@
 /**
  * Safekeepers as processes of the local cluster, through the built CLI: three made by init on ports
  * free at run time, started and stopped one by one and with the cluster, one killed and shown as died
- * with its log, and the errors a user gets for an id or a count that does not exist.
+ * with its log, a crash after which `zenith start` starts only what is down, and the errors a user gets
+ * for an id or a count that does not exist.
  */
 import { execa, type ResultPromise } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isAlive } from '../../src/control/process.js'
 import { BIN, type Cluster, freePortBase, newCluster, runZenith, teardown } from '../harness/cli.js'
 import { withTempDir } from '../harness/postgres.js'
+import { waitUntil } from '../harness/wait.js'
 
 interface Row {
   id: number
   status: string
+  died: boolean
   pid: number | null
   pg_port: number
   http_port: number
   timelines:
-    | { tenant_id: string; timeline_id: string; term: number; flush_lsn: string; commit_lsn: string }[]
+    | {
+        tenant_id: string
+        timeline_id: string
+        term: number
+        flush_lsn: string
+        commit_lsn: string
+        lag_bytes: number | null
+      }[]
     | null
 }
 
@@ -116,6 +126,8 @@ describe('zenith safekeeper', () => {
           term: 0,
           flush_lsn: '0/1000000',
           commit_lsn: '0/1000000',
+          // No compute writes to it.
+          lag_bytes: null,
         },
       ],
       [],
@@ -127,7 +139,7 @@ describe('zenith safekeeper', () => {
         `^ID +STATUS +PID +PG PORT +HTTP PORT +TIMELINES\\n1 +running +\\d+ +${pgBase + 1} +${httpBase + 1} +1\\n`,
       ),
     )
-    expect(table).toMatch(new RegExp(`\\n1 +${tenant} +${timeline} +0 +0/1000000 +0/1000000$`))
+    expect(table).toMatch(new RegExp(`\\n1 +${tenant} +${timeline} +0 +0/1000000 +0/1000000 +-$`))
   })
 
   it('shows a killed safekeeper as died with its log, and the cluster stops and starts them all', async () => {
@@ -141,6 +153,8 @@ describe('zenith safekeeper', () => {
     expect(status.safekeepers.map((s: { state: string }) => s.state)).toEqual(['running', 'running', 'died'])
     const died = status.safekeepers[2]
     expect(died).toMatchObject({ id: 3, state: 'died', running: false, pid: null, log_file: log })
+    expect((await list())[2]).toMatchObject({ id: 3, status: 'stopped', died: true, timelines: null })
+    expect(await cl.ok('safekeeper', 'list')).toMatch(/\n3 +died +- /)
     expect(died.last_log_lines.at(-1)).toMatch(/ INFO {2}safekeeper started id=3 /)
     const text = await cl.ok('safekeeper', 'status', '3')
     expect(text).toBe(
@@ -168,6 +182,24 @@ describe('zenith safekeeper', () => {
     expect(await statuses()).toEqual(['running', 'running', 'running'])
     // The timeline survived the restart: safekeeper 1 opened it again from its directory.
     expect((await list())[0].timelines).toHaveLength(1)
+
+    // After a crash of safekeeper 2 and the pageserver, `zenith start` starts those two only.
+    const before = await list()
+    const psPid = JSON.parse(await cl.ok('pageserver', 'status', '--json')).pid as number
+    for (const p of [before[1].pid!, psPid]) process.kill(p, 'SIGKILL')
+    await waitUntil(
+      'safekeeper 2 and the pageserver are gone',
+      () => !isAlive(before[1].pid!) && !isAlive(psPid),
+    )
+    expect((await cl.ok('start')).trim().split('\n')).toEqual([
+      `safekeeper 1 is already running (pid ${before[0].pid})`,
+      expect.stringMatching(/^safekeeper 2 started \(pid \d+\)$/),
+      `safekeeper 3 is already running (pid ${before[2].pid})`,
+      expect.stringMatching(/^pageserver started \(pid \d+\)$/),
+    ])
+    const after = await list()
+    expect(after.map((r) => r.status)).toEqual(['running', 'running', 'running'])
+    expect([after[0].pid, after[2].pid]).toEqual([before[0].pid, before[2].pid])
   })
 
   it('runs the safekeepers inside the CLI with --embedded, until `zenith stop` from another shell', async () => {

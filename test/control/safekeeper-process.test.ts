@@ -1,7 +1,9 @@
 /**
  * The safekeepers' side of the control plane without the CLI: the configs init writes (ports from the
  * bases, each one's peers), the cluster config's list of them (absent in older configs), and a
- * safekeeper run in this process as `zenith start --embedded` runs it: status, timelines, pid file, log.
+ * safekeeper run in this process as `zenith start --embedded` runs it: status, timelines, pid file, log;
+ * and the safekeepers' view of one timeline that `timeline show` and `pg list` print, with one safekeeper
+ * up, one stopped and one whose process lives but does not answer.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -16,12 +18,17 @@ import {
   saveClusterConfig,
 } from '../../src/control/repo-config.js'
 import {
-  listSafekeepers,
   runSafekeeper,
   safekeeperConfigs,
   safekeeperStatus,
   writeSafekeeperConfigs,
 } from '../../src/control/safekeeper-process.js'
+import {
+  commitLsnOf,
+  listSafekeepers,
+  type SafekeeperTimelineView,
+  timelineOnSafekeepers,
+} from '../../src/control/safekeeper-view.js'
 import { loadSafekeeperConfig } from '../../src/safekeeper/config.js'
 import { freePortBase } from '../harness/cli.js'
 
@@ -123,6 +130,7 @@ describe('runSafekeeper', () => {
         {
           id: 1,
           status: 'running',
+          died: false,
           pid: process.pid,
           pg_port: base + 1,
           http_port: base + 2,
@@ -133,6 +141,8 @@ describe('runSafekeeper', () => {
               term: 0,
               flush_lsn: '0/2000000',
               commit_lsn: '0/2000000',
+              // No compute writes to the timeline.
+              lag_bytes: null,
             },
           ],
         },
@@ -162,5 +172,64 @@ describe('runSafekeeper', () => {
     await expect(runSafekeeper(repo, 1, { logToStdout: false })).rejects.toThrow(
       `safekeeper 1 is already running (pid ${process.ppid})`,
     )
+  })
+})
+
+describe('timelineOnSafekeepers', () => {
+  it('shows the one that answers, and the stopped and the silent one as unreachable, without failing', async () => {
+    const repo = mkdtempSync(path.join(root, 'repo-'))
+    const base = await freePortBase(6)
+    saveClusterConfig(repo, newClusterConfig({ safekeepers: [1, 2, 3] }))
+    writeSafekeeperConfigs(repo, safekeeperConfigs(3, { pgPortBase: base, httpPortBase: base + 3 }))
+    // Safekeeper 2 never started; safekeeper 3's pid file names a live process (our parent) that
+    // listens on none of its ports.
+    writeFileSync(safekeeperPidFile(repo, 3), `${process.ppid}\n`)
+    const running = await runSafekeeper(repo, 1, { logToStdout: false })
+    const [tenant, timeline] = ['e5'.repeat(16), 'f6'.repeat(16)]
+    try {
+      const unknown = await timelineOnSafekeepers(repo, tenant, timeline)
+      const down = { term: null, flush_lsn: null, commit_lsn: null, reachable: false }
+      expect(unknown).toEqual({
+        commit_lsn: null,
+        safekeepers: [
+          { id: 1, reachable: true, term: null, flush_lsn: null, commit_lsn: null },
+          { id: 2, ...down },
+          { id: 3, ...down },
+        ],
+      })
+      await running.server.createTimeline({
+        tenantId: tenant,
+        timelineId: timeline,
+        systemId: '7',
+        startLsn: 0x3000000,
+        pgTimeline: 1,
+        walSegSize: 16 * 1024 * 1024,
+      })
+      expect(await timelineOnSafekeepers(repo, tenant, timeline)).toEqual({
+        commit_lsn: '0/3000000',
+        safekeepers: [
+          { id: 1, reachable: true, term: 0, flush_lsn: '0/3000000', commit_lsn: '0/3000000' },
+          { id: 2, ...down },
+          { id: 3, ...down },
+        ],
+      })
+    } finally {
+      await running.stop()
+      rmSync(safekeeperPidFile(repo, 3), { force: true })
+    }
+  })
+
+  it('takes commit_lsn from the newest term only', () => {
+    const v = (id: number, term: number | null, commit: string | null): SafekeeperTimelineView => ({
+      id,
+      reachable: term !== null,
+      term,
+      flush_lsn: commit,
+      commit_lsn: commit,
+    })
+    expect(commitLsnOf([v(1, 2, '0/5000000'), v(2, 3, '0/4000000'), v(3, 3, '0/4100000')])).toBe('0/4100000')
+    expect(commitLsnOf([v(1, null, null), v(2, 1, '0/1000000')])).toBe('0/1000000')
+    expect(commitLsnOf([v(1, null, null)])).toBeNull()
+    expect(commitLsnOf([])).toBeNull()
   })
 })

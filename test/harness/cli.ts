@@ -6,6 +6,7 @@ import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { execa } from 'execa'
+import { DEFAULT_SAFEKEEPERS } from '../../src/control/cluster.js'
 import { freePort, portInUse } from '../../src/control/process.js'
 import { makeTempDir } from './postgres.js'
 
@@ -36,7 +37,11 @@ export async function runZenith(
   return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr }
 }
 
-/** A repo dir made by `zenith init` (the pageserver is not left running); `initArgs` go to init too. */
+/**
+ * A repo dir made by `zenith init` (the pageserver is not left running); `initArgs` go to init too.
+ * Safekeepers (init's default count unless `--num-safekeepers` is given) get free ports unless
+ * `initArgs` name their port bases: the defaults are fixed ports that another run may hold.
+ */
 export async function newCluster(
   name: string,
   env: Record<string, string> = {},
@@ -45,6 +50,20 @@ export async function newCluster(
   const dir = await makeTempDir(`zenith-e2e-${name}-`)
   const repo = path.join(dir, 'repo')
   const [http, pg, computeBase] = [await freePort(), await freePort(), await freePort()]
+  const count = initArgs.includes('--num-safekeepers')
+    ? Number(initArgs[initArgs.indexOf('--num-safekeepers') + 1])
+    : DEFAULT_SAFEKEEPERS
+  const skPorts: string[] = []
+  if (count > 0 && !initArgs.includes('--safekeeper-pg-port-base')) {
+    // One run of free ports: the libpq ports of safekeepers 1..count, then their HTTP ports.
+    const base = await freePortBase(2 * count)
+    skPorts.push(
+      '--safekeeper-pg-port-base',
+      String(base),
+      '--safekeeper-http-port-base',
+      String(base + count),
+    )
+  }
   const zenith = (...args: string[]) => runZenith([...args, '--repo-dir', repo], env)
   const ok = async (...args: string[]) => {
     const r = await zenith(...args)
@@ -59,6 +78,7 @@ export async function newCluster(
     String(pg),
     '--compute-port-base',
     String(computeBase),
+    ...skPorts,
     ...initArgs,
   )
   return { dir, repo, http, pg, zenith, ok }

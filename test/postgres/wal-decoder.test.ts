@@ -137,6 +137,55 @@ describe('WAL decoder on real WAL (1 MiB segments, pglz images, an XLOG SWITCH)'
     }
   })
 
+  it('headers only: finds the same record ends in any chunking, checks headers, leaves CRCs to readers', () => {
+    const bytes = fx.bytes()
+    const all = decodeAll(bytes, START, () => bytes.length).records
+    const ends = (input: Buffer, chunk: () => number) => {
+      const d = new WalDecoder({
+        startLsn: START,
+        segmentSize: fx.segmentSize,
+        timeline: 1,
+        headersOnly: true,
+      })
+      const out: number[] = []
+      let error: WalDecodeError | null = null
+      for (let off = 0; off < input.length && !error; ) {
+        const n = Math.min(chunk(), input.length - off)
+        d.feed(input.subarray(off, off + n))
+        off += n
+        try {
+          for (let end = d.nextEnd(); end !== null; end = d.nextEnd()) out.push(end)
+        } catch (err) {
+          if (!(err instanceof WalDecodeError)) throw err
+          error = err
+        }
+      }
+      return { out, error }
+    }
+    // Positions after each record as the full decoder has them: past the padding, at a page start when
+    // the record filled its page, at the next segment after an XLOG SWITCH.
+    const full = new WalDecoder({ startLsn: START, segmentSize: fx.segmentSize, timeline: 1 })
+    full.feed(bytes)
+    const starts: number[] = []
+    for (let r = full.next(); r; r = full.next()) starts.push(full.position)
+    expect(starts.length).toBe(all.length)
+    expect(starts.filter((p) => p % 8192 === 0).length).toBeGreaterThan(0)
+    const random = randomInt(11)
+    for (const chunk of [() => bytes.length, () => 1 + random(20000), () => 8192]) {
+      const { out, error } = ends(bytes, chunk)
+      expect(error).toBeNull()
+      expect(out).toEqual(starts)
+    }
+    const victim = all[200]
+    const flipped = Buffer.from(bytes)
+    flipped[victim.lsn - START + 30] ^= 0x40
+    expect(ends(flipped, () => 100_000).error).toBeNull()
+    const badPrev = Buffer.from(bytes)
+    badPrev[victim.lsn - START + 8] ^= 0x08
+    expect(ends(badPrev, () => 100_000).error?.reason).toMatch(/incorrect prev-link/)
+    expect(() => new WalDecoder({ startLsn: START, headersOnly: true }).next()).toThrow(/nextEnd/)
+  })
+
   it('reports the end of input as a clean stop for a stream source', async () => {
     const bytes = fx.bytes().subarray(0, 500_000)
     async function* source() {

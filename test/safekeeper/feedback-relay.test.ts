@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { SafekeeperMetrics } from '../../src/safekeeper/safekeeper-metrics.js'
 import { SkTimeline } from '../../src/safekeeper/timeline.js'
 
 const dirs: string[] = []
@@ -22,7 +23,14 @@ async function timeline(maxWriteLag: number) {
       walSegSize: 16 * 1024 * 1024,
       startLsn: 0x1000000,
     },
-    { log: () => {}, applicationName: 'sk1', members: 3, maxWriteLag, maxFlushLag: 0 },
+    {
+      log: () => {},
+      metrics: new SafekeeperMetrics(),
+      applicationName: 'sk1',
+      members: 3,
+      maxWriteLag,
+      maxFlushLag: 0,
+    },
   )
 }
 

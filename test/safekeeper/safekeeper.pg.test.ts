@@ -1,8 +1,8 @@
 /**
  * A safekeeper as a stock Postgres compute's synchronous standby: a commit returns once the safekeeper
  * has its WAL on disk, the WAL it holds is the compute's byte for byte, a safekeeper that is gone holds
- * commits up until it is back, a compute of an older term is refused, and its walsender serves the WAL
- * to a replication client up to commit_lsn.
+ * commits up until it is back, restarted after a kill it has all it holds committed, a compute of an
+ * older term is refused, and its walsender serves the WAL to a replication client up to commit_lsn.
  */
 import { createHash } from 'node:crypto'
 import { closeSync, openSync, readSync } from 'node:fs'
@@ -28,6 +28,7 @@ import {
 } from '../../src/protocol/replication.js'
 import type { SkTimelineInfo } from '../../src/safekeeper/api-types.js'
 import { defaultSafekeeperConfig, type SafekeeperConfig } from '../../src/safekeeper/config.js'
+import { readControlFile, SK_CONTROL_FILE_NAME, writeControlFile } from '../../src/safekeeper/control-file.js'
 import { Safekeeper } from '../../src/safekeeper/safekeeper.js'
 import { jsonRequest } from '../harness/http.js'
 import { type PgCluster, startPostgres } from '../harness/postgres.js'
@@ -144,6 +145,11 @@ describe('a safekeeper', () => {
     const metrics = await (await fetch(`${api}/metrics`)).text()
     const fsyncs = Number(/^safekeeper_fsyncs_total (\d+)$/m.exec(metrics)?.[1])
     expect(fsyncs).toBeGreaterThan(0)
+    // Every group commit is timed; one covers at least one fsync.
+    const flushes = Number(/^safekeeper_wal_flush_seconds_count (\d+)$/m.exec(metrics)?.[1])
+    expect(flushes).toBeGreaterThan(0)
+    expect(flushes).toBeLessThanOrEqual(fsyncs)
+    expect(Number(/^safekeeper_wal_flush_seconds_sum ([\d.e-]+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0)
   })
 
   it('holds commits while it is down, and lets them finish once it is back', async () => {
@@ -160,6 +166,19 @@ describe('a safekeeper', () => {
     const after = await insertLsn()
     expect(parseLsn((await detail()).flush_lsn)).toBeGreaterThanOrEqual(after)
     expect(await pg.sql('SELECT count(*) FROM t')).toBe('20001')
+  })
+
+  it('has everything it holds committed after a kill, alone: its control file may lag its WAL', async () => {
+    await sk!.stop()
+    sk = undefined
+    // A kill within a second of a write leaves commit_lsn in the control file behind the WAL on disk.
+    const file = path.join(dir, TENANT, TIMELINE, SK_CONTROL_FILE_NAME)
+    const state = readControlFile(file)
+    writeControlFile(file, { ...state, commitLsn: state.truncateLsn })
+    await startSafekeeper()
+    const d = await detail()
+    expect(parseLsn(d.commit_lsn)).toBeGreaterThan(state.truncateLsn)
+    expect(d.commit_lsn).toBe(d.flush_lsn)
   })
 
   it('refuses a compute of an older term, and a second compute for the same term', async () => {

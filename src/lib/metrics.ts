@@ -1,6 +1,7 @@
 /**
  * Prometheus metrics in the text exposition format: counters, gauges read at scrape time, and
- * histograms with fixed buckets. Small enough to own; the pageserver exposes a handful of series.
+ * histograms with fixed buckets. Small enough to own; the pageserver and the safekeepers expose a handful
+ * of series each.
  */
 
 type Labels = Record<string, string>
