@@ -12,6 +12,7 @@
  *   port, listen_addresses,             zenith sets them (`pg create --port`); the compute listens on
  *   unix_socket_directories             127.0.0.1 for the CLI and the pageserver
  *   synchronous_standby_names           zenith sets it: the safekeepers' quorum, or the pageserver
+ *   zenith.term                         zenith sets it: the term a compute was elected for
  *
  * Names and values Postgres itself rejects (a misspelt parameter, `shared_buffers = lots`) need no rule:
  * the compute then fails to start at once, and `pg start` shows Postgres' own line.
@@ -21,6 +22,7 @@
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { IMAGE_ONLY_RMGRS } from '../pgdata/walingest.js'
 import { RMGR_NAMES } from '../postgres/rmgr.js'
+import { COMPUTE_TERM_SETTING } from '../safekeeper/config.js'
 
 export class ComputeSettingError extends ZenithError {
   static override kind: ErrorKind = 'user_input'
@@ -86,6 +88,7 @@ const RULES: Record<string, Rule> = {
   listen_addresses: managed('127.0.0.1, where the CLI and the pageserver reach the compute'),
   unix_socket_directories: managed('none: clients connect over TCP'),
   synchronous_standby_names: managed('the safekeepers as a quorum, or the pageserver in direct mode'),
+  [COMPUTE_TERM_SETTING]: managed("the term of the compute's election, which its safekeepers check"),
 }
 
 /**

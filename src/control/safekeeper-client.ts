@@ -47,8 +47,17 @@ export class SafekeeperClient extends ApiClient {
     return this.request('POST', `/v1/tenant/${tenantId}/timeline/${timelineId}/vote`, { term })
   }
 
-  truncate(tenantId: string, timelineId: string, lsn: string, term: number): Promise<SkTimelineInfo> {
-    return this.request('POST', `/v1/tenant/${tenantId}/timeline/${timelineId}/truncate`, { lsn, term })
+  /** The election's outcome for a voter: the elected term's history (safekeeper/timeline.ts adoptTerm). */
+  elected(
+    tenantId: string,
+    timelineId: string,
+    term: number,
+    termHistory: SkTermEntry[],
+  ): Promise<SkTimelineInfo> {
+    return this.request('POST', `/v1/tenant/${tenantId}/timeline/${timelineId}/elected`, {
+      term,
+      term_history: termHistory,
+    })
   }
 
   setCompute(

@@ -6,25 +6,27 @@
  *   2. vote for T on all of them: a voter stops pulling from the old compute, cuts a partial record at
  *      the end of its WAL and keeps T on disk — from then on the old compute reaches at most a minority
  *      and cannot commit;
- *   3. with a majority of votes, the start LSN L is the majority-th highest flush LSN among the voters
- *      of the newest term: a commit is acknowledged only once a majority has it, so every acknowledged
- *      commit is below L; voters with more (a tail no majority acknowledged) are truncated at L.
+ *   3. with a majority of votes, the donor is the voter with the newest WAL, the highest (last log term,
+ *      flush LSN), and the start LSN L is its flush LSN. An acknowledged commit is on a majority, so on
+ *      at least one voter; WAL of one term is the same bytes wherever it is, and a newer term continues
+ *      only what its own election found, so the donor holds every acknowledged commit. Its tail that no
+ *      majority acknowledged is kept as well: no client was told either way, and the new compute starts
+ *      after it (Raft's rule; taking less than the most, say the majority-th flush, loses a commit that
+ *      the voters missing from the election had acknowledged);
+ *   4. every voter adopts T's history (the donor's terms up to L, then T at L): it cuts a tail that parts
+ *      from that history (Neon's truncation at the divergence point) and fetches what it lacks up to L
+ *      from the donor by peer recovery; once a majority holds L, L is committed.
  *
  * A timeline that no safekeeper holds yet has nothing to elect: its WAL starts where the pageserver's
  * ends. The caller then waits until the pageserver has L, takes the basebackup at L and makes the new
- * compute the compute of term T on every safekeeper, with the term's history (the donor's terms below L,
- * then T at L): a safekeeper that missed the election and holds a tail of an older term beyond where its
- * history parts from that one cuts it there (Neon's truncation at the divergence point).
- *
- * Not built yet, so refused rather than guessed: bringing voters that lack WAL below L up to it from a
- * peer during the election, which fewer than a majority of voters in the newest term would need. A voter
- * behind L catches up after the start instead: the new compute does not have its missing WAL, so once it
- * has the compute of term T it fetches that WAL from a peer of term T (the safekeepers' peer recovery).
+ * compute the compute of term T on every safekeeper, with the same history, so that one that missed the
+ * election cuts its divergent tail then.
  */
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatLsn, type Lsn, parseLsn } from '../postgres/lsn.js'
 import type { SkTermEntry, SkVoteResponse } from '../safekeeper/api-types.js'
 import type { TermEntry } from '../safekeeper/control-file.js'
+import { waitFor } from './process.js'
 import type { SafekeeperClient } from './safekeeper-client.js'
 
 export class ElectionError extends ZenithError {
@@ -41,13 +43,13 @@ export interface Election {
    * donor): the new term's history is these, then the new term at the start LSN. Empty for a new timeline.
    */
   history: TermEntry[]
-  /** The safekeepers whose vote counted, and those behind L (they cannot serve this term). */
+  /** The safekeepers whose vote counted, and those of them still behind L when the election ended. */
   voters: number[]
   behind: number[]
 }
 
 /** The history of the elected term, as every safekeeper of it is to hold it: see Election.history. */
-export function termHistoryOf(el: Election, startLsn: Lsn): SkTermEntry[] {
+export function termHistoryOf(el: Pick<Election, 'term' | 'history'>, startLsn: Lsn): SkTermEntry[] {
   return [...el.history, { term: el.term, lsn: startLsn }].map((e) => ({
     term: e.term,
     lsn: formatLsn(e.lsn),
@@ -56,10 +58,14 @@ export function termHistoryOf(el: Election, startLsn: Lsn): SkTermEntry[] {
 
 export const majorityOf = (n: number): number => Math.floor(n / 2) + 1
 
+/** How long the voters behind the start LSN get to fetch it from the donor. */
+const CATCH_UP_MS = 30_000
+
 export async function syncSafekeepers(
   safekeepers: readonly SafekeeperClient[],
   tenantId: string,
   timelineId: string,
+  catchUpMs = CATCH_UP_MS,
 ): Promise<Election> {
   const need = majorityOf(safekeepers.length)
   const asked = await Promise.all(
@@ -95,38 +101,74 @@ export async function syncSafekeepers(
       down.length > 0 ? { hint: `start safekeeper ${down.join(', ')} (\`zenith safekeeper start\`)` } : {},
     )
   }
-  // Flush LSNs compare only within one term's WAL: the voters holding the newest term decide.
-  const newest = Math.max(...votes.map((v) => v.vote.epoch))
-  const top = votes.filter((v) => v.vote.epoch === newest)
-  if (top.length < need) {
-    throw new ElectionError(
-      `only ${top.length} of the ${votes.length} voters of term ${term} hold WAL of term ${newest}; bringing the others up to it from a peer is not built yet`,
-      {
-        kind: 'external',
-        hint: 'start the safekeepers that were down while the compute wrote, then start the compute again',
-      },
-    )
-  }
-  const flushes = top.map((v) => parseLsn(v.vote.flush_lsn)).sort((a, b) => b - a)
-  // The majority-th highest is what a majority holds, so every acknowledged commit. A tail beyond it
-  // that fewer voters hold was never acknowledged: it is cut, so no safekeeper keeps WAL the new compute
-  // will not write.
-  const startLsn = flushes[need - 1]
-  const donor = top.reduce((a, b) => (parseLsn(b.vote.flush_lsn) > parseLsn(a.vote.flush_lsn) ? b : a))
+  const donor = votes.reduce((a, b) => (newer(b.vote, a.vote) ? b : a))
+  const startLsn = parseLsn(donor.vote.flush_lsn)
   const history = donor.vote.term_history
     .map((e) => ({ term: e.term, lsn: parseLsn(e.lsn) }))
     .filter((e) => e.lsn <= startLsn)
-  for (const v of top) {
-    if (parseLsn(v.vote.flush_lsn) > startLsn)
-      await v.sk.truncate(tenantId, timelineId, formatLsn(startLsn), term)
+  const outcome = termHistoryOf({ term, history }, startLsn)
+  const adopted: SafekeeperClient[] = []
+  const refusals: string[] = []
+  await Promise.all(
+    votes.map(({ sk }) =>
+      sk.elected(tenantId, timelineId, term, outcome).then(
+        () => adopted.push(sk),
+        (err: Error) => refusals.push(`safekeeper ${sk.id}: ${err.message}`),
+      ),
+    ),
+  )
+  if (adopted.length < need) {
+    throw new ElectionError(
+      `only ${adopted.length} of the ${votes.length} voters of term ${term} took its history: ${refusals.join('; ')}`,
+    )
   }
+  const reached = await waitForStart(adopted, tenantId, timelineId, startLsn, need, catchUpMs)
   return {
     term,
     startLsn,
     history,
-    voters: votes.map((v) => v.sk.id),
-    behind: votes
-      .filter((v) => v.vote.epoch !== newest || parseLsn(v.vote.flush_lsn) < startLsn)
-      .map((v) => v.sk.id),
+    voters: votes.map((v) => v.sk.id).sort((a, b) => a - b),
+    behind: adopted
+      .filter((sk) => !reached.includes(sk.id))
+      .map((sk) => sk.id)
+      .sort((a, b) => a - b),
   }
+}
+
+/** Newer WAL: of a later last log term, or of the same one and longer. */
+const newer = (a: SkVoteResponse, b: SkVoteResponse): boolean =>
+  a.epoch !== b.epoch ? a.epoch > b.epoch : parseLsn(a.flush_lsn) > parseLsn(b.flush_lsn)
+
+/**
+ * Waits until `need` of the voters hold WAL up to the start LSN (peer recovery brings them there);
+ * resolves with those that do.
+ */
+async function waitForStart(
+  voters: readonly SafekeeperClient[],
+  tenantId: string,
+  timelineId: string,
+  startLsn: Lsn,
+  need: number,
+  timeoutMs: number,
+): Promise<number[]> {
+  let reached: number[] = []
+  const ok = await waitFor(async () => {
+    const flushes = await Promise.all(
+      voters.map((sk) =>
+        sk.timeline(tenantId, timelineId).then(
+          (t) => ({ id: sk.id, flush: parseLsn(t.flush_lsn) }),
+          () => ({ id: sk.id, flush: -1 }),
+        ),
+      ),
+    )
+    reached = flushes.filter((f) => f.flush >= startLsn).map((f) => f.id)
+    return reached.length >= need
+  }, timeoutMs)
+  if (!ok) {
+    throw new ElectionError(
+      `only ${reached.length} of the voters reached the start LSN ${formatLsn(startLsn)} within ${timeoutMs / 1000} s; a compute needs ${need}`,
+      { kind: 'timeout', hint: "the safekeepers' logs tell how their peer recovery went" },
+    )
+  }
+  return reached
 }

@@ -76,9 +76,24 @@ export class ControlFileError extends ZenithError {
   override name = 'ControlFileError'
 }
 
-/** The term of the last entry of the term history, 0 if it is empty. */
+/**
+ * The term of the last entry of the term history, 0 if it is empty: the term whose WAL this safekeeper
+ * follows, which peers compare before they count or fetch each other's WAL.
+ */
 export function lastLogTerm(state: SafekeeperState): number {
   return state.termHistory.at(-1)?.term ?? 0
+}
+
+/**
+ * The term of the WAL at the end of what this safekeeper holds — of the last history entry that starts at
+ * or below its flush LSN (Neon's epoch), 0 if none does. It differs from lastLogTerm on a safekeeper that
+ * took a new term's history and has not fetched the WAL up to that term's start yet: its WAL is still all
+ * of the older term, and the next election must compare it as such.
+ */
+export function epochAt(history: readonly TermEntry[], flushLsn: number): number {
+  let epoch = 0
+  for (const e of history) if (e.lsn <= flushLsn) epoch = e.term
+  return epoch
 }
 
 const LSN_FIELDS = [

@@ -59,7 +59,7 @@ export function timelineInfo(sk: Safekeeper, tl: SkTimeline): SkTimelineInfo {
     wal_seg_size: s.walSegSize,
     acceptor_state: {
       term: s.term,
-      epoch: tl.termPosition.lastLogTerm,
+      epoch: tl.epoch,
       term_history: s.termHistory.map((e) => ({ term: e.term, lsn: formatLsn(e.lsn) })),
     },
     flush_lsn: formatLsn(tl.flushLsn),
@@ -169,18 +169,20 @@ export function createSafekeeperHttpApi(sk: Safekeeper): http.Server {
       json: {
         vote_given: v.voteGiven,
         term: v.term,
-        epoch: v.lastLogTerm,
+        epoch: v.epoch,
         flush_lsn: formatLsn(v.flushLsn),
         term_history: tl.state.termHistory.map((e) => ({ term: e.term, lsn: formatLsn(e.lsn) })),
       } satisfies SkVoteResponse,
     }
   })
-  r.on('POST', '/v1/tenant/:tenant_id/timeline/:timeline_id/truncate', async ({ params, body }) => {
+  r.on('POST', '/v1/tenant/:tenant_id/timeline/:timeline_id/elected', async ({ params, body }) => {
     const b = objectBody(body, false)
     if (typeof b.term !== 'number')
       throw new HttpError(400, `term must be a number, got ${JSON.stringify(b.term)}`)
+    const history = termHistoryField(b)
+    if (history === undefined) throw new HttpError(400, 'term_history is required')
     const tl = timelineOf(params)
-    await tl.truncate(parseLsn(stringField(b, 'lsn')), b.term)
+    await tl.adoptTerm(b.term, history)
     return { json: timelineInfo(sk, tl) }
   })
   r.on('GET', '/v1/tenant/:tenant_id/timeline/:timeline_id/digest', ({ params, query }) => {

@@ -75,7 +75,7 @@ export function httpPeerChannel(peers: readonly HostPort[]): PeerChannel {
         const a = info.acceptor_state
         if (
           typeof a?.term !== 'number' ||
-          typeof a.epoch !== 'number' ||
+          !Array.isArray(a.term_history) ||
           typeof info.flush_lsn !== 'string'
         ) {
           throw new PeerError('sent a timeline detail without acceptor_state or flush_lsn')
@@ -83,7 +83,8 @@ export function httpPeerChannel(peers: readonly HostPort[]): PeerChannel {
         const fb = info.pageserver_feedback
         return {
           term: a.term,
-          lastLogTerm: a.epoch,
+          // The term whose history it follows, as our own position has it (timeline.ts termPosition).
+          lastLogTerm: a.term_history.at(-1)?.term ?? 0,
           flushLsn: parseLsn(info.flush_lsn),
           pageserverFeedback: fb
             ? {

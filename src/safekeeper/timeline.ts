@@ -29,6 +29,7 @@ import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import type { LogFn, LogLevel } from '../lib/log.js'
 import { formatLsn, type Lsn, segmentNumber, segmentStart } from '../postgres/lsn.js'
 import {
+  epochAt,
   lastLogTerm,
   readControlFile,
   type SafekeeperState,
@@ -94,6 +95,14 @@ export interface WalsenderInfo {
   applicationName: string
   startLsn: Lsn
   sentLsn: Lsn
+}
+
+function checkHistoryOf(term: number, history: readonly TermEntry[]): void {
+  if (history.at(-1)?.term !== term) {
+    throw new SkTimelineError(`the term history of term ${term} must end with term ${term}`, {
+      kind: 'user_input',
+    })
+  }
 }
 
 export class SkTimeline {
@@ -184,6 +193,11 @@ export class SkTimeline {
     return this.state.commitLsn
   }
 
+  /** The term of the WAL this safekeeper holds at its end: what an election compares (control-file.ts). */
+  get epoch(): number {
+    return epochAt(this.state.termHistory, this.store.flushLsn)
+  }
+
   get termPosition(): TermPosition {
     return { term: this.state.term, lastLogTerm: lastLogTerm(this.state) }
   }
@@ -234,14 +248,12 @@ export class SkTimeline {
    * start at the end of the WAL of the most advanced voter, and the old one can no longer count this
    * safekeeper for its commits.
    */
-  async vote(
-    term: number,
-  ): Promise<{ voteGiven: boolean; term: number; lastLogTerm: number; flushLsn: Lsn }> {
+  async vote(term: number): Promise<{ voteGiven: boolean; term: number; epoch: number; flushLsn: Lsn }> {
     if (!Number.isSafeInteger(term) || term <= this.state.term) {
       return {
         voteGiven: false,
         term: this.state.term,
-        lastLogTerm: lastLogTerm(this.state),
+        epoch: this.epoch,
         flushLsn: this.flushLsn,
       }
     }
@@ -252,35 +264,40 @@ export class SkTimeline {
     const release = await this.writer.acquire('vote', new AbortController().signal)
     try {
       await this.store.flush()
-      if (this.store.flushLsn > this.store.endRecordLsn) await this.store.truncate(this.store.endRecordLsn)
-      this.persist({ term, computeConnstr: null })
+      if (this.store.flushLsn > this.store.endRecordLsn) await this.cutWal(this.store.endRecordLsn)
+      // A lone safekeeper counts its flush LSN committed, mid-record too; the bytes just cut belonged to
+      // a record never completed, which no acknowledged commit can need.
+      const commitLsn = Math.min(this.state.commitLsn, this.store.flushLsn)
+      this.persist({ term, computeConnstr: null, commitLsn })
     } finally {
       release()
     }
     this.log('info', 'voted', { term, flush: formatLsn(this.flushLsn) })
-    return { voteGiven: true, term, lastLogTerm: lastLogTerm(this.state), flushLsn: this.flushLsn }
+    return { voteGiven: true, term, epoch: this.epoch, flushLsn: this.flushLsn }
   }
 
   /**
-   * Cuts this safekeeper's WAL at `lsn` for the election of `term`: the tail beyond what a majority
-   * holds was never acknowledged as committed, and the new compute starts at `lsn`. Refused below
-   * commit_lsn (that WAL is committed) and once the term has its compute.
+   * The election's outcome, for a voter of `term` before the term has its compute: `history` is the
+   * term's history (the donor's terms up to the start LSN L, then `term` at L). A tail that parts from it
+   * is cut (Neon's truncation at the divergence point); what is left is a prefix of the WAL the term
+   * continues, and peer recovery fetches the rest up to L from the donor — the peer of the same position
+   * with the most — so that a majority reaches L, where commit_lsn then stands.
    */
-  async truncate(lsn: Lsn, term: number): Promise<void> {
+  async adoptTerm(term: number, history: readonly TermEntry[]): Promise<void> {
+    checkHistoryOf(term, history)
     if (term !== this.state.term || this.state.computeConnstr !== null) {
       throw new SkTimelineError(
-        `truncation belongs to the election of term ${this.state.term}, before its compute`,
+        `the outcome of the election of term ${term} came to a safekeeper in term ${this.state.term}${this.state.computeConnstr ? ' with a compute' : ''}: it belongs to the voters of that term, before its compute`,
       )
     }
-    if (lsn < this.state.commitLsn) {
-      throw new SkTimelineError(
-        `truncating at ${formatLsn(lsn)} would drop WAL committed up to ${formatLsn(this.state.commitLsn)}`,
-      )
-    }
-    if (lsn >= this.store.flushLsn) return
-    await this.cutWal(lsn)
-    this.persist({})
-    this.log('info', 'WAL truncated for the election', { term, lsn: formatLsn(lsn) })
+    await this.recovery.cancel()
+    await this.cutDivergentTail(term, history)
+    this.persist({ termHistory: [...history] })
+    this.log('info', 'election outcome adopted', {
+      term,
+      start: formatLsn(history.at(-1)!.lsn),
+      flush: formatLsn(this.store.flushLsn),
+    })
   }
 
   /**
@@ -307,11 +324,7 @@ export class SkTimeline {
     if (!Number.isSafeInteger(term) || term < 1) {
       throw new SkTimelineError(`term ${term} is not a positive integer`, { kind: 'user_input' })
     }
-    if (history !== undefined && history.at(-1)?.term !== term) {
-      throw new SkTimelineError(`the term history of term ${term} must end with term ${term}`, {
-        kind: 'user_input',
-      })
-    }
+    if (history !== undefined) checkHistoryOf(term, history)
     if (term < this.state.term) {
       throw new SkTimelineError(
         `term ${term} is older than term ${this.state.term}, which this safekeeper has accepted: that compute is fenced off`,

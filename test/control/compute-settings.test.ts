@@ -69,6 +69,7 @@ describe('compute settings zenith cannot serve', () => {
     expect(refusal({ listen_addresses: '*' })).toMatch(/zenith sets it/)
     expect(refusal({ unix_socket_directories: '/tmp' })).toMatch(/zenith sets it/)
     expect(refusal({ synchronous_standby_names: '*' }, threeSks)).toMatch(/quorum/)
+    expect(refusal({ 'Zenith.Term': '9' }, threeSks)).toMatch(/the term of the compute's election/)
   })
 
   it('serves everything else, full_page_writes = off included', () => {

@@ -3,6 +3,7 @@ import type { SafekeeperClient } from '../../src/control/safekeeper-client.js'
 import { majorityOf, syncSafekeepers, termHistoryOf } from '../../src/control/sync-safekeepers.js'
 import { ZenithError } from '../../src/lib/errors.js'
 import { formatLsn, parseLsn } from '../../src/postgres/lsn.js'
+import type { SkTermEntry } from '../../src/safekeeper/api-types.js'
 
 const T = 'a'.repeat(32)
 const L = 'b'.repeat(32)
@@ -11,10 +12,13 @@ interface FakeState {
   term: number
   epoch: number
   flush: number
-  truncatedAt?: number
   down?: boolean
   missing?: boolean
   history?: { term: number; lsn: number }[]
+  /** The term history it was handed as the election's outcome. */
+  adopted?: SkTermEntry[]
+  /** Peer recovery brings it to the start LSN once it adopted the outcome (default true). */
+  recovers?: boolean
 }
 
 /** A safekeeper's HTTP API as the election sees it, over a state the test sets and reads. */
@@ -34,45 +38,37 @@ function fake(id: number, s: FakeState): SafekeeperClient {
     },
     async vote(_t: string, _l: string, term: number) {
       fail()
-      if (term <= s.term)
-        return {
-          vote_given: false,
-          term: s.term,
-          epoch: s.epoch,
-          flush_lsn: formatLsn(s.flush),
-          term_history: [],
-        }
+      const history = (s.history ?? []).map((e) => ({ term: e.term, lsn: formatLsn(e.lsn) }))
+      const answer = { term: s.term, epoch: s.epoch, flush_lsn: formatLsn(s.flush), term_history: history }
+      if (term <= s.term) return { vote_given: false, ...answer }
       s.term = term
-      return {
-        vote_given: true,
-        term,
-        epoch: s.epoch,
-        flush_lsn: formatLsn(s.flush),
-        term_history: (s.history ?? []).map((e) => ({ term: e.term, lsn: formatLsn(e.lsn) })),
-      }
+      return { vote_given: true, ...answer, term }
     },
-    async truncate(_t: string, _l: string, lsn: string, term: number) {
+    async elected(_t: string, _l: string, term: number, history: SkTermEntry[]) {
+      fail()
       expect(term).toBe(s.term)
-      s.truncatedAt = parseLsn(lsn)
-      s.flush = s.truncatedAt
+      s.adopted = history
+      if (s.recovers !== false) s.flush = Math.max(s.flush, parseLsn(history.at(-1)!.lsn))
       return {}
     },
   } as unknown as SafekeeperClient
 }
+
+const term3 = [
+  { term: 1, lsn: 0x100 },
+  { term: 3, lsn: 0x1800 },
+]
 
 describe('the election at a compute start', () => {
   it('needs a majority: 1 of 1, 2 of 3, 3 of 5', () => {
     expect([1, 3, 5].map(majorityOf)).toEqual([1, 2, 3])
   })
 
-  it('elects a new term at the majority-th flush of the newest term and cuts longer tails there', async () => {
-    const term3 = [
-      { term: 1, lsn: 0x100 },
-      { term: 3, lsn: 0x1800 },
-    ]
+  it('starts at the newest WAL — the highest (epoch, flush) — and hands every voter the new history', async () => {
     const states: FakeState[] = [
       { term: 3, epoch: 3, flush: 0x3000, history: term3 },
       { term: 3, epoch: 3, flush: 0x2000, history: term3 },
+      // More WAL, but of an older term: what term 3's election found is newer than any of it.
       {
         term: 2,
         epoch: 2,
@@ -88,19 +84,76 @@ describe('the election at a compute start', () => {
       T,
       L,
     )
-    // 0x3000 is on one safekeeper only: never acknowledged by a majority, so the start is 0x2000.
-    expect(el).toEqual({ term: 4, startLsn: 0x2000, history: term3, voters: [1, 2, 3], behind: [3] })
-    // Every safekeeper of term 4 is to hold this history; sk3 will cut its term-2 WAL from 0x1000 on.
-    expect(termHistoryOf(el, 0x2000)).toEqual([
+    expect(el).toEqual({ term: 4, startLsn: 0x3000, history: term3, voters: [1, 2, 3], behind: [] })
+    const outcome = [
       { term: 1, lsn: '0/100' },
       { term: 3, lsn: '0/1800' },
-      { term: 4, lsn: '0/2000' },
-    ])
+      { term: 4, lsn: '0/3000' },
+    ]
+    expect(termHistoryOf(el, 0x3000)).toEqual(outcome)
     expect(states.map((s) => s.term)).toEqual([4, 4, 4])
-    expect(states[0].truncatedAt).toBe(0x2000)
-    expect(states[1].truncatedAt).toBeUndefined()
-    // A safekeeper of an older term is not truncated by flush LSNs of another term's WAL.
-    expect(states[2].truncatedAt).toBeUndefined()
+    // sk3 cuts its term-2 WAL where it parts from this history, then fetches the rest (timeline.ts).
+    for (const s of states) expect(s.adopted).toEqual(outcome)
+  })
+
+  it('keeps a commit that only voters missing from the election had acknowledged with the donor', async () => {
+    // Term 5: sk1 and sk2 acknowledged up to 0x4000; sk2 is down now, sk3 lagged behind.
+    const h = [{ term: 5, lsn: 0x100 }]
+    const states: FakeState[] = [
+      { term: 5, epoch: 5, flush: 0x4000, history: h },
+      { term: 5, epoch: 5, flush: 0x4000, history: h, down: true },
+      { term: 5, epoch: 5, flush: 0x3000, history: h },
+    ]
+    const el = await syncSafekeepers(
+      states.map((s, i) => fake(i + 1, s)),
+      T,
+      L,
+    )
+    // The majority-th flush of the voters would be 0x3000, below an acknowledged commit.
+    expect(el).toMatchObject({ term: 6, startLsn: 0x4000, voters: [1, 3], behind: [] })
+    expect(states[2].flush).toBe(0x4000)
+  })
+
+  it('compares flush LSNs within the epoch: a longer tail of an older epoch loses', async () => {
+    const states: FakeState[] = [
+      // Took term 4's history but never reached its start: its WAL is still all of term 3.
+      { term: 4, epoch: 3, flush: 0x2000, history: [...term3, { term: 4, lsn: 0x2800 }] },
+      { term: 4, epoch: 3, flush: 0x2800, history: term3 },
+      { term: 2, epoch: 2, flush: 0x9000, history: [{ term: 2, lsn: 0x100 }] },
+    ]
+    const el = await syncSafekeepers(
+      states.map((s, i) => fake(i + 1, s)),
+      T,
+      L,
+    )
+    expect(el).toMatchObject({ term: 5, startLsn: 0x2800, history: term3 })
+  })
+
+  it('waits for a majority to reach the start LSN, and says so when it does not', async () => {
+    const h = [{ term: 1, lsn: 0x100 }]
+    const lagging = (recovers: boolean): FakeState[] => [
+      { term: 1, epoch: 1, flush: 0x4000, history: h },
+      { term: 1, epoch: 1, flush: 0x1000, history: h, recovers },
+      { term: 1, epoch: 1, flush: 0x1000, history: h, recovers: false },
+    ]
+    const el = await syncSafekeepers(
+      lagging(true).map((s, i) => fake(i + 1, s)),
+      T,
+      L,
+      500,
+    )
+    expect(el).toMatchObject({ startLsn: 0x4000, voters: [1, 2, 3], behind: [3] })
+    await expect(
+      syncSafekeepers(
+        lagging(false).map((s, i) => fake(i + 1, s)),
+        T,
+        L,
+        300,
+      ),
+    ).rejects.toMatchObject({
+      kind: 'timeout',
+      message: expect.stringMatching(/only 1 of the voters reached the start LSN 0\/4000 within 0.3 s/),
+    })
   })
 
   it('goes on with a majority when one is down, and refuses without one, naming who to start', async () => {

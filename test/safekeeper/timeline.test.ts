@@ -95,17 +95,31 @@ describe('a safekeeper timeline joining a term', () => {
     expect(tl.state.termHistory).toEqual(history)
   })
 
-  it('keeps WAL of a term the new term continues, and cuts an election tail for a restart too', async () => {
+  it('keeps WAL of a term the new term continues, and cuts what an election outcome parts from, for a restart too', async () => {
     tl = await timelineWithWal()
     await tl.setCompute(NOWHERE, 3, [
       { term: 1, lsn: FIRST },
       { term: 3, lsn: END },
     ])
     expect(tl.flushLsn).toBe(END)
+    // Only a voter of term 4 without its compute takes term 4's outcome.
+    await expect(tl.adoptTerm(4, [{ term: 4, lsn: PART }])).rejects.toThrow(
+      /belongs to the voters of that term/,
+    )
     await tl.vote(4)
-    await tl.truncate(PART, 4)
+    await expect(tl.adoptTerm(4, [{ term: 3, lsn: PART }])).rejects.toThrow(/must end with term 4/)
+    // Term 4's election found term 2's WAL from PART on newer than our term 3: ours is cut there.
+    const outcome = [
+      { term: 1, lsn: FIRST },
+      { term: 2, lsn: PART },
+      { term: 4, lsn: PART },
+    ]
+    await tl.adoptTerm(4, outcome)
+    expect(tl.flushLsn).toBe(PART)
+    expect(tl.epoch).toBe(4)
     tl = await reopen(tl)
     expect(tl.flushLsn).toBe(PART)
+    expect(tl.state.termHistory).toEqual(outcome)
   })
 
   it('does not pull from the compute of a term that starts above the WAL it holds', async () => {
