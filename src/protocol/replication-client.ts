@@ -12,6 +12,11 @@ import { type IdentifySystem, parseIdentifySystem } from './replication.js'
 
 export const BACKOFF_START_MS = 100
 const BACKOFF_FACTOR = 1.5
+/**
+ * A session must stream this long before its end resets the backoff: one that fails right after it
+ * starts streaming (its first bytes refused, say) would otherwise be retried ten times a second.
+ */
+export const STABLE_SESSION_MS = 1000
 
 export class ConnstrError extends ZenithError {
   static override kind: ErrorKind = 'user_input'
@@ -119,12 +124,13 @@ export class Reconnector {
   private async run(): Promise<void> {
     let backoff = BACKOFF_START_MS
     while (!this.stopped) {
+      let streamingSince: number | null = null
       try {
         this.state = 'connecting'
         await this.opts.session(() => {
           this.state = 'streaming'
           this.lastError = undefined
-          backoff = BACKOFF_START_MS
+          streamingSince = Date.now()
         })
         if (!this.stopped) this.lastError = this.opts.endedMessage
       } catch (err) {
@@ -140,6 +146,8 @@ export class Reconnector {
       } finally {
         await this.opts.interrupt().catch(() => undefined)
       }
+      if (streamingSince !== null && Date.now() - streamingSince >= STABLE_SESSION_MS)
+        backoff = BACKOFF_START_MS
       if (this.stopped) break
       this.state = 'backoff'
       await new Promise<void>((resolve) => {

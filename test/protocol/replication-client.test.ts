@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { ConnstrError, parseConnstr, Reconnector } from '../../src/protocol/replication-client.js'
+import {
+  ConnstrError,
+  parseConnstr,
+  Reconnector,
+  STABLE_SESSION_MS,
+} from '../../src/protocol/replication-client.js'
 
 describe('parseConnstr', () => {
   it('reads URLs and key=value strings', () => {
@@ -71,6 +76,31 @@ describe('Reconnector', () => {
     for (let i = 0; i < 200 && sessions < 2; i++) await new Promise((res) => setTimeout(res, 10))
     expect(r.lastError).toBe('the server ended replication')
     await r.stop()
+  })
+})
+
+describe('Reconnector backoff', () => {
+  it('grows across sessions that fail as soon as they stream, and starts over after a stable one', async () => {
+    const starts: number[] = []
+    const r = new Reconnector({
+      session: async (streaming) => {
+        starts.push(Date.now())
+        streaming()
+        if (starts.length === 5) await new Promise((res) => setTimeout(res, STABLE_SESSION_MS + 50))
+        throw new Error('refused its first bytes')
+      },
+      interrupt: async () => {},
+      endedMessage: 'the server ended replication',
+      backoffMaxMs: 10_000,
+    })
+    for (let i = 0; i < 400 && starts.length < 6; i++) await new Promise((res) => setTimeout(res, 10))
+    await r.stop()
+    const gaps = starts.slice(1).map((t, i) => t - starts[i])
+    // 100, 150, 225, 337 ms between the first five: streaming alone does not reset the backoff.
+    expect(gaps[3]).toBeGreaterThanOrEqual(300)
+    expect(gaps[3]).toBeGreaterThan(gaps[0] * 2)
+    // The fifth streamed for over a second: the sixth came after the first step again.
+    expect(gaps[4] - STABLE_SESSION_MS).toBeLessThan(250)
   })
 })
 
