@@ -56,7 +56,11 @@ export function renderEndpoints(
   // A broken receiver needs someone to act: say why under the table, where it cannot be missed.
   const broken = rows.flatMap((e) =>
     e.walreceiver?.status === 'broken'
-      ? [out.bad(`endpoint ${e.name}: the pageserver's WAL receiver is broken: ${e.walreceiver.error}`)]
+      ? [
+          out.bad(
+            `endpoint ${e.name}: the WAL of branch ${e.branch} is not being ingested: ${e.walreceiver.error}`,
+          ),
+        ]
       : [],
   )
   const unreachable = [

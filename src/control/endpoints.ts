@@ -245,8 +245,9 @@ export async function listEndpoints(repoDir: string): Promise<EndpointRow[]> {
     const r = row(name, e, (await endpointRunning(repoDir, e, name)) ? 'running' : 'stopped')
     const follows = e.lsn === undefined
     const tl = follows ? await timelineOf(e) : null
+    // The receiver serves the endpoint when it reads the safekeepers or this compute.
     r.walreceiver =
-      tl && c.safekeepers.length === 0 && tl.wal_source_connstr === r.connstr
+      tl && (c.safekeepers.length > 0 || tl.wal_source_connstr === r.connstr)
         ? { status: tl.walreceiver_status, error: tl.walreceiver_error }
         : null
     const sk = follows ? await safekeepersOf(e) : { commit_lsn: null, safekeepers: [] }
@@ -530,6 +531,8 @@ export async function startEndpointSteps(
           return status === 'streaming' || status === 'broken'
         }, RECEIVER_CONNECT_TIMEOUT_MS)
         if (status === 'broken') {
+          // Its commits would wait for ever for the pageserver: the compute does not stay up.
+          await pgCtlStop(pgdata, 'fast', { binDir: pgBinDir(c.pgDistribDir) }).catch(() => undefined)
           throw new EndpointError(`the pageserver cannot stream WAL from ${connstr}: ${error}`, {
             kind: 'conflict',
             logFile: pageserverLogFile(repoDir),
@@ -588,10 +591,28 @@ async function waitIngested(
   from: 'compute' | 'safekeepers',
 ): Promise<void> {
   let at = ''
+  let broken: string | null = null
   const ok = await waitFor(async () => {
-    at = (await ps.timeline(e.tenantId, e.timelineId)).last_record_lsn
-    return parseLsn(at) >= lsn
+    const t = await ps.timeline(e.tenantId, e.timelineId)
+    at = t.last_record_lsn
+    // A receiver that stopped for good (ingest refused a record, say) will not get there: no waiting.
+    if (t.walreceiver_status === 'broken') broken = t.walreceiver_error ?? 'no reason given'
+    return parseLsn(at) >= lsn || broken !== null
   }, CATCH_UP_TIMEOUT_MS)
+  if (broken !== null) {
+    const rest =
+      from === 'compute'
+        ? `the compute's WAL past ${at} is kept in the endpoint's datadir`
+        : `the safekeepers keep its WAL past ${at}`
+    throw new EndpointError(
+      `the pageserver is not ingesting the WAL of branch ${e.branch}: ${broken}; ${rest}`,
+      {
+        kind: 'external',
+        logFile: pageserverLogFile(repoDir),
+        hint: 'docs/postgres-on-zenith.md lists the records and settings zenith applies',
+      },
+    )
+  }
   if (ok) return
   if (from === 'compute') {
     throw new EndpointError(
@@ -646,7 +667,17 @@ export async function stopEndpoint(
   if (follows && clean !== false && !onQuorum) {
     lsn = clean
     const ps = pageserverClientOf(repoDir)
-    await waitIngested(repoDir, ps, e, lsn, 'compute')
+    try {
+      await waitIngested(repoDir, ps, e, lsn, 'compute')
+    } catch (err) {
+      if (!(err instanceof ZenithError) || !wasRunning) throw err
+      throw new EndpointError(`stopped endpoint ${name}, but ${err.message}`, {
+        kind: err.kind,
+        hint: err.hint,
+        logFile: err.logFile,
+        cause: err,
+      })
+    }
     await ps.setWalSource(e.tenantId, e.timelineId, null)
     // The datadir is about to go: what the pageserver holds only in memory must reach its disk first.
     if (opts.destroy) await ps.checkpoint(e.tenantId, e.timelineId)

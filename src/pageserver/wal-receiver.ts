@@ -12,7 +12,9 @@
  * send, the timeline is checkpointed first. A lost connection is retried with backoff (the compute
  * restarts, or is not up yet). A compute that lacks the WAL the timeline needs next (it refuses the start
  * position, or what it sends there is not WAL) is not retried: the receiver is `broken`, with the error,
- * until its source is set again — retrying would spin for ever while commits on the compute hang.
+ * until its source is set again — retrying would spin for ever while commits on the compute hang. So is
+ * a record that ingest refuses, from either source: the same WAL comes again on every retry. Both are
+ * logged once, at error level.
  *
  * The sources are kept in `wal_sources.json` in the pageserver's working directory, so a restarted
  * pageserver reconnects by itself: a connection string, or `{"safekeepers": [{id, pg, http}, …]}`.
@@ -25,7 +27,7 @@ import { writeFileDurable } from '../lib/durable-fs.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatHostPort, parseHostPort } from '../lib/host-port.js'
 import { controlFileOf } from '../pgdata/datadir-keyspace.js'
-import { WalIngest } from '../pgdata/walingest.js'
+import { IngestError, WalIngest } from '../pgdata/walingest.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
 import { WalDecodeError, WalDecoder } from '../postgres/wal-decoder.js'
 import type { PgClient } from '../protocol/client.js'
@@ -135,7 +137,8 @@ class WalReceiver {
       },
       endedMessage: compute ? 'the compute ended replication' : 'the safekeeper ended replication',
       // With safekeepers, one that lacks WAL is the connection manager's to move away from.
-      isPermanent: (err) => compute !== null && err instanceof MissingWalError,
+      isPermanent: (err) =>
+        err instanceof IngestError || (compute !== null && err instanceof MissingWalError),
       onError: (error, repeated) => {
         if (!repeated)
           this.ps.log('warn', 'WAL receiver connection failed, retrying', {
@@ -170,21 +173,29 @@ class WalReceiver {
 
   /** One connection: to the compute, or to the best safekeeper there is now. */
   private async session(compute: ReplicationTarget | null, streaming: () => void): Promise<void> {
-    if (compute) {
-      try {
-        return await this.stream(compute, undefined, streaming)
-      } catch (err) {
-        if (err instanceof MissingWalError) {
-          this.ps.log('error', 'WAL receiver stopped: the compute does not have the WAL the timeline needs', {
-            tenantId: this.tl.tenantId,
-            timelineId: this.tl.timelineId,
-            source: this.state.connstr,
-            error: err.message,
-          })
-        }
-        throw err
+    try {
+      await this.sessionOn(compute, streaming)
+    } catch (err) {
+      const why =
+        err instanceof IngestError
+          ? 'ingest refused a record'
+          : compute && err instanceof MissingWalError
+            ? 'the compute does not have the WAL the timeline needs'
+            : null
+      if (why) {
+        this.ps.log('error', `WAL receiver stopped: ${why}`, {
+          tenantId: this.tl.tenantId,
+          timelineId: this.tl.timelineId,
+          source: this.state.connstr,
+          error: (err as Error).message,
+        })
       }
+      throw err
     }
+  }
+
+  private async sessionOn(compute: ReplicationTarget | null, streaming: () => void): Promise<void> {
+    if (compute) return this.stream(compute, undefined, streaming)
     const sk = this.candidates!.best()
     if (!sk) {
       throw new ZenithError('no safekeeper of the timeline is reachable with WAL to send', {

@@ -105,6 +105,30 @@ export async function receiveWal(tl: SkTimeline, client: PgClient, opts: IntakeO
     stream.send(encodeStandbyStatusUpdate({ write: flush, flush, apply: 0 }))
     lastStatus = { flush, at: now }
   }
+  // Positions told never go back: a truthful answer to a reply request may overtake a held ack.
+  const ack = (lsn: Lsn) => {
+    acked = Math.max(acked, lsn)
+    sendStatus(acked, true)
+  }
+  /**
+   * Backpressure: the compute's commits wait for acks, so holding them slows it down to what the
+   * pageserver takes, instead of the pageserver falling behind without bound. Only the ack waits: fsyncs
+   * go on, so what the compute sends is durable here whenever it asks.
+   */
+  let held: Lsn | null = null
+  const hold = (lsn: Lsn) => {
+    tl.metrics.acksDelayed.inc()
+    const waiting = held !== null
+    held = lsn
+    if (waiting) return
+    void tl
+      .pageserverCaughtUp(() => client.closed || opts.stopped())
+      .then(() => {
+        const release = held
+        held = null
+        if (release !== null) ack(release)
+      })
+  }
   // Group commit: while an fsync runs, what arrives waits for the next one, which covers it all.
   let flushing: Promise<void> | null = null
   let again = false
@@ -123,14 +147,8 @@ export async function receiveWal(tl: SkTimeline, client: PgClient, opts: IntakeO
         tl.metrics.flushSeconds.observe((performance.now() - started) / 1000)
         tl.metrics.fsyncs.inc(store.fsyncCount - fsyncsBefore)
         tl.flushed(recordEnd)
-        // Backpressure: the compute's commits wait for this ack, so holding it slows the compute down to
-        // what the pageserver takes, instead of the pageserver falling behind without bound.
-        if (opts.writer === 'acceptor' && tl.pageserverTooFarBehind()) {
-          tl.metrics.acksDelayed.inc()
-          await tl.pageserverCaughtUp(() => client.closed || opts.stopped())
-        }
-        acked = lsn
-        sendStatus(acked, true)
+        if (held !== null || (opts.writer === 'acceptor' && tl.pageserverTooFarBehind())) hold(lsn)
+        else ack(lsn)
       } while (again && !client.closed)
     })()
       .catch((err: Error) => {
@@ -159,7 +177,10 @@ export async function receiveWal(tl: SkTimeline, client: PgClient, opts: IntakeO
         flush()
         if (opts.until !== undefined && store.writeLsn >= opts.until) break
       } else if (msg[0] === 0x6b /* 'k' */) {
-        if (parsePrimaryKeepalive(msg).replyRequested) sendStatus(acked, true)
+        // A walsender asks for a reply when it must know: a shutting-down compute waits for the flush
+        // of its last WAL, so a held-back ack would hold the shutdown until the pageserver catches up —
+        // for ever, if it cannot. The answer is the truth; backpressure holds the acks of later WAL.
+        if (parsePrimaryKeepalive(msg).replyRequested) ack(store.flushLsn)
       }
     }
   } finally {

@@ -66,7 +66,7 @@ describe('the output writer', () => {
     expect(lines.slice(1, 4).map((l) => l.slice(at).split(' ')[0])).toEqual(['streaming', 'broken', '-'])
     expect(lines.slice(4)).toEqual([
       '',
-      "endpoint dev: the pageserver's WAL receiver is broken: postgresql://… does not have the WAL from 0/1500780 on",
+      'endpoint dev: the WAL of branch dev is not being ingested: postgresql://… does not have the WAL from 0/1500780 on',
     ])
   })
 

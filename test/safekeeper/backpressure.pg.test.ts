@@ -106,5 +106,26 @@ describe('backpressure', () => {
     }
     await big
     expect(await pg.sql('SELECT count(*) FROM t')).toBe('2000')
+
+    // Held again: a compute shutting down asks for a reply and gets the truth, so it stops at once
+    // instead of waiting for a pageserver that may never catch up.
+    stream.send(encodeStandbyStatusUpdate({ write: received, flush: received, apply: received }))
+    await new Promise((r) => setTimeout(r, 200))
+    const held = pg
+      .sql("INSERT INTO t SELECT i, repeat('y', 1000) FROM generate_series(1, 2000) i")
+      .catch(() => null)
+    await new Promise((r) => setTimeout(r, 1500))
+    const acksDelayed = async () =>
+      Number(/^safekeeper_acks_delayed_total (\d+)$/m.exec(await (await fetch(`${api}/metrics`)).text())?.[1])
+    const delayed = await acksDelayed()
+    const written = parseLsn(await pg.sql('SELECT pg_current_wal_flush_lsn()'))
+    const t0 = Date.now()
+    await pg.stop('fast')
+    expect(Date.now() - t0).toBeLessThan(15_000)
+    await held
+    expect(await acksDelayed()).toBeGreaterThanOrEqual(delayed)
+    const d = (await jsonRequest(api, 'GET', `/v1/tenant/${TENANT}/timeline/${TIMELINE}`)).json
+    // Everything the compute wrote before it stopped is here, its shutdown checkpoint too.
+    expect(parseLsn(d.flush_lsn)).toBeGreaterThan(written)
   })
 })
