@@ -9,7 +9,7 @@ import { execa } from 'execa'
 import type { Timeline } from '../../src/engine/timeline.js'
 import { type BasebackupResult, basebackup } from '../../src/pgdata/basebackup.js'
 import { WalIngest } from '../../src/pgdata/walingest.js'
-import type { Lsn } from '../../src/postgres/lsn.js'
+import { type Lsn, parseLsn } from '../../src/postgres/lsn.js'
 import { giveToPgUser } from '../../src/postgres/pg-bin.js'
 import { TarWriter } from '../../src/postgres/tar.js'
 import { openWalDir } from '../../src/postgres/wal-dir.js'
@@ -68,4 +68,10 @@ export async function ingestWalDir(
   }
   ingest.commit()
   return n
+}
+
+/** pg_current_wal_insert_lsn() of a compute: where its next record goes. */
+export async function walInsertLsn(pg: PgCluster): Promise<Lsn> {
+  const [{ lsn }] = await pg.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn() AS lsn')
+  return parseLsn(lsn)
 }

@@ -7,7 +7,8 @@
  *   timestamp and origin the original gave it then; the rebuilt pg_commit_ts and pg_xact segments are the
  *   original's byte for byte, and an import of the original's datadir brings them too;
  * - vacuum freezing every database truncates pg_commit_ts (and moves the oldest multixact), and the
- *   timeline follows: the same segments, and the oldest and newest commit-timestamp xids of pg_control.
+ *   timeline follows: the same segments, and the oldest and newest commit-timestamp xids and the oldest
+ *   multixact of pg_control, right after the truncation and at the end.
  */
 import { readdirSync, readFileSync, rmSync } from 'node:fs'
 import path from 'node:path'
@@ -21,11 +22,17 @@ import { type Lsn, parseLsn } from '../../src/postgres/lsn.js'
 import { controlData, giveToPgUser } from '../../src/postgres/pg-bin.js'
 import { decodeReplOriginCheckpoint } from '../../src/postgres/replorigin-checkpoint.js'
 import { readCommitTsEntry, slruSegmentName, transactionIdToCommitTsPage } from '../../src/postgres/slru.js'
-import { basebackupToFile, startPostgresFromTar } from '../harness/compute.js'
+import {
+  basebackupToFile,
+  extractBasebackup,
+  ingestWalDir,
+  startPostgresFromTar,
+  walInsertLsn,
+} from '../harness/compute.js'
 import { jsonRequest } from '../harness/http.js'
 import { computeFromPageService, fullbackupToDir } from '../harness/page-service.js'
 import { startTestPageserver } from '../harness/pageserver.js'
-import { makeTempDir, type PgCluster } from '../harness/postgres.js'
+import { makeTempDir, type PgCluster, startPostgres } from '../harness/postgres.js'
 import { waitUntil } from '../harness/wait.js'
 
 let dir: string
@@ -258,6 +265,84 @@ describe('commit timestamps', () => {
       clusters.push(fromImport)
       expectSameRows(await commitTimes(fromImport), rows, 'imported')
       expect(await originStatus(fromImport)).toBe(origins)
+    } finally {
+      await repo.close({ flush: false })
+      for (const c of clusters) await c.destroy()
+      for (const d of dirs) rmSync(d, { recursive: true, force: true })
+    }
+  }, 300_000)
+
+  it('truncates pg_commit_ts and moves the oldest multixact as freezing every database does', async () => {
+    const source = await startPostgres({ name: 'ts-trunc-source' })
+    await source.stop()
+    const repo = Repository.open(path.join(dir, 'trunc-repo'), { background: false })
+    const clusters: PgCluster[] = [source]
+    const dirs: string[] = []
+    let tars = 0
+    const at = async (lsn: Lsn) => {
+      const tar = path.join(dir, `trunc-${++tars}.tar`)
+      await basebackupToFile(tl, tar, lsn)
+      const d = await extractBasebackup(tar)
+      dirs.push(d)
+      return { tar, dir: d, control: await controlData(d) }
+    }
+    const { timeline: tl } = importDatadir(repo.createTenant(), source.datadir)
+    try {
+      const first = path.join(dir, 'trunc-first.tar')
+      const { checkpointLsn } = await basebackupToFile(tl, first)
+      const c = await startPostgresFromTar(first, {
+        name: 'ts-trunc',
+        settings: { ...SETTINGS, wal_consistency_checking: 'all', wal_keep_size: '2GB' },
+      })
+      clusters.push(c)
+      await c.sql([
+        'CREATE TABLE early (v int)',
+        'INSERT INTO early VALUES (1)',
+        // A multixact: a row locked by a transaction and, in another mode, by its subtransaction.
+        'BEGIN',
+        'SELECT * FROM early FOR KEY SHARE',
+        'SAVEPOINT a',
+        'SELECT * FROM early FOR UPDATE',
+        'COMMIT',
+        // Past the first pg_commit_ts segment: 32 pages of 819 xids.
+        'DO $$ BEGIN FOR i IN 1..27000 LOOP PERFORM txid_current(); COMMIT; END LOOP; END $$',
+        "UPDATE pg_database SET datallowconn = true WHERE datname = 'template0'",
+      ])
+      for (const db of ['template0', 'template1', 'postgres']) await c.sql('VACUUM FREEZE', { db })
+      await c.sql("UPDATE pg_database SET datallowconn = false WHERE datname = 'template0'")
+      const afterVacuum = await walInsertLsn(c)
+      await c.sql('CREATE TABLE late AS SELECT 1 AS v')
+      const lateTs = await c.sql('SELECT pg_xact_commit_timestamp(xmin) FROM late')
+      await c.stop()
+      // The compute did truncate, and moved its horizons.
+      expect(readdirSync(path.join(c.datadir, 'pg_commit_ts'))).not.toContain('0000')
+      const own = await controlData(c.datadir)
+      expect(own["Latest checkpoint's oldestMultiXid"]).not.toBe('1')
+      await ingestWalDir(tl, c.walDir, { start: checkpointLsn })
+
+      // Right after the truncations, before a checkpoint record says so, the horizons have moved.
+      const rightAfter = await at(afterVacuum)
+      for (const label of ["Latest checkpoint's oldestCommitTsXid", "Latest checkpoint's oldestMultiXid"])
+        expect(rightAfter.control[label], label).toBe(own[label])
+      expect(readdirSync(path.join(rightAfter.dir, 'pg_commit_ts'))).toEqual(
+        readdirSync(path.join(c.datadir, 'pg_commit_ts')),
+      )
+      const tip = await at(tl.lastRecordLsn)
+      expectSameSegments(tip.dir, c.datadir, 'pg_commit_ts')
+      for (const label of [
+        "Latest checkpoint's oldestCommitTsXid",
+        "Latest checkpoint's newestCommitTsXid",
+        "Latest checkpoint's oldestMultiXid",
+        "Latest checkpoint's oldestXID",
+        "Latest checkpoint's NextXID",
+        "Latest checkpoint's NextMultiXactId",
+      ])
+        expect(tip.control[label], label).toBe(own[label])
+
+      const rebuilt = await startPostgresFromTar(tip.tar, { name: 'ts-trunc-rebuilt', settings: SETTINGS })
+      clusters.push(rebuilt)
+      expect(await rebuilt.sql('SELECT pg_xact_commit_timestamp(xmin) IS NULL FROM early')).toBe('t')
+      expect(await rebuilt.sql('SELECT pg_xact_commit_timestamp(xmin) FROM late')).toBe(lateTs)
     } finally {
       await repo.close({ flush: false })
       for (const c of clusters) await c.destroy()

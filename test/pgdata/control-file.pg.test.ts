@@ -10,13 +10,14 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { Repository } from '../../src/engine/repository.js'
 import type { Timeline } from '../../src/engine/timeline.js'
 import { importDatadir } from '../../src/pgdata/import.js'
-import { type Lsn, parseLsn } from '../../src/postgres/lsn.js'
+import type { Lsn } from '../../src/postgres/lsn.js'
 import { controlData } from '../../src/postgres/pg-bin.js'
 import {
   basebackupToFile,
   extractBasebackup,
   ingestWalDir,
   startPostgresFromTar,
+  walInsertLsn,
 } from '../harness/compute.js'
 import { type PgCluster, startPostgres } from '../harness/postgres.js'
 
@@ -42,11 +43,6 @@ const STANDBY_SETTINGS = {
   max_wal_senders: 12,
   max_prepared_transactions: 7,
   max_locks_per_transaction: 128,
-}
-
-const insertLsn = async (pg: PgCluster): Promise<Lsn> => {
-  const [{ lsn }] = await pg.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn() AS lsn')
-  return parseLsn(lsn)
 }
 
 describe('pg_control kept current', () => {
@@ -75,13 +71,13 @@ describe('pg_control kept current', () => {
       })
       clusters.push(c)
       await c.sql('CREATE TABLE t AS SELECT generate_series(1, 100) AS v')
-      const before = await insertLsn(c)
+      const before = await walInsertLsn(c)
 
       await c.sql(RAISED.map(([setting, value]) => `ALTER SYSTEM SET ${setting} = '${value}'`))
       await c.stop()
       await c.start()
       await c.sql('INSERT INTO t VALUES (101)')
-      const after = await insertLsn(c)
+      const after = await walInsertLsn(c)
 
       await c.sql('ALTER SYSTEM SET track_commit_timestamp = off')
       await c.stop()
