@@ -53,11 +53,10 @@ const pages = (note = ''): CensusEntry => ({ effect: 'pages', note })
 const applied = (note: string): CensusEntry => ({ effect: 'applied', note })
 const none = (note: string): CensusEntry => ({ effect: 'none', note })
 
-const VM_CLEAR =
-  'page images; clears the VM bits the record says it cleared, on a VM page it does not reference'
+const VM_CLEAR = 'page images; clears the VM bits it says it cleared, on a VM page it does not reference'
 const COMMIT_NOTE =
-  'pg_xact status of the transaction and its subtransactions; their commit timestamp and origin in ' +
-  'pg_commit_ts while track_commit_timestamp is on; the progress of its replication origin; unlinks the relations it drops'
+  'pg_xact status of the transaction tree; its commit timestamps while track_commit_timestamp is on; ' +
+  'the progress of its origin; unlinks the relations it drops'
 
 /** Keyed by rmgr id, then by the record type's name as pg_waldump prints it. */
 export const RECORD_CENSUS: Readonly<Record<number, Readonly<Record<string, CensusEntry>>>> = {
@@ -71,12 +70,9 @@ export const RECORD_CENSUS: Readonly<Record<number, Readonly<Record<string, Cens
     NOOP: none('redo does nothing'),
     NEXTOID: applied('the next OID of the checkpoint'),
     SWITCH: none('ends a WAL segment early; redo does nothing'),
-    BACKUP_END: none(
-      'redo changes pg_control only in a server restoring that very backup; the pg_control of a timeline never has a backup start',
-    ),
+    BACKUP_END: none('only a server restoring that very backup changes pg_control; a timeline is none'),
     PARAMETER_CHANGE: applied(
-      'in pg_control: max_connections, max_worker_processes, max_wal_senders, max_prepared_xacts, max_locks_per_xact, ' +
-        'wal_level, wal_log_hints, track_commit_timestamp; turning track_commit_timestamp on starts pg_commit_ts at nextXid, off removes it',
+      'its eight settings into pg_control; track_commit_timestamp on starts pg_commit_ts at nextXid, off removes it',
     ),
     RESTORE_POINT: none('a name for recovery targets; redo does nothing'),
     FPW_CHANGE: none('redo keeps full_page_writes in memory only'),
@@ -89,7 +85,7 @@ export const RECORD_CENSUS: Readonly<Record<number, Readonly<Record<string, Cens
     COMMIT: applied(COMMIT_NOTE),
     PREPARE: applied('the pg_twophase state file'),
     ABORT: applied(
-      'pg_xact status of the transaction and its subtransactions; unlinks the relations it drops',
+      'pg_xact status of the transaction tree; the progress of its origin; unlinks the relations it drops',
     ),
     COMMIT_PREPARED: applied(`as COMMIT; removes the pg_twophase state file`),
     ABORT_PREPARED: applied('as ABORT; removes the pg_twophase state file'),
@@ -99,7 +95,7 @@ export const RECORD_CENSUS: Readonly<Record<number, Readonly<Record<string, Cens
   [RM_SMGR_ID]: {
     CREATE: applied('an empty relation fork'),
     TRUNCATE: applied(
-      'main and VM fork sizes, and the VM bits past the new end; FSM pages past it are left (Postgres ignores them)',
+      'main and VM fork sizes, the VM bits past the new end; the FSM, a hint, keeps its pages',
     ),
   },
   [RM_CLOG_ID]: {
@@ -132,9 +128,7 @@ export const RECORD_CENSUS: Readonly<Record<number, Readonly<Record<string, Cens
     INVALIDATIONS: none('cache invalidations for a hot standby'),
   },
   [RM_HEAP2_ID]: {
-    REWRITE: none(
-      'logical rewrite mappings (wal_level = logical), for replication slots, which a basebackup does not carry',
-    ),
+    REWRITE: none('logical rewrite mappings for replication slots, which a basebackup does not carry'),
     PRUNE: pages(),
     VACUUM: pages(),
     FREEZE_PAGE: pages(),
