@@ -108,19 +108,20 @@ export async function basebackup(
   await tar.directory('base')
   for (const d of EMPTY_DIRS) await tar.directory(d)
 
-  const tablespaces = new Set<number>()
-  for (const db of need(dd.databases(), 'database directory')) {
-    const dir = relationDir(db)
-    if (
-      db.spcNode !== GLOBALTABLESPACE_OID &&
-      db.spcNode !== DEFAULTTABLESPACE_OID &&
-      !tablespaces.has(db.spcNode)
-    ) {
-      // Other tablespaces become directories in place of the symlinks the original compute had.
+  const databases = need(dd.databases(), 'database directory')
+  // Other tablespaces become directories in place of the symlinks the original compute had, those that
+  // hold nothing too (timelines imported before tablespaces were kept know them by their databases only).
+  const tablespaces = new Set(dd.tablespaces() ?? [])
+  for (const db of databases) {
+    if (db.spcNode !== GLOBALTABLESPACE_OID && db.spcNode !== DEFAULTTABLESPACE_OID)
       tablespaces.add(db.spcNode)
-      await tar.directory(`pg_tblspc/${db.spcNode}`)
-      await tar.directory(`pg_tblspc/${db.spcNode}/${TABLESPACE_VERSION_DIRECTORY}`)
-    }
+  }
+  for (const oid of [...tablespaces].sort((a, b) => a - b)) {
+    await tar.directory(`pg_tblspc/${oid}`)
+    await tar.directory(`pg_tblspc/${oid}/${TABLESPACE_VERSION_DIRECTORY}`)
+  }
+  for (const db of databases) {
+    const dir = relationDir(db)
     if (db.spcNode !== GLOBALTABLESPACE_OID) await tar.directory(dir)
     // PG_VERSION and the relmap live in a database's own directory, not in its directories elsewhere.
     if (db.spcNode !== GLOBALTABLESPACE_OID && db.hasRelmap)

@@ -1,11 +1,12 @@
 /**
  * How a Postgres datadir maps onto engine keys (Neon's key layout), and the encodings of the directory
  * values. Everything a compute needs — relation blocks and sizes, the database and relation directories,
- * SLRU segments (pg_xact, pg_multixact, pg_commit_ts), two-phase state files, relmapper files, pg_control and the
- * checkpoint — is a key, so it is versioned by LSN and inherited by branches like any page.
+ * SLRU segments (pg_xact, pg_multixact, pg_commit_ts), two-phase state files, relmapper files, pg_control
+ * and the checkpoint, the progress of replication origins, the tablespaces — is a key, so it is versioned
+ * by LSN and inherited by branches like any page.
  *
  *   field1  kind: 0x00 relations, 0x01 SLRUs, 0x02 two-phase, 0x03 control file and checkpoint,
- *           0x04 replication origins
+ *           0x04 replication origins, 0x05 tablespaces
  *   field2  tablespace OID, or SLRU kind
  *   field3  database OID, or 1 for SLRU segment keys
  *   field4  relfilenode, or SLRU segment number
@@ -26,6 +27,7 @@ export const SLRU_KEY_KIND = 0x01
 export const TWOPHASE_KEY_KIND = 0x02
 export const CONTROL_KEY_KIND = 0x03
 export const REPLORIGIN_KEY_KIND = 0x04
+export const TBLSPC_KEY_KIND = 0x05
 
 /** field6 of size entries. */
 export const SIZE_BLKNUM = 0xffffffff
@@ -76,6 +78,8 @@ export const CONTROLFILE_KEY = key(CONTROL_KEY_KIND, 0, 0, 0, 0, 0)
 export const CHECKPOINT_KEY = key(CONTROL_KEY_KIND, 0, 0, 0, 0, 1)
 /** The replication origins with a progress (their RepOriginIds, 1..65534). */
 export const REPLORIGIN_DIR_KEY = key(REPLORIGIN_KEY_KIND, 0, 0, 0, 0, 0)
+/** The tablespaces other than pg_default and pg_global (their OIDs), whether or not they hold anything. */
+export const TBLSPC_DIR_KEY = key(TBLSPC_KEY_KIND, 0, 0, 0, 0, 0)
 
 export function relBlockKey(rel: RelTag, blkno: number): Buffer {
   if (rel.relNode === 0)
@@ -155,6 +159,7 @@ export type DatadirKey =
   | { kind: 'checkpoint' }
   | { kind: 'replorigin-dir' }
   | { kind: 'replorigin'; roident: number }
+  | { kind: 'tblspc-dir' }
 
 export class DatadirKeyError extends ZenithError {
   static override kind: ErrorKind = 'corruption'
@@ -211,6 +216,9 @@ export function classifyKey(k: Buffer): DatadirKey {
       if (f.field2 !== 0 || f.field3 !== 0 || f.field4 !== 0 || f.field5 !== 0 || f.field6 > 0xffff)
         throw bad()
       return f.field6 === 0 ? { kind: 'replorigin-dir' } : { kind: 'replorigin', roident: f.field6 }
+    case TBLSPC_KEY_KIND:
+      if (f.field2 !== 0 || f.field3 !== 0 || f.field4 !== 0 || f.field5 !== 0 || f.field6 !== 0) throw bad()
+      return { kind: 'tblspc-dir' }
     default:
       throw bad()
   }
@@ -303,7 +311,7 @@ export function decodeRelDir(buf: Buffer): RelDirEntry[] {
   }))
 }
 
-/** SLRU segment numbers, two-phase xids or replication origin ids: sorted u32 lists. */
+/** SLRU segment numbers, two-phase xids, replication origin ids or tablespace OIDs: sorted u32 lists. */
 export function encodeU32Set(values: Iterable<number>): Buffer {
   const sorted = [...new Set(values)].sort((a, b) => a - b)
   return encodeEntries(sorted, 4, (b, o, v) => b.writeUInt32BE(v, o))

@@ -2,7 +2,7 @@
  * A Postgres datadir read out of a timeline at one LSN, through the keys of the datadir mapping: what the
  * page service answers (whether a relation exists, its size, its pages, a database's size, an SLRU
  * segment) and what a basebackup lists and copies (databases, relations, SLRU segments, two-phase
- * files, relmaps, pg_control and the checkpoint, replication origins). Something that does not exist reads as null and the
+ * files, relmaps, pg_control and the checkpoint, replication origins, tablespaces). Something that does not exist reads as null and the
  * caller says what that means; a page that was never written reads as zeros.
  */
 
@@ -32,6 +32,7 @@ import {
   slruBlockKey,
   slruDirKey,
   slruSegSizeKey,
+  TBLSPC_DIR_KEY,
   TWOPHASE_DIR_KEY,
   twoPhaseFileKey,
 } from './datadir-mapping.js'
@@ -124,6 +125,12 @@ export class DatadirReader {
 
   checkpoint(): Buffer | null {
     return this.get(CHECKPOINT_KEY)
+  }
+
+  /** Tablespaces other than pg_default and pg_global; null for a timeline imported before they were kept. */
+  tablespaces(): number[] | null {
+    const v = this.get(TBLSPC_DIR_KEY)
+    return v && decodeU32Set(v, 'tablespace directory')
   }
 
   /** The progress of every replication origin, by id; none for a timeline that never had one. */

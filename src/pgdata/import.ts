@@ -1,7 +1,8 @@
 /**
  * Import of a cleanly shut-down Postgres datadir (what initdb leaves) into a new timeline: every relation
  * fork block, relation sizes and directories, SLRU segments (pg_xact, pg_multixact, pg_commit_ts),
- * two-phase files, relmap files, the progress of replication origins, pg_control and the checkpoint
+ * two-phase files, relmap files, the progress of replication origins, the tablespaces, pg_control and
+ * the checkpoint
  * become values at one LSN, the end of the datadir's shutdown checkpoint record, which is where its WAL
  * would continue.
  */
@@ -47,6 +48,7 @@ import {
   slruBlockKey,
   slruDirKey,
   slruSegSizeKey,
+  TBLSPC_DIR_KEY,
   TWOPHASE_DIR_KEY,
   twoPhaseFileKey,
 } from './datadir-mapping.js'
@@ -156,11 +158,14 @@ export function importDatadir(tenant: Tenant, datadir: string, timelineId?: stri
   }
   importDbDirs(path.join(datadir, 'base'), DEFAULTTABLESPACE_OID)
   // pg_tblspc/<oid> links to the tablespace's location, which holds a version directory of databases.
-  for (const name of readdirSync(path.join(datadir, 'pg_tblspc'))) {
-    if (/^\d+$/.test(name))
-      importDbDirs(path.join(datadir, 'pg_tblspc', name, TABLESPACE_VERSION_DIRECTORY), Number(name))
+  const tablespaces = readdirSync(path.join(datadir, 'pg_tblspc'))
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+  for (const oid of tablespaces) {
+    importDbDirs(path.join(datadir, 'pg_tblspc', String(oid), TABLESPACE_VERSION_DIRECTORY), oid)
   }
   put(DBDIR_KEY, encodeDbDir(dbs))
+  put(TBLSPC_DIR_KEY, encodeU32Set(tablespaces))
 
   for (const kind of SLRU_KINDS) {
     const dir = path.join(datadir, SLRU_DIRS[kind])

@@ -108,8 +108,8 @@ export const RECORD_CENSUS: Readonly<Record<number, Readonly<Record<string, Cens
     DROP: applied('the database and its relations'),
   },
   [RM_TBLSPC_ID]: {
-    CREATE: none('the directory only: its databases and relations arrive as records of their own'),
-    DROP: none('the directory only: its contents were dropped by records of their own'),
+    CREATE: applied('the tablespace, whose directory a basebackup makes in place of the symlink'),
+    DROP: applied('forgets the tablespace; its contents were dropped by records of their own'),
   },
   [RM_MULTIXACT_ID]: {
     ZERO_OFF_PAGE: applied('a zeroed pg_multixact/offsets page'),

@@ -19,6 +19,7 @@ import {
   RM_RELMAP_ID,
   RM_REPLORIGIN_ID,
   RM_SMGR_ID,
+  RM_TBLSPC_ID,
   RM_XACT_ID,
   RM_XLOG_ID,
   recordTypeName,
@@ -27,7 +28,14 @@ import {
 import type { DecodedRecord } from '../postgres/xlog-record.js'
 import { controlFileOf } from './datadir-keyspace.js'
 import { applyMultiXact } from './ingest/multixact.js'
-import { applyBlocks, applyDbase, applyRelMap, applySmgr, clearVmBits } from './ingest/relations.js'
+import {
+  applyBlocks,
+  applyDbase,
+  applyRelMap,
+  applySmgr,
+  applyTblspc,
+  clearVmBits,
+} from './ingest/relations.js'
 import { applyReplOrigin } from './ingest/replication-origins.js'
 import { IngestError, IngestState } from './ingest/state.js'
 import { applyClog, applyCommitTs, applyXact } from './ingest/transactions.js'
@@ -45,6 +53,7 @@ export const APPLIERS: Readonly<Record<number, Applier>> = {
   [RM_SMGR_ID]: applySmgr,
   [RM_CLOG_ID]: applyClog,
   [RM_DBASE_ID]: applyDbase,
+  [RM_TBLSPC_ID]: applyTblspc,
   [RM_MULTIXACT_ID]: applyMultiXact,
   [RM_RELMAP_ID]: applyRelMap,
   [RM_HEAP2_ID]: clearVmBits,

@@ -27,6 +27,7 @@ import {
   slruBlockKey,
   slruDirKey,
   slruSegSizeKey,
+  TBLSPC_DIR_KEY,
   TWOPHASE_DIR_KEY,
   twoPhaseFileKey,
 } from '../../src/pgdata/datadir-mapping.js'
@@ -51,6 +52,7 @@ describe('datadir mapping', () => {
       [slruBlockKey(SlruKind.CommitTs, 1, 4), { kind: 'slru-block', slru: 3, segno: 1, blkno: 4 }],
       [REPLORIGIN_DIR_KEY, { kind: 'replorigin-dir' }],
       [replOriginKey(65534), { kind: 'replorigin', roident: 65534 }],
+      [TBLSPC_DIR_KEY, { kind: 'tblspc-dir' }],
     ]
     for (const [k, want] of cases) expect(classifyKey(k)).toEqual(want)
     expect(DBDIR_KEY.equals(KEY_MIN)).toBe(true)

@@ -1,7 +1,7 @@
 /**
  * Relations and databases: block images (every block reference carries the page after the change under
  * wal_consistency_checking = all), the visibility-map bits heap changes clear on a VM page they do not
- * reference, fork creation and truncation, database creation and drop, and relmap files.
+ * reference, fork creation and truncation, database creation and drop, relmap files, and tablespaces.
  */
 
 import { pageAfterRecord } from '../../postgres/block-image.js'
@@ -11,10 +11,20 @@ import { parseDbaseRecord } from '../../postgres/records/dbase.js'
 import { heapVmClears } from '../../postgres/records/heap.js'
 import { parseRelMapRecord } from '../../postgres/records/relmap.js'
 import { parseSmgrRecord, SMGR_TRUNCATE_HEAP, SMGR_TRUNCATE_VM } from '../../postgres/records/smgr.js'
+import { parseTblspcRecord } from '../../postgres/records/tblspc.js'
 import { GLOBALTABLESPACE_OID } from '../../postgres/relfile.js'
 import { recordTypeName, rmgrName } from '../../postgres/rmgr.js'
 import { type DecodedRecord, MAIN_FORKNUM, VISIBILITYMAP_FORKNUM } from '../../postgres/xlog-record.js'
-import { decodeRelDir, encodeRelDir, relBlockKey, relDirKey, relmapKey } from '../datadir-mapping.js'
+import {
+  decodeRelDir,
+  decodeU32Set,
+  encodeRelDir,
+  encodeU32Set,
+  relBlockKey,
+  relDirKey,
+  relmapKey,
+  TBLSPC_DIR_KEY,
+} from '../datadir-mapping.js'
 import { IngestError, type IngestState } from './state.js'
 
 /** Heap blocks one VM page covers: 2 bits each in the 8168 bytes after the page header. */
@@ -145,6 +155,16 @@ export function applyDbase(s: IngestState, rec: DecodedRecord): void {
   }
   const dropped = new Set(r.tablespaceIds.map((ts) => `${ts}/${r.dbId}`))
   s.setDbs(s.dbs().filter((d) => !dropped.has(`${d.spcNode}/${d.dbNode}`)))
+}
+
+/** Tablespace CREATE and DROP: the tablespaces a basebackup makes directories for, empty or not. */
+export function applyTblspc(s: IngestState, rec: DecodedRecord): void {
+  const r = parseTblspcRecord(rec.info, rec.mainData)
+  const cur = s.read(TBLSPC_DIR_KEY)
+  const oids = new Set(cur ? decodeU32Set(cur, 'tablespace directory') : [])
+  if (r.kind === 'create') oids.add(r.tsId)
+  else oids.delete(r.tsId)
+  s.put(TBLSPC_DIR_KEY, encodeU32Set(oids))
 }
 
 export function applyRelMap(s: IngestState, rec: DecodedRecord): void {
