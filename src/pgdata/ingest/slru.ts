@@ -64,7 +64,8 @@ export function zeroSlruPage(s: IngestState, kind: SlruKind, pageno: number): vo
 
 /**
  * Changes one page. A page that does not exist reads as zeros, as Postgres' redo reads a page of a
- * missing segment file, and is created.
+ * missing segment file, and is created. (Redo would fail on a page past the end of an existing file;
+ * Postgres' own WAL never asks for one, since pages are zeroed in order, so zeros serve there too.)
  */
 export function updateSlruPage(
   s: IngestState,
