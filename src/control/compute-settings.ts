@@ -20,7 +20,7 @@
  * its image whatever full_page_writes says, and the pageserver builds pages from those images.
  */
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
-import { IMAGE_ONLY_RMGRS } from '../pgdata/walingest.js'
+import { CONSISTENCY_CHECKED_RMGRS } from '../pgdata/record-census.js'
 import { RMGR_NAMES } from '../postgres/rmgr.js'
 import { COMPUTE_TERM_SETTING } from '../safekeeper/config.js'
 
@@ -41,7 +41,7 @@ interface Rule {
   check(value: string, ctx: ComputeContext): string | null
 }
 
-const IMAGE_RMGR_NAMES = [...IMAGE_ONLY_RMGRS].map((id) => RMGR_NAMES[id].toLowerCase())
+const IMAGE_RMGR_NAMES = [...CONSISTENCY_CHECKED_RMGRS].map((id) => RMGR_NAMES[id].toLowerCase())
 
 const managed = (how: string): Rule => ({ check: () => `zenith sets it (${how})` })
 

@@ -192,7 +192,7 @@ async function answer(ps: Pageserver, tl: Timeline, req: PagestreamRequest): Pro
     case 'slru': {
       if (!(req.slruKind in SlruKind))
         throw new CommandError(
-          `unknown SLRU kind ${req.slruKind}; 0 = pg_xact, 1 = multixact members, 2 = multixact offsets`,
+          `unknown SLRU kind ${req.slruKind}; 0 = pg_xact, 1 = multixact members, 2 = multixact offsets, 3 = pg_commit_ts`,
         )
       const data = dd.slruSegment(req.slruKind as SlruKind, req.segno)
       if (!data)

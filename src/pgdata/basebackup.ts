@@ -1,7 +1,7 @@
 /**
  * Full basebackup: a complete Postgres datadir at an LSN, as a tar stream, from which stock Postgres starts
- * with no recovery and continues the WAL. Every relation fork, SLRU segment, two-phase file and relmap
- * comes from the timeline as of the LSN; pg_control and one WAL segment are synthesised around a
+ * with no recovery and continues the WAL. Every relation fork, SLRU segment, two-phase file, relmap and
+ * the progress of replication origins comes from the timeline as of the LSN; pg_control and one WAL segment are synthesised around a
  * CHECKPOINT_SHUTDOWN record at the first record position after the LSN, as pg_resetwal would leave them.
  */
 
@@ -27,7 +27,9 @@ import {
   relationDir,
   TABLESPACE_VERSION_DIRECTORY,
 } from '../postgres/relfile.js'
+import { encodeReplOriginCheckpoint } from '../postgres/replorigin-checkpoint.js'
 import { RM_XLOG_ID, XLOG_CHECKPOINT_SHUTDOWN } from '../postgres/rmgr.js'
+import { slruSegmentName } from '../postgres/slru.js'
 import type { TarWriter } from '../postgres/tar.js'
 import {
   encodePageHeader,
@@ -37,12 +39,11 @@ import {
   XLP_LONG_HEADER,
 } from '../postgres/wal-page.js'
 import { WalWriter } from '../postgres/wal-writer.js'
-import { SLRU_DIRS, SlruKind } from './datadir-mapping.js'
+import { SLRU_DIRS, SLRU_KINDS, SlruKind } from './datadir-mapping.js'
 import { DatadirReader } from './datadir-reader.js'
 
 /** Directories a datadir needs that hold nothing the pageserver keeps. */
 const EMPTY_DIRS = [
-  'pg_commit_ts',
   'pg_dynshmem',
   'pg_logical',
   'pg_logical/mappings',
@@ -107,19 +108,20 @@ export async function basebackup(
   await tar.directory('base')
   for (const d of EMPTY_DIRS) await tar.directory(d)
 
-  const tablespaces = new Set<number>()
-  for (const db of need(dd.databases(), 'database directory')) {
-    const dir = relationDir(db)
-    if (
-      db.spcNode !== GLOBALTABLESPACE_OID &&
-      db.spcNode !== DEFAULTTABLESPACE_OID &&
-      !tablespaces.has(db.spcNode)
-    ) {
-      // Other tablespaces become directories in place of the symlinks the original compute had.
+  const databases = need(dd.databases(), 'database directory')
+  // Other tablespaces become directories in place of the symlinks the original compute had, those that
+  // hold nothing too (timelines imported before tablespaces were kept know them by their databases only).
+  const tablespaces = new Set(dd.tablespaces() ?? [])
+  for (const db of databases) {
+    if (db.spcNode !== GLOBALTABLESPACE_OID && db.spcNode !== DEFAULTTABLESPACE_OID)
       tablespaces.add(db.spcNode)
-      await tar.directory(`pg_tblspc/${db.spcNode}`)
-      await tar.directory(`pg_tblspc/${db.spcNode}/${TABLESPACE_VERSION_DIRECTORY}`)
-    }
+  }
+  for (const oid of [...tablespaces].sort((a, b) => a - b)) {
+    await tar.directory(`pg_tblspc/${oid}`)
+    await tar.directory(`pg_tblspc/${oid}/${TABLESPACE_VERSION_DIRECTORY}`)
+  }
+  for (const db of databases) {
+    const dir = relationDir(db)
     if (db.spcNode !== GLOBALTABLESPACE_OID) await tar.directory(dir)
     // PG_VERSION and the relmap live in a database's own directory, not in its directories elsewhere.
     if (db.spcNode !== GLOBALTABLESPACE_OID && db.hasRelmap)
@@ -142,11 +144,13 @@ export async function basebackup(
     }
   }
 
-  for (const kind of [SlruKind.Clog, SlruKind.MultiXactMembers, SlruKind.MultiXactOffsets]) {
+  for (const kind of SLRU_KINDS) {
     await tar.directory(SLRU_DIRS[kind])
-    for (const segno of need(dd.slruSegments(kind), `${SLRU_DIRS[kind]} directory`)) {
+    // Timelines imported before pg_commit_ts was kept have no directory of it: no segments.
+    const segments = kind === SlruKind.CommitTs ? (dd.slruSegments(kind) ?? []) : dd.slruSegments(kind)
+    for (const segno of need(segments, `${SLRU_DIRS[kind]} directory`)) {
       const pages = need(dd.slruSegmentSize(kind, segno), `size of ${SLRU_DIRS[kind]} segment ${segno}`)
-      const name = `${SLRU_DIRS[kind]}/${segno.toString(16).toUpperCase().padStart(4, '0')}`
+      const name = `${SLRU_DIRS[kind]}/${slruSegmentName(segno)}`
       await tar.fileStream(name, pages * BLCKSZ, async (put) => {
         for (let b = 0; b < pages; b++) await put(dd.slruPage(kind, segno, b))
       })
@@ -162,6 +166,9 @@ export async function basebackup(
       need(dd.twoPhaseFile(xid), `two-phase state of ${xid}`),
     )
   }
+
+  const origins = dd.replicationOrigins()
+  if (origins.length > 0) await file('pg_logical/replorigin_checkpoint', encodeReplOriginCheckpoint(origins))
 
   const control = decodeControlFile(need(dd.controlFile(), 'pg_control'))
   const segSize = control.xlogSegSize

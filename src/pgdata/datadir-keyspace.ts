@@ -16,6 +16,7 @@ import {
   decodeRelDir,
   decodeSize,
   decodeU32Set,
+  REPLORIGIN_DIR_KEY,
   relDirKey,
   relSizeKey,
   type SlruKind,
@@ -35,6 +36,8 @@ export function datadirKeyFilter(read: KeyReader): (key: Buffer) => boolean {
   const slruSegs = new Map<SlruKind, Set<number>>()
   const twophase = read(TWOPHASE_DIR_KEY)
   const xids = new Set(twophase ? decodeU32Set(twophase, 'two-phase directory') : [])
+  const origins = read(REPLORIGIN_DIR_KEY)
+  const roidents = new Set(origins ? decodeU32Set(origins, 'replication origin directory') : [])
 
   const relsOf = (spc: number, db: number): Set<string> | null => {
     const id = `${spc}/${db}`
@@ -82,6 +85,8 @@ export function datadirKeyFilter(read: KeyReader): (key: Buffer) => boolean {
       }
       case 'twophase-file':
         return xids.has(k.xid)
+      case 'replorigin':
+        return roidents.has(k.roident)
       default:
         return true
     }

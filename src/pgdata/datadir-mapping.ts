@@ -1,10 +1,12 @@
 /**
  * How a Postgres datadir maps onto engine keys (Neon's key layout), and the encodings of the directory
  * values. Everything a compute needs — relation blocks and sizes, the database and relation directories,
- * SLRU segments (pg_xact, pg_multixact), two-phase state files, relmapper files, pg_control and the
- * checkpoint — is a key, so it is versioned by LSN and inherited by branches like any page.
+ * SLRU segments (pg_xact, pg_multixact, pg_commit_ts), two-phase state files, relmapper files, pg_control
+ * and the checkpoint, the progress of replication origins, the tablespaces — is a key, so it is versioned
+ * by LSN and inherited by branches like any page.
  *
- *   field1  kind: 0x00 relations, 0x01 SLRUs, 0x02 two-phase, 0x03 control file and checkpoint
+ *   field1  kind: 0x00 relations, 0x01 SLRUs, 0x02 two-phase, 0x03 control file and checkpoint,
+ *           0x04 replication origins, 0x05 tablespaces
  *   field2  tablespace OID, or SLRU kind
  *   field3  database OID, or 1 for SLRU segment keys
  *   field4  relfilenode, or SLRU segment number
@@ -18,29 +20,40 @@
 
 import { encodeKey, KEY_SIZE, type KeyFields, type KeyRange } from '../engine/key.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
+import { SLRU_PAGES_PER_SEGMENT } from '../postgres/slru.js'
 
 export const REL_KEY_KIND = 0x00
 export const SLRU_KEY_KIND = 0x01
 export const TWOPHASE_KEY_KIND = 0x02
 export const CONTROL_KEY_KIND = 0x03
+export const REPLORIGIN_KEY_KIND = 0x04
+export const TBLSPC_KEY_KIND = 0x05
 
 /** field6 of size entries. */
 export const SIZE_BLKNUM = 0xffffffff
 
+/** field2 of SLRU keys. 0..2 are Neon's numbers; pg_commit_ts, which Neon does not keep, is 3. */
 export enum SlruKind {
   Clog = 0,
   MultiXactMembers = 1,
   MultiXactOffsets = 2,
+  CommitTs = 3,
 }
 
 export const SLRU_DIRS: Record<SlruKind, string> = {
   [SlruKind.Clog]: 'pg_xact',
   [SlruKind.MultiXactMembers]: 'pg_multixact/members',
   [SlruKind.MultiXactOffsets]: 'pg_multixact/offsets',
+  [SlruKind.CommitTs]: 'pg_commit_ts',
 }
 
-/** SLRU segments are 32 pages of 8 KiB. */
-export const SLRU_PAGES_PER_SEGMENT = 32
+/** Every SLRU kind, in key order. */
+export const SLRU_KINDS: readonly SlruKind[] = [
+  SlruKind.Clog,
+  SlruKind.MultiXactMembers,
+  SlruKind.MultiXactOffsets,
+  SlruKind.CommitTs,
+]
 
 export interface RelTag {
   spcNode: number
@@ -63,6 +76,10 @@ export const DBDIR_KEY = key(REL_KEY_KIND, 0, 0, 0, 0, 0)
 export const TWOPHASE_DIR_KEY = key(TWOPHASE_KEY_KIND, 0, 0, 0, 0, 0)
 export const CONTROLFILE_KEY = key(CONTROL_KEY_KIND, 0, 0, 0, 0, 0)
 export const CHECKPOINT_KEY = key(CONTROL_KEY_KIND, 0, 0, 0, 0, 1)
+/** The replication origins with a progress (their RepOriginIds, 1..65534). */
+export const REPLORIGIN_DIR_KEY = key(REPLORIGIN_KEY_KIND, 0, 0, 0, 0, 0)
+/** The tablespaces other than pg_default and pg_global (their OIDs), whether or not they hold anything. */
+export const TBLSPC_DIR_KEY = key(TBLSPC_KEY_KIND, 0, 0, 0, 0, 0)
 
 export function relBlockKey(rel: RelTag, blkno: number): Buffer {
   if (rel.relNode === 0)
@@ -121,6 +138,12 @@ export function twoPhaseFileKey(xid: number): Buffer {
   return key(TWOPHASE_KEY_KIND, 0, 0, 0, 0, xid)
 }
 
+/** The remote LSN a replication origin has applied up to. */
+export function replOriginKey(roident: number): Buffer {
+  if (roident === 0) throw new RangeError('RepOriginId 0 is InvalidRepOriginId')
+  return key(REPLORIGIN_KEY_KIND, 0, 0, 0, 0, roident)
+}
+
 export type DatadirKey =
   | { kind: 'dbdir' }
   | { kind: 'relmap'; spcNode: number; dbNode: number }
@@ -134,6 +157,9 @@ export type DatadirKey =
   | { kind: 'twophase-file'; xid: number }
   | { kind: 'controlfile' }
   | { kind: 'checkpoint' }
+  | { kind: 'replorigin-dir' }
+  | { kind: 'replorigin'; roident: number }
+  | { kind: 'tblspc-dir' }
 
 export class DatadirKeyError extends ZenithError {
   static override kind: ErrorKind = 'corruption'
@@ -186,6 +212,13 @@ export function classifyKey(k: Buffer): DatadirKey {
       if (f.field6 === 0) return { kind: 'controlfile' }
       if (f.field6 === 1) return { kind: 'checkpoint' }
       throw bad()
+    case REPLORIGIN_KEY_KIND:
+      if (f.field2 !== 0 || f.field3 !== 0 || f.field4 !== 0 || f.field5 !== 0 || f.field6 > 0xffff)
+        throw bad()
+      return f.field6 === 0 ? { kind: 'replorigin-dir' } : { kind: 'replorigin', roident: f.field6 }
+    case TBLSPC_KEY_KIND:
+      if (f.field2 !== 0 || f.field3 !== 0 || f.field4 !== 0 || f.field5 !== 0 || f.field6 !== 0) throw bad()
+      return { kind: 'tblspc-dir' }
     default:
       throw bad()
   }
@@ -278,7 +311,7 @@ export function decodeRelDir(buf: Buffer): RelDirEntry[] {
   }))
 }
 
-/** SLRU segment numbers, or two-phase xids: sorted u32 lists. */
+/** SLRU segment numbers, two-phase xids, replication origin ids or tablespace OIDs: sorted u32 lists. */
 export function encodeU32Set(values: Iterable<number>): Buffer {
   const sorted = [...new Set(values)].sort((a, b) => a - b)
   return encodeEntries(sorted, 4, (b, o, v) => b.writeUInt32BE(v, o))

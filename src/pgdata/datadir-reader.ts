@@ -2,13 +2,14 @@
  * A Postgres datadir read out of a timeline at one LSN, through the keys of the datadir mapping: what the
  * page service answers (whether a relation exists, its size, its pages, a database's size, an SLRU
  * segment) and what a basebackup lists and copies (databases, relations, SLRU segments, two-phase
- * files, relmaps, pg_control and the checkpoint). Something that does not exist reads as null and the
+ * files, relmaps, pg_control and the checkpoint, replication origins, tablespaces). Something that does not exist reads as null and the
  * caller says what that means; a page that was never written reads as zeros.
  */
 
 import type { Timeline } from '../engine/timeline.js'
 import { BLCKSZ } from '../postgres/data-page.js'
-import type { Lsn } from '../postgres/lsn.js'
+import { type Lsn, readLsn } from '../postgres/lsn.js'
+import type { ReplicationOriginProgress } from '../postgres/replorigin-checkpoint.js'
 import { databaseSize, type KeyReader } from './datadir-keyspace.js'
 import {
   CHECKPOINT_KEY,
@@ -19,16 +20,19 @@ import {
   decodeRelDir,
   decodeSize,
   decodeU32Set,
+  REPLORIGIN_DIR_KEY,
   type RelDirEntry,
   type RelTag,
   relBlockKey,
   relDirKey,
   relmapKey,
   relSizeKey,
+  replOriginKey,
   type SlruKind,
   slruBlockKey,
   slruDirKey,
   slruSegSizeKey,
+  TBLSPC_DIR_KEY,
   TWOPHASE_DIR_KEY,
   twoPhaseFileKey,
 } from './datadir-mapping.js'
@@ -121,5 +125,22 @@ export class DatadirReader {
 
   checkpoint(): Buffer | null {
     return this.get(CHECKPOINT_KEY)
+  }
+
+  /** Tablespaces other than pg_default and pg_global; null for a timeline imported before they were kept. */
+  tablespaces(): number[] | null {
+    const v = this.get(TBLSPC_DIR_KEY)
+    return v && decodeU32Set(v, 'tablespace directory')
+  }
+
+  /** The progress of every replication origin, by id; none for a timeline that never had one. */
+  replicationOrigins(): ReplicationOriginProgress[] {
+    const dir = this.get(REPLORIGIN_DIR_KEY)
+    const out: ReplicationOriginProgress[] = []
+    for (const roident of dir ? decodeU32Set(dir, 'replication origin directory') : []) {
+      const v = this.get(replOriginKey(roident))
+      if (v) out.push({ roident, remoteLsn: readLsn(v, 0) })
+    }
+    return out
   }
 }

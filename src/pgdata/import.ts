@@ -1,8 +1,10 @@
 /**
  * Import of a cleanly shut-down Postgres datadir (what initdb leaves) into a new timeline: every relation
- * fork block, relation sizes and directories, SLRU segments, two-phase files, relmap files, pg_control
- * and the checkpoint become values at one LSN, the end of the datadir's shutdown checkpoint record, which
- * is where its WAL would continue.
+ * fork block, relation sizes and directories, SLRU segments (pg_xact, pg_multixact, pg_commit_ts),
+ * two-phase files, relmap files, the progress of replication origins, the tablespaces, pg_control and
+ * the checkpoint
+ * become values at one LSN, the end of the datadir's shutdown checkpoint record, which is where its WAL
+ * would continue.
  */
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
@@ -12,7 +14,7 @@ import type { Timeline, Write } from '../engine/timeline.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { encodeCheckPoint } from '../postgres/checkpoint.js'
 import { BLCKSZ } from '../postgres/data-page.js'
-import type { Lsn } from '../postgres/lsn.js'
+import { type Lsn, writeLsn } from '../postgres/lsn.js'
 import { type ControlFile, DBState, decodeControlFile } from '../postgres/pg-control.js'
 import {
   DEFAULTTABLESPACE_OID,
@@ -22,6 +24,8 @@ import {
   relationSegmentPath,
   TABLESPACE_VERSION_DIRECTORY,
 } from '../postgres/relfile.js'
+import { decodeReplOriginCheckpoint } from '../postgres/replorigin-checkpoint.js'
+import { SLRU_PAGES_PER_SEGMENT } from '../postgres/slru.js'
 import { recordEndLsn } from '../postgres/wal-page.js'
 import {
   CHECKPOINT_KEY,
@@ -32,17 +36,19 @@ import {
   encodeRelDir,
   encodeSize,
   encodeU32Set,
+  REPLORIGIN_DIR_KEY,
   type RelDirEntry,
   relBlockKey,
   relDirKey,
   relmapKey,
   relSizeKey,
+  replOriginKey,
   SLRU_DIRS,
-  SLRU_PAGES_PER_SEGMENT,
-  SlruKind,
+  SLRU_KINDS,
   slruBlockKey,
   slruDirKey,
   slruSegSizeKey,
+  TBLSPC_DIR_KEY,
   TWOPHASE_DIR_KEY,
   twoPhaseFileKey,
 } from './datadir-mapping.js'
@@ -152,13 +158,16 @@ export function importDatadir(tenant: Tenant, datadir: string, timelineId?: stri
   }
   importDbDirs(path.join(datadir, 'base'), DEFAULTTABLESPACE_OID)
   // pg_tblspc/<oid> links to the tablespace's location, which holds a version directory of databases.
-  for (const name of readdirSync(path.join(datadir, 'pg_tblspc'))) {
-    if (/^\d+$/.test(name))
-      importDbDirs(path.join(datadir, 'pg_tblspc', name, TABLESPACE_VERSION_DIRECTORY), Number(name))
+  const tablespaces = readdirSync(path.join(datadir, 'pg_tblspc'))
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+  for (const oid of tablespaces) {
+    importDbDirs(path.join(datadir, 'pg_tblspc', String(oid), TABLESPACE_VERSION_DIRECTORY), oid)
   }
   put(DBDIR_KEY, encodeDbDir(dbs))
+  put(TBLSPC_DIR_KEY, encodeU32Set(tablespaces))
 
-  for (const kind of [SlruKind.Clog, SlruKind.MultiXactMembers, SlruKind.MultiXactOffsets]) {
+  for (const kind of SLRU_KINDS) {
     const dir = path.join(datadir, SLRU_DIRS[kind])
     const segnos: number[] = []
     for (const name of readdirSync(dir)) {
@@ -186,6 +195,15 @@ export function importDatadir(tenant: Tenant, datadir: string, timelineId?: stri
     xids.push(xid)
   }
   put(TWOPHASE_DIR_KEY, encodeU32Set(xids))
+
+  const originsFile = path.join(datadir, 'pg_logical', 'replorigin_checkpoint')
+  const origins = existsSync(originsFile) ? decodeReplOriginCheckpoint(readFileSync(originsFile)) : []
+  for (const o of origins) {
+    const lsnBytes = Buffer.alloc(8)
+    writeLsn(lsnBytes, 0, o.remoteLsn)
+    put(replOriginKey(o.roident), lsnBytes)
+  }
+  put(REPLORIGIN_DIR_KEY, encodeU32Set(origins.map((o) => o.roident)))
   put(CONTROLFILE_KEY, control)
   put(CHECKPOINT_KEY, encodeCheckPoint(cf.checkPointCopy))
 

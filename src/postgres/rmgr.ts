@@ -382,3 +382,15 @@ export function recordTypeName(rmid: number, info: number): string {
   const name = identify?.names[info & identify.mask]
   return name ?? `UNKNOWN (${(info & RMGR_OP_MASK).toString(16)})`
 }
+
+/**
+ * Every record type a built-in rmgr names: the bits of xl_info its identify function looks at (`op`) and
+ * pg_waldump's name for it, in op order.
+ */
+export function recordTypes(rmid: number): { op: number; name: string }[] {
+  const identify = rmgrIdIsBuiltin(rmid) ? IDENTIFY[rmid] : undefined
+  if (!identify) throw new RangeError(`rmgr ${rmid} is not a built-in resource manager`)
+  return Object.entries(identify.names)
+    .map(([op, name]) => ({ op: Number(op), name }))
+    .sort((a, b) => a.op - b.op)
+}

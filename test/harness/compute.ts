@@ -3,14 +3,17 @@
  * from them, and a compute's WAL fed back into a timeline.
  */
 import { createWriteStream } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
+import path from 'node:path'
 import { execa } from 'execa'
 import type { Timeline } from '../../src/engine/timeline.js'
 import { type BasebackupResult, basebackup } from '../../src/pgdata/basebackup.js'
 import { WalIngest } from '../../src/pgdata/walingest.js'
-import type { Lsn } from '../../src/postgres/lsn.js'
+import { type Lsn, parseLsn } from '../../src/postgres/lsn.js'
+import { giveToPgUser } from '../../src/postgres/pg-bin.js'
 import { TarWriter } from '../../src/postgres/tar.js'
 import { openWalDir } from '../../src/postgres/wal-dir.js'
-import { type PgCluster, type StartOptions, startPostgres } from './postgres.js'
+import { makeTempDir, type PgCluster, type StartOptions, startPostgres } from './postgres.js'
 
 /** Writes a basebackup of `tl` (at `lsn`, default its last record) to a tar file. */
 export async function basebackupToFile(tl: Timeline, file: string, lsn?: Lsn): Promise<BasebackupResult> {
@@ -23,17 +26,30 @@ export async function basebackupToFile(tl: Timeline, file: string, lsn?: Lsn): P
   return result
 }
 
-/** Starts stock Postgres on the datadir a basebackup tar holds. */
+/**
+ * Starts stock Postgres on the datadir a basebackup tar holds; with `standby`, as a hot standby (a
+ * standby.signal file, no primary to stream from), which checks its settings against pg_control's.
+ */
 export function startPostgresFromTar(
   tarFile: string,
-  opts: Omit<StartOptions, 'populate' | 'initdbArgs'> = {},
+  opts: Omit<StartOptions, 'populate' | 'initdbArgs'> & { standby?: boolean } = {},
 ): Promise<PgCluster> {
+  const { standby, ...start } = opts
   return startPostgres({
-    ...opts,
+    ...start,
     populate: async (datadir) => {
       await execa('tar', ['-xf', tarFile, '-C', datadir])
+      if (standby) await writeFile(path.join(datadir, 'standby.signal'), '')
     },
   })
+}
+
+/** The datadir a basebackup tar holds, extracted into a temp dir of the postgres OS user (for its tools). */
+export async function extractBasebackup(tarFile: string): Promise<string> {
+  const dir = await makeTempDir('zenith-basebackup-')
+  await execa('tar', ['-xf', tarFile, '-C', dir])
+  await giveToPgUser(dir)
+  return dir
 }
 
 /** Ingests a pg_wal directory's records from `start` (to `end`), committing every `commitEvery`. */
@@ -52,4 +68,10 @@ export async function ingestWalDir(
   }
   ingest.commit()
   return n
+}
+
+/** pg_current_wal_insert_lsn() of a compute: where its next record goes. */
+export async function walInsertLsn(pg: PgCluster): Promise<Lsn> {
+  const [{ lsn }] = await pg.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn() AS lsn')
+  return parseLsn(lsn)
 }

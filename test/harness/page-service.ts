@@ -14,6 +14,22 @@ export async function showTenantConfig(port: number, tenantId: string): Promise<
   return rows[0]
 }
 
+/** Extracts the page service's fullbackup of a timeline (at `lsn`, or the latest) into `dir`. */
+export async function fullbackupToDir(
+  pgPort: number,
+  tenantId: string,
+  timelineId: string,
+  dir: string,
+  lsn?: string,
+): Promise<void> {
+  const c = await PgClient.connect({ host: '127.0.0.1', port: pgPort, user: 'postgres' })
+  try {
+    await extractTar(c.copyOut(`fullbackup ${tenantId} ${timelineId}${lsn ? ` ${lsn}` : ''}`), dir)
+  } finally {
+    await c.close()
+  }
+}
+
 /**
  * A stock Postgres started from the page service's fullbackup of a timeline (at `lsn`, or the latest),
  * running with wal_consistency_checking = all as every zenith compute does, plus `settings`.
@@ -27,14 +43,6 @@ export function computeFromPageService(
   return startPostgres({
     name: opts.name ?? 'ps-compute',
     settings: { wal_consistency_checking: 'all', ...opts.settings },
-    populate: async (datadir) => {
-      const c = await PgClient.connect({ host: '127.0.0.1', port: pgPort, user: 'postgres' })
-      try {
-        const at = opts.lsn ? ` ${opts.lsn}` : ''
-        await extractTar(c.copyOut(`fullbackup ${tenantId} ${timelineId}${at}`), datadir)
-      } finally {
-        await c.close()
-      }
-    },
+    populate: (datadir) => fullbackupToDir(pgPort, tenantId, timelineId, datadir, opts.lsn),
   })
 }

@@ -16,15 +16,18 @@ import {
   encodeRelDir,
   encodeSize,
   encodeU32Set,
+  REPLORIGIN_DIR_KEY,
   relBlockKey,
   relDirKey,
   relForkRange,
   relmapKey,
   relSizeKey,
+  replOriginKey,
   SlruKind,
   slruBlockKey,
   slruDirKey,
   slruSegSizeKey,
+  TBLSPC_DIR_KEY,
   TWOPHASE_DIR_KEY,
   twoPhaseFileKey,
 } from '../../src/pgdata/datadir-mapping.js'
@@ -46,6 +49,10 @@ describe('datadir mapping', () => {
       [twoPhaseFileKey(731), { kind: 'twophase-file', xid: 731 }],
       [CONTROLFILE_KEY, { kind: 'controlfile' }],
       [CHECKPOINT_KEY, { kind: 'checkpoint' }],
+      [slruBlockKey(SlruKind.CommitTs, 1, 4), { kind: 'slru-block', slru: 3, segno: 1, blkno: 4 }],
+      [REPLORIGIN_DIR_KEY, { kind: 'replorigin-dir' }],
+      [replOriginKey(65534), { kind: 'replorigin', roident: 65534 }],
+      [TBLSPC_DIR_KEY, { kind: 'tblspc-dir' }],
     ]
     for (const [k, want] of cases) expect(classifyKey(k)).toEqual(want)
     expect(DBDIR_KEY.equals(KEY_MIN)).toBe(true)
@@ -83,6 +90,10 @@ describe('datadir mapping', () => {
     expect(() => relBlockKey({ ...rel, relNode: 0 }, 1)).toThrow(RangeError)
     expect(() => relBlockKey(rel, 0xffffffff)).toThrow(RangeError)
     expect(() => slruBlockKey(SlruKind.Clog, 0, 32)).toThrow(RangeError)
+    expect(() => replOriginKey(0)).toThrow(RangeError)
+    const noOrigin = Buffer.from(REPLORIGIN_DIR_KEY)
+    noOrigin.writeUInt32BE(0x10000, 14)
+    expect(() => classifyKey(noOrigin)).toThrow(DatadirKeyError)
   })
 
   it('encodes directories canonically and refuses damaged ones', () => {

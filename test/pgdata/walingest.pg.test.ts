@@ -3,7 +3,7 @@
  * WAL is ingested into the timeline; a basebackup at the last LSN (and one at an LSN mid-workload) starts
  * another Postgres whose pg_dumpall equals the first's at that moment, and amcheck finds nothing wrong.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -166,7 +166,7 @@ describe('WAL ingest', () => {
     }
   }, 300_000)
 
-  it('carries tablespaces: their relations and databases come back, in place', async () => {
+  it('carries tablespaces: their relations and databases come back, in place, and empty ones too', async () => {
     const source = await startPostgres({ name: 'ingest-tblspc' })
     await source.stop()
     const repo = Repository.open(path.join(work, 'repo-tblspc'), { background: false })
@@ -183,6 +183,12 @@ describe('WAL ingest', () => {
       )
       await c.pg.sql('CREATE DATABASE db_in_ts TABLESPACE ts')
       await c.pg.sql('CREATE TABLE t AS SELECT generate_series(1, 100) AS x', { db: 'db_in_ts' })
+      // A tablespace with nothing in it yet, and one dropped again.
+      for (const name of ['ts_empty', 'ts_gone']) {
+        await c.pg.run('/bin/mkdir', ['-p', path.join(c.pg.baseDir, name)])
+        await c.pg.sql(`CREATE TABLESPACE ${name} LOCATION '${path.join(c.pg.baseDir, name)}'`)
+      }
+      await c.pg.sql('DROP TABLESPACE ts_gone')
       await c.pg.stop()
       await ingestWal(tl, c.pg, c.checkpointLsn)
       const again = await computeFrom(tl, undefined, COMPUTE_SETTINGS)
@@ -190,12 +196,18 @@ describe('WAL ingest', () => {
       expect(await again.pg.sql('SELECT count(*), sum(g) FROM in_ts')).toBe('3000|4501500')
       expect(await again.pg.sql('SELECT count(*) FROM t', { db: 'db_in_ts' })).toBe('100')
       await again.pg.sql("INSERT INTO in_ts VALUES (0, 'still writable')")
+      await again.pg.sql('CREATE TABLE in_empty TABLESPACE ts_empty AS SELECT 1 AS x')
+      expect(await again.pg.sql('SELECT spcname FROM pg_tablespace ORDER BY 1')).toBe(
+        'pg_default\npg_global\nts\nts_empty',
+      )
+      expect(readdirSync(path.join(again.pg.datadir, 'pg_tblspc')).length).toBe(2)
       // Importing a datadir follows its pg_tblspc links.
       const imported = importDatadir(repo.createTenant(), c.pg.datadir)
       const fromImport = await computeFrom(imported.timeline, undefined, COMPUTE_SETTINGS)
       clusters.push(fromImport.pg)
       expect(await fromImport.pg.sql('SELECT count(*) FROM t', { db: 'db_in_ts' })).toBe('100')
       expect(await fromImport.pg.sql('SELECT count(*) FROM in_ts')).toBe('3000')
+      await fromImport.pg.sql('CREATE TABLE in_empty_too TABLESPACE ts_empty AS SELECT 1 AS x')
     } finally {
       await repo.close({ flush: false })
       for (const c of clusters) await c.destroy()

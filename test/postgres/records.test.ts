@@ -16,6 +16,7 @@ import {
   parseRelMapRecord,
   RELMAPPER_FILEMAGIC,
 } from '../../src/postgres/records/relmap.js'
+import { parseReplOriginRecord } from '../../src/postgres/records/replorigin.js'
 import { parseSmgrRecord, SMGR_TRUNCATE_ALL } from '../../src/postgres/records/smgr.js'
 import { parseTblspcRecord } from '../../src/postgres/records/tblspc.js'
 import {
@@ -395,6 +396,22 @@ describe('CLOG and CommitTs', () => {
   })
 })
 
+describe('ReplicationOrigin', () => {
+  it('parses SET (sizeof xl_replorigin_set is 16: 5 pad bytes follow force) and DROP', () => {
+    const set = new Bytes().u64(0x2_0000_0a28n).u16(7).u8(1).zeros(5).build()
+    expect(parseReplOriginRecord(0x00, set)).toEqual({
+      kind: 'set',
+      remoteLsn: 0x2_0000_0a28,
+      nodeId: 7,
+      force: true,
+    })
+    expectEveryPrefixRejected(set.subarray(0, 11), (d) => parseReplOriginRecord(0x00, d))
+    expect(parseReplOriginRecord(0x10, new Bytes().u16(7).build())).toEqual({ kind: 'drop', nodeId: 7 })
+    expectFormatError(() => parseReplOriginRecord(0x10, Buffer.alloc(1)), /REPLORIGIN DROP/)
+    expectFormatError(() => parseReplOriginRecord(0x20, set), /REPLORIGIN/)
+  })
+})
+
 describe('MultiXact', () => {
   it('parses page zeroing, CREATE_ID with members and TRUNCATE_ID', () => {
     expect(parseMultiXactRecord(0x00, new Bytes().i32(1).build())).toEqual({
@@ -719,6 +736,7 @@ describe('robustness on garbage', () => {
     ['heap', (info, d) => heapVmClears(RM_HEAP_ID, info, d)],
     ['heap2', (info, d) => heapVmClears(RM_HEAP2_ID, info, d)],
     ['heap2 visible', parseHeapVisible],
+    ['replorigin', parseReplOriginRecord],
   ]
 
   it('only ever throws WalRecordFormatError, for every info byte and random data', () => {
