@@ -147,6 +147,9 @@ export class SkTimeline {
       scanFrom: state.flushRecordLsn,
     })
     const tl = new SkTimeline(dir, state, store, env)
+    // The scan may find WAL beyond the commit_lsn persisted last (it is written at most once a second):
+    // with no peers to hear from, nothing but new WAL would move commit_lsn there.
+    if (tl.advanceCommit()) tl.schedulePersist()
     if (state.computeConnstr) tl.startAcceptor(state.computeConnstr, state.term)
     return tl
   }
@@ -240,6 +243,10 @@ export class SkTimeline {
     try {
       await this.store.flush()
       if (this.store.flushLsn > this.store.endRecordLsn) await this.store.truncate(this.store.endRecordLsn)
+      // An acceptor cut off mid-batch leaves WAL written but not synced, which the flush above made
+      // durable: it counts for commit_lsn like any other, or with no peers commit_lsn would stay below
+      // the start LSN this vote gives the election, and the pageserver would never get there.
+      this.flushed(this.store.endRecordLsn)
       this.persist({ term, computeConnstr: null })
     } finally {
       release()
