@@ -31,7 +31,7 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { execa } from 'execa'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
-import { isZombie } from '../lib/pid.js'
+import { isAlive, isZombie } from '../lib/pid.js'
 
 export const PG_OS_USER = 'postgres'
 export const DEFAULT_PG_DISTRIB_DIR = '/usr/lib/postgresql/15'
@@ -324,8 +324,9 @@ export async function pgCtlStatus(
     const pid = Number(m[1])
     // A killed postmaster is a zombie until init reaps it (pg_ctl, its parent, exited long ago), which
     // can take seconds; pg_ctl's signal 0 still finds it, and so would the lock-file check of the next
-    // postmaster. It is not running, and a start has to wait for it to be gone.
-    if (isZombie(pid)) {
+    // postmaster. It is not running, and a start has to wait for it to be gone. (Gone already: reaped
+    // since pg_ctl looked.)
+    if (!isAlive(pid)) {
       const reapedBy = Date.now() + ZOMBIE_REAP_MS
       while (isZombie(pid) && Date.now() < reapedBy) await sleep(50)
       return { running: false }
