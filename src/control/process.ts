@@ -4,6 +4,7 @@
  *
  *     readPidFile(file)          pid or null (missing, empty or garbled file)
  *     isAlive(pid)               signal 0 reaches it (EPERM counts: the process exists); zombies are dead
+ *                                (lib/pid.ts, re-exported)
  *     stalePid(file)             the pid file names a process that is gone
  *     lastLogLines(file, n)      the log's last n non-empty lines, for a post-mortem
  *     startDetached(opts)        { pid, alreadyRunning }: idempotent; waits until opts.ready() holds
@@ -34,6 +35,9 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { writeFileDurable } from '../lib/durable-fs.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
+import { isAlive } from '../lib/pid.js'
+
+export { isAlive }
 
 const POLL_MS = 50
 const DEFAULT_START_TIMEOUT_MS = 30_000
@@ -82,29 +86,6 @@ export function readPidFile(file: string): number | null {
   if (!/^\d+$/.test(first)) return null
   const pid = Number(first)
   return Number.isSafeInteger(pid) && pid > 0 ? pid : null
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-  return !isZombie(pid)
-}
-
-/**
- * A zombie has exited and only waits for its parent to reap it, yet signal 0 still reaches it; waiting
- * for it to exit would wait for its parent instead. Linux only: elsewhere zombies count as alive.
- */
-function isZombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    // The command name in parentheses may itself contain ') ', so the state follows the last one.
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z'
-  } catch {
-    return false
-  }
 }
 
 export function stalePid(file: string): boolean {

@@ -28,8 +28,10 @@
 import { existsSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { execa } from 'execa'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
+import { isAlive, isZombie } from '../lib/pid.js'
 
 export const PG_OS_USER = 'postgres'
 export const DEFAULT_PG_DISTRIB_DIR = '/usr/lib/postgresql/15'
@@ -37,6 +39,8 @@ export const DEFAULT_PG_DISTRIB_DIR = '/usr/lib/postgresql/15'
 const REQUIRED_BINARIES = ['postgres', 'initdb', 'pg_ctl']
 /** A message is one line; an overlong stderr line (a query echoed back, say) is cut. */
 const MAX_REASON_LENGTH = 400
+/** How long a status waits for a killed postmaster's zombie to be reaped. */
+const ZOMBIE_REAP_MS = 10_000
 
 export class PgBinError extends ZenithError {
   static override kind: ErrorKind = 'external'
@@ -316,7 +320,18 @@ export async function pgCtlStatus(
   try {
     const { stdout } = await runPgBin('pg_ctl', ['-D', dir, 'status'], { binDir: opts.binDir })
     const m = /\(PID: (\d+)\)/.exec(stdout)
-    return m ? { running: true, pid: Number(m[1]) } : { running: true }
+    if (!m) return { running: true }
+    const pid = Number(m[1])
+    // A killed postmaster is a zombie until init reaps it (pg_ctl, its parent, exited long ago), which
+    // can take seconds; pg_ctl's signal 0 still finds it, and so would the lock-file check of the next
+    // postmaster. It is not running, and a start has to wait for it to be gone. (Gone already: reaped
+    // since pg_ctl looked.)
+    if (!isAlive(pid)) {
+      const reapedBy = Date.now() + ZOMBIE_REAP_MS
+      while (isZombie(pid) && Date.now() < reapedBy) await sleep(50)
+      return { running: false }
+    }
+    return { running: true, pid }
   } catch (err) {
     if (err instanceof PgBinError && err.details.exitCode === 3) return { running: false }
     if (err instanceof PgBinError && err.details.exitCode === 4) {

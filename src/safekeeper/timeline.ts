@@ -165,10 +165,9 @@ export class SkTimeline {
       scanFrom: state.flushRecordLsn,
     })
     const tl = new SkTimeline(dir, state, store, env)
-    // commit_lsn reaches the control file up to a second late, so after a kill it may trail the WAL the
-    // scan found. A lone safekeeper is its own majority, and nothing else would move it without a
-    // compute (no peer answers): an election would wait for ever for the pageserver to get that WAL.
-    tl.advanceCommit()
+    // The scan may find WAL beyond the commit_lsn persisted last (it is written at most once a second):
+    // with no peers to hear from, nothing but new WAL would move commit_lsn there.
+    if (tl.advanceCommit()) tl.schedulePersist()
     if (state.computeConnstr) tl.startAcceptor(state.computeConnstr, state.term)
     return tl
   }
@@ -265,6 +264,10 @@ export class SkTimeline {
     try {
       await this.store.flush()
       if (this.store.flushLsn > this.store.endRecordLsn) await this.cutWal(this.store.endRecordLsn)
+      // An acceptor cut off mid-batch leaves WAL written but not synced, which the flush above made
+      // durable: it counts for commit_lsn like any other, or with no peers commit_lsn would stay below
+      // the start LSN this vote gives the election, and the pageserver would never get there.
+      this.flushed(this.store.endRecordLsn)
       // A lone safekeeper counts its flush LSN committed, mid-record too; the bytes just cut belonged to
       // a record never completed, which no acknowledged commit can need.
       const commitLsn = Math.min(this.state.commitLsn, this.store.flushLsn)

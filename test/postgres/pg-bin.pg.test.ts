@@ -1,9 +1,12 @@
 import { appendFileSync, chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { execa } from 'execa'
 import { afterAll, describe, expect, it } from 'vitest'
 import { freePort } from '../../src/control/process.js'
+import { isZombie } from '../../src/lib/pid.js'
 import {
+  asPgUser,
   checkPgBinaries,
   controlData,
   initdb,
@@ -12,6 +15,7 @@ import {
   meaningfulLine,
   PgBinError,
   pgBinDir,
+  pgBinPath,
   pgCtlStart,
   pgCtlStatus,
   pgCtlStop,
@@ -19,6 +23,7 @@ import {
   pgUserIds,
   runPgBin,
 } from '../../src/postgres/pg-bin.js'
+import { waitFor, waitUntil } from '../harness/wait.js'
 
 const root = mkdtempSync(path.join(tmpdir(), 'zenith-pg-bin-test-'))
 // The postgres OS user must be able to reach the datadirs below.
@@ -110,6 +115,48 @@ describe('pg-bin', () => {
       expect(await pgCtlStop(datadir, 'immediate')).toEqual({ wasRunning: false })
     } finally {
       await pgCtlStop(datadir, 'immediate')
+    }
+  })
+
+  it('takes a killed postmaster whose zombie is not reaped yet for stopped, and starts again', async () => {
+    const base = mkdtempSync(path.join(root, 'zombie-'))
+    chmodSync(base, 0o755)
+    const datadir = path.join(base, 'data')
+    // The shell below opens the log as the postgres OS user.
+    await makePgOwnedDir(path.join(base, 'log'), 0o755)
+    const logFile = path.join(base, 'log', 'postgres.log')
+    await initdb(datadir, { args: ['--no-sync'] })
+    const port = await freePort()
+    appendFileSync(
+      path.join(datadir, 'postgresql.conf'),
+      `\nport = ${port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\nfsync = off\n`,
+    )
+    // The postmaster's parent is a shell turned `sleep`, which never reaps it: once killed, it stays a
+    // zombie until the sleep ends, as it does under an init that reaps orphans late.
+    const [cmd, args] = asPgUser('sh', [
+      '-c',
+      `${pgBinPath('postgres')} -D ${datadir} >>${logFile} 2>&1 & exec sleep 3`,
+    ])
+    const parent = execa(cmd, args, { reject: false })
+    try {
+      const pid = await waitFor('postgres to accept connections', async () => {
+        const { pid } = await pgCtlStatus(datadir)
+        if (pid === undefined) return undefined
+        const ready = await runPgBin('pg_isready', ['-h', '127.0.0.1', '-p', String(port)]).then(
+          () => true,
+          () => false,
+        )
+        return ready ? pid : undefined
+      })
+      process.kill(pid, 'SIGKILL')
+      await waitUntil('the postmaster to be a zombie', () => isZombie(pid))
+      expect(await pgCtlStatus(datadir)).toEqual({ running: false })
+      expect(isZombie(pid)).toBe(false)
+      await pgCtlStart(datadir, { logFile, timeoutSec: 60 })
+      expect((await pgCtlStatus(datadir)).running).toBe(true)
+    } finally {
+      await pgCtlStop(datadir, 'immediate')
+      await parent
     }
   })
 
