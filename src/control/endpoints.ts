@@ -40,7 +40,7 @@ import {
   pgCtlStop,
   pgUserCanEnter,
 } from '../postgres/pg-bin.js'
-import { decodeControlFile } from '../postgres/pg-control.js'
+import { type ControlFile, decodeControlFile } from '../postgres/pg-control.js'
 import { extractTar } from '../postgres/tar.js'
 import { walQuietUntil } from '../postgres/wal-page.js'
 import { PgClient } from '../protocol/client.js'
@@ -260,12 +260,53 @@ export async function listEndpoints(repoDir: string): Promise<EndpointRow[]> {
   return rows
 }
 
+/**
+ * The settings a hot standby must have at least as high as its primary had them: the primary logs them
+ * in pg_control (PARAMETER_CHANGE), and a standby with less refuses to start.
+ */
+const STANDBY_MINIMUMS = [
+  ['max_connections', 'maxConnections'],
+  ['max_worker_processes', 'maxWorkerProcesses'],
+  ['max_wal_senders', 'maxWalSenders'],
+  ['max_prepared_transactions', 'maxPreparedXacts'],
+  ['max_locks_per_transaction', 'maxLocksPerXact'],
+] as const
+
+/**
+ * A read-only endpoint's own settings take the branch's values at its LSN where it gives none; one it
+ * gives below them is refused in one line rather than left to a hot standby that will not start.
+ */
+function standbySettings(name: string, e: EndpointSpec, control: ControlFile): string[] {
+  const own = new Map(Object.entries(e.settings).map(([k, v]) => [k.toLowerCase(), v]))
+  const lines: string[] = []
+  for (const [setting, field] of STANDBY_MINIMUMS) {
+    const need = control[field]
+    const given = own.get(setting)
+    if (given === undefined) lines.push(`${setting} = ${need}`)
+    else if (Number(given) < need) {
+      throw new EndpointError(
+        `endpoint "${name}" sets ${setting} = ${given}, below the ${need} that branch ${e.branch} had at ${e.lsn}: a hot standby needs at least that`,
+        { hint: `pg create it again with -c ${setting}=${need} or more, or leave ${setting} out` },
+      )
+    }
+  }
+  return lines
+}
+
 /** Who acknowledges the compute's commits: its safekeepers by quorum, else the pageserver itself. */
-function roleSettings(e: EndpointSpec, safekeepers: readonly number[], term: number | null): string[] {
+function roleSettings(
+  name: string,
+  e: EndpointSpec,
+  safekeepers: readonly number[],
+  term: number | null,
+  control: ControlFile,
+): string[] {
   if (e.lsn !== undefined)
     return [
-      `# Read-only at ${e.lsn}: Postgres runs as a hot standby that never receives WAL.`,
+      `# Read-only at ${e.lsn}: Postgres runs as a hot standby that never receives WAL, with the branch's`,
+      '# own limits of then where this endpoint sets none.',
       'hot_standby = on',
+      ...standbySettings(name, e, control),
     ]
   if (safekeepers.length > 0) {
     const names = safekeepers.map((id) => applicationNameOf(id)).join(', ')
@@ -289,8 +330,9 @@ function renderConf(
   e: EndpointSpec,
   safekeepers: readonly number[],
   term: number | null,
+  control: ControlFile,
 ): string {
-  const role = roleSettings(e, safekeepers, term)
+  const role = roleSettings(name, e, safekeepers, term, control)
   const vars: Record<string, string> = {
     endpoint: name,
     branch: e.branch,
@@ -465,7 +507,8 @@ export async function startEndpointSteps(
     title: 'write postgresql.conf',
     run: async () => {
       const term = (election as Election | null)?.term ?? null
-      await fs.writeFile(path.join(pgdata, 'postgresql.conf'), renderConf(name, e, sks, term))
+      const control = decodeControlFile(readFileSync(path.join(pgdata, 'global', 'pg_control')))
+      await fs.writeFile(path.join(pgdata, 'postgresql.conf'), renderConf(name, e, sks, term, control))
       await giveToPgUser(pgdata)
     },
   })
