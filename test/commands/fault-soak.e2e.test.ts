@@ -19,10 +19,13 @@ import {
   endpointLogFile,
   pageserverLogFile,
   pageserverPidFile,
+  safekeeperClientOf,
+  safekeeperConfigOf,
   safekeeperLogFile,
   safekeeperPidFile,
 } from '../../src/control/layout.js'
 import { isAlive, lastLogLines, readPidFile } from '../../src/control/process.js'
+import { formatSize } from '../../src/lib/units.js'
 import { parseLsn } from '../../src/postgres/lsn.js'
 import { type Cluster, freePortBase, newCluster, teardown } from '../harness/cli.js'
 import { randomInt } from '../harness/random.js'
@@ -185,6 +188,40 @@ async function soak(run: Run, seed: number): Promise<void> {
     }
   }
 
+  /**
+   * Why acks are held back, or null: each safekeeper delays its acks while its pageserver feedback is
+   * behind commit_lsn by more than max_replication_write_lag (backpressure, by design), and commits stop
+   * once fewer than a majority of those that are up still ack.
+   */
+  const backpressure = async (): Promise<string | null> => {
+    const lags: string[] = []
+    let acking = 0
+    for (let id = 1; id <= run.safekeepers; id++) {
+      const limit = safekeeperConfigOf(c.repo, id).maxReplicationWriteLag
+      const d = await safekeeperClientOf(c.repo, id)
+        .timeline(main.tenant_id, main.timeline_id)
+        .catch(() => null)
+      if (!d) continue
+      const fb = d.pageserver_feedback
+      const lag = fb ? parseLsn(d.commit_lsn) - parseLsn(fb.last_received_lsn) : 0
+      lags.push(`safekeeper ${id} ${formatSize(lag)} behind`)
+      if (lag <= limit) acking++
+    }
+    return acking < Math.floor(run.safekeepers / 2) + 1 ? `pageserver feedback: ${lags.join(', ')}` : null
+  }
+  let heldBack = 0
+  /** With a quorum of safekeepers up, every writer goes on committing, unless backpressure holds them. */
+  const keepsCommitting = async (what: string) => {
+    try {
+      await everyWriterCommits(`with ${what}`, DURING_MS)
+    } catch (err) {
+      const why = await backpressure()
+      if (why === null) throw err
+      heldBack++
+      say(`  no commits with ${what}: backpressure, ${why}`)
+    }
+  }
+
   try {
     writers.start()
     await everyWriterCommits('at the start', RECOVERY_MS)
@@ -210,7 +247,7 @@ async function soak(run: Run, seed: number): Promise<void> {
         say(`#${n} t=${elapsed()}s kill ${target}`)
         await killAll([pid], target)
         // Two of three are a quorum; the only one is the whole quorum.
-        if (run.safekeepers === 3) await everyWriterCommits(`with ${target} down`, DURING_MS)
+        if (run.safekeepers === 3) await keepsCommitting(`${target} down`)
         else await noCommitsWhileDown(target)
         repair = ['safekeeper', 'start', String(id)]
       } else if (kind === 'pageserver') {
@@ -219,7 +256,7 @@ async function soak(run: Run, seed: number): Promise<void> {
         say(`#${n} t=${elapsed()}s kill ${target}`)
         await killAll([pid], target)
         // The safekeepers acknowledge commits; in direct mode the pageserver is the synchronous standby.
-        if (run.safekeepers > 0) await everyWriterCommits(`with ${target} down`, DURING_MS)
+        if (run.safekeepers > 0) await keepsCommitting(`${target} down`)
         else await noCommitsWhileDown(target)
         // `zenith start` starts only what is not running: both ways of bringing it back.
         repair = random(2) === 0 ? ['start'] : ['pageserver', 'start']
@@ -271,7 +308,8 @@ async function soak(run: Run, seed: number): Promise<void> {
     const byKind = run.kinds.map((k) => `${k} ${faults[k]}`).join(', ')
     const summary =
       `${run.name} (seed ${seed}): ${n} faults (${byKind}); ${writers.total()} commits acknowledged of ` +
-      `${writers.attempts()} attempted (${writers.failures()} statements or connections failed); ${elapsed()} s`
+      `${writers.attempts()} attempted (${writers.failures()} statements or connections failed); ` +
+      `${heldBack} faults with commits held by backpressure; ${elapsed()} s`
     summaries.push(summary)
     say(`SUMMARY: ${summary}`)
     expect(n).toBeGreaterThanOrEqual(MIN_FAULTS)
