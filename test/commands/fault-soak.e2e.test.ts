@@ -58,7 +58,8 @@ const WRITERS = 3
 const RECOVERY_MS = 30_000
 /** With a quorum left (or safekeepers while the pageserver is down), every writer commits within this. */
 const DURING_MS = 5_000
-const RUN_TIMEOUT_MS = 300_000
+/** Each fault takes a few seconds to inject and repair, more on a loaded machine. */
+const RUN_TIMEOUT_MS = Math.max(300_000, MIN_FAULTS * 15_000)
 
 const baseSeed = Number(process.env.ZENITH_SOAK_SEED ?? Math.floor(Math.random() * 2 ** 31))
 
