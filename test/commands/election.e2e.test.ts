@@ -7,41 +7,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseLsn } from '../../src/postgres/lsn.js'
 import type { SkTimelineInfo } from '../../src/safekeeper/api-types.js'
-import { type Cluster, freePortBase, newCluster, teardown } from '../harness/cli.js'
+import { type Cluster, newCluster, startMain, teardown } from '../harness/cli.js'
 import { jsonRequest } from '../harness/http.js'
 import { query } from '../harness/sql.js'
 import { sleep } from '../harness/wait.js'
 
 describe('the election at pg start', () => {
   let c: Cluster
-  let httpBase: number
   let connstr: string
   let tlPath: string
 
   const detail = async (id: number): Promise<SkTimelineInfo> =>
-    (await jsonRequest(`http://127.0.0.1:${httpBase + id}`, 'GET', tlPath)).json
+    (await jsonRequest(c.safekeeperHttp(id), 'GET', tlPath)).json
   const count = async () => Number((await query<{ n: string }>(connstr, 'SELECT count(*) AS n FROM t'))[0].n)
 
   beforeAll(async () => {
-    const pgBase = await freePortBase(6)
-    httpBase = pgBase + 3
-    c = await newCluster('elect', {}, [
-      '--num-safekeepers',
-      '3',
-      '--safekeeper-pg-port-base',
-      String(pgBase),
-      '--safekeeper-http-port-base',
-      String(httpBase),
-    ])
-    await c.ok('start')
-    await c.ok('pg', 'start', 'main')
-    const [ep] = JSON.parse(await c.ok('pg', 'list', '--json')) as {
-      connstr: string
-      tenant_id: string
-      timeline_id: string
-    }[]
-    connstr = ep.connstr
-    tlPath = `/v1/tenant/${ep.tenant_id}/timeline/${ep.timeline_id}`
+    c = await newCluster('elect', {}, ['--num-safekeepers', '3'])
+    ;({ connstr, tlPath } = await startMain(c))
   })
   afterAll(() => teardown(c))
 

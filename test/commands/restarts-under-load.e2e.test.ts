@@ -10,7 +10,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatLsn, type Lsn, parseLsn } from '../../src/postgres/lsn.js'
 import type { SkTimelineInfo } from '../../src/safekeeper/api-types.js'
-import { type Cluster, freePortBase, newCluster, teardown } from '../harness/cli.js'
+import { type Cluster, newCluster, startMain, teardown } from '../harness/cli.js'
 import { jsonRequest } from '../harness/http.js'
 import { randomInt } from '../harness/random.js'
 import { query } from '../harness/sql.js'
@@ -27,13 +27,12 @@ const DOWN_MS = 1000
 
 describe('safekeeper restarts under load', () => {
   let c: Cluster
-  let httpBase: number
   let connstr: string
   let tlPath: string
   const pids = new Map<number, number>()
 
   const detail = async (id: number): Promise<SkTimelineInfo> => {
-    const r = await jsonRequest(`http://127.0.0.1:${httpBase + id}`, 'GET', tlPath)
+    const r = await jsonRequest(c.safekeeperHttp(id), 'GET', tlPath)
     expect(r.status).toBe(200)
     return r.json
   }
@@ -42,25 +41,8 @@ describe('safekeeper restarts under load', () => {
     Number((await query<{ s: string }>(connstr, 'SELECT sum(balance) AS s FROM accounts'))[0].s)
 
   beforeAll(async () => {
-    const pgBase = await freePortBase(6)
-    httpBase = pgBase + 3
-    c = await newCluster('restarts', {}, [
-      '--num-safekeepers',
-      '3',
-      '--safekeeper-pg-port-base',
-      String(pgBase),
-      '--safekeeper-http-port-base',
-      String(httpBase),
-    ])
-    await c.ok('start')
-    await c.ok('pg', 'start', 'main')
-    const [ep] = JSON.parse(await c.ok('pg', 'list', '--json')) as {
-      connstr: string
-      tenant_id: string
-      timeline_id: string
-    }[]
-    connstr = ep.connstr
-    tlPath = `/v1/tenant/${ep.tenant_id}/timeline/${ep.timeline_id}`
+    c = await newCluster('restarts', {}, ['--num-safekeepers', '3'])
+    ;({ connstr, tlPath } = await startMain(c))
     for (const r of JSON.parse(await c.ok('safekeeper', 'list', '--json')) as { id: number; pid: number }[])
       pids.set(r.id, r.pid)
     await query(connstr, 'CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL)')
@@ -172,7 +154,7 @@ describe('safekeeper restarts under load', () => {
     const from = Math.max(...details.map((d) => parseLsn(d.local_start_lsn)))
     const q = `?from_lsn=${formatLsn(from)}&until_lsn=${formatLsn(end)}`
     const digests = await Promise.all(
-      [1, 2, 3].map((id) => jsonRequest(`http://127.0.0.1:${httpBase + id}`, 'GET', `${tlPath}/digest${q}`)),
+      [1, 2, 3].map((id) => jsonRequest(c.safekeeperHttp(id), 'GET', `${tlPath}/digest${q}`)),
     )
     expect(digests.map((d) => d.status)).toEqual([200, 200, 200])
     expect(new Set(digests.map((d) => d.json.sha256)).size).toBe(1)

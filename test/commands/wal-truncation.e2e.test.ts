@@ -11,14 +11,13 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatLsn, type Lsn, parseLsn } from '../../src/postgres/lsn.js'
 import type { SkDigest, SkTimelineInfo } from '../../src/safekeeper/api-types.js'
-import { type Cluster, freePortBase, newCluster, teardown } from '../harness/cli.js'
+import { type Cluster, newCluster, startMain, teardown } from '../harness/cli.js'
 import { jsonRequest } from '../harness/http.js'
 import { query } from '../harness/sql.js'
 import { sleep, waitUntil } from '../harness/wait.js'
 
 describe('WAL truncation at the divergence point', () => {
   let c: Cluster
-  let httpBase: number
   let connstr: string
   let tlPath: string
   /** What sk1 alone holds after the compute of term 1 is killed: its flush LSN and the digest up to it. */
@@ -30,7 +29,7 @@ describe('WAL truncation at the divergence point', () => {
   /** sk1's WAL from term 2's start to its end, as it held it in term 1. */
   let divergent: SkDigest
 
-  const api = (id: number) => `http://127.0.0.1:${httpBase + id}`
+  const api = (id: number) => c.safekeeperHttp(id)
   const detail = async (id: number): Promise<SkTimelineInfo> => {
     const r = await jsonRequest(api(id), 'GET', tlPath)
     expect(r.status).toBe(200)
@@ -63,25 +62,8 @@ describe('WAL truncation at the divergence point', () => {
   }
 
   beforeAll(async () => {
-    const pgBase = await freePortBase(6)
-    httpBase = pgBase + 3
-    c = await newCluster('trunc', {}, [
-      '--num-safekeepers',
-      '3',
-      '--safekeeper-pg-port-base',
-      String(pgBase),
-      '--safekeeper-http-port-base',
-      String(httpBase),
-    ])
-    await c.ok('start')
-    await c.ok('pg', 'start', 'main')
-    const [ep] = JSON.parse(await c.ok('pg', 'list', '--json')) as {
-      connstr: string
-      tenant_id: string
-      timeline_id: string
-    }[]
-    connstr = ep.connstr
-    tlPath = `/v1/tenant/${ep.tenant_id}/timeline/${ep.timeline_id}`
+    c = await newCluster('trunc', {}, ['--num-safekeepers', '3'])
+    ;({ connstr, tlPath } = await startMain(c))
   })
   afterAll(() => teardown(c))
 

@@ -26,6 +26,34 @@ export interface Cluster {
   zenith(...args: string[]): Promise<CliResult>
   /** Runs a command that must succeed; its stdout. */
   ok(...args: string[]): Promise<string>
+  /** The HTTP API of safekeeper `id`, `http://127.0.0.1:port`. */
+  safekeeperHttp(id: number): string
+}
+
+/** The endpoint `pg start main` made, as `pg list --json` shows it, and its timeline's API path. */
+export interface MainEndpoint {
+  connstr: string
+  tenantId: string
+  timelineId: string
+  /** `/v1/tenant/<t>/timeline/<tl>`, on the pageserver's and the safekeepers' APIs alike. */
+  tlPath: string
+}
+
+/** `zenith start`, then `pg start main`: the cluster running with its writer on the main branch. */
+export async function startMain(c: Cluster): Promise<MainEndpoint> {
+  await c.ok('start')
+  await c.ok('pg', 'start', 'main')
+  const [ep] = JSON.parse(await c.ok('pg', 'list', '--json')) as {
+    connstr: string
+    tenant_id: string
+    timeline_id: string
+  }[]
+  return {
+    connstr: ep.connstr,
+    tenantId: ep.tenant_id,
+    timelineId: ep.timeline_id,
+    tlPath: `/v1/tenant/${ep.tenant_id}/timeline/${ep.timeline_id}`,
+  }
 }
 
 /** Runs the CLI once; `env` adds to (or, with undefined, removes from) the environment. */
@@ -54,15 +82,13 @@ export async function newCluster(
     ? Number(initArgs[initArgs.indexOf('--num-safekeepers') + 1])
     : DEFAULT_SAFEKEEPERS
   const skPorts: string[] = []
+  const given = initArgs.indexOf('--safekeeper-http-port-base')
+  let httpBase = given >= 0 ? Number(initArgs[given + 1]) : 0
   if (count > 0 && !initArgs.includes('--safekeeper-pg-port-base')) {
     // One run of free ports: the libpq ports of safekeepers 1..count, then their HTTP ports.
     const base = await freePortBase(2 * count)
-    skPorts.push(
-      '--safekeeper-pg-port-base',
-      String(base),
-      '--safekeeper-http-port-base',
-      String(base + count),
-    )
+    httpBase = base + count
+    skPorts.push('--safekeeper-pg-port-base', String(base), '--safekeeper-http-port-base', String(httpBase))
   }
   const zenith = (...args: string[]) => runZenith([...args, '--repo-dir', repo], env)
   const ok = async (...args: string[]) => {
@@ -81,7 +107,8 @@ export async function newCluster(
     ...skPorts,
     ...initArgs,
   )
-  return { dir, repo, http, pg, zenith, ok }
+  const safekeeperHttp = (id: number) => `http://127.0.0.1:${httpBase + id}`
+  return { dir, repo, http, pg, zenith, ok, safekeeperHttp }
 }
 
 /** Stops whatever the cluster runs and removes its temp dir. */
