@@ -299,15 +299,17 @@ function roleSettings(
   e: EndpointSpec,
   safekeepers: readonly number[],
   term: number | null,
-  control: ControlFile,
+  control: ControlFile | null,
 ): string[] {
-  if (e.lsn !== undefined)
+  if (e.lsn !== undefined) {
+    if (!control) throw new ZenithError('a read-only endpoint needs its pg_control', { kind: 'bug' })
     return [
       `# Read-only at ${e.lsn}: Postgres runs as a hot standby that never receives WAL, with the branch's`,
       '# own limits of then where this endpoint sets none.',
       'hot_standby = on',
       ...standbySettings(name, e, control),
     ]
+  }
   if (safekeepers.length > 0) {
     const names = safekeepers.map((id) => applicationNameOf(id)).join(', ')
     return [
@@ -330,7 +332,7 @@ function renderConf(
   e: EndpointSpec,
   safekeepers: readonly number[],
   term: number | null,
-  control: ControlFile,
+  control: ControlFile | null,
 ): string {
   const role = roleSettings(name, e, safekeepers, term, control)
   const vars: Record<string, string> = {
@@ -507,7 +509,10 @@ export async function startEndpointSteps(
     title: 'write postgresql.conf',
     run: async () => {
       const term = (election as Election | null)?.term ?? null
-      const control = decodeControlFile(readFileSync(path.join(pgdata, 'global', 'pg_control')))
+      // Only a hot standby needs the branch's limits from pg_control.
+      const control = fixed
+        ? decodeControlFile(readFileSync(path.join(pgdata, 'global', 'pg_control')))
+        : null
       await fs.writeFile(path.join(pgdata, 'postgresql.conf'), renderConf(name, e, sks, term, control))
       await giveToPgUser(pgdata)
     },
