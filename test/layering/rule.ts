@@ -12,7 +12,7 @@ export const ALLOWED: Record<string, readonly string[]> = {
   safekeeper: ['protocol', 'postgres', 'lib'],
   control: ['pageserver', 'safekeeper', 'pgdata', 'engine', 'protocol', 'postgres', 'lib'],
   cli: ['control', 'pageserver', 'safekeeper', 'pgdata', 'engine', 'protocol', 'postgres', 'lib'],
-  tui: ['control', 'pageserver', 'safekeeper', 'pgdata', 'engine', 'protocol', 'postgres', 'lib'],
+  tui: ['cli', 'control', 'pageserver', 'safekeeper', 'pgdata', 'engine', 'protocol', 'postgres', 'lib'],
   commands: [
     'cli',
     'tui',
