@@ -34,6 +34,9 @@ const CHAR = 6.7
 const KEY_LABEL_SPACING = 19
 const LSN_LABEL_SPACING = FONT + 3
 const BAND = 4
+const PAD = 6
+const MARKER_KINDS = ['branch', 'gc_cutoff', 'disk_consistent', 'last_record'] as const
+const MARKER_NAMES = MARKER_KINDS.map((k) => k.replace('_', ' '))
 
 export function escapeXml(s: string): string {
   return s
@@ -56,7 +59,6 @@ export function renderLayerMapSvg(
   const plotW = Math.max(600, Math.min(1400, (nKey - 1) * 24))
   const plotH = Math.max(320, Math.min(2400, (nLsn - 1) * 18))
   const stepX = plotW / (nKey - 1)
-  const stepY = plotH / (nLsn - 1)
 
   const markerText = new Map<number, { text: string; kind: MarkerKind }>()
   for (const m of g.markers) {
@@ -76,10 +78,16 @@ export function renderLayerMapSvg(
   const right = 24 + CHAR * Math.max(0, ...[...markerText.values()].map((m) => m.text.length + 2))
   const top = 64
   const bottom = 24 + CHAR * longestKey * Math.SQRT1_2 + FONT
-  const width = Math.ceil(left + plotW + right)
+  const legendWidth =
+    [...Object.values(LAYER_KIND_NAMES), ...MARKER_NAMES].reduce(
+      (w, name) => w + 34 + CHAR * name.length,
+      0,
+    ) + 16
+  const width = Math.ceil(Math.max(left + plotW + right, left + legendWidth))
   const height = Math.ceil(top + plotH + bottom)
   const xOf = (i: number) => left + i * stepX
-  const yOf = (i: number) => top + plotH - i * stepY
+  // Half a band of room below the lowest LSN and above the highest, so bands there are not cut by the axes.
+  const yOf = (i: number) => top + PAD + (plotH - 2 * PAD) - i * ((plotH - 2 * PAD) / (nLsn - 1))
 
   const out: string[] = [
     '<?xml version="1.0" encoding="UTF-8"?>',
@@ -99,15 +107,15 @@ export function renderLayerMapSvg(
     )
     lx += 18 + CHAR * LAYER_KIND_NAMES[k].length + 16
   }
-  for (const k of ['branch', 'gc_cutoff', 'disk_consistent', 'last_record'] as const) {
+  MARKER_KINDS.forEach((k, i) => {
     const s = MARKER_STROKE[k]
-    const name = k.replace('_', ' ')
+    const name = MARKER_NAMES[i]
     out.push(
       `<line x1="${num(lx)}" y1="35" x2="${num(lx + 16)}" y2="35" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`,
       `<text x="${num(lx + 20)}" y="39">${escapeXml(name)}</text>`,
     )
     lx += 20 + CHAR * name.length + 16
-  }
+  })
   out.push('</g>')
 
   // Axes: LSN labels on the left (thinned bottom-up), key labels below, slanted, thinned left to right.
@@ -116,7 +124,7 @@ export function renderLayerMapSvg(
   )
   out.push('<g class="lsn-labels" text-anchor="end">')
   for (const i of thinLabels(
-    g.lsns.map((_, i) => i * stepY),
+    g.lsns.map((_, i) => -yOf(i)),
     g.lsns.map(() => 0),
     LSN_LABEL_SPACING,
   ))
@@ -139,7 +147,7 @@ export function renderLayerMapSvg(
       if (r.kind !== kind) continue
       const x = xOf(r.x0)
       const w = Math.max(1, (r.x1 - r.x0) * stepX)
-      const [y, h] = r.y0 === r.y1 ? [yOf(r.y0) - BAND / 2, BAND] : [yOf(r.y1), (r.y1 - r.y0) * stepY]
+      const [y, h] = r.y0 === r.y1 ? [yOf(r.y0) - BAND / 2, BAND] : [yOf(r.y1), yOf(r.y0) - yOf(r.y1)]
       const opacity = kind === 'open' || kind === 'frozen' ? ' fill-opacity="0.6"' : ''
       const title = `${r.name}\n${LAYER_KIND_NAMES[kind]}, ${formatSize(r.bytes)}\nkeys ${r.keys}\nLSN ${r.lsns}`
       out.push(

@@ -76,6 +76,8 @@ function lsnSlots(g: LayerMapGeometry) {
   const isPoint = new Array<boolean>(nLsn).fill(false)
   for (const r of g.rects) if (r.y0 === r.y1) isPoint[r.y0] = true
   for (const m of g.markers) isPoint[m.y] = true
+  // The top LSN gets a row of its own, so its label is not on the row of the layers below it.
+  if (nLsn > 0) isPoint[nLsn - 1] = true
   const pointSlot: number[] = []
   const intervalSlot: number[] = []
   const grow: boolean[] = []
@@ -139,7 +141,7 @@ export function drawLayerMapText(model: LayerMapModel | LayerMapGeometry, opts: 
   const markWidth =
     markerLabels.size === 0
       ? 0
-      : Math.min(22, 3 + Math.max(...[...markerLabels.values()].map((m) => m.text.length)))
+      : Math.min(30, 3 + Math.max(...[...markerLabels.values()].map((m) => m.text.length)))
   const plotWidth = opts.width - lsnWidth - 2 - markWidth
   const plotHeight = opts.height - 3
   if (plotWidth < 10)
@@ -170,12 +172,7 @@ export function drawLayerMapText(model: LayerMapModel | LayerMapGeometry, opts: 
   // An LSN's label goes on its point row, else on the first row of the interval above it.
   const labelAt = new Map<number, string>()
   for (let i = nLsn - 1; i >= 0; i--) {
-    const row =
-      pointSlot[i] !== undefined
-        ? rows[pointSlot[i]][0]
-        : intervalSlot[i] !== undefined
-          ? rows[intervalSlot[i]][0]
-          : rows[intervalSlot[i - 1] ?? 0][1]
+    const row = rows[pointSlot[i] ?? intervalSlot[i]][0]
     if (!labelAt.has(row) || isPoint[i]) labelAt.set(row, g.lsns[i])
   }
   const markerAt = new Map<number, { text: string; kind: MarkerKind }>()

@@ -71,9 +71,15 @@ export function layerKeyRange(l: AnyLayer): string {
 
 export const layerBytes = (l: AnyLayer): number => (isHistoric(l) ? l.layer_file_size : l.bytes)
 
-/** Newest first: by LSN end (an open layer has none yet: it is the newest), then by LSN start. */
+/** Newest first: by LSN end, then by LSN start. */
 export function newestFirst(layers: readonly AnyLayer[]): AnyLayer[] {
-  const end = (l: AnyLayer) => (l.lsn_end === undefined ? Number.POSITIVE_INFINITY : parseLsn(l.lsn_end))
+  // An image has one LSN and no end; an open layer has no end yet and is the newest.
+  const end = (l: AnyLayer) =>
+    l.lsn_end !== undefined
+      ? parseLsn(l.lsn_end)
+      : l.kind === 'Open'
+        ? Number.POSITIVE_INFINITY
+        : parseLsn(l.lsn_start)
   return [...layers].sort(
     (a, b) =>
       end(b) - end(a) ||
