@@ -91,11 +91,14 @@ export function renderLayerMapSvg(
 
   const out: string[] = [
     '<?xml version="1.0" encoding="UTF-8"?>',
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="monospace" font-size="${FONT}">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="monospace" font-size="${FONT}" role="img">`,
+    `<title>${escapeXml(opts.title ?? 'layer map')}</title>`,
     `<rect class="background" x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`,
   ]
   if (opts.title)
-    out.push(`<text x="${left}" y="18" font-size="13" font-weight="bold">${escapeXml(opts.title)}</text>`)
+    out.push(
+      `<text x="${num(left)}" y="18" font-size="13" font-weight="bold">${escapeXml(opts.title)}</text>`,
+    )
 
   // Legend: a swatch per kind, then the marker lines.
   out.push('<g class="legend">')
@@ -148,10 +151,9 @@ export function renderLayerMapSvg(
       const x = xOf(r.x0)
       const w = Math.max(1, (r.x1 - r.x0) * stepX)
       const [y, h] = r.y0 === r.y1 ? [yOf(r.y0) - BAND / 2, BAND] : [yOf(r.y1), yOf(r.y0) - yOf(r.y1)]
-      const opacity = kind === 'open' || kind === 'frozen' ? ' fill-opacity="0.6"' : ''
       const title = `${r.name}\n${LAYER_KIND_NAMES[kind]}, ${formatSize(r.bytes)}\nkeys ${r.keys}\nLSN ${r.lsns}`
       out.push(
-        `<rect data-kind="${kind}" x="${num(x)}" y="${num(y)}" width="${num(w)}" height="${num(h)}" fill="${KIND_FILL[kind]}"${opacity}><title>${escapeXml(title)}</title></rect>`,
+        `<rect data-kind="${kind}" x="${num(x)}" y="${num(y)}" width="${num(w)}" height="${num(h)}" fill="${KIND_FILL[kind]}"><title>${escapeXml(title)}</title></rect>`,
       )
     }
   out.push('</g>')
