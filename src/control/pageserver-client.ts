@@ -2,6 +2,9 @@
 import type { HostPort } from '../lib/host-port.js'
 import type {
   CheckpointResult,
+  CompactResult,
+  GcResult,
+  LayerMapInfo,
   TenantConfigFields,
   TenantConfigInfo,
   TenantInfo,
@@ -46,6 +49,22 @@ export class PageserverClient extends ApiClient {
 
   checkpoint(tenantId: string, timelineId: string): Promise<CheckpointResult> {
     return this.request('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/checkpoint?compact=false`)
+  }
+
+  compact(tenantId: string, timelineId: string, opts: { force?: boolean } = {}): Promise<CompactResult> {
+    const q = opts.force ? '?force_l0_compaction=true&force_image_layer_creation=true' : ''
+    return this.request('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/compact${q}`)
+  }
+
+  /** `gcHorizon` (bytes) instead of the tenant's gc_horizon, for this run only. */
+  gc(tenantId: string, timelineId: string, opts: { gcHorizon?: number } = {}): Promise<GcResult> {
+    return this.request('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/do_gc`, {
+      ...(opts.gcHorizon === undefined ? {} : { gc_horizon: opts.gcHorizon }),
+    })
+  }
+
+  layerMap(tenantId: string, timelineId: string): Promise<LayerMapInfo> {
+    return this.request('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}/layer`)
   }
 
   setWalSource(tenantId: string, timelineId: string, connstr: string | null): Promise<TimelineInfo> {
