@@ -66,9 +66,8 @@ export async function dashboardOnce(
 /** The live screen until `q` or Ctrl-C; needs a terminal on stdin and stdout. */
 export async function runDashboard(opts: DashboardOptions & { color: boolean }): Promise<void> {
   if (!process.stdout.isTTY || !process.stdin.isTTY)
-    throw new DashboardError('zenith dashboard needs a terminal; use --once or --json', {
-      hint: '`zenith dashboard --once` prints one frame as text, `--json` its data',
-    })
+    // The message says what to do instead: no hint line, so a script sees one line.
+    throw new DashboardError('zenith dashboard needs a terminal; use --once or --json')
   const app = render(
     <ColorOn.Provider value={opts.color}>
       <App
