@@ -168,8 +168,8 @@ export function MemoryPanel({ memory }: { memory: DashboardFrame['memory'] }) {
   const share =
     m.open_layer_bytes !== null && m.budget_bytes ? ` (${percent(m.open_layer_bytes / m.budget_bytes)})` : ''
   return (
-    <Panel title="memory" width={44}>
-      <Text>{`open layers ${sizeOrDash(m.open_layer_bytes)} of ${sizeOrDash(m.budget_bytes)}${share}`}</Text>
+    <Panel title="memory" width={46}>
+      <Text>{`open layers ${sizeOrDash(m.open_layer_bytes)} / ${sizeOrDash(m.budget_bytes)}${share}`}</Text>
       <Text>{`page cache  ${sizeOrDash(m.page_cache_bytes)}`}</Text>
       <Text>{`hit ratio   ${percent(m.hit_ratio)}, this refresh ${percent(m.hit_ratio_recent)}`}</Text>
     </Panel>

@@ -125,7 +125,13 @@ describe('zenith dashboard', () => {
     // --branch feature: the layers fetched are feature's.
     expect(f.layers?.timeline_id).toBe(f.timelines[1].timeline_id)
     expect(f.rates.ingest_bytes_per_s).not.toBeNull()
-    expect(f.memory.budget_bytes).toBeGreaterThan(0)
+    // The series behind the memory and tasks panels, from the live pageserver.
+    expect(f.memory.budget_bytes).toBe(128 * 1024 * 1024)
+    expect(f.memory.hit_ratio).toBeGreaterThan(0)
+    const metrics = await (await fetch(`http://127.0.0.1:${c.http}/metrics`)).text()
+    expect(metrics).toMatch(/^pageserver_page_cache_hits_total \d+$/m)
+    expect(metrics).toMatch(/^pageserver_page_cache_misses_total \d+$/m)
+    expect(metrics).toContain('# TYPE pageserver_background_task_runs_total counter')
     // One tenant: /v1/tenant, its timelines, /metrics and one /layer; one request to each of the others.
     expect(f.requests).toEqual({ pageserver: 4, 'safekeeper 1': 1, 'compute main': 1 })
   }, 30_000)
