@@ -20,21 +20,38 @@ export async function endpointRunning(repoDir: string, e: EndpointSpec, name: st
   return (await pgCtlStatus(pgdata)).running
 }
 
+/**
+ * Where the WAL of the compute on `port` ends, in one round trip: insert and flush LSN, both null on a
+ * read-only endpoint (a hot standby has no WAL of its own). Throws a ZenithError when it does not answer.
+ */
+export async function computeWalLsns(
+  port: number,
+  timeoutMs = QUERY_TIMEOUT_MS,
+): Promise<{ insert_lsn: string | null; flush_lsn: string | null }> {
+  const client = await PgClient.connect({
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    connectTimeoutMs: timeoutMs,
+  })
+  try {
+    const [insert, flush] = (
+      await client.query(
+        'SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn() END, ' +
+          'CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn() END',
+      )
+    ).rows[0]
+    return { insert_lsn: insert, flush_lsn: flush }
+  } finally {
+    await client.close()
+  }
+}
+
 /** `pg_current_wal_flush_lsn()` of the compute on `port`; null when it does not answer. */
 async function flushLsnOf(port: number): Promise<Lsn | null> {
   try {
-    const client = await PgClient.connect({
-      host: '127.0.0.1',
-      port,
-      user: 'postgres',
-      connectTimeoutMs: QUERY_TIMEOUT_MS,
-    })
-    try {
-      const lsn = (await client.query('SELECT pg_current_wal_flush_lsn()')).rows[0][0]
-      return lsn === null ? null : parseLsn(lsn)
-    } finally {
-      await client.close()
-    }
+    const { flush_lsn } = await computeWalLsns(port)
+    return flush_lsn === null ? null : parseLsn(flush_lsn)
   } catch (err) {
     // Stopping, starting up, or gone since it was found running: it has no position to show.
     if (err instanceof ZenithError) return null

@@ -23,6 +23,15 @@ export class ServerUnreachableError extends ZenithError {
   override name = 'ServerUnreachableError'
 }
 
+/** A body that is not JSON (empty, or a proxy's HTML) reads as undefined. */
+function parseJson(text: string): unknown {
+  try {
+    return text === '' ? undefined : JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
 export class ApiClient {
   readonly base: string
 
@@ -35,7 +44,20 @@ export class ApiClient {
     this.base = `http://${formatHostPort(addr)}`
   }
 
+  /** Requests sent so far: the dashboard holds itself to a few per server per refresh. */
+  requests = 0
+
   async request<T>(method: string, path: string, body?: unknown, timeoutMs = 120_000): Promise<T> {
+    return parseJson(await this.send(method, path, body, timeoutMs)) as T
+  }
+
+  /** A route that answers in plain text (`/metrics`). */
+  requestText(path: string, timeoutMs = 120_000): Promise<string> {
+    return this.send('GET', path, undefined, timeoutMs)
+  }
+
+  private async send(method: string, path: string, body: unknown, timeoutMs: number): Promise<string> {
+    this.requests++
     let res: Response
     try {
       res = await fetch(this.base + path, {
@@ -51,17 +73,11 @@ export class ApiClient {
       })
     }
     const text = await res.text()
-    let json: unknown
-    try {
-      json = text === '' ? undefined : JSON.parse(text)
-    } catch {
-      json = undefined
-    }
     if (!res.ok) {
-      const msg = (json as Partial<ErrorBody> | undefined)?.msg ?? text.trim()
+      const msg = (parseJson(text) as Partial<ErrorBody> | undefined)?.msg ?? text.trim()
       throw new ServerApiError(res.status, msg || `${method} ${path}: HTTP ${res.status}`)
     }
-    return json as T
+    return text
   }
 
   async isUp(): Promise<boolean> {

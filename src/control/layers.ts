@@ -125,7 +125,7 @@ function resolveBranch(repoDir: string, branch: string, tenantFlag?: string): Br
 }
 
 async function readLayers(repoDir: string, ref: BranchRef): Promise<BranchLayers> {
-  const m = await pageserverClientOf(repoDir).layerMap(ref.tenantId, ref.timelineId)
+  const m = await pageserverClientOf(repoDir).layers(ref.tenantId, ref.timelineId)
   return {
     tenant_id: ref.tenantId,
     timeline_id: ref.timelineId,

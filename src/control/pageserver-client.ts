@@ -19,8 +19,8 @@ export class PageserverClient extends ApiClient {
     super(addr, 'the pageserver', 'start it with `zenith start`')
   }
 
-  tenants(): Promise<TenantInfo[]> {
-    return this.request('GET', '/v1/tenant')
+  tenants(timeoutMs?: number): Promise<TenantInfo[]> {
+    return this.request('GET', '/v1/tenant', undefined, timeoutMs)
   }
 
   createTenant(tenantId: string, config: TenantConfigFields = {}): Promise<string> {
@@ -35,8 +35,8 @@ export class PageserverClient extends ApiClient {
     return this.request('PATCH', `/v1/tenant/${tenantId}/config`, patch)
   }
 
-  timelines(tenantId: string): Promise<TimelineInfo[]> {
-    return this.request('GET', `/v1/tenant/${tenantId}/timeline`)
+  timelines(tenantId: string, timeoutMs?: number): Promise<TimelineInfo[]> {
+    return this.request('GET', `/v1/tenant/${tenantId}/timeline`, undefined, timeoutMs)
   }
 
   timeline(tenantId: string, timelineId: string, timeoutMs?: number): Promise<TimelineInfo> {
@@ -45,6 +45,16 @@ export class PageserverClient extends ApiClient {
 
   createTimeline(tenantId: string, req: TimelineCreateRequest): Promise<TimelineInfo> {
     return this.request('POST', `/v1/tenant/${tenantId}/timeline`, req)
+  }
+
+  /** The timeline's layers, in memory and on disk. */
+  layers(tenantId: string, timelineId: string, timeoutMs?: number): Promise<LayerMapInfo> {
+    return this.request('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}/layer`, undefined, timeoutMs)
+  }
+
+  /** GET /metrics, the Prometheus text (parseMetrics reads it). */
+  metrics(timeoutMs?: number): Promise<string> {
+    return this.requestText('/metrics', timeoutMs)
   }
 
   checkpoint(tenantId: string, timelineId: string): Promise<CheckpointResult> {
@@ -61,10 +71,6 @@ export class PageserverClient extends ApiClient {
     return this.request('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/do_gc`, {
       ...(opts.gcHorizon === undefined ? {} : { gc_horizon: opts.gcHorizon }),
     })
-  }
-
-  layerMap(tenantId: string, timelineId: string): Promise<LayerMapInfo> {
-    return this.request('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}/layer`)
   }
 
   setWalSource(tenantId: string, timelineId: string, connstr: string | null): Promise<TimelineInfo> {

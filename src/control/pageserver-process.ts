@@ -24,7 +24,7 @@ import {
   startServer,
 } from './server-process.js'
 
-const pageserverFiles = (repoDir: string): ServerFiles => ({
+export const pageserverFiles = (repoDir: string): ServerFiles => ({
   name: 'pageserver',
   pidFile: pageserverPidFile(repoDir),
   logFile: pageserverLogFile(repoDir),

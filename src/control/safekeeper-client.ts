@@ -31,8 +31,8 @@ export class SafekeeperClient extends ApiClient {
     }
   }
 
-  timelines(): Promise<SkTimelineInfo[]> {
-    return this.request('GET', '/v1/tenant/timeline', undefined, 2000)
+  timelines(timeoutMs = 2000): Promise<SkTimelineInfo[]> {
+    return this.request('GET', '/v1/tenant/timeline', undefined, timeoutMs)
   }
 
   timeline(tenantId: string, timelineId: string): Promise<SkTimelineInfo> {

@@ -32,6 +32,21 @@ export interface TaskInfo {
   lastError?: string
 }
 
+/**
+ * Every run of one kind of task since the manager started, kept apart from list(), whose history of ended
+ * tasks is bounded: the metrics count runs and failures, which must never go down.
+ */
+export interface TaskKindStats {
+  kind: TaskKind
+  /** Runs in progress now (a loop waiting for its next run is not running). */
+  running: number
+  runs: number
+  failures: number
+  /** When the last run started and how long the last finished run took, ms. */
+  lastRunAt?: number
+  lastDurationMs?: number
+}
+
 export type TaskLogger = (
   level: 'info' | 'warn' | 'error',
   msg: string,
@@ -126,6 +141,7 @@ export class TaskManager {
   private nextId = 1
   private readonly running = new Map<number, Running>()
   private readonly ended: TaskInfo[] = []
+  private readonly kinds = new Map<TaskKind, TaskKindStats>()
   private readonly log: TaskLogger
 
   constructor(opts: { log?: TaskLogger } = {}) {
@@ -142,7 +158,7 @@ export class TaskManager {
     return this.start(kind, scope, name, async (info, signal) => {
       info.runs = 1
       info.lastRunAt = info.startedAt
-      await fn(signal)
+      await this.timed(kind, signal, () => fn(signal))
     })
   }
 
@@ -185,7 +201,7 @@ export class TaskManager {
         record.runs++
         record.lastRunAt = Date.now()
         try {
-          await fn(signal)
+          await this.timed(kind, signal, () => fn(signal))
           failuresInARow = 0
         } catch (err) {
           if (isCancellation(err, signal)) return
@@ -246,6 +262,33 @@ export class TaskManager {
       .filter((info) => matches(info, scope))
       .sort((a, b) => a.id - b.id)
       .map((info) => ({ ...info }))
+  }
+
+  /** Runs, failures and the last run of each kind of task, by kind. */
+  kindStats(): TaskKindStats[] {
+    return [...this.kinds.values()].map((k) => ({ ...k }))
+  }
+
+  /** One run of a task of `kind`, counted in kindStats(); a cancelled run is not a failure. */
+  private async timed(kind: TaskKind, signal: AbortSignal, run: () => Promise<void>): Promise<void> {
+    let k = this.kinds.get(kind)
+    if (!k) {
+      k = { kind, running: 0, runs: 0, failures: 0 }
+      this.kinds.set(kind, k)
+    }
+    const began = Date.now()
+    k.running++
+    k.runs++
+    k.lastRunAt = began
+    try {
+      await run()
+    } catch (err) {
+      if (!isCancellation(err, signal)) k.failures++
+      throw err
+    } finally {
+      k.running--
+      k.lastDurationMs = Date.now() - began
+    }
   }
 
   private start(

@@ -6,8 +6,11 @@
 
 type Labels = Record<string, string>
 
+// The exposition format escapes a newline as the two characters `\n`, not as a backslash before one.
+const escapeLabel = (v: string): string => v.replace(/["\\\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))
+
 const labelText = (labels: Labels): string => {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, (c) => `\\${c}`)}"`)
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`)
   return parts.length ? `{${parts.join(',')}}` : ''
 }
 
@@ -37,18 +40,34 @@ export class Counter implements Metric {
   }
 }
 
-/** A gauge whose samples are computed when scraped, so it never goes stale. */
-export class Gauge implements Metric {
+type Collect = () => { labels?: Labels; value: number }[]
+
+/** Samples computed when scraped, so they never go stale. */
+class Collected implements Metric {
   constructor(
     readonly name: string,
     readonly help: string,
-    private readonly collect: () => { labels?: Labels; value: number }[],
+    private readonly type: 'gauge' | 'counter',
+    private readonly collect: Collect,
   ) {}
 
   render(): string[] {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`]
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`]
     for (const s of this.collect()) lines.push(`${this.name}${labelText(s.labels ?? {})} ${s.value}`)
     return lines
+  }
+}
+
+export class Gauge extends Collected {
+  constructor(name: string, help: string, collect: Collect) {
+    super(name, help, 'gauge', collect)
+  }
+}
+
+/** A counter that something else keeps (the page cache counts its own hits), read when scraped. */
+export class CollectedCounter extends Collected {
+  constructor(name: string, help: string, collect: Collect) {
+    super(name, help, 'counter', collect)
   }
 }
 
@@ -94,4 +113,44 @@ export class MetricsRegistry {
   render(): string {
     return `${this.metrics.flatMap((m) => m.render()).join('\n')}\n`
   }
+}
+
+/** One sample of a scrape: `name{labels} value`. */
+export interface MetricSample {
+  name: string
+  labels: Labels
+  value: number
+}
+
+const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/
+const LABEL = /\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?/y
+
+const unescapeLabel = (v: string): string => v.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c))
+
+const sampleValue = (v: string): number =>
+  v === '+Inf' ? Number.POSITIVE_INFINITY : v === '-Inf' ? Number.NEGATIVE_INFINITY : Number(v)
+
+/**
+ * The samples of a text exposition, in order; comments and lines that are not samples are skipped, so a
+ * newer server's additions never break an older reader.
+ */
+export function parseMetrics(text: string): MetricSample[] {
+  const samples: MetricSample[] = []
+  for (const raw of text.split('\n')) {
+    const line = raw.trim()
+    if (line === '' || line.startsWith('#')) continue
+    const m = SAMPLE.exec(line)
+    if (!m) continue
+    const labels: Labels = {}
+    if (m[2] !== undefined) {
+      LABEL.lastIndex = 0
+      while (LABEL.lastIndex < m[2].length) {
+        const l = LABEL.exec(m[2])
+        if (!l) break
+        labels[l[1]] = unescapeLabel(l[2])
+      }
+    }
+    samples.push({ name: m[1], labels, value: sampleValue(m[3]) })
+  }
+  return samples
 }

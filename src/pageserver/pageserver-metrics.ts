@@ -1,8 +1,9 @@
 /** The series the pageserver exposes at GET /metrics. */
 import { PAGE_SIZE } from '../engine/page-cache.js'
 import type { Repository } from '../engine/repository.js'
+import type { TaskKindStats } from '../engine/task-manager.js'
 import type { Timeline } from '../engine/timeline.js'
-import { Counter, Gauge, Histogram, MetricsRegistry } from '../lib/metrics.js'
+import { CollectedCounter, Counter, Gauge, Histogram, MetricsRegistry } from '../lib/metrics.js'
 
 /** GetPage latency buckets, seconds: a cached page takes microseconds, a cold one a disk read. */
 const GETPAGE_BUCKETS = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1]
@@ -62,6 +63,65 @@ export class PageserverMetrics {
       new Gauge('pageserver_page_cache_size_bytes', 'bytes of the page cache', () => [
         { value: source.repo.pageCache.slots * PAGE_SIZE },
       ]),
+    )
+    this.registry.add(
+      new Gauge('pageserver_memory_budget_bytes', 'the budget of all open in-memory layers together', () => [
+        { value: source.repo.memory.budgetBytes },
+      ]),
+    )
+    const cache = () => source.repo.pageCache.stats()
+    this.registry.add(
+      new CollectedCounter('pageserver_page_cache_hits_total', 'page cache reads found in the cache', () => [
+        { value: cache().hits },
+      ]),
+    )
+    this.registry.add(
+      new CollectedCounter(
+        'pageserver_page_cache_misses_total',
+        'page cache reads that loaded the block',
+        () => [{ value: cache().misses }],
+      ),
+    )
+    const byKind =
+      (f: (k: TaskKindStats) => number | undefined) => (): { labels: { kind: string }; value: number }[] =>
+        source.repo.tasks.kindStats().flatMap((k) => {
+          const value = f(k)
+          return value === undefined ? [] : [{ labels: { kind: k.kind }, value }]
+        })
+    this.registry.add(
+      new Gauge(
+        'pageserver_background_tasks_running',
+        'background task runs in progress, by kind',
+        byKind((k) => k.running),
+      ),
+    )
+    this.registry.add(
+      new CollectedCounter(
+        'pageserver_background_task_runs_total',
+        'background task runs, by kind',
+        byKind((k) => k.runs),
+      ),
+    )
+    this.registry.add(
+      new CollectedCounter(
+        'pageserver_background_task_failures_total',
+        'failed background task runs, by kind',
+        byKind((k) => k.failures),
+      ),
+    )
+    this.registry.add(
+      new Gauge(
+        'pageserver_background_task_last_duration_seconds',
+        'how long the last finished run of each kind took',
+        byKind((k) => (k.lastDurationMs === undefined ? undefined : k.lastDurationMs / 1000)),
+      ),
+    )
+    this.registry.add(
+      new Gauge(
+        'pageserver_background_task_last_run_timestamp_seconds',
+        'when the last run of each kind started, seconds since the Unix epoch',
+        byKind((k) => (k.lastRunAt === undefined ? undefined : k.lastRunAt / 1000)),
+      ),
     )
     this.registry.add(
       new Gauge(

@@ -23,6 +23,9 @@ import { createPageService } from './page-service.js'
 import { PageserverMetrics } from './pageserver-metrics.js'
 import { WalReceivers } from './wal-receiver.js'
 
+/** How stale a timeline's logical size may be while its LSN moves. */
+const LOGICAL_SIZE_MAX_AGE_MS = 10_000
+
 export interface TimelineCreateRequest {
   newTimelineId: string
   ancestorTimelineId?: string
@@ -33,7 +36,7 @@ export class Pageserver {
   readonly metrics: PageserverMetrics
   readonly walReceivers: WalReceivers
   private listeners: Listener[] = []
-  private readonly logicalSizes = new WeakMap<Timeline, { lsn: Lsn; bytes: number }>()
+  private readonly logicalSizes = new WeakMap<Timeline, { lsn: Lsn; bytes: number; at: number }>()
   private stopping: Promise<void> | null = null
 
   private constructor(
@@ -142,15 +145,17 @@ export class Pageserver {
   }
 
   /**
-   * current_logical_size at last_record_lsn. Summing every relation's size takes milliseconds and the
-   * control plane polls timeline detail while it waits, so the figure is kept until the LSN moves.
+   * current_logical_size, and whether it is the size at last_record_lsn. Summing every relation's size
+   * takes milliseconds, and the control plane and the dashboard poll timeline detail every second while
+   * WAL flows, so a figure is kept until the LSN moves and then for LOGICAL_SIZE_MAX_AGE_MS at most.
    */
-  logicalSize(tl: Timeline): number {
+  logicalSize(tl: Timeline): { bytes: number; accurate: boolean } {
     const lsn = tl.lastRecordLsn
     const known = this.logicalSizes.get(tl)
-    if (known?.lsn === lsn) return known.bytes
+    if (known && (known.lsn === lsn || Date.now() - known.at < LOGICAL_SIZE_MAX_AGE_MS))
+      return { bytes: known.bytes, accurate: known.lsn === lsn }
     const bytes = logicalSize((key) => tl.get(key, lsn))
-    this.logicalSizes.set(tl, { lsn, bytes })
-    return bytes
+    this.logicalSizes.set(tl, { lsn, bytes, at: Date.now() })
+    return { bytes, accurate: true }
   }
 }

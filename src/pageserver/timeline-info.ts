@@ -16,6 +16,7 @@ import type { Pageserver } from './pageserver.js'
 export function timelineInfo(ps: Pageserver, tl: Timeline): TimelineInfo {
   const md = tl.metadata
   const rx = ps.walReceivers.status(tl.tenantId, tl.timelineId)
+  const size = ps.logicalSize(tl)
   return {
     tenant_id: tl.tenantId,
     timeline_id: tl.timelineId,
@@ -30,8 +31,8 @@ export function timelineInfo(ps: Pageserver, tl: Timeline): TimelineInfo {
     latest_gc_cutoff_lsn: formatLsn(tl.latestGcCutoffLsn),
     applied_gc_cutoff_lsn: formatLsn(tl.latestGcCutoffLsn),
     initdb_lsn: formatLsn(md.initLsn),
-    current_logical_size: ps.logicalSize(tl),
-    current_logical_size_is_accurate: true,
+    current_logical_size: size.bytes,
+    current_logical_size_is_accurate: size.accurate,
     pg_version: 15,
     state: 'Active',
     wal_source_connstr: rx?.connstr ?? null,

@@ -339,3 +339,31 @@ describe('TaskManager shutdown', () => {
     await expect(tm.shutdown({})).rejects.toThrow(TypeError)
   })
 })
+
+describe('TaskManager kind stats', () => {
+  it('counts runs and failures per kind beyond the bounded history, and knows what runs now', async () => {
+    const tm = manager()
+    const gate = deferred()
+    tm.spawn('flush', { tenantId: A }, 'slow flush', () => gate.promise)
+    await vi.waitFor(() => expect(tm.kindStats()).toMatchObject([{ kind: 'flush', running: 1, runs: 1 }]))
+    gate.resolve()
+    const many = Array.from({ length: 210 }, (_, i) =>
+      tm.spawn('flush', { tenantId: B }, `flush ${i}`, async () => {
+        if (i % 70 === 0) throw new Error('disk full')
+      }),
+    )
+    const cancelled = deferred()
+    tm.spawn('gc', { tenantId: A }, 'cancelled gc', (signal) => {
+      signal.addEventListener('abort', () => cancelled.resolve())
+      return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)))
+    })
+    await vi.waitFor(() => expect(many.every((t) => t.state !== 'running')).toBe(true))
+    await tm.shutdown({ tenantId: A })
+    const byKind = Object.fromEntries(tm.kindStats().map((k) => [k.kind, k]))
+    // 211 runs though list() keeps 200 ended tasks; failures 3 (i = 0, 70, 140); the cancelled gc is none.
+    expect(byKind.flush).toMatchObject({ running: 0, runs: 211, failures: 3 })
+    expect(byKind.gc).toMatchObject({ running: 0, runs: 1, failures: 0 })
+    expect(byKind.flush.lastDurationMs).toBeGreaterThanOrEqual(0)
+    expect(byKind.flush.lastRunAt).toBeGreaterThan(0)
+  })
+})

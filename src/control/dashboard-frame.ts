@@ -1,0 +1,313 @@
+/**
+ * What the dashboard shows, derived from consecutive samples (dashboard-sample.ts) without any I/O:
+ * rates from counter deltas, GetPage p99 from histogram bucket deltas, each timeline's LSN ladder
+ * (lsnLadder, the one ladder of the CLI), and the last minute of every figure drawn as a sparkline.
+ * `frameData(prev, sample, now)` is pure, so the panels can be tested on recorded samples.
+ */
+import type { MetricSample } from '../lib/metrics.js'
+import type { LayerMapInfo, TimelineInfo } from '../pageserver/api-types.js'
+import type { DashboardSample, ProcessSample } from './dashboard-sample.js'
+import { type LadderInput, type LadderRung, lsnLadder } from './lsn-ladder.js'
+import { commitLsnOf, type SafekeeperTimelineView } from './safekeeper-view.js'
+
+/** Samples kept for a sparkline: a minute at the default refresh of one second. */
+export const HISTORY_LENGTH = 60
+
+export interface TimelineFrame {
+  tenant_id: string
+  timeline_id: string
+  /** Its branch name in the repo config; null for a timeline the config does not name. */
+  branch: string | null
+  ancestor_timeline_id: string | null
+  ancestor_lsn: string | null
+  /** Null when the pageserver did not answer or does not have it. */
+  walreceiver_status: string | null
+  logical_size: number | null
+  ladder: LadderRung[]
+  /** The pageserver's last_record lag behind the compute, oldest first; null where it was not known. */
+  lag_bytes_history: (number | null)[]
+  lag_seconds_history: (number | null)[]
+}
+
+export interface Rates {
+  ingest_bytes_per_s: number | null
+  ingest_records_per_s: number | null
+  getpage_per_s: number | null
+  /** The upper bound of the bucket holding the 99th percentile of this refresh's GetPage requests. */
+  getpage_p99_seconds: number | null
+}
+
+export interface TaskRow {
+  kind: string
+  running: number
+  runs: number
+  failures: number
+  last_run_ago_s: number | null
+  last_duration_s: number | null
+}
+
+export type LayerKind = 'open' | 'frozen' | 'l0_delta' | 'delta' | 'image'
+export const LAYER_KINDS: readonly LayerKind[] = ['open', 'frozen', 'l0_delta', 'delta', 'image']
+
+export interface LayersFrame {
+  tenant_id: string
+  timeline_id: string
+  by_kind: { kind: LayerKind; count: number; bytes: number }[]
+  /** The layers as GET …/layer gave them, for the layer map. */
+  info: LayerMapInfo
+}
+
+/** The raw totals rates are measured from, carried to the next frame. */
+export interface Counters {
+  ingest_bytes: number | null
+  ingest_records: number | null
+  getpage: number | null
+  getpage_buckets: { le: number; count: number }[] | null
+  cache_hits: number | null
+  cache_misses: number | null
+}
+
+export interface DashboardFrame {
+  at_ms: number
+  processes: (ProcessSample & { uptime_s: number | null })[]
+  /** Why the pageserver's panels are empty; null when it answered. */
+  pageserver_unreachable: string | null
+  timelines: TimelineFrame[]
+  rates: Rates
+  rate_history: { [K in keyof Rates]: (number | null)[] }
+  memory: {
+    open_layer_bytes: number | null
+    budget_bytes: number | null
+    page_cache_bytes: number | null
+    /** Page cache hits of all reads since the pageserver started, and of this refresh's reads. */
+    hit_ratio: number | null
+    hit_ratio_recent: number | null
+  }
+  tasks: TaskRow[]
+  /** The selected timeline's layers; null when there are none to show. */
+  layers: LayersFrame | null
+  requests: Record<string, number>
+  counters: Counters
+}
+
+const keep = <T>(history: readonly T[] | undefined, next: T): T[] =>
+  [...(history ?? []), next].slice(-HISTORY_LENGTH)
+
+const samplesOf = (metrics: readonly MetricSample[], name: string) => metrics.filter((m) => m.name === name)
+
+function total(metrics: readonly MetricSample[], name: string): number | null {
+  const s = samplesOf(metrics, name)
+  return s.length === 0 ? null : s.reduce((n, m) => n + m.value, 0)
+}
+
+/**
+ * How much a counter grew; after a reset (the pageserver restarted) the whole new value, never a
+ * negative amount. Null when either end is unknown.
+ */
+export function counterDelta(prev: number | null | undefined, cur: number | null): number | null {
+  if (prev === null || prev === undefined || cur === null) return null
+  return cur >= prev ? cur - prev : cur
+}
+
+function rate(prev: number | null | undefined, cur: number | null, seconds: number | null): number | null {
+  const d = counterDelta(prev, cur)
+  return d === null || seconds === null || seconds <= 0 ? null : d / seconds
+}
+
+function buckets(metrics: readonly MetricSample[], name: string): Counters['getpage_buckets'] {
+  const s = samplesOf(metrics, `${name}_bucket`)
+  if (s.length === 0) return null
+  return s
+    .map((m) => ({
+      le: m.labels.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(m.labels.le),
+      count: m.value,
+    }))
+    .sort((a, b) => a.le - b.le)
+}
+
+/**
+ * The 99th percentile of the observations between two scrapes of a histogram, as the upper bound of the
+ * bucket it falls in; past the last finite bound, that bound (the answer is "at least this"). Null when
+ * nothing was observed in between.
+ */
+export function p99OfDelta(
+  prev: Counters['getpage_buckets'] | undefined,
+  cur: Counters['getpage_buckets'],
+): number | null {
+  if (!prev || !cur || prev.length !== cur.length) return null
+  let deltas = cur.map((b, i) => b.count - prev[i].count)
+  // A reset: every bucket starts again from zero, so the new counts are the whole delta.
+  if (deltas.some((d) => d < 0)) deltas = cur.map((b) => b.count)
+  const n = deltas.at(-1)!
+  if (n <= 0) return null
+  const i = deltas.findIndex((d) => d >= 0.99 * n)
+  const finite = cur.filter((b) => Number.isFinite(b.le))
+  return Number.isFinite(cur[i].le) ? cur[i].le : (finite.at(-1)?.le ?? null)
+}
+
+function ladderOf(
+  sample: DashboardSample,
+  tl: { tenant_id: string; timeline_id: string },
+  info: TimelineInfo | null,
+) {
+  const writer = sample.computes.find(
+    (c) => c.timeline_id === tl.timeline_id && c.lsn === null && c.unreachable === null,
+  )
+  const held = sample.safekeepers.map((sk) => ({
+    id: sk.id,
+    reachable: sk.unreachable === null,
+    t: sk.timelines.find((t) => t.tenant_id === tl.tenant_id && t.timeline_id === tl.timeline_id) ?? null,
+  }))
+  const views: SafekeeperTimelineView[] = held.map(({ id, reachable, t }) => ({
+    id,
+    reachable,
+    term: t?.acceptor_state.term ?? null,
+    flush_lsn: t?.flush_lsn ?? null,
+    commit_lsn: t?.commit_lsn ?? null,
+  }))
+  const commit = commitLsnOf(views)
+  // The seconds of the commit rung are those of the safekeeper whose commit_lsn the quorum's is.
+  const holder = held.find((h) => h.t !== null && h.t.commit_lsn === commit)
+  const input: LadderInput = {
+    compute: writer ? { insert_lsn: writer.insert_lsn, flush_lsn: writer.flush_lsn } : null,
+    safekeepers: held.map(({ id, t }) => ({
+      id,
+      flush_lsn: t?.flush_lsn ?? null,
+      lag_seconds: t?.lag_seconds,
+    })),
+    commit:
+      sample.safekeepers.length === 0
+        ? null
+        : { lsn: commit, lag_seconds: holder?.t?.lag_seconds?.commit ?? null },
+    pageserver: info,
+  }
+  return lsnLadder(input)
+}
+
+/** Every timeline the config names, then any other the pageserver has, each tenant's in order. */
+function timelinesOf(sample: DashboardSample) {
+  const list = sample.branches.map((b) => ({ tenant_id: b.tenant_id, timeline_id: b.timeline_id }))
+  for (const t of sample.pageserver.tenants)
+    for (const tl of t.timelines)
+      if (!list.some((l) => l.timeline_id === tl.timeline_id))
+        list.push({ tenant_id: tl.tenant_id, timeline_id: tl.timeline_id })
+  return list
+}
+
+function layersFrame(info: LayerMapInfo): LayersFrame['by_kind'] {
+  const sums = new Map<LayerKind, { count: number; bytes: number }>(
+    LAYER_KINDS.map((k) => [k, { count: 0, bytes: 0 }]),
+  )
+  const add = (kind: LayerKind, bytes: number) => {
+    const s = sums.get(kind)!
+    s.count++
+    s.bytes += bytes
+  }
+  for (const l of info.in_memory_layers) add(l.kind === 'Open' ? 'open' : 'frozen', l.bytes)
+  for (const l of info.historic_layers)
+    add(l.kind === 'Image' ? 'image' : l.l0 ? 'l0_delta' : 'delta', l.layer_file_size)
+  return LAYER_KINDS.map((kind) => ({ kind, ...sums.get(kind)! }))
+}
+
+function taskRows(metrics: readonly MetricSample[], now: number): TaskRow[] {
+  const byKind = (name: string) =>
+    new Map(samplesOf(metrics, name).map((m) => [m.labels.kind, m.value] as [string, number]))
+  const running = byKind('pageserver_background_tasks_running')
+  const runs = byKind('pageserver_background_task_runs_total')
+  const failures = byKind('pageserver_background_task_failures_total')
+  const duration = byKind('pageserver_background_task_last_duration_seconds')
+  const lastRun = byKind('pageserver_background_task_last_run_timestamp_seconds')
+  return [...runs.keys()].sort().map((kind) => {
+    const at = lastRun.get(kind)
+    return {
+      kind,
+      running: running.get(kind) ?? 0,
+      runs: runs.get(kind) ?? 0,
+      failures: failures.get(kind) ?? 0,
+      last_run_ago_s: at === undefined ? null : Math.max(0, now / 1000 - at),
+      last_duration_s: duration.get(kind) ?? null,
+    }
+  })
+}
+
+export function frameData(prev: DashboardFrame | null, sample: DashboardSample, now: number): DashboardFrame {
+  const m = sample.pageserver.metrics
+  const seconds = prev ? (sample.at_ms - prev.at_ms) / 1000 : null
+  const counters: Counters = {
+    ingest_bytes: total(m, 'pageserver_wal_ingest_bytes_total'),
+    ingest_records: total(m, 'pageserver_wal_ingest_records_total'),
+    getpage: total(m, 'pageserver_getpage_requests_total'),
+    getpage_buckets: buckets(m, 'pageserver_getpage_seconds'),
+    cache_hits: total(m, 'pageserver_page_cache_hits_total'),
+    cache_misses: total(m, 'pageserver_page_cache_misses_total'),
+  }
+  const pc = prev?.counters
+  const rates: Rates = {
+    ingest_bytes_per_s: rate(pc?.ingest_bytes, counters.ingest_bytes, seconds),
+    ingest_records_per_s: rate(pc?.ingest_records, counters.ingest_records, seconds),
+    getpage_per_s: rate(pc?.getpage, counters.getpage, seconds),
+    getpage_p99_seconds: p99OfDelta(pc?.getpage_buckets, counters.getpage_buckets),
+  }
+  const rate_history = Object.fromEntries(
+    (Object.keys(rates) as (keyof Rates)[]).map((k) => [k, keep(prev?.rate_history[k], rates[k])]),
+  ) as DashboardFrame['rate_history']
+
+  const infos = new Map(
+    sample.pageserver.tenants.flatMap((t) => t.timelines.map((tl) => [tl.timeline_id, tl])),
+  )
+  const branchOf = new Map(sample.branches.map((b) => [b.timeline_id, b.name]))
+  const timelines = timelinesOf(sample).map((tl): TimelineFrame => {
+    const info = infos.get(tl.timeline_id) ?? null
+    const ladder = ladderOf(sample, tl, info)
+    const before = prev?.timelines.find((p) => p.timeline_id === tl.timeline_id)
+    const lastRecord = ladder.find((r) => r.name === 'last_record')
+    return {
+      ...tl,
+      branch: branchOf.get(tl.timeline_id) ?? null,
+      ancestor_timeline_id: info?.ancestor_timeline_id ?? null,
+      ancestor_lsn: info?.ancestor_lsn ?? null,
+      walreceiver_status: info?.walreceiver_status ?? null,
+      logical_size: info?.current_logical_size ?? null,
+      ladder,
+      lag_bytes_history: keep(before?.lag_bytes_history, lastRecord?.lag_bytes ?? null),
+      lag_seconds_history: keep(before?.lag_seconds_history, lastRecord?.lag_seconds ?? null),
+    }
+  })
+
+  const hits = counters.cache_hits
+  const misses = counters.cache_misses
+  const dHits = counterDelta(pc?.cache_hits, hits)
+  const dMisses = counterDelta(pc?.cache_misses, misses)
+  const one = (name: string) => total(m, name)
+  const layers = sample.pageserver.layers
+  return {
+    at_ms: sample.at_ms,
+    processes: sample.processes.map((p) => ({
+      ...p,
+      uptime_s: p.started_at_ms === null ? null : Math.max(0, (now - p.started_at_ms) / 1000),
+    })),
+    pageserver_unreachable: sample.pageserver.unreachable,
+    timelines,
+    rates,
+    rate_history,
+    memory: {
+      open_layer_bytes: one('pageserver_open_layer_bytes'),
+      budget_bytes: one('pageserver_memory_budget_bytes'),
+      page_cache_bytes: one('pageserver_page_cache_size_bytes'),
+      hit_ratio: hits !== null && misses !== null && hits + misses > 0 ? hits / (hits + misses) : null,
+      hit_ratio_recent:
+        dHits !== null && dMisses !== null && dHits + dMisses > 0 ? dHits / (dHits + dMisses) : null,
+    },
+    tasks: taskRows(m, now),
+    layers: layers
+      ? {
+          tenant_id: layers.tenant_id,
+          timeline_id: layers.timeline_id,
+          by_kind: layersFrame(layers.info),
+          info: layers.info,
+        }
+      : null,
+    requests: sample.requests,
+    counters,
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * `zenith dashboard` on a live cluster (one safekeeper, main with a writer and a branch `feature`): in a
+ * real terminal under tmux it shows main's LSN moving while a workload writes, Tab selects the other
+ * timeline and q ends it; `--once`, `--json` and the refusal without a terminal through the plain CLI.
+ */
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { DashboardFrame } from '../../src/control/dashboard-frame.js'
+import { parseLsn } from '../../src/postgres/lsn.js'
+import { BIN, type Cluster, type MainEndpoint, newCluster, startMain, teardown } from '../harness/cli.js'
+import { query } from '../harness/sql.js'
+import { waitFor } from '../harness/wait.js'
+
+const run = promisify(execFile)
+// A tmux server of our own: other tests or users' sessions are never touched.
+const SOCKET = `zenith-dash-${process.pid}`
+const SESSION = 'dash'
+const tmux = async (...args: string[]) => (await run('tmux', ['-L', SOCKET, ...args])).stdout
+
+let c: Cluster
+let main: MainEndpoint
+
+beforeAll(async () => {
+  c = await newCluster('dashboard', {}, ['--num-safekeepers', '1'])
+  main = await startMain(c)
+  await c.ok('timeline', 'branch', '--branch-name', 'feature')
+  await query(main.connstr, 'CREATE TABLE t (i int, pad text)')
+}, 120_000)
+
+afterAll(async () => {
+  await tmux('kill-server').catch(() => {})
+  await teardown(c)
+}, 60_000)
+
+const mainLsnOf = (screen: string): number | null => {
+  const m = /[▶ ] main\s+([0-9A-F]+\/[0-9A-F]+)/.exec(screen)
+  return m ? parseLsn(m[1]) : null
+}
+
+describe('zenith dashboard', () => {
+  it('runs in a terminal: main moves while a workload writes, Tab selects feature, q quits', async () => {
+    await tmux(
+      'new-session',
+      '-d',
+      '-s',
+      SESSION,
+      '-x',
+      '160',
+      '-y',
+      '50',
+      `NO_COLOR=1 node ${BIN} dashboard --repo-dir ${c.repo} --interval 500`,
+    )
+    await tmux('set-option', '-t', SESSION, 'remain-on-exit', 'on')
+    const screen = () => tmux('capture-pane', '-p', '-t', SESSION)
+    const first = await waitFor(
+      'main and its LSN on the screen',
+      async () => {
+        const s = await screen()
+        return /▶ main/.test(s) ? (mainLsnOf(s) ?? undefined) : undefined
+      },
+      15_000,
+    )
+    expect(await screen()).toMatch(/compute main\s+running/)
+
+    await query(main.connstr, "INSERT INTO t SELECT i, repeat('x', 200) FROM generate_series(1, 20000) i")
+    const later = await waitFor(
+      'a higher LSN of main',
+      async () => {
+        const lsn = mainLsnOf(await screen())
+        return lsn !== null && lsn > first ? lsn : undefined
+      },
+      15_000,
+    )
+    expect(later).toBeGreaterThan(first + 20000 * 200)
+
+    await tmux('send-keys', '-t', SESSION, 'Tab')
+    await waitFor(
+      'feature selected',
+      async () => ((await screen()).includes('▶ feature') ? true : undefined),
+      10_000,
+    )
+    const s = await screen()
+    expect(s).toMatch(/ {2}main\s+[0-9A-F]+\//)
+    expect(s).toMatch(/timeline feature \([0-9a-f]{32}\)/)
+
+    await tmux('send-keys', '-t', SESSION, 'q')
+    const dead = await waitFor(
+      'the dashboard to exit',
+      async () => {
+        const [isDead, status] = (
+          await tmux('display-message', '-p', '-t', SESSION, '#{pane_dead} #{pane_dead_status}')
+        )
+          .trim()
+          .split(' ')
+        return isDead === '1' ? status : undefined
+      },
+      5_000,
+    )
+    expect(dead).toBe('0')
+  }, 60_000)
+
+  it('--json prints the frame behind the screen, within a few requests per process', async () => {
+    const r = await c.zenith('dashboard', '--json', '--interval', '200', '--branch', 'feature')
+    expect(r.exitCode).toBe(0)
+    const f = JSON.parse(r.stdout) as DashboardFrame
+    expect(f.processes.map((p) => [p.name, p.state])).toEqual([
+      ['pageserver', 'running'],
+      ['safekeeper 1', 'running'],
+      ['compute main', 'running'],
+    ])
+    expect(f.timelines.map((t) => t.branch)).toEqual(['main', 'feature'])
+    const ladder = f.timelines[0].ladder
+    expect(ladder.map((rung) => rung.name)).toEqual([
+      'compute_insert',
+      'compute_flush',
+      'safekeeper_flush',
+      'commit',
+      'last_record',
+      'disk_consistent',
+      'remote_consistent',
+      'gc_cutoff',
+    ])
+    expect(ladder.every((rung) => rung.lsn !== null)).toBe(true)
+    // --branch feature: the layers fetched are feature's.
+    expect(f.layers?.timeline_id).toBe(f.timelines[1].timeline_id)
+    expect(f.rates.ingest_bytes_per_s).not.toBeNull()
+    // The series behind the memory and tasks panels, from the live pageserver.
+    expect(f.memory.budget_bytes).toBe(128 * 1024 * 1024)
+    expect(f.memory.hit_ratio).toBeGreaterThan(0)
+    const metrics = await (await fetch(`http://127.0.0.1:${c.http}/metrics`)).text()
+    expect(metrics).toMatch(/^pageserver_page_cache_hits_total \d+$/m)
+    expect(metrics).toMatch(/^pageserver_page_cache_misses_total \d+$/m)
+    expect(metrics).toContain('# TYPE pageserver_background_task_runs_total counter')
+    // One tenant: /v1/tenant, its timelines, /metrics and one /layer; one request to each of the others.
+    expect(f.requests).toEqual({ pageserver: 4, 'safekeeper 1': 1, 'compute main': 1 })
+  }, 30_000)
+
+  it('--once prints one frame as plain text; without a terminal it says so in one line', async () => {
+    const r = await c.zenith('dashboard', '--once', '--interval', '200')
+    expect(r.exitCode).toBe(0)
+    expect(r.stdout).toMatch(/▶ main\s+[0-9A-F]+\//)
+    expect(r.stdout).toMatch(/last_record\s+[0-9A-F]+\//)
+    expect(r.stdout).toContain('ingest and GetPage')
+    expect(r.stdout.includes('\u001B[')).toBe(false)
+
+    const plain = await c.zenith('dashboard')
+    expect(plain.exitCode).not.toBe(0)
+    expect(plain.stdout).toBe('')
+    expect(plain.stderr.trim()).toBe('Error: zenith dashboard needs a terminal; use --once or --json')
+  }, 30_000)
+})
