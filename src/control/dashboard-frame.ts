@@ -7,6 +7,7 @@
 import type { MetricSample } from '../lib/metrics.js'
 import type { LayerMapInfo, TimelineInfo } from '../pageserver/api-types.js'
 import type { DashboardSample, ProcessSample } from './dashboard-sample.js'
+import { LAYER_KINDS, type LayerKind, type LayerMapMarker, layerTotals, timelineMarkers } from './layers.js'
 import { type LadderInput, type LadderRung, lsnLadder } from './lsn-ladder.js'
 import { commitLsnOf, type SafekeeperTimelineView } from './safekeeper-view.js'
 
@@ -46,15 +47,15 @@ export interface TaskRow {
   last_duration_s: number | null
 }
 
-export type LayerKind = 'open' | 'frozen' | 'l0_delta' | 'delta' | 'image'
-export const LAYER_KINDS: readonly LayerKind[] = ['open', 'frozen', 'l0_delta', 'delta', 'image']
-
 export interface LayersFrame {
   tenant_id: string
   timeline_id: string
   by_kind: { kind: LayerKind; count: number; bytes: number }[]
   /** The layers as GET …/layer gave them, for the layer map. */
   info: LayerMapInfo
+  /** The LSNs the layer map marks (branch points, GC cutoff, disk_consistent, last_record). */
+  markers: LayerMapMarker[]
+  last_record_lsn: string | null
 }
 
 /** The raw totals rates are measured from, carried to the next frame. */
@@ -194,19 +195,19 @@ function timelinesOf(sample: DashboardSample) {
   return list
 }
 
+/** The layer map's markers, from the timeline's figures and its children among the listed timelines. */
+function markersOf(
+  info: TimelineInfo | undefined,
+  timelines: readonly TimelineFrame[],
+): Pick<LayersFrame, 'markers' | 'last_record_lsn'> {
+  if (!info) return { markers: [], last_record_lsn: null }
+  const children = timelines.filter((t) => t.ancestor_timeline_id === info.timeline_id)
+  return { markers: timelineMarkers(info, children), last_record_lsn: info.last_record_lsn }
+}
+
 function layersFrame(info: LayerMapInfo): LayersFrame['by_kind'] {
-  const sums = new Map<LayerKind, { count: number; bytes: number }>(
-    LAYER_KINDS.map((k) => [k, { count: 0, bytes: 0 }]),
-  )
-  const add = (kind: LayerKind, bytes: number) => {
-    const s = sums.get(kind)!
-    s.count++
-    s.bytes += bytes
-  }
-  for (const l of info.in_memory_layers) add(l.kind === 'Open' ? 'open' : 'frozen', l.bytes)
-  for (const l of info.historic_layers)
-    add(l.kind === 'Image' ? 'image' : l.l0 ? 'l0_delta' : 'delta', l.layer_file_size)
-  return LAYER_KINDS.map((kind) => ({ kind, ...sums.get(kind)! }))
+  const totals = layerTotals(info)
+  return LAYER_KINDS.map((kind) => ({ kind, ...totals[kind] }))
 }
 
 function taskRows(metrics: readonly MetricSample[], now: number): TaskRow[] {
@@ -305,6 +306,7 @@ export function frameData(prev: DashboardFrame | null, sample: DashboardSample, 
           timeline_id: layers.timeline_id,
           by_kind: layersFrame(layers.info),
           info: layers.info,
+          ...markersOf(infos.get(layers.timeline_id), timelines),
         }
       : null,
     requests: sample.requests,

@@ -5,6 +5,7 @@
 import { Box, Text } from 'ink'
 import type { ReactNode } from 'react'
 import type { DashboardFrame, LayersFrame, TimelineFrame } from '../control/dashboard-frame.js'
+import { LAYER_KIND_NAMES } from '../control/layers.js'
 import type { LadderRung } from '../control/lsn-ladder.js'
 import { countRate, dash, percent, rateOf, seconds, sizeOrDash, uptime } from './format.js'
 import { Sparkline } from './sparkline.js'
@@ -208,14 +209,6 @@ export function TasksPanel({ tasks }: { tasks: DashboardFrame['tasks'] }) {
   )
 }
 
-const KIND_LABEL: Record<LayersFrame['by_kind'][number]['kind'], string> = {
-  open: 'open (memory)',
-  frozen: 'frozen',
-  l0_delta: 'L0 delta',
-  delta: 'L1 delta',
-  image: 'image',
-}
-
 export function LayersPanel({
   layers,
   layerMapLines,
@@ -229,13 +222,13 @@ export function LayersPanel({
   const bytes = layers.by_kind.reduce((n, k) => n + k.bytes, 0)
   return (
     <Panel title={`layers of ${layers.timeline_id}`}>
-      <Tint tone="dim">{`${'kind'.padEnd(14)} ${'count'.padStart(6)} ${'bytes'.padStart(11)}`}</Tint>
+      <Tint tone="dim">{`${'kind'.padEnd(16)} ${'count'.padStart(6)} ${'bytes'.padStart(11)}`}</Tint>
       {layers.by_kind.map((k) => (
         <Text
           key={k.kind}
-        >{`${KIND_LABEL[k.kind].padEnd(14)} ${String(k.count).padStart(6)} ${sizeOrDash(k.bytes).padStart(11)}`}</Text>
+        >{`${LAYER_KIND_NAMES[k.kind].padEnd(16)} ${String(k.count).padStart(6)} ${sizeOrDash(k.bytes).padStart(11)}`}</Text>
       ))}
-      <Text>{`${'all'.padEnd(14)} ${String(total).padStart(6)} ${sizeOrDash(bytes).padStart(11)}`}</Text>
+      <Text>{`${'all'.padEnd(16)} ${String(total).padStart(6)} ${sizeOrDash(bytes).padStart(11)}`}</Text>
       {layerMapLines?.map((l, i) => (
         // biome-ignore lint/suspicious/noArrayIndexKey: the lines of a drawing have no identity but their row
         <Text key={i}>{l}</Text>

@@ -4,7 +4,8 @@
  */
 import { stripVTControlCharacters } from 'node:util'
 import { render, renderToString } from 'ink'
-import { type DashboardFrame, frameData } from '../control/dashboard-frame.js'
+import { drawLayerMapText, MIN_TEXT_WIDTH } from '../cli/layer-map-text.js'
+import { type DashboardFrame, frameData, type LayersFrame } from '../control/dashboard-frame.js'
 import { type DashboardSample, sampleCluster } from '../control/dashboard-sample.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { App, type Selection } from './app.js'
@@ -63,6 +64,16 @@ export async function dashboardOnce(
   return { frame, text: stripVTControlCharacters(text) }
 }
 
+/** The layers view's map: as wide as the terminal allows, a dozen rows high. */
+function drawSmallLayerMap(layers: LayersFrame, color: boolean): string[] {
+  if (layers.info.historic_layers.length + layers.info.in_memory_layers.length === 0) return []
+  const width = Math.max(MIN_TEXT_WIDTH, Math.min(140, (process.stdout.columns ?? 100) - 4))
+  return drawLayerMapText(
+    { ...layers.info, markers: layers.markers, last_record_lsn: layers.last_record_lsn ?? undefined },
+    { width, height: 14, color },
+  )
+}
+
 /** The live screen until `q` or Ctrl-C; needs a terminal on stdin and stdout. */
 export async function runDashboard(opts: DashboardOptions & { color: boolean }): Promise<void> {
   if (!process.stdout.isTTY || !process.stdin.isTTY)
@@ -74,6 +85,7 @@ export async function runDashboard(opts: DashboardOptions & { color: boolean }):
         next={frameSource(sampler(opts.repoDir))}
         intervalMs={opts.intervalMs}
         initialTimelineId={opts.initialTimelineId}
+        drawLayerMap={(layers) => drawSmallLayerMap(layers, opts.color)}
       />
     </ColorOn.Provider>,
     { exitOnCtrlC: true },

@@ -74,6 +74,19 @@ describe('zenith dashboard', () => {
     )
     expect(later).toBeGreaterThan(first + 20000 * 200)
 
+    // The layers view draws main's layer map: its legend and the last_record line are the drawing's own.
+    await tmux('send-keys', '-t', SESSION, 'l')
+    const layersView = await waitFor(
+      'the layer map',
+      async () => {
+        const text = await screen()
+        return text.includes('░ in-memory') && text.includes('last record') ? text : undefined
+      },
+      10_000,
+    )
+    expect(layersView).toMatch(/[▓▒█]/)
+    await tmux('send-keys', '-t', SESSION, 'l')
+
     await tmux('send-keys', '-t', SESSION, 'Tab')
     await waitFor(
       'feature selected',

@@ -131,8 +131,8 @@ describe('frameData', () => {
     expect(frame.layers!.by_kind).toEqual([
       { kind: 'open', count: 1, bytes: 3_145_728 },
       { kind: 'frozen', count: 0, bytes: 0 },
-      { kind: 'l0_delta', count: 2, bytes: 3_000_000 },
-      { kind: 'delta', count: 0, bytes: 0 },
+      { kind: 'l0', count: 2, bytes: 3_000_000 },
+      { kind: 'l1', count: 0, bytes: 0 },
       { kind: 'image', count: 1, bytes: 20_000_000 },
     ])
     expect(frame.tasks).toEqual([
