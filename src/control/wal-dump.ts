@@ -15,7 +15,7 @@ import { readControlFile, type SafekeeperState, SK_CONTROL_FILE_NAME } from '../
 import { endpointRunning } from './computes.js'
 import { endpointDataDir, safekeeperDir } from './layout.js'
 import type { LineWriter } from './line-writer.js'
-import { loadClusterConfig, tenantOf, timelineOfBranch } from './repo-config.js'
+import { type ClusterConfig, loadClusterConfig, tenantOf, timelineOfBranch } from './repo-config.js'
 import { timelineOnSafekeepers } from './safekeeper-view.js'
 
 export interface WalDumpOptions {
@@ -50,7 +50,7 @@ export class WalDumpError extends ZenithError {
 }
 
 /** A directory holding a branch's WAL, and the record where the WAL in it begins. */
-export interface BranchWalSource {
+interface BranchWalSource {
   dir: string
   start: Lsn
   /** In words: `safekeeper 2 (flush_lsn 0/1A2B3C8)`, `the pg_wal of endpoint main`. */
@@ -60,7 +60,7 @@ export interface BranchWalSource {
   timeline?: number
 }
 
-export function branchWalSource(
+async function branchWalSource(
   repoDir: string,
   opts: { branch: string; tenantId?: string },
 ): Promise<BranchWalSource> {
@@ -123,7 +123,7 @@ async function safekeeperSource(
  */
 async function computeSource(
   repoDir: string,
-  c: ReturnType<typeof loadClusterConfig>,
+  c: ClusterConfig,
   tenantId: string,
   timelineId: string,
   branch: string,
