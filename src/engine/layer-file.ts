@@ -60,6 +60,28 @@ export interface LayerEntry {
   image: boolean
 }
 
+/** How a file is laid out, beyond its summary: what `zenith layer dump` shows of the format. */
+export interface LayerLayout {
+  formatVersion: number
+  blockSize: number
+  blocks: number
+  dataBlocks: number
+  indexBlocks: number
+  /** Levels of the B-tree index, 0 for a layer without entries. */
+  indexHeight: number
+}
+
+/** An entry as the index describes it, without its value. */
+export interface LayerIndexEntry {
+  key: Buffer
+  lsn: number
+  willInit: boolean
+  image: boolean
+  /** Bytes the value takes in the file (after compression, when it is lz4). */
+  storedSize: number
+  lz4: boolean
+}
+
 export type LayerVisitor = (lsn: number, value: Buffer, willInit: boolean, image: boolean) => boolean
 
 export class LayerCorruptionError extends ZenithError {
@@ -617,6 +639,7 @@ interface LeafEntryRef {
 export class LayerFileReader {
   readonly path: string
   readonly summary: LayerSummary
+  readonly layout: LayerLayout
   private readonly cache: PageCache
   private readonly fileId: number
   private fd: number
@@ -652,11 +675,12 @@ export class LayerFileReader {
     if (got < BLOCK) {
       throw new LayerCorruptionError(file, 0, `is ${size} bytes, too short to hold its header block`)
     }
-    if (!blockIsSound(h, 0)) throw this.blockError(0, 'fails its CRC-32C check')
     const bad = (what: string) => this.blockError(0, `is not a valid header: ${what}`)
+    // The magic first: a file that is not a layer at all says so, rather than failing a checksum.
     if (h.readUInt32BE(H.magic) !== MAGIC) {
       throw bad(`magic 0x${h.readUInt32BE(H.magic).toString(16)}, not a zenith layer file`)
     }
+    if (!blockIsSound(h, 0)) throw this.blockError(0, 'fails its CRC-32C check')
     const version = h.readUInt16BE(H.version)
     if (version !== FORMAT_VERSION) {
       throw bad(`format version ${version}, this build reads version ${FORMAT_VERSION}`)
@@ -738,6 +762,14 @@ export class LayerFileReader {
     if (this.summary.storedValueBytes > this.dataBlocks * BLOCK) {
       throw bad(`${this.summary.storedValueBytes} value bytes claimed in ${this.dataBlocks} blocks`)
     }
+    this.layout = {
+      formatVersion: version,
+      blockSize: BLOCK,
+      blocks: this.blockCount,
+      dataBlocks: this.dataBlocks,
+      indexBlocks,
+      indexHeight: height,
+    }
     this.checkedPages = new Uint8Array(this.dataBlocks + 1)
     this.fileId = cache.newFileId()
   }
@@ -797,10 +829,18 @@ export class LayerFileReader {
     }
   }
 
-  /** Every (key, lsn) pair in order, from the index alone: no value is read. */
-  *versions(range?: KeyRange): Generator<{ key: Buffer; lsn: number }> {
-    for (const e of this.scan(range))
-      yield { key: Buffer.from(e.node.subarray(e.off, e.off + KEY_SIZE)), lsn: e.lsn }
+  /** Every entry in (key, lsn) order as the index describes it: no value is read. */
+  *versions(range?: KeyRange): Generator<LayerIndexEntry> {
+    for (const e of this.scan(range)) {
+      yield {
+        key: Buffer.from(e.node.subarray(e.off, e.off + KEY_SIZE)),
+        lsn: e.lsn,
+        willInit: (e.flags & FLAG_WILL_INIT) !== 0,
+        image: (e.flags & FLAG_IMAGE) !== 0,
+        storedSize: e.valueLength,
+        lz4: (e.flags & FLAG_LZ4) !== 0,
+      }
+    }
   }
 
   /** The distinct keys, in order; `range` limits them. */

@@ -43,7 +43,7 @@ export interface WalDir {
  * Finds the segment files of one timeline (the newest one present, unless given) and learns the segment
  * size and system identifier from the first segment's long page header.
  */
-export async function scanWalDir(dir: string, timeline?: number): Promise<WalDir> {
+export async function scanWalDir(dir: string, timeline?: number, format?: WalFormat): Promise<WalDir> {
   let names: string[]
   try {
     const st = await stat(dir)
@@ -63,6 +63,10 @@ export async function scanWalDir(dir: string, timeline?: number): Promise<WalDir
   const ofTli = walNames.filter((n) => Number.parseInt(n.slice(0, 8), 16) === tli)
   if (ofTli.length === 0) throw new WalDirError(`no WAL segment files of timeline ${tli} in ${dir}`)
 
+  if (format !== undefined) {
+    const segments = ofTli.map((n) => parseWalFileName(n, format.segmentSize)!.segNo)
+    return { dir, timeline: tli, ...format, segments }
+  }
   const first = join(dir, ofTli[0])
   const head = await readFileHead(first)
   const hdr = decodePageHeader(head)
@@ -81,18 +85,33 @@ export async function scanWalDir(dir: string, timeline?: number): Promise<WalDir
   return { dir, timeline: tli, segmentSize, systemId: hdr.systemId!, segments }
 }
 
+/**
+ * What the segments are, when whoever wrote them knows (a safekeeper's control file): its first segment
+ * may then begin where its timeline does, with no long page header at offset 0 to learn this from.
+ */
+export interface WalFormat {
+  segmentSize: number
+  systemId: bigint
+}
+
 export interface OpenWalDirOptions {
   /** First record to return: the first one starting at or after this LSN. Default: the oldest segment. */
   start?: Lsn
+  /**
+   * `start` is known to be a record boundary (a checkpoint's redo point, where a safekeeper's WAL
+   * begins): decoding begins there instead of at its page, whose earlier bytes may not be WAL at all.
+   */
+  startIsRecord?: boolean
   end?: Lsn
   timeline?: number
+  format?: WalFormat
 }
 
 export async function openWalDir(
   dir: string,
   opts: OpenWalDirOptions = {},
 ): Promise<{ wal: WalDir; reader: WalReader }> {
-  const wal = await scanWalDir(dir, opts.timeline)
+  const wal = await scanWalDir(dir, opts.timeline, opts.format)
   const start = opts.start ?? segmentStart(wal.segments[0], wal.segmentSize)
   const startSeg = segmentNumber(start, wal.segmentSize)
   if (!wal.segments.includes(startSeg)) {
@@ -104,8 +123,8 @@ export async function openWalDir(
   if (opts.end !== undefined && opts.end <= start) {
     throw new WalDirError(`end ${formatLsn(opts.end)} is not after start ${formatLsn(start)}`)
   }
-  // Decoding begins at the start's page, where record boundaries can be found, as pg_waldump does.
-  const from = pageStart(start)
+  // Otherwise decoding begins at the start's page, where record boundaries can be found, as pg_waldump does.
+  const from = opts.startIsRecord ? start : pageStart(start)
   const reader = new WalReader(segmentChunks(wal, from), {
     startLsn: from,
     firstLsn: start,

@@ -130,7 +130,7 @@ describe('zenith wal dump', () => {
         ['--path', fx.dir, '--end', '0/B00000'],
         /^Error: WAL stops before --end 0\/B00000: WAL segment 00000001000000000000000A/,
       ],
-      [[], /^Error: Missing required flag path$/],
+      [[], /^Error: Exactly one of the following must be provided: --branch, --path$/],
     ]
     for (const [args, message] of cases) {
       const res = await zenith('wal', 'dump', ...args)
