@@ -65,8 +65,7 @@ export function layerKeyRange(l: AnyLayer): string {
   if (!isHistoric(l)) return 'all keys'
   const [start, end] = [keyFromHex(l.key_start), keyFromHex(l.key_end)]
   if (start.equals(KEY_MIN) && end.equals(KEY_MAX)) return 'all keys'
-  const text = describeKeyRange({ start, end })
-  return start.equals(KEY_MIN) ? text.replace(/^0{36} /, 'min ') : text
+  return describeKeyRange({ start, end })
 }
 
 export const layerBytes = (l: AnyLayer): number => (isHistoric(l) ? l.layer_file_size : l.bytes)

@@ -4,7 +4,7 @@
  * Relations are named as pg_waldump names them (tablespace/database/relfilenode, the fork only when it is
  * not main), so a key in a dump can be matched by eye with a record in `zenith wal dump`.
  */
-import { KEY_MAX, type KeyRange, keyToHex } from '../engine/key.js'
+import { KEY_MAX, KEY_MIN, type KeyRange, keyToHex } from '../engine/key.js'
 import { ZenithError } from '../lib/errors.js'
 import { FORK_NAMES } from '../postgres/xlog-record.js'
 import { classifyKey, type DatadirKey, DatadirKeyError, type RelTag, SLRU_DIRS } from './datadir-mapping.js'
@@ -92,7 +92,9 @@ export function describeKeyRange(r: KeyRange): string {
         : `${relName(a)} blk ${first.blkno}-${last.blkno}`
     }
   }
-  return `${describeKey(r.start)} .. ${describeKey(r.end)}`
+  // As a lower bound, the first key means no bound at all rather than the database directory.
+  const from = r.start.equals(KEY_MIN) ? 'min' : describeKey(r.start)
+  return `${from} .. ${describeKey(r.end)}`
 }
 
 /** The key just below `k` (k > KEY_MIN): the last key a half-open range ending at `k` can hold. */

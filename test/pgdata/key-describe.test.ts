@@ -53,7 +53,7 @@ describe('describeKeyRange', () => {
     )
   })
   it('gives the bounds of a range wider than a relation', () => {
-    expect(describeKeyRange({ start: KEY_MIN, end: KEY_MAX })).toBe('dbdir .. max')
+    expect(describeKeyRange({ start: KEY_MIN, end: KEY_MAX })).toBe('min .. max')
     const other = { ...rel, relNode: 16390 }
     expect(describeKeyRange({ start: relBlockKey(rel, 0), end: relBlockKey(other, 1) })).toBe(
       'rel 1663/5/16384 blk 0 .. rel 1663/5/16390 blk 1',
