@@ -8,13 +8,13 @@
  * XLogData is decoded and ingested as it arrives, and standby status updates report write = last byte
  * received, flush = disk_consistent_lsn, apply = remote_consistent_lsn — the compute names the
  * pageserver in synchronous_standby_names, so its commits wait for `write`. A shutting-down compute
- * waits for `flush` to cover all it sent, so when the walsender asks for a reply with nothing left to
- * send, the timeline is checkpointed first. A lost connection is retried with backoff (the compute
- * restarts, or is not up yet). A compute that lacks the WAL the timeline needs next (it refuses the start
- * position, or what it sends there is not WAL) is not retried: the receiver is `broken`, with the error,
- * until its source is set again — retrying would spin for ever while commits on the compute hang. So is
- * a record that ingest refuses, from either source: the same WAL comes again on every retry. Both are
- * logged once, at error level.
+ * waits for `flush` to cover all it sent, so when its walsender asks for a reply with nothing left to
+ * send, the timeline is checkpointed first (not for a safekeeper, which holds the WAL durably itself).
+ * A lost connection is retried with backoff (the compute restarts, or is not up yet). A compute that
+ * lacks the WAL the timeline needs next (it refuses the start position, or what it sends there is not
+ * WAL) is not retried: the receiver is `broken`, with the error, until its source is set again —
+ * retrying would spin for ever while commits on the compute hang. So is a record that ingest refuses,
+ * from either source: the same WAL comes again on every retry. Both are logged once, at error level.
  *
  * The sources are kept in `wal_sources.json` in the pageserver's working directory, so a restarted
  * pageserver reconnects by itself: a connection string, or `{"safekeepers": [{id, pg, http}, …]}`.
@@ -352,9 +352,12 @@ class WalReceiver {
           this.state.lastReceivedTsUs = Date.now() * 1000
           progress.lastMessageMs = Date.now()
           ingest.commit()
-          // A walsender that has sent everything and asks for a reply is waiting for `flush` to reach
-          // its end, as a shutting-down compute does: make what was received durable, then answer.
-          if (k.replyRequested && k.walEnd <= received && tl.lastRecordLsn === received) {
+          // A compute's walsender that has sent everything and asks for a reply is waiting for `flush`
+          // to reach its end, as a shutting-down compute does: make what was received durable, then
+          // answer. A safekeeper asks on every idle keepalive and holds the WAL itself: flushing for it
+          // would cut a small L0 layer at every pause, so the open layer waits for checkpoint_distance
+          // or checkpoint_timeout as usual.
+          if (!sk && k.replyRequested && k.walEnd <= received && tl.lastRecordLsn === received) {
             if (tl.diskConsistentLsn < tl.lastRecordLsn) await tl.checkpoint()
           }
           sendStatus(k.replyRequested)

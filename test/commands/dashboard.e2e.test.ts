@@ -86,6 +86,12 @@ describe('zenith dashboard', () => {
     )
     expect(layersView).toMatch(/[▓▒█]/)
     await tmux('send-keys', '-t', SESSION, 'l')
+    // Keys sent together can reach the dashboard as one read: wait for this one to be taken.
+    await waitFor(
+      'the main view again',
+      async () => ((await screen()).includes('░ in-memory') ? undefined : true),
+      10_000,
+    )
 
     await tmux('send-keys', '-t', SESSION, 'Tab')
     await waitFor(

@@ -90,7 +90,7 @@ describe('zenith layer dump and wal dump --branch, with a safekeeper', () => {
     expect(s).toMatchObject({
       tenant_id: main.tenantId,
       timeline_id: main.timelineId,
-      key_range: 'dbdir .. max',
+      key_range: 'min .. max',
     })
     expect(s.entries).toBe(s.images + s.records)
     expect(s.matching_entries).toBe(byName.entries.length)

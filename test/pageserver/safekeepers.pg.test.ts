@@ -130,7 +130,11 @@ describe('a pageserver with safekeepers', () => {
     const failoverS = (Date.now() - killedAt) / 1000
     console.log(`pageserver failover: ingest resumed ${failoverS.toFixed(2)} s after its safekeeper died`)
     expect(after.walreceiver_safekeeper).not.toBe(victim)
-    expect(after.walreceiver_candidates.find((c: { id: number }) => c.id === victim).alive).toBe(false)
+    // Liveness is learned by polling, which may come after ingest has already resumed elsewhere.
+    await waitFor('the dead safekeeper to be seen as dead', async () => {
+      const x = await psTimeline()
+      return x.walreceiver_candidates.find((c: { id: number }) => c.id === victim).alive ? undefined : true
+    })
     await startSafekeeper(victim - 1)
   })
 })
