@@ -39,7 +39,7 @@ export interface LadderInput {
     flush_lsn: string | null
     lag_seconds?: { flush: number | null; commit: number | null } | null
   }[]
-  /** The quorum's commit_lsn (commitLsnOf), and its seconds as the safekeeper holding it measures them. */
+  /** The quorum's commit_lsn (commitHolderOf), and its seconds as the safekeeper holding it measures them. */
   commit: { lsn: string | null; lag_seconds: number | null } | null
   pageserver: {
     last_record_lsn: string
