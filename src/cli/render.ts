@@ -3,6 +3,7 @@
  * the safekeepers with their timelines, a timeline's detail with the safekeepers' view, the branch tree.
  */
 import type { EndpointRow } from '../control/endpoints.js'
+import type { LadderRung } from '../control/lsn-ladder.js'
 import type { PageserverStatus } from '../control/pageserver-process.js'
 import type { SafekeeperStatus } from '../control/safekeeper-process.js'
 import type { SafekeeperRow, SafekeeperTimelineView } from '../control/safekeeper-view.js'
@@ -36,6 +37,7 @@ export function renderEndpoints(
       'PS LAST',
       'PS DISK',
       ...(sk ? ['SK COMMIT'] : []),
+      'LAG',
       'WAL RECEIVER',
       'CONNSTR',
     ],
@@ -49,6 +51,7 @@ export function renderEndpoints(
       e.last_record_lsn ?? '-',
       e.disk_consistent_lsn ?? '-',
       ...(sk ? [e.commit_lsn ?? '-'] : []),
+      renderLagColumn(e.ladder),
       receiver(e),
       e.connstr,
     ]),
@@ -127,6 +130,63 @@ export function renderSafekeepers(out: Output, rows: readonly SafekeeperRow[]): 
   return `${safekeepers}\n\n${out.table(['SAFEKEEPER', 'TENANT', 'TIMELINE', 'TERM', 'FLUSH LSN', 'COMMIT LSN', 'LAG'], timelines)}`
 }
 
+/** Seconds of lag as a person reads them: tenths, and whole seconds past a minute. */
+const seconds = (s: number) => (s >= 60 ? `${Math.round(s)} s` : `${s.toFixed(1)} s`)
+
+/**
+ * `pg list`'s LAG: the safekeepers' commit_lsn (`sk`) and the pageserver's last_record_lsn (`ps`), each
+ * as bytes/seconds behind the compute; `-` for what is not known, and for an endpoint at a fixed LSN.
+ */
+function renderLagColumn(ladder: readonly LadderRung[] | undefined): string {
+  const part = (label: string, r: LadderRung | undefined) =>
+    r && (r.lag_bytes !== null || r.lag_seconds !== null)
+      ? `${label} ${lag(r.lag_bytes)}/${r.lag_seconds === null ? '-' : seconds(r.lag_seconds)}`
+      : null
+  const parts = [
+    part(
+      'sk',
+      ladder?.find((r) => r.name === 'commit'),
+    ),
+    part(
+      'ps',
+      ladder?.find((r) => r.name === 'last_record'),
+    ),
+  ].filter((p) => p !== null)
+  return parts.length === 0 ? '-' : parts.join(', ')
+}
+
+const RUNG_LABELS: Record<LadderRung['name'], string> = {
+  compute_insert: 'compute insert',
+  compute_flush: 'compute flush',
+  safekeeper_flush: 'safekeeper flush',
+  commit: 'commit_lsn',
+  last_record: 'last_record_lsn',
+  disk_consistent: 'disk_consistent_lsn',
+  remote_consistent: 'remote_consistent_lsn',
+  gc_cutoff: 'latest_gc_cutoff_lsn',
+}
+
+/**
+ * The LSN ladder as `key  value` lines, top (the compute) to bottom: each rung's LSN, then how far it is
+ * behind in bytes and in seconds where that is known, `caught up` at none of either.
+ */
+function ladderFields(out: Output, ladder: readonly LadderRung[]): [string, string][] {
+  const width = Math.max(...ladder.map((r) => (r.lsn ?? '-').length))
+  return ladder.map((r) => {
+    const label = r.name === 'safekeeper_flush' ? `safekeeper ${r.safekeeper_id} flush` : RUNG_LABELS[r.name]
+    const lsn = (r.lsn ?? '-').padEnd(width)
+    const behind = [
+      ...(r.lag_bytes !== null ? [`${lag(r.lag_bytes)} behind`] : []),
+      ...(r.lag_seconds !== null ? [seconds(r.lag_seconds)] : []),
+    ]
+    const caughtUp = (r.lag_bytes ?? 0) === 0 && (r.lag_seconds ?? 0) === 0
+    // The compute is the top: nothing to be behind. The GC cutoff is how far back reads go, not a lag.
+    const bare = r.name === 'compute_insert' || r.name === 'compute_flush' || r.name === 'gc_cutoff'
+    const tail = bare || behind.length === 0 ? '' : caughtUp ? out.good('caught up') : behind.join(', ')
+    return [label, tail === '' ? lsn.trimEnd() : `${lsn}  ${tail}`]
+  })
+}
+
 /** One safekeeper's state of a timeline, for a `key  value` line. */
 function renderSafekeeperView(out: Output, v: SafekeeperTimelineView): string {
   if (!v.reachable) return out.warn('unreachable')
@@ -135,11 +195,10 @@ function renderSafekeeperView(out: Output, v: SafekeeperTimelineView): string {
 }
 
 /**
- * A timeline's detail: the pageserver's LSNs, sizes and WAL receiver, and with safekeepers their
- * commit_lsn beside the pageserver's LSNs, and each one's state.
+ * A timeline's detail: the LSN ladder from its running writer through the safekeepers' flush and commit
+ * LSNs to the pageserver's, each with its lag; sizes, the WAL receiver, and each safekeeper's state.
  */
 export function renderTimeline(out: Output, t: BranchDetail): string {
-  const sk = t.safekeepers.length > 0
   const source =
     t.walreceiver_safekeeper != null
       ? ` from safekeeper ${t.walreceiver_safekeeper}`
@@ -151,11 +210,7 @@ export function renderTimeline(out: Output, t: BranchDetail): string {
     ['tenant_id', t.tenant_id],
     ['timeline_id', t.timeline_id],
     ['ancestor', t.ancestor_branch ? `${t.ancestor_branch} @${t.ancestor_lsn}` : '-'],
-    ['last_record_lsn', t.last_record_lsn],
-    ['disk_consistent_lsn', t.disk_consistent_lsn],
-    ['remote_consistent_lsn', t.remote_consistent_lsn],
-    ...(sk ? ([['commit_lsn', `${t.commit_lsn ?? '-'} (safekeepers)`]] as [string, string][]) : []),
-    ['latest_gc_cutoff_lsn', t.latest_gc_cutoff_lsn],
+    ...ladderFields(out, t.ladder),
     ['current_logical_size', formatSize(t.current_logical_size)],
     ['wal receiver', `${t.walreceiver_status}${source}`],
     ['last_received_msg_lsn', t.last_received_msg_lsn ?? '-'],

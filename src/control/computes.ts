@@ -1,11 +1,11 @@
 /**
  * Computes as running Postgres servers: whether an endpoint's server runs, and where the WAL of a
- * branch's running writer ends — what listings measure the safekeepers' lag against.
+ * branch's running writer ends — what listings measure the lag of the safekeepers and the pageserver
+ * against.
  */
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { ZenithError } from '../lib/errors.js'
-import { type Lsn, parseLsn } from '../postgres/lsn.js'
 import { pgCtlStatus } from '../postgres/pg-bin.js'
 import { PgClient } from '../protocol/client.js'
 import { endpointDataDir } from './layout.js'
@@ -47,11 +47,17 @@ export async function computeWalLsns(
   }
 }
 
-/** `pg_current_wal_flush_lsn()` of the compute on `port`; null when it does not answer. */
-async function flushLsnOf(port: number): Promise<Lsn | null> {
+/** A writer's insert and flush LSN (computeWalLsns of a compute that is not read-only). */
+export interface WriterWalLsns {
+  insert_lsn: string
+  flush_lsn: string
+}
+
+/** computeWalLsns of a writer; null when it does not answer or has no WAL of its own. */
+export async function writerWalLsnsOf(port: number): Promise<WriterWalLsns | null> {
   try {
-    const { flush_lsn } = await computeWalLsns(port)
-    return flush_lsn === null ? null : parseLsn(flush_lsn)
+    const { insert_lsn, flush_lsn } = await computeWalLsns(port)
+    return insert_lsn === null || flush_lsn === null ? null : { insert_lsn, flush_lsn }
   } catch (err) {
     // Stopping, starting up, or gone since it was found running: it has no position to show.
     if (err instanceof ZenithError) return null
@@ -60,15 +66,21 @@ async function flushLsnOf(port: number): Promise<Lsn | null> {
 }
 
 /**
- * The flush LSN of each timeline's running writer, by timeline id (endpoints at a fixed LSN never
- * write; a branch takes one writer).
+ * The WAL positions of each timeline's running writer, by timeline id (endpoints at a fixed LSN never
+ * write; a branch takes one writer), of every timeline or of one. Ask after whatever is measured against
+ * them: they only grow, so a lag is never understated.
  */
-export async function writerFlushLsns(repoDir: string, c: ClusterConfig): Promise<Map<string, Lsn>> {
-  const found = new Map<string, Lsn>()
+export async function writerWalPositions(
+  repoDir: string,
+  c: ClusterConfig,
+  opts: { timelineId?: string } = {},
+): Promise<Map<string, WriterWalLsns>> {
+  const found = new Map<string, WriterWalLsns>()
   for (const [name, e] of Object.entries(c.endpoints)) {
+    if (opts.timelineId !== undefined && e.timelineId !== opts.timelineId) continue
     if (e.lsn !== undefined || !(await endpointRunning(repoDir, e, name))) continue
-    const lsn = await flushLsnOf(e.port)
-    if (lsn !== null) found.set(e.timelineId, lsn)
+    const at = await writerWalLsnsOf(e.port)
+    if (at !== null) found.set(e.timelineId, at)
   }
   return found
 }

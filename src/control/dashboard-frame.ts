@@ -8,8 +8,8 @@ import type { MetricSample } from '../lib/metrics.js'
 import type { LayerMapInfo, TimelineInfo } from '../pageserver/api-types.js'
 import type { DashboardSample, ProcessSample } from './dashboard-sample.js'
 import { LAYER_KINDS, type LayerKind, type LayerMapMarker, layerTotals, timelineMarkers } from './layers.js'
-import { type LadderInput, type LadderRung, lsnLadder } from './lsn-ladder.js'
-import { commitLsnOf, type SafekeeperTimelineView } from './safekeeper-view.js'
+import { type LadderRung, timelineLadder } from './lsn-ladder.js'
+import { onSafekeepersOf, safekeeperViewOf } from './safekeeper-view.js'
 
 /** Samples kept for a sparkline: a minute at the default refresh of one second. */
 export const HISTORY_LENGTH = 60
@@ -154,35 +154,11 @@ function ladderOf(
   const writer = sample.computes.find(
     (c) => c.timeline_id === tl.timeline_id && c.lsn === null && c.unreachable === null,
   )
-  const held = sample.safekeepers.map((sk) => ({
-    id: sk.id,
-    reachable: sk.unreachable === null,
-    t: sk.timelines.find((t) => t.tenant_id === tl.tenant_id && t.timeline_id === tl.timeline_id) ?? null,
-  }))
-  const views: SafekeeperTimelineView[] = held.map(({ id, reachable, t }) => ({
-    id,
-    reachable,
-    term: t?.acceptor_state.term ?? null,
-    flush_lsn: t?.flush_lsn ?? null,
-    commit_lsn: t?.commit_lsn ?? null,
-  }))
-  const commit = commitLsnOf(views)
-  // The seconds of the commit rung are those of the safekeeper whose commit_lsn the quorum's is.
-  const holder = held.find((h) => h.t !== null && h.t.commit_lsn === commit)
-  const input: LadderInput = {
-    compute: writer ? { insert_lsn: writer.insert_lsn, flush_lsn: writer.flush_lsn } : null,
-    safekeepers: held.map(({ id, t }) => ({
-      id,
-      flush_lsn: t?.flush_lsn ?? null,
-      lag_seconds: t?.lag_seconds,
-    })),
-    commit:
-      sample.safekeepers.length === 0
-        ? null
-        : { lsn: commit, lag_seconds: holder?.t?.lag_seconds?.commit ?? null },
-    pageserver: info,
-  }
-  return lsnLadder(input)
+  const views = sample.safekeepers.map((sk) => {
+    const t = sk.timelines.find((t) => t.tenant_id === tl.tenant_id && t.timeline_id === tl.timeline_id)
+    return safekeeperViewOf(sk.id, sk.unreachable === null, t ?? null)
+  })
+  return timelineLadder(writer ?? null, onSafekeepersOf(views), info)
 }
 
 /** Every timeline the config names, then any other the pageserver has, each tenant's in order. */

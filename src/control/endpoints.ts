@@ -46,7 +46,7 @@ import { walQuietUntil } from '../postgres/wal-page.js'
 import { PgClient } from '../protocol/client.js'
 import { applicationNameOf, COMPUTE_TERM_SETTING } from '../safekeeper/config.js'
 import { checkComputeSettings } from './compute-settings.js'
-import { endpointRunning } from './computes.js'
+import { endpointRunning, writerWalLsnsOf } from './computes.js'
 import {
   endpointDataDir,
   endpointDir,
@@ -57,6 +57,7 @@ import {
   safekeeperClientOf,
   safekeeperConfigOf,
 } from './layout.js'
+import { type LadderRung, timelineLadder } from './lsn-ladder.js'
 import { packageRoot } from './package-root.js'
 import type { PageserverClient } from './pageserver-client.js'
 import { PortBusyError, portInUse, waitFor } from './process.js'
@@ -107,6 +108,11 @@ export interface EndpointRow {
   disk_consistent_lsn?: string | null
   commit_lsn?: string | null
   safekeepers?: SafekeeperTimelineView[]
+  /**
+   * In listings, for an endpoint that follows its branch: the branch's LSN ladder (lsn-ladder.ts), from
+   * this compute when it runs; rungs of what did not answer are null. Absent for a fixed LSN.
+   */
+  ladder?: LadderRung[]
 }
 
 export const connstrOf = (port: number) => `postgresql://postgres@127.0.0.1:${port}/postgres`
@@ -250,11 +256,19 @@ export async function listEndpoints(repoDir: string): Promise<EndpointRow[]> {
       tl && (c.safekeepers.length > 0 || tl.wal_source_connstr === r.connstr)
         ? { status: tl.walreceiver_status, error: tl.walreceiver_error }
         : null
-    const sk = follows ? await safekeepersOf(e) : { commit_lsn: null, safekeepers: [] }
+    const sk = follows
+      ? await safekeepersOf(e)
+      : { commit_lsn: null, commit_lag_seconds: null, safekeepers: [] }
     r.last_record_lsn = tl?.last_record_lsn ?? null
     r.disk_consistent_lsn = tl?.disk_consistent_lsn ?? null
     r.commit_lsn = sk.commit_lsn
     r.safekeepers = sk.safekeepers
+    if (follows) {
+      // Asked after the safekeepers and the pageserver: the compute's WAL only grows, so no lag is
+      // understated.
+      const compute = r.status === 'running' ? await writerWalLsnsOf(e.port) : null
+      r.ladder = timelineLadder(compute, sk, tl)
+    }
     rows.push(r)
   }
   return rows

@@ -7,7 +7,9 @@
  * against the highest LSN on the ladder. Seconds come from the process that holds the step: each measures
  * against the end of WAL its own source reported (LsnClock), so no clocks are compared across processes.
  */
+import type { TimelineInfo } from '../pageserver/api-types.js'
 import { type Lsn, parseLsn } from '../postgres/lsn.js'
+import type { TimelineOnSafekeepers } from './safekeeper-view.js'
 
 export type RungName =
   | 'compute_insert'
@@ -37,7 +39,7 @@ export interface LadderInput {
     flush_lsn: string | null
     lag_seconds?: { flush: number | null; commit: number | null } | null
   }[]
-  /** The quorum's commit_lsn (commitLsnOf), and its seconds as the safekeeper holding it measures them. */
+  /** The quorum's commit_lsn (commitHolderOf), and its seconds as the safekeeper holding it measures them. */
   commit: { lsn: string | null; lag_seconds: number | null } | null
   pageserver: {
     last_record_lsn: string
@@ -97,4 +99,25 @@ export function lsnLadder(input: LadderInput): LadderRung[] {
         ? null
         : top - parseLsn(r.lsn),
   }))
+}
+
+/**
+ * The ladder from what the CLI gathered of one timeline: its running writer's WAL positions (none when no
+ * compute writes it), what the safekeepers hold (timelineOnSafekeepers: an unreachable one has null
+ * rungs) and the pageserver's timeline (null when it did not answer).
+ */
+export function timelineLadder(
+  compute: LadderInput['compute'],
+  onSafekeepers: TimelineOnSafekeepers,
+  pageserver: TimelineInfo | null,
+): LadderRung[] {
+  return lsnLadder({
+    compute,
+    safekeepers: onSafekeepers.safekeepers,
+    commit:
+      onSafekeepers.safekeepers.length > 0
+        ? { lsn: onSafekeepers.commit_lsn, lag_seconds: onSafekeepers.commit_lag_seconds }
+        : null,
+    pageserver,
+  })
 }

@@ -5,9 +5,9 @@
  * never fails the command.
  */
 import { ZenithError } from '../lib/errors.js'
-import { formatLsn, type Lsn, parseLsn } from '../postgres/lsn.js'
+import { parseLsn } from '../postgres/lsn.js'
 import type { SkTimelineInfo } from '../safekeeper/api-types.js'
-import { writerFlushLsns } from './computes.js'
+import { type WriterWalLsns, writerWalPositions } from './computes.js'
 import { safekeeperClientOf } from './layout.js'
 import { loadClusterConfig } from './repo-config.js'
 import { safekeeperFiles, safekeeperIds, safekeeperStatus } from './safekeeper-process.js'
@@ -22,11 +22,15 @@ export interface SafekeeperTimelineView {
   term: number | null
   flush_lsn: string | null
   commit_lsn: string | null
+  /** How many seconds its flush and commit LSN are behind the compute, as it measures them. */
+  lag_seconds: SkTimelineInfo['lag_seconds'] | null
 }
 
 export interface TimelineOnSafekeepers {
   /** The highest commit_lsn among the reachable safekeepers of the newest term; null if none has one. */
   commit_lsn: string | null
+  /** Its seconds behind the compute, as the safekeeper holding it measures them. */
+  commit_lag_seconds: number | null
   /** Every safekeeper of the cluster, in id order; empty without safekeepers. */
   safekeepers: SafekeeperTimelineView[]
 }
@@ -39,37 +43,57 @@ export async function timelineOnSafekeepers(
 ): Promise<TimelineOnSafekeepers> {
   const views = await Promise.all(
     safekeeperIds(repoDir).map(async (id): Promise<SafekeeperTimelineView> => {
-      const none = { id, term: null, flush_lsn: null, commit_lsn: null }
       // Not running: no request to wait for.
-      if (!serverState(safekeeperFiles(repoDir, id)).running) return { ...none, reachable: false }
+      if (!serverState(safekeeperFiles(repoDir, id)).running) return safekeeperViewOf(id, false, null)
       try {
         const t = await safekeeperClientOf(repoDir, id).timeline(tenantId, timelineId)
-        return {
-          id,
-          reachable: true,
-          term: t.acceptor_state.term,
-          flush_lsn: t.flush_lsn,
-          commit_lsn: t.commit_lsn,
-        }
+        return safekeeperViewOf(id, true, t)
       } catch (err) {
         if (!(err instanceof ZenithError)) throw err
-        return { ...none, reachable: err.kind === 'not_found' }
+        return safekeeperViewOf(id, err.kind === 'not_found', null)
       }
     }),
   )
-  return { commit_lsn: commitLsnOf(views), safekeepers: views }
+  return onSafekeepersOf(views)
+}
+
+/** One safekeeper's view from its timeline detail; null values when it did not answer or lacks it. */
+export function safekeeperViewOf(
+  id: number,
+  reachable: boolean,
+  t: SkTimelineInfo | null,
+): SafekeeperTimelineView {
+  return {
+    id,
+    reachable,
+    term: t?.acceptor_state.term ?? null,
+    flush_lsn: t?.flush_lsn ?? null,
+    commit_lsn: t?.commit_lsn ?? null,
+    lag_seconds: t?.lag_seconds ?? null,
+  }
+}
+
+/** The timeline across its safekeepers: the quorum's commit_lsn, with the seconds of the one holding it. */
+export function onSafekeepersOf(views: SafekeeperTimelineView[]): TimelineOnSafekeepers {
+  const holder = commitHolderOf(views)
+  return {
+    commit_lsn: holder?.commit_lsn ?? null,
+    commit_lag_seconds: holder?.lag_seconds?.commit ?? null,
+    safekeepers: views,
+  }
 }
 
 /**
- * The highest commit_lsn among the safekeepers of the newest term that answered: one left behind in an
- * older term (down during an election) does not speak for the timeline.
+ * The safekeeper with the highest commit_lsn among those of the newest term that answered: one left
+ * behind in an older term (down during an election) does not speak for the timeline.
  */
-export function commitLsnOf(views: readonly SafekeeperTimelineView[]): string | null {
+export function commitHolderOf(views: readonly SafekeeperTimelineView[]): SafekeeperTimelineView | null {
   const held = views.filter((v) => v.term !== null)
   if (held.length === 0) return null
   const newest = Math.max(...held.map((v) => v.term!))
-  const commits = held.filter((v) => v.term === newest).map((v) => parseLsn(v.commit_lsn!))
-  return formatLsn(Math.max(...commits))
+  return held
+    .filter((v) => v.term === newest)
+    .reduce((a, b) => (parseLsn(b.commit_lsn!) > parseLsn(a.commit_lsn!) ? b : a))
 }
 
 /** A timeline as `safekeeper list` shows it. */
@@ -116,17 +140,19 @@ export async function listSafekeepers(repoDir: string): Promise<SafekeeperRow[]>
     }),
   )
   // Asked after the safekeepers: the compute's flush LSN only grows, so a lag is never understated.
-  const flushes =
-    ids.length === 0 ? new Map<string, Lsn>() : await writerFlushLsns(repoDir, loadClusterConfig(repoDir))
+  const writers =
+    ids.length === 0
+      ? new Map<string, WriterWalLsns>()
+      : await writerWalPositions(repoDir, loadClusterConfig(repoDir))
   const row = (t: SkTimelineInfo): SafekeeperTimelineRow => {
-    const compute = flushes.get(t.timeline_id)
+    const writer = writers.get(t.timeline_id)
     return {
       tenant_id: t.tenant_id,
       timeline_id: t.timeline_id,
       term: t.acceptor_state.term,
       flush_lsn: t.flush_lsn,
       commit_lsn: t.commit_lsn,
-      lag_bytes: compute === undefined ? null : compute - parseLsn(t.flush_lsn),
+      lag_bytes: writer === undefined ? null : parseLsn(writer.flush_lsn) - parseLsn(t.flush_lsn),
     }
   }
   return held.map(({ s, timelines }) => ({

@@ -2,7 +2,9 @@
 import { generateId, parseId } from '../lib/ids.js'
 import type { TenantConfigFields, TenantConfigInfo, TimelineInfo } from '../pageserver/api-types.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
+import { writerWalPositions } from './computes.js'
 import { pageserverClientOf } from './layout.js'
+import { type LadderRung, timelineLadder } from './lsn-ladder.js'
 import {
   branchOfTimeline,
   checkName,
@@ -124,8 +126,13 @@ export async function listBranches(repoDir: string, opts: { tenantId?: string } 
   return out
 }
 
-/** A branch as the pageserver has it, and beside that what the safekeepers hold of it. */
-export interface BranchDetail extends BranchRow, TimelineOnSafekeepers {}
+/**
+ * A branch as the pageserver has it, beside that what the safekeepers hold of it, and the LSN ladder from
+ * its running writer (if one runs) down to the pageserver's durable state.
+ */
+export interface BranchDetail extends BranchRow, TimelineOnSafekeepers {
+  ladder: LadderRung[]
+}
 
 export async function showBranch(
   repoDir: string,
@@ -139,6 +146,7 @@ export async function showBranch(
     pageserverClientOf(repoDir).timeline(tenantId, timelineId),
     timelineOnSafekeepers(repoDir, tenantId, timelineId),
   ])
+  const writer = (await writerWalPositions(repoDir, c, { timelineId })).get(timelineId) ?? null
   return {
     ...info,
     branch,
@@ -146,5 +154,6 @@ export async function showBranch(
       ? branchOfTimeline(c, tenantId, info.ancestor_timeline_id)
       : null,
     ...onSafekeepers,
+    ladder: timelineLadder(writer, onSafekeepers, info),
   }
 }

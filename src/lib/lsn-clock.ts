@@ -52,13 +52,14 @@ export class LsnClock {
   /**
    * How many seconds ago the producer's end was `lsn` — the consumer at `lsn` has what the producer had
    * then. Between two samples the time is interpolated by LSN; 0 at the newest end or beyond, null when
-   * no end has been heard, and at least the age of the first sample for a position older than it.
+   * no end has been heard, and at least the age of the first sample for a position older than it. To the
+   * millisecond, the resolution of the clock it is measured with.
    */
   lagSeconds(lsn: number, nowMs: number = Date.now()): number | null {
     const n = this.lsns.length
     if (n === 0) return null
     if (lsn >= this.lsns[n - 1]) return 0
-    if (lsn < this.lsns[0]) return Math.max(0, (nowMs - this.times[0]) / 1000)
+    if (lsn < this.lsns[0]) return secondsSince(this.times[0], nowMs)
     // The last sample at or below `lsn`: binary search over the rising LSNs.
     let lo = 0
     let hi = n - 1
@@ -69,7 +70,7 @@ export class LsnClock {
     }
     const [t0, t1, l0, l1] = [this.times[lo], this.times[lo + 1], this.lsns[lo], this.lsns[lo + 1]]
     const at = t0 + ((t1 - t0) * (lsn - l0)) / (l1 - l0)
-    return Math.max(0, (nowMs - at) / 1000)
+    return secondsSince(at, nowMs)
   }
 
   private thin(): void {
@@ -86,3 +87,5 @@ export class LsnClock {
     this.lsns.length = w
   }
 }
+
+const secondsSince = (atMs: number, nowMs: number) => Math.max(0, Math.round(nowMs - atMs)) / 1000

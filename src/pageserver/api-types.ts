@@ -84,17 +84,21 @@ export interface TimelineInfo {
     from: number
     at_ms: number
   } | null
-  /** zenith's own: the newest end of WAL the source reported (walEnd of its messages); null before any. */
-  wal_source_end_lsn?: string | null
   /**
-   * zenith's own: how many seconds ago the source's end was at each of the timeline's LSNs (LsnClock);
-   * null when nothing has been heard from a source.
+   * zenith's own: the newest end of WAL the source reported (walEnd of its messages: a compute's flush
+   * LSN, a safekeeper's commit_lsn); null before any, and without a WAL source.
    */
-  lag_seconds?: {
+  wal_source_end_lsn: string | null
+  /**
+   * zenith's own: how many seconds ago the source's end was at each of the timeline's LSNs (LsnClock), to
+   * the millisecond; each null until the source's end has been heard, and the whole null without a WAL
+   * source.
+   */
+  lag_seconds: {
     last_record: number | null
     disk_consistent: number | null
     remote_consistent: number | null
-  }
+  } | null
 }
 
 /** zenith's own route: where a timeline's WAL comes from — a compute, or its safekeepers (null: nowhere). */

@@ -42,6 +42,15 @@ export function timelineInfo(ps: Pageserver, tl: Timeline): TimelineInfo {
     // zenith's own: why the receiver is not streaming (the compute is down, refuses, or sends bad WAL;
     // when broken, it lacks the WAL the timeline needs).
     walreceiver_error: rx?.lastError ?? null,
+    wal_source_end_lsn: rx?.sourceEnd.end == null ? null : formatLsn(rx.sourceEnd.end),
+    // How long ago the source was at each LSN, as heard here; remote_consistent is disk_consistent today.
+    lag_seconds: rx
+      ? {
+          last_record: rx.sourceEnd.lagSeconds(tl.lastRecordLsn),
+          disk_consistent: rx.sourceEnd.lagSeconds(tl.diskConsistentLsn),
+          remote_consistent: rx.sourceEnd.lagSeconds(tl.diskConsistentLsn),
+        }
+      : null,
     // zenith's own, with safekeepers: the one streamed from, what each said, and why the last switch.
     ...(rx?.candidates
       ? {

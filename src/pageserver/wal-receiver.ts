@@ -16,6 +16,11 @@
  * retrying would spin for ever while commits on the compute hang. So is a record that ingest refuses,
  * from either source: the same WAL comes again on every retry. Both are logged once, at error level.
  *
+ * Lag in seconds: every XLogData carries the source's end of WAL (walEnd: a compute's flush LSN, a
+ * safekeeper's commit_lsn), and the receiver notes it in the timeline's LsnClock as it hears it, so the
+ * lag of each of the timeline's LSNs is how long ago the source was there — one clock per timeline, kept
+ * across reconnects and changes of source (an end that goes back, after a failover, starts it afresh).
+ *
  * The sources are kept in `wal_sources.json` in the pageserver's working directory, so a restarted
  * pageserver reconnects by itself: a connection string, or `{"safekeepers": [{id, pg, http}, …]}`.
  */
@@ -26,6 +31,7 @@ import type { Timeline } from '../engine/timeline.js'
 import { writeFileDurable } from '../lib/durable-fs.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatHostPort, parseHostPort } from '../lib/host-port.js'
+import { LsnClock } from '../lib/lsn-clock.js'
 import { controlFileOf } from '../pgdata/datadir-keyspace.js'
 import { IngestError, WalIngest } from '../pgdata/walingest.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
@@ -65,6 +71,8 @@ export interface WalReceiverStatus {
   lastReceivedLsn?: Lsn
   /** Microseconds since the Unix epoch, as Neon reports it. */
   lastReceivedTsUs?: number
+  /** Where the source's end of WAL was over time, as heard: the timeline's lag in seconds. */
+  sourceEnd: LsnClock
   lastError?: string
 }
 
@@ -120,6 +128,7 @@ class WalReceiver {
     private readonly ps: Pageserver,
     private readonly tl: Timeline,
     readonly source: WalSource,
+    sourceEnd: LsnClock,
   ) {
     const compute = 'connstr' in source ? parseConnstr(source.connstr, 'WAL source') : null
     this.candidates =
@@ -127,7 +136,7 @@ class WalReceiver {
         ? new SafekeeperCandidates(source.safekeepers, tl.tenantId, tl.timelineId)
         : null
     this.candidates?.start()
-    this.state = { connstr: 'connstr' in source ? source.connstr : '' }
+    this.state = { connstr: 'connstr' in source ? source.connstr : '', sourceEnd }
     this.loop = new Reconnector({
       session: (streaming) => this.session(compute, streaming),
       interrupt: async () => {
@@ -321,6 +330,7 @@ class WalReceiver {
         const kind = msg[0]
         if (kind === 0x77 /* 'w' */) {
           const x = parseXLogData(msg)
+          this.state.sourceEnd.note(x.walEnd)
           if (x.walStart !== received) {
             throw new WalSourceError(
               `the walsender sent WAL from ${formatLsn(x.walStart)}, expected ${formatLsn(received)}`,
@@ -349,6 +359,9 @@ class WalReceiver {
           scheduleReply()
         } else if (kind === 0x6b /* 'k' */) {
           const k = parsePrimaryKeepalive(msg)
+          // A keepalive's walEnd is what the walsender has sent (Postgres' sentPtr), which may lag the end
+          // its last XLogData named: it can only raise the clock, never start it afresh.
+          if (k.walEnd > (this.state.sourceEnd.end ?? -1)) this.state.sourceEnd.note(k.walEnd)
           this.state.lastReceivedTsUs = Date.now() * 1000
           progress.lastMessageMs = Date.now()
           ingest.commit()
@@ -414,6 +427,8 @@ function readSources(file: string): Record<string, WalSource> {
 
 export class WalReceivers {
   private readonly receivers = new Map<string, WalReceiver>()
+  /** Each timeline's clock of its source's end, outliving the receivers that a change of source replaces. */
+  private readonly clocks = new Map<string, LsnClock>()
   private sources: Record<string, WalSource> = {}
   private readonly file: string
 
@@ -447,8 +462,10 @@ export class WalReceivers {
     if (running && checked && sameSource(running.source, checked) && !running.broken) return
     this.receivers.delete(id)
     await running?.stop()
-    if (checked === null) delete this.sources[id]
-    else this.sources[id] = checked
+    if (checked === null) {
+      delete this.sources[id]
+      this.clocks.delete(id)
+    } else this.sources[id] = checked
     writeFileDurable(this.file, `${JSON.stringify(this.sources, null, 2)}\n`)
     if (checked !== null) this.start(tl, checked)
   }
@@ -464,6 +481,12 @@ export class WalReceivers {
   }
 
   private start(tl: Timeline, source: WalSource): void {
-    this.receivers.set(`${tl.tenantId}/${tl.timelineId}`, new WalReceiver(this.ps, tl, source))
+    const id = `${tl.tenantId}/${tl.timelineId}`
+    let clock = this.clocks.get(id)
+    if (!clock) {
+      clock = new LsnClock()
+      this.clocks.set(id, clock)
+    }
+    this.receivers.set(id, new WalReceiver(this.ps, tl, source, clock))
   }
 }

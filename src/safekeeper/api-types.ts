@@ -52,10 +52,16 @@ export interface SkTimelineInfo {
   acceptor_state: { term: number; epoch: number; term_history: SkTermEntry[] }
   flush_lsn: string
   commit_lsn: string
-  /** zenith's own: the newest end of WAL the compute of the term reported (walEnd); null before any. */
-  compute_end_lsn?: string | null
-  /** zenith's own: how many seconds ago the compute's end was at flush_lsn and at commit_lsn (LsnClock). */
-  lag_seconds?: { flush: number | null; commit: number | null }
+  /**
+   * zenith's own: the newest end of WAL a compute reported (walEnd of its messages: its flush LSN); null
+   * until one has streamed to this safekeeper since it started.
+   */
+  compute_end_lsn: string | null
+  /**
+   * zenith's own: how many seconds ago the compute's end was at flush_lsn and at commit_lsn (LsnClock), to
+   * the millisecond; null until the compute's end has been heard.
+   */
+  lag_seconds: { flush: number | null; commit: number | null }
   truncate_lsn: string
   backup_lsn: string
   peer_horizon_lsn: string

@@ -64,6 +64,11 @@ export function timelineInfo(sk: Safekeeper, tl: SkTimeline): SkTimelineInfo {
     },
     flush_lsn: formatLsn(tl.flushLsn),
     commit_lsn: formatLsn(tl.commitLsn),
+    compute_end_lsn: tl.computeEnd.end === null ? null : formatLsn(tl.computeEnd.end),
+    lag_seconds: {
+      flush: tl.computeEnd.lagSeconds(tl.flushLsn),
+      commit: tl.computeEnd.lagSeconds(tl.commitLsn),
+    },
     truncate_lsn: formatLsn(s.truncateLsn),
     // No WAL backup to remote storage yet: what is committed here is as far as backup goes.
     backup_lsn: formatLsn(tl.commitLsn),

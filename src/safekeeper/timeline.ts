@@ -27,6 +27,7 @@ import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import type { LogFn, LogLevel } from '../lib/log.js'
+import { LsnClock } from '../lib/lsn-clock.js'
 import { formatLsn, type Lsn, segmentNumber, segmentStart } from '../postgres/lsn.js'
 import {
   epochAt,
@@ -113,6 +114,12 @@ export class SkTimeline {
    */
   readonly events = new EventEmitter()
   readonly writer = new WriterLock()
+  /**
+   * Where the compute's end of WAL (its flush LSN) was over time, as the acceptor heard it: how many
+   * seconds the flush and commit LSNs are behind. Kept across terms; a new compute's end below the old
+   * one's starts it afresh.
+   */
+  readonly computeEnd = new LsnClock()
   private readonly recovery: PeerRecovery
   /** The end of the last complete record known durable: where a restart's end-of-WAL scan may start. */
   private durableRecordEnd: Lsn

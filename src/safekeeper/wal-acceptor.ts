@@ -112,6 +112,7 @@ export class WalAcceptor {
       await receiveWal(tl, client, {
         writer: 'acceptor',
         stopped: () => this.loop.isStopped,
+        senderEnd: tl.computeEnd,
         onStreaming: (start) => {
           streaming()
           tl.log('info', 'WAL acceptor streaming', {

@@ -11,6 +11,7 @@
  * write checks that its stream is the holder, so a mistake is an error rather than mixed WAL.
  */
 import { ZenithError } from '../lib/errors.js'
+import type { LsnClock } from '../lib/lsn-clock.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
 import type { PgClient } from '../protocol/client.js'
 import { encodeStandbyStatusUpdate, parsePrimaryKeepalive, parseXLogData } from '../protocol/replication.js'
@@ -82,6 +83,8 @@ export interface IntakeOptions {
   stopped: () => boolean
   /** Hears that START_REPLICATION was accepted, and where the stream starts. */
   onStreaming?: (start: Lsn) => void
+  /** Notes the sender's end of WAL as heard (the acceptor: the compute's flush LSN, for lag in seconds). */
+  senderEnd?: LsnClock
 }
 
 /**
@@ -166,6 +169,7 @@ export async function receiveWal(tl: SkTimeline, client: PgClient, opts: IntakeO
       if (opts.stopped()) break
       if (msg[0] === 0x77 /* 'w' */) {
         const x = parseXLogData(msg)
+        opts.senderEnd?.note(x.walEnd)
         if (tl.writer.holder !== opts.writer) {
           throw new ZenithError(
             `the ${opts.writer} got WAL at ${formatLsn(x.walStart)} while the WAL store belongs to ${tl.writer.holder ?? 'no one'}`,
@@ -177,10 +181,14 @@ export async function receiveWal(tl: SkTimeline, client: PgClient, opts: IntakeO
         flush()
         if (opts.until !== undefined && store.writeLsn >= opts.until) break
       } else if (msg[0] === 0x6b /* 'k' */) {
+        const k = parsePrimaryKeepalive(msg)
+        // A keepalive's walEnd is what Postgres has sent (sentPtr), which may lag the end its last XLogData
+        // named: it only raises the clock, never starts it afresh.
+        if (opts.senderEnd && k.walEnd > (opts.senderEnd.end ?? -1)) opts.senderEnd.note(k.walEnd)
         // A walsender asks for a reply when it must know: a shutting-down compute waits for the flush
         // of its last WAL, so a held-back ack would hold the shutdown until the pageserver catches up —
         // for ever, if it cannot. The answer is the truth; backpressure holds the acks of later WAL.
-        if (parsePrimaryKeepalive(msg).replyRequested) ack(store.flushLsn)
+        if (k.replyRequested) ack(store.flushLsn)
       }
     }
   } finally {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { Output } from '../../src/cli/output.js'
 import { renderBranchTree, renderEndpoints, renderSafekeepers, renderTimeline } from '../../src/cli/render.js'
 import type { EndpointRow } from '../../src/control/endpoints.js'
+import { lsnLadder } from '../../src/control/lsn-ladder.js'
 import type { SafekeeperRow, SafekeeperTimelineView } from '../../src/control/safekeeper-view.js'
 import type { BranchDetail, BranchRow } from '../../src/control/tenants.js'
 
@@ -42,7 +43,7 @@ describe('the output writer', () => {
     expect(text).toContain(ESC)
     const lines = text.split('\n').map((l) => stripVTControlCharacters(l))
     const starts = columnStarts(lines[0])
-    expect(starts).toHaveLength(11)
+    expect(starts).toHaveLength(12)
     for (const line of lines.slice(1)) {
       for (const s of starts.slice(1)) expect(line[s - 1], `column at ${s} in "${line}"`).toBe(' ')
       for (const s of starts) expect(line[s], `column at ${s} in "${line}"`).not.toBe(' ')
@@ -77,6 +78,7 @@ describe('the output writer', () => {
       term: commit === null ? null : 2,
       flush_lsn: commit,
       commit_lsn: commit,
+      lag_seconds: commit === null ? null : { flush: 0, commit: 0 },
     })
     const lsns = { last_record_lsn: '0/1A00000', disk_consistent_lsn: '0/1500780' }
     const rows: EndpointRow[] = [
@@ -99,6 +101,7 @@ describe('the output writer', () => {
     expect(col('PS LAST')).toEqual(['PS', '0/1A00000', '-'])
     expect(col('PS DISK')).toEqual(['PS', '0/1500780', '-'])
     expect(col('SK COMMIT')).toEqual(['SK', '0/1A2B3C8', '-'])
+    expect(col('LAG')).toEqual(['LAG', '-', '-'])
     expect(lines.slice(3)).toEqual([
       '',
       'safekeeper 2 not reachable: SK COMMIT counts only those that answer',
@@ -109,16 +112,64 @@ describe('the output writer', () => {
     expect(direct.split('\n')).toHaveLength(2)
   })
 
-  it("shows a timeline's commit_lsn beside the pageserver's LSNs and each safekeeper, reachable or not", () => {
+  it("draws pg list's LAG from the ladder: the safekeepers' commit and the pageserver's last record", () => {
+    const ladder = lsnLadder({
+      compute: { insert_lsn: '0/2000100', flush_lsn: '0/2000000' },
+      safekeepers: [{ id: 1, flush_lsn: '0/2000000', lag_seconds: { flush: 0, commit: 0 } }],
+      commit: { lsn: '0/2000000', lag_seconds: 0 },
+      pageserver: {
+        last_record_lsn: '0/1ECC000',
+        disk_consistent_lsn: '0/1500780',
+        remote_consistent_lsn: '0/1500780',
+        latest_gc_cutoff_lsn: '0/0',
+        lag_seconds: { last_record: 0.84, disk_consistent: 75.2, remote_consistent: 75.2 },
+      },
+    })
+    const direct = ladder.filter((r) => r.name !== 'commit' && r.name !== 'safekeeper_flush')
+    const unknown = ladder.map((r) => ({ ...r, lag_bytes: null, lag_seconds: null }))
+    const rows: EndpointRow[] = [
+      { ...endpoint('main', 'running', 55432), ladder },
+      { ...endpoint('dev', 'running', 55434), ladder: direct },
+      { ...endpoint('past', 'stopped', 55433) },
+      { ...endpoint('old', 'stopped', 55435), ladder: unknown },
+    ]
+    const lines = renderEndpoints(new Output(pipe, {}), rows).split('\n')
+    const at = lines[0].indexOf('LAG')
+    const lagOf = (l: string) => l.slice(at, lines[0].indexOf('WAL RECEIVER')).trimEnd()
+    expect(lines.slice(1).map(lagOf)).toEqual([
+      'sk 0 B/0.0 s, ps 1.2 MiB/0.8 s',
+      'ps 1.2 MiB/0.8 s',
+      '-',
+      '-',
+    ])
+  })
+
+  it("shows a timeline's LSN ladder with each rung's lag, and each safekeeper, reachable or not", () => {
+    const lsns = {
+      last_record_lsn: '0/1A00000',
+      disk_consistent_lsn: '0/1500780',
+      remote_consistent_lsn: '0/1500780',
+      latest_gc_cutoff_lsn: '0/0',
+    }
+    const ladder = lsnLadder({
+      compute: { insert_lsn: '0/1A2B3D0', flush_lsn: '0/1A2B3C8' },
+      safekeepers: [
+        { id: 1, flush_lsn: '0/1A2B3C8', lag_seconds: { flush: 0, commit: 0 } },
+        { id: 2, flush_lsn: null, lag_seconds: null },
+        { id: 3, flush_lsn: null, lag_seconds: null },
+      ],
+      commit: { lsn: '0/1A2B3C8', lag_seconds: 0 },
+      pageserver: {
+        ...lsns,
+        lag_seconds: { last_record: 0.25, disk_consistent: 92.7, remote_consistent: 92.7 },
+      },
+    })
     const t = {
       branch: 'main',
       tenant_id: 'a'.repeat(32),
       timeline_id: 'b'.repeat(32),
       ancestor_branch: null,
-      last_record_lsn: '0/1A00000',
-      disk_consistent_lsn: '0/1500780',
-      remote_consistent_lsn: '0/1500780',
-      latest_gc_cutoff_lsn: '0/0',
+      ...lsns,
       current_logical_size: 2048,
       walreceiver_status: 'streaming',
       walreceiver_error: null,
@@ -131,13 +182,21 @@ describe('the output writer', () => {
         { id: 2, reachable: false, term: null, flush_lsn: null, commit_lsn: null },
         { id: 3, reachable: true, term: null, flush_lsn: null, commit_lsn: null },
       ],
+      ladder,
     } as unknown as BranchDetail
     const lines = renderTimeline(new Output(pipe, {}), t).split('\n')
-    expect(lines.slice(4, 8)).toEqual([
-      'last_record_lsn        0/1A00000',
-      'disk_consistent_lsn    0/1500780',
-      'remote_consistent_lsn  0/1500780',
-      'commit_lsn             0/1A2B3C8 (safekeepers)',
+    expect(lines.slice(4, 15)).toEqual([
+      'compute insert         0/1A2B3D0',
+      'compute flush          0/1A2B3C8',
+      'safekeeper 1 flush     0/1A2B3C8  caught up',
+      'safekeeper 2 flush     -',
+      'safekeeper 3 flush     -',
+      'commit_lsn             0/1A2B3C8  caught up',
+      'last_record_lsn        0/1A00000  172.9 KiB behind, 0.3 s',
+      'disk_consistent_lsn    0/1500780  5.2 MiB behind, 93 s',
+      'remote_consistent_lsn  0/1500780  5.2 MiB behind, 93 s',
+      'latest_gc_cutoff_lsn   0/0',
+      'current_logical_size   2.0 KiB',
     ])
     expect(lines).toContain('wal receiver           streaming from safekeeper 1')
     expect(lines.slice(-3)).toEqual([
@@ -145,13 +204,22 @@ describe('the output writer', () => {
       'safekeeper 2           unreachable',
       'safekeeper 3           does not hold the timeline',
     ])
+    // Without safekeepers and a running compute the ladder is the pageserver's, measured against its top.
     const direct = renderTimeline(new Output(pipe, {}), {
       ...t,
       commit_lsn: null,
       safekeepers: [],
       walreceiver_safekeeper: undefined,
+      ladder: lsnLadder({
+        compute: null,
+        safekeepers: [],
+        commit: null,
+        pageserver: { ...lsns, lag_seconds: null },
+      }),
     })
-    expect(direct).not.toMatch(/commit_lsn|safekeeper/)
+    expect(direct).not.toMatch(/commit_lsn|safekeeper|compute/)
+    expect(direct).toContain('last_record_lsn        0/1A00000  caught up')
+    expect(direct).toContain('disk_consistent_lsn    0/1500780  5.0 MiB behind\n')
     expect(direct).toContain('streaming from postgresql://postgres@127.0.0.1:5455/')
   })
 

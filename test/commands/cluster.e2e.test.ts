@@ -6,6 +6,7 @@
 import net from 'node:net'
 import { execa, type ResultPromise } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { LadderRung } from '../../src/control/lsn-ladder.js'
 import { isAlive } from '../../src/control/process.js'
 import { BIN, type Cluster, newCluster, teardown } from '../harness/cli.js'
 import { showTenantConfig } from '../harness/page-service.js'
@@ -23,6 +24,7 @@ interface EndpointListed {
   connstr: string
   commit_lsn: string | null
   safekeepers: { id: number; reachable: boolean }[]
+  ladder: LadderRung[]
 }
 
 async function connstrOf(c: Cluster, endpoint: string): Promise<string> {
@@ -220,8 +222,13 @@ describe('zenith local cluster', () => {
     )!
     expect(listed.commit_lsn).toBeNull()
     expect(listed.safekeepers).toEqual([
-      { id: 1, reachable: false, term: null, flush_lsn: null, commit_lsn: null },
+      { id: 1, reachable: false, term: null, flush_lsn: null, commit_lsn: null, lag_seconds: null },
     ])
+    // Its rungs of the ladder are unknown; the compute's and the pageserver's are still there.
+    const rungs = Object.fromEntries(listed.ladder.map((r) => [r.name, r]))
+    expect([rungs.safekeeper_flush.lsn, rungs.commit.lsn, rungs.commit.lag_bytes]).toEqual([null, null, null])
+    expect(rungs.compute_flush.lsn).not.toBeNull()
+    expect(rungs.last_record.lsn).not.toBeNull()
     expect(await c.ok('pg', 'list')).toMatch(/\nsafekeeper 1 not reachable: /)
     expect(await c.ok('timeline', 'show', 'main')).toMatch(/^safekeeper 1 +unreachable$/m)
     expect((await c.ok('start')).trim().split('\n')).toEqual([
@@ -249,12 +256,13 @@ describe('zenith local cluster', () => {
         term: expect.any(Number),
         flush_lsn: expect.any(String),
         commit_lsn: shown.commit_lsn,
+        lag_seconds: expect.any(Object),
       },
     ])
     expect(await c.ok('timeline', 'show', 'main')).toMatch(
-      new RegExp(`^commit_lsn +${shown.commit_lsn} \\(safekeepers\\)$`, 'm'),
+      new RegExp(`^commit_lsn +${shown.commit_lsn}\\b`, 'm'),
     )
-    expect(await c.ok('pg', 'list')).toMatch(/ PS LAST +PS DISK +SK COMMIT +WAL RECEIVER /)
+    expect(await c.ok('pg', 'list')).toMatch(/ PS LAST +PS DISK +SK COMMIT +LAG +WAL RECEIVER /)
     await c.ok('pg', 'stop', 'main', '--destroy')
     await c.ok('pg', 'start', 'main')
     expect(await queryText(main, 'SELECT count(*), max(i) FROM t')).toBe('300|300')

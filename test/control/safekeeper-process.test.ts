@@ -24,7 +24,7 @@ import {
   writeSafekeeperConfigs,
 } from '../../src/control/safekeeper-process.js'
 import {
-  commitLsnOf,
+  commitHolderOf,
   listSafekeepers,
   type SafekeeperTimelineView,
   timelineOnSafekeepers,
@@ -188,11 +188,12 @@ describe('timelineOnSafekeepers', () => {
     const [tenant, timeline] = ['e5'.repeat(16), 'f6'.repeat(16)]
     try {
       const unknown = await timelineOnSafekeepers(repo, tenant, timeline)
-      const down = { term: null, flush_lsn: null, commit_lsn: null, reachable: false }
+      const down = { term: null, flush_lsn: null, commit_lsn: null, lag_seconds: null, reachable: false }
       expect(unknown).toEqual({
         commit_lsn: null,
+        commit_lag_seconds: null,
         safekeepers: [
-          { id: 1, reachable: true, term: null, flush_lsn: null, commit_lsn: null },
+          { id: 1, reachable: true, term: null, flush_lsn: null, commit_lsn: null, lag_seconds: null },
           { id: 2, ...down },
           { id: 3, ...down },
         ],
@@ -205,10 +206,20 @@ describe('timelineOnSafekeepers', () => {
         pgTimeline: 1,
         walSegSize: 16 * 1024 * 1024,
       })
+      // No compute has streamed to it: it has heard no end to measure seconds against.
+      const noLag = { flush: null, commit: null }
       expect(await timelineOnSafekeepers(repo, tenant, timeline)).toEqual({
         commit_lsn: '0/3000000',
+        commit_lag_seconds: null,
         safekeepers: [
-          { id: 1, reachable: true, term: 0, flush_lsn: '0/3000000', commit_lsn: '0/3000000' },
+          {
+            id: 1,
+            reachable: true,
+            term: 0,
+            flush_lsn: '0/3000000',
+            commit_lsn: '0/3000000',
+            lag_seconds: noLag,
+          },
           { id: 2, ...down },
           { id: 3, ...down },
         ],
@@ -226,10 +237,19 @@ describe('timelineOnSafekeepers', () => {
       term,
       flush_lsn: commit,
       commit_lsn: commit,
+      lag_seconds: term === null ? null : { flush: 0, commit: id / 10 },
     })
-    expect(commitLsnOf([v(1, 2, '0/5000000'), v(2, 3, '0/4000000'), v(3, 3, '0/4100000')])).toBe('0/4100000')
-    expect(commitLsnOf([v(1, null, null), v(2, 1, '0/1000000')])).toBe('0/1000000')
-    expect(commitLsnOf([v(1, null, null)])).toBeNull()
-    expect(commitLsnOf([])).toBeNull()
+    const holder = (views: SafekeeperTimelineView[]) => {
+      const h = commitHolderOf(views)
+      return h && [h.id, h.commit_lsn, h.lag_seconds?.commit]
+    }
+    expect(holder([v(1, 2, '0/5000000'), v(2, 3, '0/4000000'), v(3, 3, '0/4100000')])).toEqual([
+      3,
+      '0/4100000',
+      0.3,
+    ])
+    expect(holder([v(1, null, null), v(2, 1, '0/1000000')])).toEqual([2, '0/1000000', 0.2])
+    expect(holder([v(1, null, null)])).toBeNull()
+    expect(holder([])).toBeNull()
   })
 })

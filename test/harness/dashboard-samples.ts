@@ -93,6 +93,7 @@ export function timelineInfo(
     last_received_msg_ts: null,
     walreceiver_status: 'streaming',
     walreceiver_error: null,
+    wal_source_end_lsn: lsns.last,
     lag_seconds: { last_record: 0.2, disk_consistent: 4.5, remote_consistent: 4.5 },
     ...over,
   }
@@ -110,6 +111,7 @@ export function skTimeline(timelineId: string, flush: string, commit: string): S
     acceptor_state: { term: 2, epoch: 2, term_history: [] },
     flush_lsn: flush,
     commit_lsn: commit,
+    compute_end_lsn: flush,
     lag_seconds: { flush: 0, commit: 0.1 },
     truncate_lsn: '0/14EE1A8',
     backup_lsn: '0/0',

@@ -26,6 +26,7 @@ import { jsonRequest } from '../harness/http.js'
 import { computeFromPageService, showTenantConfig } from '../harness/page-service.js'
 import { startTestPageserver } from '../harness/pageserver.js'
 import { makeTempDir, type PgCluster } from '../harness/postgres.js'
+import { sleep, waitFor } from '../harness/wait.js'
 
 let dir: string
 let ps: Pageserver
@@ -78,6 +79,8 @@ describe('pageserver', () => {
     let commitLsn: Lsn
     let detail: TimelineInfo
     let afterRestart: Lsn
+    /** Before the receiver was set: no lag in seconds can be older. */
+    let receiverSetAt: number
 
     beforeAll(async () => {
       const created = await http('POST', '/v1/tenant', { gc_horizon: 1048576 })
@@ -88,7 +91,10 @@ describe('pageserver', () => {
       expect(tl.status).toBe(201)
       expect(tl.json.timeline_id).toBe(timelineId)
       expect(tl.json.current_logical_size).toBeGreaterThan(1_000_000)
+      // No WAL source yet: nothing to measure lag against.
+      expect([tl.json.wal_source_end_lsn, tl.json.lag_seconds]).toEqual([null, null])
       pg = await computeFrom(tenantId, timelineId)
+      receiverSetAt = Date.now()
       const rx = await http('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/wal_receiver`, {
         wal_source_connstr: pg.connectionString(),
       })
@@ -204,6 +210,33 @@ describe('pageserver', () => {
       expect(Number(/^pageserver_getpage_requests_total (\d+)$/m.exec(metrics)?.[1])).toBe(1)
       expect(metrics).toMatch(/^pageserver_getpage_seconds_count 1$/m)
       expect(metrics).toMatch(/^pageserver_layers\{kind="open"\} 1$/m)
+    })
+
+    it("measures lag in seconds from the compute's flush LSN: none once ingested, and disk_consistent_lsn falling behind by the second until a checkpoint", async () => {
+      const path = `/v1/tenant/${tenantId}/timeline/${timelineId}`
+      // The compute's restart checkpointed the timeline at its shutdown, and it wrote on since: the end
+      // it sends has passed disk_consistent_lsn, which stays while the new WAL is in memory only.
+      const before = (await http('GET', path)).json as TimelineInfo
+      expect(parseLsn(before.disk_consistent_lsn)).toBeLessThan(parseLsn(before.last_record_lsn))
+      await sleep(1500)
+      const flush = await flushLsn(pg)
+      const d = await waitFor('last_record_lsn to be caught up in seconds', async () => {
+        const t = (await http('GET', path)).json as TimelineInfo
+        return t.lag_seconds?.last_record === 0 ? t : undefined
+      })
+      const ageS = (Date.now() - receiverSetAt) / 1000
+      expect(parseLsn(d.wal_source_end_lsn!)).toBeGreaterThanOrEqual(flush)
+      expect(parseLsn(d.wal_source_end_lsn!)).toBeLessThanOrEqual(await flushLsn(pg))
+      expect(d.disk_consistent_lsn).toBe(before.disk_consistent_lsn)
+      // The compute was past disk_consistent_lsn before the sleep; the clock is no older than the receiver.
+      expect(d.lag_seconds!.disk_consistent).toBeGreaterThanOrEqual(1.5)
+      expect(d.lag_seconds!.disk_consistent).toBeLessThanOrEqual(ageS)
+      expect(d.lag_seconds!.remote_consistent).toBe(d.lag_seconds!.disk_consistent)
+      // A checkpoint catches every LSN up: no lag at all.
+      await http('PUT', `${path}/checkpoint`)
+      const after = (await http('GET', path)).json as TimelineInfo
+      expect(after.disk_consistent_lsn).toBe(after.last_record_lsn)
+      expect(after.lag_seconds).toEqual({ last_record: 0, disk_consistent: 0, remote_consistent: 0 })
     })
 
     it('checkpoints, tells the compute its flush LSN, compacts into image layers and runs GC', async () => {

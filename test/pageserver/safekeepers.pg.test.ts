@@ -1,7 +1,8 @@
 /**
  * The pageserver following a timeline's safekeepers instead of its compute: three in-process safekeepers
  * as the compute's quorum (ANY 2), the pageserver streaming from the one with the highest commit_lsn, and
- * switching to another when the one it streams from dies — the time until ingest resumes is measured.
+ * switching to another when the one it streams from dies — the time until ingest resumes is measured —
+ * and the lag in seconds each hop measures against the end of WAL its source sends.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
@@ -112,6 +113,35 @@ describe('a pageserver with safekeepers', () => {
     expect(detail.walreceiver_status).toBe('streaming')
     expect(detail.walreceiver_candidates).toHaveLength(N)
     expect([1, 2, 3]).toContain(detail.walreceiver_safekeeper)
+  })
+
+  it("measures lag in seconds: each safekeeper from the compute's flush LSN, the pageserver from its safekeeper's commit_lsn", async () => {
+    const flush = parseLsn(await compute.sql('SELECT pg_current_wal_flush_lsn()'))
+    const sks = await waitFor('every safekeeper to be caught up in seconds', async () => {
+      const all = await Promise.all(
+        configs.map(
+          async (_, i) =>
+            (await jsonRequest(skApi(i), 'GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`)).json,
+        ),
+      )
+      return all.every((t) => t.lag_seconds.flush === 0 && t.lag_seconds.commit === 0) ? all : undefined
+    })
+    for (const t of sks) {
+      // The acceptor heard the compute's end with its WAL: at least what the compute had flushed.
+      expect(parseLsn(t.compute_end_lsn)).toBeGreaterThanOrEqual(flush)
+      expect(parseLsn(t.flush_lsn)).toBeGreaterThanOrEqual(parseLsn(t.compute_end_lsn))
+    }
+    // Idle, the pageserver ingests to the commit_lsn its safekeeper sends as the end, and checkpoints.
+    const ps = await waitFor('the pageserver to be caught up in seconds', async () => {
+      const d = await psTimeline()
+      const s = d.lag_seconds
+      return s?.last_record === 0 && s.disk_consistent === 0 && d.disk_consistent_lsn === d.last_record_lsn
+        ? d
+        : undefined
+    })
+    const source = sks.find((t) => t.safekeeper_id === ps.walreceiver_safekeeper)
+    expect(parseLsn(ps.wal_source_end_lsn)).toBeGreaterThanOrEqual(flush)
+    expect(parseLsn(ps.wal_source_end_lsn)).toBeLessThanOrEqual(parseLsn(source.commit_lsn))
   })
 
   it('moves to another safekeeper when the one it streams from dies, and ingest resumes', async () => {
