@@ -19,7 +19,7 @@ import { jsonRequest } from '../harness/http.js'
 import { computeFromPageService } from '../harness/page-service.js'
 import { startTestPageserver } from '../harness/pageserver.js'
 import type { PgCluster } from '../harness/postgres.js'
-import { waitFor } from '../harness/wait.js'
+import { sleep, waitFor } from '../harness/wait.js'
 
 const N = 3
 let dir: string
@@ -131,7 +131,20 @@ describe('a pageserver with safekeepers', () => {
       expect(parseLsn(t.compute_end_lsn)).toBeGreaterThanOrEqual(flush)
       expect(parseLsn(t.flush_lsn)).toBeGreaterThanOrEqual(parseLsn(t.compute_end_lsn))
     }
-    // Idle, the pageserver ingests to the commit_lsn its safekeeper sends as the end, and checkpoints.
+    // Idle, the pageserver ingests to the commit_lsn its safekeeper sends as the end.
+    const ingested = await waitFor('the pageserver to ingest to the end', async () => {
+      const d = await psTimeline()
+      return d.lag_seconds?.last_record === 0 ? d : undefined
+    })
+    // It does not flush because the safekeeper's idle keepalives ask for a reply: that would cut a small
+    // L0 layer at every pause. The open layer stays until checkpoint_distance, checkpoint_timeout or a
+    // checkpoint, and disk_consistent_lsn falls behind by the second meanwhile.
+    await sleep(1500)
+    const idle = await psTimeline()
+    expect(idle.disk_consistent_lsn).toBe(ingested.disk_consistent_lsn)
+    expect(parseLsn(idle.disk_consistent_lsn)).toBeLessThan(parseLsn(idle.last_record_lsn))
+    expect(idle.lag_seconds.disk_consistent).toBeGreaterThanOrEqual(1.5)
+    await jsonRequest(psApi, 'PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/checkpoint?compact=false`)
     const ps = await waitFor('the pageserver to be caught up in seconds', async () => {
       const d = await psTimeline()
       const s = d.lag_seconds
