@@ -69,7 +69,7 @@ export function describeKey(k: Buffer): string {
 /**
  * A half-open key range: within one relation fork as `rel 1663/5/16384 blk 0-99` (`blk 0-end` when it
  * takes the size entry too), across forks of one relation as `rel 1663/5/16384 forks main-vm`, anything
- * wider by its bounds.
+ * wider by its first and last keys (`min` and `max` for the ends of the key space).
  */
 type RelKey = Extract<DatadirKey, { kind: 'rel-block' | 'rel-size' }>
 const isRelKey = (d: DatadirKey | null): d is RelKey =>
@@ -92,9 +92,21 @@ export function describeKeyRange(r: KeyRange): string {
         : `${relName(a)} blk ${first.blkno}-${last.blkno}`
     }
   }
-  // As a lower bound, the first key means no bound at all rather than the database directory.
+  // Bounds in words name the first and the last key held, as the single-fork forms do; the first key
+  // as a lower bound means no bound at all rather than the database directory.
   const from = r.start.equals(KEY_MIN) ? 'min' : describeKey(r.start)
-  return `${from} .. ${describeKey(r.end)}`
+  return `${from} .. ${r.end.equals(KEY_MAX) ? 'max' : lastKeyIn(r.end)}`
+}
+
+/**
+ * The last key a range ending at `end` holds, in words — or, when that is no key of the layout (the
+ * key below a relation's block 0 is a fork number no relation has), `before` the end.
+ */
+function lastKeyIn(end: Buffer): string {
+  const last = classifyKeyOrNull(lastKeyBefore(end))
+  if (last === null || (isRelKey(last) && last.rel.forkNum >= FORK_NAMES.length))
+    return `before ${describeKey(end)}`
+  return describeClassified(last)
 }
 
 /** The key just below `k` (k > KEY_MIN): the last key a half-open range ending at `k` can hold. */

@@ -116,7 +116,7 @@ describe('zenith layer dump', () => {
       timeline_id: TIMELINE,
       key_start: keyToHex(KEY_MIN),
       key_end: keyToHex(KEY_MAX),
-      key_range: 'dbdir .. max',
+      key_range: 'min .. max',
       lsn_start: '0/1500000',
       lsn_end: '0/1500601',
       entries: 8,

@@ -52,11 +52,19 @@ describe('describeKeyRange', () => {
       'rel 1663/5/16384 forks main-vm',
     )
   })
-  it('gives the bounds of a range wider than a relation', () => {
+  it('gives the first and last keys of a range wider than a relation', () => {
     expect(describeKeyRange({ start: KEY_MIN, end: KEY_MAX })).toBe('min .. max')
     const other = { ...rel, relNode: 16390 }
     expect(describeKeyRange({ start: relBlockKey(rel, 0), end: relBlockKey(other, 1) })).toBe(
-      'rel 1663/5/16384 blk 0 .. rel 1663/5/16390 blk 1',
+      'rel 1663/5/16384 blk 0 .. rel 1663/5/16390 blk 0',
+    )
+    // Below a relation's first block lies no key of the layout: the range ends before that block.
+    expect(describeKeyRange({ start: relBlockKey(rel, 0), end: relBlockKey(other, 0) })).toBe(
+      'rel 1663/5/16384 blk 0 .. before rel 1663/5/16390 blk 0',
+    )
+    // An end just past the checkpoint key is outside the layout; the last key held is the checkpoint.
+    expect(describeKeyRange({ start: relBlockKey(rel, 9), end: nextKey(CHECKPOINT_KEY) })).toBe(
+      'rel 1663/5/16384 blk 9 .. checkpoint',
     )
   })
 })
