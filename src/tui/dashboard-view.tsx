@@ -3,12 +3,14 @@ import { Box, Text } from 'ink'
 import type { DashboardFrame } from '../control/dashboard-frame.js'
 import {
   IngestPanel,
+  LayerMapPanel,
   LayersPanel,
   MemoryPanel,
   ProcessesPanel,
   TasksPanel,
   TimelinePanel,
   TimelinesPanel,
+  timelineLabel,
 } from './panels.js'
 import { Tint } from './tint.js'
 
@@ -38,6 +40,8 @@ export function DashboardView({
   layerMapLines,
 }: DashboardViewProps) {
   const timeline = frame.timelines.find((t) => t.timeline_id === selected) ?? null
+  const layersOf = frame.timelines.find((t) => t.timeline_id === frame.layers?.timeline_id)
+  const layersName = layersOf ? timelineLabel(layersOf) : null
   return (
     <Box flexDirection="column">
       <Text wrap="truncate-end">
@@ -52,11 +56,12 @@ export function DashboardView({
       <Box>
         <TimelinesPanel timelines={frame.timelines} selected={selected} />
         {view === 'layers' ? (
-          <LayersPanel layers={frame.layers} layerMapLines={layerMapLines} />
+          <LayersPanel layers={frame.layers} name={layersName} />
         ) : (
           <TimelinePanel timeline={timeline} />
         )}
       </Box>
+      {view === 'layers' && layerMapLines ? <LayerMapPanel lines={layerMapLines} /> : null}
       {view === 'main' ? (
         <>
           <Box>
@@ -65,7 +70,7 @@ export function DashboardView({
           </Box>
           <Box>
             <TasksPanel tasks={frame.tasks} />
-            <LayersPanel layers={frame.layers} />
+            <LayersPanel layers={frame.layers} name={layersName} />
           </Box>
         </>
       ) : null}

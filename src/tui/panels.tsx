@@ -24,7 +24,14 @@ export function Panel({
   width?: number | string
 }) {
   return (
-    <Box flexDirection="column" borderStyle="round" paddingX={1} width={width} flexGrow={width ? 0 : 1}>
+    <Box
+      flexDirection="column"
+      borderStyle="round"
+      paddingX={1}
+      width={width}
+      flexGrow={width ? 0 : 1}
+      flexShrink={width ? 0 : 1}
+    >
       <Tint tone="title">{title}</Tint>
       {children}
     </Box>
@@ -74,7 +81,7 @@ export function ProcessesPanel({ processes }: { processes: DashboardFrame['proce
   )
 }
 
-const timelineLabel = (t: TimelineFrame) => t.branch ?? t.timeline_id.slice(0, 8)
+export const timelineLabel = (t: TimelineFrame) => t.branch ?? t.timeline_id.slice(0, 8)
 
 export function TimelinesPanel({
   timelines,
@@ -122,14 +129,14 @@ export function ladderLine(r: LadderRung): string {
 export function TimelinePanel({ timeline }: { timeline: TimelineFrame | null }) {
   if (!timeline) return <Panel title="timeline">{<Text>no timeline selected</Text>}</Panel>
   const t = timeline
-  const parent = t.ancestor_timeline_id
-    ? `, branched at ${t.ancestor_lsn} from ${t.ancestor_timeline_id.slice(0, 8)}`
-    : ''
   return (
     <Panel title={`timeline ${timelineLabel(t)} (${t.timeline_id})`}>
       <Text wrap="truncate-end">
-        {`wal receiver ${t.walreceiver_status ?? dash}, logical size ${sizeOrDash(t.logical_size)}${parent}`}
+        {`wal receiver ${t.walreceiver_status ?? dash}, logical size ${sizeOrDash(t.logical_size)}`}
       </Text>
+      {t.ancestor_timeline_id ? (
+        <Text wrap="truncate-end">{`branched at ${t.ancestor_lsn} from ${t.ancestor_timeline_id.slice(0, 8)}`}</Text>
+      ) : null}
       <Tint tone="dim">{`${'LSN ladder'.padEnd(19)} ${'lsn'.padEnd(12)} ${'lag'.padStart(10)} ${'lag s'.padStart(8)}`}</Tint>
       {t.ladder.map((r) => (
         <Text key={`${r.name}${r.safekeeper_id ?? ''}`}>{ladderLine(r)}</Text>
@@ -193,11 +200,13 @@ export function TasksPanel({ tasks }: { tasks: DashboardFrame['tasks'] }) {
       {tasks.length === 0 ? <Text>none yet</Text> : null}
       {tasks.map((t) => (
         <Text key={t.kind}>
-          {cols([
+          {`${[
             [t.kind, 13],
             [String(t.running), 7],
             [String(t.runs), 6],
-          ])}{' '}
+          ]
+            .map(([v, w]) => (v as string).padEnd(w as number))
+            .join(' ')} `}
           <Tint tone={t.failures > 0 ? 'bad' : undefined}>{String(t.failures).padEnd(6)}</Tint>{' '}
           {cols([
             [t.last_run_ago_s === null ? dash : `${uptime(t.last_run_ago_s)} ago`, 9],
@@ -209,19 +218,12 @@ export function TasksPanel({ tasks }: { tasks: DashboardFrame['tasks'] }) {
   )
 }
 
-export function LayersPanel({
-  layers,
-  layerMapLines,
-}: {
-  layers: LayersFrame | null
-  /** The layer map drawing, one string per line, when there is one to show. */
-  layerMapLines?: string[]
-}) {
+export function LayersPanel({ layers, name }: { layers: LayersFrame | null; name: string | null }) {
   if (!layers) return <Panel title="layers">{<Text>no layers to show</Text>}</Panel>
   const total = layers.by_kind.reduce((n, k) => n + k.count, 0)
   const bytes = layers.by_kind.reduce((n, k) => n + k.bytes, 0)
   return (
-    <Panel title={`layers of ${layers.timeline_id}`}>
+    <Panel title={`layers of ${name ?? layers.timeline_id}`}>
       <Tint tone="dim">{`${'kind'.padEnd(16)} ${'count'.padStart(6)} ${'bytes'.padStart(11)}`}</Tint>
       {layers.by_kind.map((k) => (
         <Text
@@ -229,9 +231,20 @@ export function LayersPanel({
         >{`${LAYER_KIND_NAMES[k.kind].padEnd(16)} ${String(k.count).padStart(6)} ${sizeOrDash(k.bytes).padStart(11)}`}</Text>
       ))}
       <Text>{`${'all'.padEnd(16)} ${String(total).padStart(6)} ${sizeOrDash(bytes).padStart(11)}`}</Text>
-      {layerMapLines?.map((l, i) => (
+    </Panel>
+  )
+}
+
+/** The layer map drawing across the whole screen, one string per line; lines never wrap. */
+export function LayerMapPanel({ lines }: { lines: string[] }) {
+  return (
+    <Panel title="layer map (keys across, LSNs up)">
+      {lines.length === 0 ? <Text>no layers to draw</Text> : null}
+      {lines.map((l, i) => (
         // biome-ignore lint/suspicious/noArrayIndexKey: the lines of a drawing have no identity but their row
-        <Text key={i}>{l}</Text>
+        <Text key={i} wrap="truncate-end">
+          {l}
+        </Text>
       ))}
     </Panel>
   )

@@ -64,13 +64,13 @@ export async function dashboardOnce(
   return { frame, text: stripVTControlCharacters(text) }
 }
 
-/** The layers view's map: as wide as the terminal allows, a dozen rows high. */
+/** The layers view's map: across the screen inside its panel's border and padding, 16 rows high. */
 function drawSmallLayerMap(layers: LayersFrame, color: boolean): string[] {
   if (layers.info.historic_layers.length + layers.info.in_memory_layers.length === 0) return []
-  const width = Math.max(MIN_TEXT_WIDTH, Math.min(140, (process.stdout.columns ?? 100) - 4))
+  const width = Math.max(MIN_TEXT_WIDTH, (process.stdout.columns ?? 100) - 4)
   return drawLayerMapText(
     { ...layers.info, markers: layers.markers, last_record_lsn: layers.last_record_lsn ?? undefined },
-    { width, height: 14, color },
+    { width, height: 16, color },
   )
 }
 
