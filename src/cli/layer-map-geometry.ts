@@ -19,7 +19,7 @@ import {
 } from '../control/layers.js'
 import { KEY_MAX, KEY_MIN, keyFromHex, keyToHex } from '../engine/key.js'
 import type { LayerMapInfo } from '../pageserver/api-types.js'
-import { describeKey } from '../pgdata/key-describe.js'
+import { describeBound } from '../pgdata/key-describe.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
 
 /** The layers and the LSNs to mark across them; `last_record_lsn` is where the open layer ends. */
@@ -63,7 +63,7 @@ const KEY_MIN_HEX = keyToHex(KEY_MIN)
 const KEY_MAX_HEX = keyToHex(KEY_MAX)
 
 function keyLabel(hex: string): string {
-  return hex === KEY_MIN_HEX ? 'min' : describeKey(keyFromHex(hex))
+  return describeBound(keyFromHex(hex))
 }
 
 /** Sorted distinct values and each one's position. */

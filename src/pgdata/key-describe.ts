@@ -99,6 +99,18 @@ export function describeKeyRange(r: KeyRange): string {
 }
 
 /**
+ * A key as a bound between layers (an axis of the layer map): `min` and `max` at the ends of the key
+ * space, a key of the layout in words, and a bound between keys as `after` the key below it.
+ */
+export function describeBound(k: Buffer): string {
+  if (k.equals(KEY_MIN)) return 'min'
+  if (k.equals(KEY_MAX)) return 'max'
+  if (classifyKeyOrNull(k) !== null) return describeKey(k)
+  const below = classifyKeyOrNull(lastKeyBefore(k))
+  return below === null ? describeKey(k) : `after ${describeClassified(below)}`
+}
+
+/**
  * The last key a range ending at `end` holds, in words — or, when that is no key of the layout (the
  * key below a relation's block 0 is a fork number no relation has), `before` the end.
  */

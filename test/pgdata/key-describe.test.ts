@@ -9,7 +9,7 @@ import {
   SlruKind,
   slruBlockKey,
 } from '../../src/pgdata/datadir-mapping.js'
-import { describeKey, describeKeyRange, parseRelArg } from '../../src/pgdata/key-describe.js'
+import { describeBound, describeKey, describeKeyRange, parseRelArg } from '../../src/pgdata/key-describe.js'
 
 const rel = { spcNode: 1663, dbNode: 5, relNode: 16384, forkNum: 0 }
 const vm = { ...rel, forkNum: 2 }
@@ -66,6 +66,15 @@ describe('describeKeyRange', () => {
     expect(describeKeyRange({ start: relBlockKey(rel, 9), end: nextKey(CHECKPOINT_KEY) })).toBe(
       'rel 1663/5/16384 blk 9 .. checkpoint',
     )
+  })
+})
+
+describe('describeBound', () => {
+  it('names bounds between layers', () => {
+    expect(describeBound(KEY_MIN)).toBe('min')
+    expect(describeBound(KEY_MAX)).toBe('max')
+    expect(describeBound(relBlockKey(rel, 3))).toBe('rel 1663/5/16384 blk 3')
+    expect(describeBound(nextKey(CHECKPOINT_KEY))).toBe('after checkpoint')
   })
 })
 
