@@ -1,0 +1,145 @@
+/**
+ * Remote storage in a local directory (`.zenith/remote_storage/` by default): one file per object, the
+ * key its path. Every object is written to a temp name unique to the write, fsynced, renamed into place,
+ * and the directory fsynced, so an object is there whole or not at all, even with two writers or a
+ * crash mid-write; list never shows the temp names.
+ */
+import { randomBytes } from 'node:crypto'
+import { createReadStream, createWriteStream, type Dirent } from 'node:fs'
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
+import path from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { fsyncDir, TEMP_SUFFIX } from '../lib/durable-fs.js'
+import {
+  checkRemoteKey,
+  RemoteNotFoundError,
+  type RemoteObject,
+  type RemoteStorage,
+  RemoteStorageError,
+} from './remote-storage.js'
+
+const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT'
+
+/** Writes a file through `write` at a unique temp name beside `file`, then moves it into place durably. */
+async function writeDurably(file: string, write: (tmp: string) => Promise<void>): Promise<void> {
+  const tmp = `${file}${TEMP_SUFFIX}.${randomBytes(6).toString('hex')}`
+  try {
+    await write(tmp)
+    const fd = await open(tmp, 'r+')
+    try {
+      await fd.sync()
+    } finally {
+      await fd.close()
+    }
+    await rename(tmp, file)
+  } catch (err) {
+    await rm(tmp, { force: true })
+    throw err
+  }
+  fsyncDir(path.dirname(file))
+}
+
+export class LocalFsStorage implements RemoteStorage {
+  constructor(readonly root: string) {}
+
+  get location(): string {
+    return this.root
+  }
+
+  private pathOf(key: string): string {
+    checkRemoteKey(key)
+    return path.join(this.root, ...key.split('/'))
+  }
+
+  /** The object's directory, made durably: each directory created is fsynced into its parent. */
+  private async dirFor(file: string): Promise<void> {
+    const dir = path.dirname(file)
+    const created = await mkdir(dir, { recursive: true })
+    if (created === undefined) return
+    for (let d = dir; d.length >= created.length; d = path.dirname(d)) fsyncDir(path.dirname(d))
+  }
+
+  async put(key: string, body: Buffer): Promise<void> {
+    const file = this.pathOf(key)
+    await this.dirFor(file)
+    await writeDurably(file, async (tmp) => {
+      const fd = await open(tmp, 'wx', 0o644)
+      try {
+        await fd.writeFile(body)
+      } finally {
+        await fd.close()
+      }
+    })
+  }
+
+  async putFile(key: string, localPath: string): Promise<void> {
+    const file = this.pathOf(key)
+    await this.dirFor(file)
+    await writeDurably(file, (tmp) =>
+      pipeline(createReadStream(localPath), createWriteStream(tmp, { flags: 'wx' })),
+    )
+  }
+
+  async get(key: string): Promise<Buffer> {
+    try {
+      return await readFile(this.pathOf(key))
+    } catch (err) {
+      if (isMissing(err)) throw new RemoteNotFoundError(`remote object ${key} does not exist in ${this.root}`)
+      throw new RemoteStorageError(
+        `reading remote object ${key} from ${this.root}: ${(err as Error).message}`,
+      )
+    }
+  }
+
+  async getFile(key: string, localPath: string): Promise<void> {
+    const src = this.pathOf(key)
+    try {
+      await stat(src)
+    } catch (err) {
+      if (isMissing(err)) throw new RemoteNotFoundError(`remote object ${key} does not exist in ${this.root}`)
+      throw err
+    }
+    await writeDurably(localPath, (tmp) =>
+      pipeline(createReadStream(src), createWriteStream(tmp, { flags: 'wx' })),
+    )
+  }
+
+  async list(prefix: string): Promise<RemoteObject[]> {
+    // Only the directory the prefix names is walked: a timeline's objects are one directory.
+    const base = prefix.slice(0, prefix.lastIndexOf('/') + 1)
+    const found: RemoteObject[] = []
+    const walk = async (dir: string, keyPrefix: string): Promise<void> => {
+      let entries: Dirent[]
+      try {
+        entries = await readdir(dir, { withFileTypes: true })
+      } catch (err) {
+        if (isMissing(err)) return
+        throw err
+      }
+      for (const e of entries) {
+        const key = keyPrefix + e.name
+        if (e.isDirectory()) await walk(path.join(dir, e.name), `${key}/`)
+        else if (!e.name.includes(TEMP_SUFFIX) && key.startsWith(prefix))
+          found.push({ key, size: (await stat(path.join(dir, e.name))).size })
+      }
+    }
+    await walk(base === '' ? this.root : path.join(this.root, ...base.slice(0, -1).split('/')), base)
+    return found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  }
+
+  async delete(keys: readonly string[]): Promise<void> {
+    const dirs = new Set<string>()
+    for (const key of keys) {
+      const file = this.pathOf(key)
+      await rm(file, { force: true })
+      dirs.add(path.dirname(file))
+    }
+    for (const d of dirs) {
+      try {
+        fsyncDir(d)
+      } catch (err) {
+        if (!isMissing(err)) throw err
+      }
+    }
+  }
+}
