@@ -299,20 +299,32 @@ export async function portInUse(host: string, port: number): Promise<boolean> {
   })
 }
 
-/** Asks the kernel for a free TCP port on 127.0.0.1; another process may still take it before we bind it. */
+/**
+ * Where the kernel takes ports for outgoing connections from (Linux: ip_local_port_range); a server port
+ * chosen inside it can be taken by any client's connection before the server binds it.
+ */
+function ephemeralPorts(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number)
+    if (Number.isInteger(lo) && Number.isInteger(hi)) return [lo, hi]
+  } catch {
+    // Not Linux: the IANA dynamic range.
+  }
+  return [49152, 65535]
+}
+
+/**
+ * A TCP port free on 127.0.0.1 now, outside the ephemeral range so that no outgoing connection takes it
+ * meanwhile; another process may still bind it before we do.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      if (address === null || typeof address === 'string') {
-        server.close()
-        reject(new Error(`unexpected listen address ${String(address)}`))
-        return
-      }
-      server.close(() => resolve(address.port))
-    })
-  })
+  const [lo] = ephemeralPorts()
+  const [from, to] = lo > 12_000 ? [10_000, lo - 1] : [50_000, 65_000]
+  for (;;) {
+    const port = from + Math.floor(Math.random() * (to - from + 1))
+    if (!(await portInUse('127.0.0.1', port))) return port
+  }
 }

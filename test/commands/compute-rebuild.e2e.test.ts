@@ -104,9 +104,9 @@ describe('a compute rebuilt without safekeepers, then the pageserver killed', ()
     expect(sessions).toHaveLength(1)
     const [listed] = JSON.parse(await c.ok('pg', 'list', '--json'))
     expect(listed.walreceiver).toEqual({ status: 'streaming', error: null })
-    // The pageserver's LSNs beside the receiver; no commit LSN column without safekeepers.
+    // The pageserver's LSNs and its lag beside the receiver; no commit LSN column without safekeepers.
     expect(await c.ok('status')).toMatch(
-      /^main +main +\d+ +running +latest +[0-9A-F]+\/[0-9A-F]+ +[0-9A-F]+\/[0-9A-F]+ +streaming +postgresql:/m,
+      /^main +main +\d+ +running +latest +[0-9A-F]+\/[0-9A-F]+ +[0-9A-F]+\/[0-9A-F]+ +ps \S+( \S+)?\/\S+ s +streaming +postgresql:/m,
     )
 
     // What the pageserver has is everything: a compute built from it alone sees every row.
