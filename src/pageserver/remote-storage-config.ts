@@ -115,7 +115,7 @@ export function renderRemoteStorageConfig(c: RemoteStorageConfig): string {
       ? [['local_path', c.localPath]]
       : [
           ['bucket', c.bucket],
-          ['prefix', c.prefix],
+          ['prefix', c.prefix === '' ? undefined : c.prefix],
           ['region', c.region],
           ['endpoint', c.endpoint],
         ]

@@ -1,10 +1,14 @@
 /** The S3 backend against a real S3-compatible server (moto_server on a free loopback port). */
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../../src/control/process.js'
 import { RemoteStorageError } from '../../src/engine/remote-storage.js'
 import { S3Storage } from '../../src/pageserver/s3-storage.js'
 import { remoteStorageContract } from '../engine/remote-storage-contract.js'
-import { MOTO_CREDENTIALS, type Moto, startMoto } from '../harness/moto.js'
+import { MOTO_CREDENTIALS, MOTO_ENV, type Moto, startMoto } from '../harness/moto.js'
+import { startTestPageserver } from '../harness/pageserver.js'
 
 let moto: Moto
 beforeAll(async () => {
@@ -120,4 +124,58 @@ describe('S3Storage', () => {
       s.close()
     }
   })
+})
+
+describe('the pageserver with S3 remote storage', () => {
+  /** Starts a pageserver on `endpoint` with moto's credentials in the environment, as the SDK's chain reads them. */
+  async function startOn(endpoint: string) {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'zenith-ps-s3-'))
+    const saved = Object.fromEntries(Object.keys(MOTO_ENV).map((k) => [k, process.env[k]]))
+    Object.assign(process.env, MOTO_ENV)
+    const logged: { level: string; msg: string; fields?: Record<string, unknown> }[] = []
+    try {
+      const t = await startTestPageserver(dir, (level, msg, fields) => logged.push({ level, msg, fields }), {
+        remoteStorage: { kind: 's3', bucket: moto.bucket, prefix: 'ps', endpoint },
+      })
+      return { ...t, dir, logged, saved }
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true })
+      throw err
+    }
+  }
+  async function stop(t: Awaited<ReturnType<typeof startOn>>) {
+    await t.ps.stop()
+    for (const [k, v] of Object.entries(t.saved))
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
+    await rm(t.dir, { recursive: true, force: true })
+  }
+
+  it('opens the bucket at start and says nothing when it answers', async () => {
+    const t = await startOn(moto.endpoint)
+    try {
+      expect(t.ps.remoteStorage?.location).toBe(`s3://${moto.bucket}/ps`)
+      await expect(t.ps.remoteStorage?.check()).resolves.toBeUndefined()
+      expect(t.logged.find((l) => l.msg === 'pageserver started')?.fields?.remoteStorage).toBe(
+        `s3://${moto.bucket}/ps`,
+      )
+    } finally {
+      await stop(t)
+    }
+    expect(t.logged.filter((l) => l.level === 'warn')).toEqual([])
+  })
+
+  it('starts when the bucket cannot be reached, with a warning naming it and why', async () => {
+    const port = await freePort()
+    const t = await startOn(`http://127.0.0.1:${port}`)
+    try {
+      expect((await fetch(`${t.api}/v1/status`)).status).toBe(200)
+    } finally {
+      await stop(t)
+    }
+    const warning = t.logged.find((l) => l.level === 'warn')
+    expect(warning?.msg).toBe('remote storage is not usable now; uploads will retry')
+    expect(warning?.fields?.location).toBe(`s3://${moto.bucket}/ps`)
+    expect(String(warning?.fields?.error)).toMatch(/HeadBucket .* failed: .*ECONNREFUSED/)
+  }, 30_000)
 })
