@@ -4,7 +4,7 @@
  */
 import type { EndpointRow } from '../control/endpoints.js'
 import type { LadderRung } from '../control/lsn-ladder.js'
-import type { PageserverStatus } from '../control/pageserver-process.js'
+import type { PageserverStatus, RemoteStorageStatus } from '../control/pageserver-process.js'
 import type { SafekeeperStatus } from '../control/safekeeper-process.js'
 import type { SafekeeperRow, SafekeeperTimelineView } from '../control/safekeeper-view.js'
 import type { ServerState } from '../control/server-process.js'
@@ -86,6 +86,13 @@ export function renderEndpoints(
 export function renderServerState(out: Output, p: PageserverStatus | SafekeeperStatus): string {
   const state = p.running ? out.good(`running (pid ${p.pid})`) : out.bad(p.state)
   return `${state}, http ${p.http}, pg ${p.pg}${p.running && !p.reachable ? out.warn(', not answering') : ''}`
+}
+
+/** Where remote storage is: a directory, or a bucket with its endpoint and region when set. */
+export function renderRemoteStorage(r: RemoteStorageStatus | null): string {
+  if (r === null) return 'none'
+  const extra = [r.endpoint && `endpoint ${r.endpoint}`, r.region && `region ${r.region}`].filter(Boolean)
+  return extra.length === 0 ? r.location : `${r.location} (${extra.join(', ')})`
 }
 
 /** For a server that died: where its log is and how it ends, one line each; else none. */

@@ -3,6 +3,7 @@ import { ClusterCommand } from '../cli/cluster-command.js'
 import { initSteps } from '../control/cluster.js'
 import { parseSettings } from '../control/endpoints.js'
 import { SAFEKEEPER_COUNTS, type SafekeeperCount } from '../control/safekeeper-process.js'
+import { RemoteStorageConfigError, remoteStorageFromArgs } from '../pageserver/remote-storage-config.js'
 
 /** The highest port base: safekeeper 5 listens on base + 5. */
 const MAX_SK_PORT_BASE = 65535 - SAFEKEEPER_COUNTS[SAFEKEEPER_COUNTS.length - 1]
@@ -48,6 +49,20 @@ export const initFlags = {
     summary: 'a default tenant config value as key=value (repeatable)',
     multiple: true,
   }),
+  'remote-storage': Flags.string({
+    summary: 'where the pageserver keeps its remote copy of every layer: a directory or s3://bucket/prefix',
+    description:
+      'Default: the directory remote_storage in the repo dir. For S3, credentials come from the AWS SDK: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment of the pageserver.',
+    helpValue: '<dir | s3://bucket/prefix>',
+  }),
+  's3-endpoint': Flags.string({
+    summary: 'an S3-compatible server for --remote-storage s3://…, as http://host:port (default AWS)',
+    helpValue: '<url>',
+  }),
+  's3-region': Flags.string({
+    summary: "the bucket's region (default the AWS SDK's: AWS_REGION or the profile)",
+    helpValue: '<region>',
+  }),
 }
 
 export function initOptions(flags: {
@@ -59,7 +74,15 @@ export function initOptions(flags: {
   'safekeeper-pg-port-base'?: number
   'safekeeper-http-port-base'?: number
   'tenant-config'?: string[]
+  'remote-storage'?: string
+  's3-endpoint'?: string
+  's3-region'?: string
 }) {
+  const remote = flags['remote-storage']
+  if (remote === undefined && (flags['s3-endpoint'] !== undefined || flags['s3-region'] !== undefined))
+    throw new RemoteStorageConfigError(
+      '--s3-endpoint and --s3-region need --remote-storage s3://bucket/prefix',
+    )
   return {
     pgDistribDir: flags['pg-distrib-dir'],
     pageserverPgPort: flags['pageserver-pg-port'],
@@ -71,6 +94,14 @@ export function initOptions(flags: {
       pgPortBase: flags['safekeeper-pg-port-base'],
       httpPortBase: flags['safekeeper-http-port-base'],
     },
+    remoteStorage:
+      remote === undefined
+        ? undefined
+        : remoteStorageFromArgs(remote, {
+            s3Endpoint: flags['s3-endpoint'],
+            s3Region: flags['s3-region'],
+            cwd: process.cwd(),
+          }),
   }
 }
 
@@ -81,6 +112,7 @@ export default class Init extends ClusterCommand {
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --repo-dir /tmp/zenith --pageserver-http-port 19898 -c gc_horizon=1048576',
     '<%= config.bin %> <%= command.id %> --num-safekeepers 3 --safekeeper-pg-port-base 15454 --safekeeper-http-port-base 17676',
+    '<%= config.bin %> <%= command.id %> --remote-storage s3://my-bucket/zenith --s3-endpoint http://127.0.0.1:5000 --s3-region us-east-1',
   ]
   static override flags = initFlags
 

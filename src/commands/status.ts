@@ -1,5 +1,5 @@
 import { ClusterCommand } from '../cli/cluster-command.js'
-import { renderDied, renderEndpoints, renderServerState } from '../cli/render.js'
+import { renderDied, renderEndpoints, renderRemoteStorage, renderServerState } from '../cli/render.js'
 import { type ClusterStatus, clusterStatus } from '../control/cluster.js'
 
 export default class Status extends ClusterCommand {
@@ -21,6 +21,7 @@ export default class Status extends ClusterCommand {
         ['repo dir', s.repo_dir],
         ['pageserver', renderServerState(this.out, s.pageserver)],
         ...renderDied(s.pageserver).map((l) => ['', l] as [string, string]),
+        ['remote storage', renderRemoteStorage(s.pageserver.remote_storage)],
         ...s.safekeepers.flatMap((sk) => [
           [`safekeeper ${sk.id}`, renderServerState(this.out, sk)] as [string, string],
           ...renderDied(sk).map((l) => ['', l] as [string, string]),

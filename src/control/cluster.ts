@@ -13,9 +13,10 @@ import {
   type PageserverConfig,
   savePageserverConfig,
 } from '../pageserver/config.js'
+import type { RemoteStorageConfig } from '../pageserver/remote-storage-config.js'
 import { checkPgBinaries, pgBinDir } from '../postgres/pg-bin.js'
 import { type EndpointRow, listEndpoints, stopEndpoint } from './endpoints.js'
-import { pageserverConfigFile, pageserverDir, safekeepersDir } from './layout.js'
+import { defaultRemoteStorageDir, pageserverConfigFile, pageserverDir, safekeepersDir } from './layout.js'
 import {
   type PageserverStatus,
   pageserverStatus,
@@ -61,6 +62,8 @@ export interface InitOptions {
   /** Default 1, as neon_local; 0: the pageserver is each compute's synchronous standby. */
   numSafekeepers?: SafekeeperCount
   safekeeperPortBases?: SafekeeperPortBases
+  /** Default: the directory `remote_storage` in the repo dir. */
+  remoteStorage?: RemoteStorageConfig
 }
 
 /**
@@ -87,12 +90,16 @@ export function initSteps(repoDir: string, opts: InitOptions & { keepRunning?: b
       host: '127.0.0.1',
       port: opts.pageserverHttpPort ?? DEFAULT_PAGESERVER_CONFIG.listenHttpAddr.port,
     },
+    remoteStorage: opts.remoteStorage ?? { kind: 'local', localPath: defaultRemoteStorageDir(repoDir) },
   }
   const undo = async () => {
     await stopPageserver(repoDir, { immediate: true })
     for (const id of cluster.safekeepers) await stopSafekeeper(repoDir, id, { immediate: true })
     rmSync(pageserverDir(repoDir), { recursive: true, force: true })
     rmSync(safekeepersDir(repoDir), { recursive: true, force: true })
+    // A directory named by --remote-storage may hold what is not ours; the default one is init's own.
+    if (opts.remoteStorage === undefined)
+      rmSync(defaultRemoteStorageDir(repoDir), { recursive: true, force: true })
     rmSync(path.join(repoDir, CONFIG_FILE), { force: true })
   }
   const undoing = async <T>(fn: () => Promise<T>): Promise<T> => {

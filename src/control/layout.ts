@@ -11,6 +11,9 @@ export const pageserverLogFile = (repoDir: string) => path.join(pageserverDir(re
 export const pageserverConfigFile = (repoDir: string) =>
   path.join(pageserverDir(repoDir), PAGESERVER_CONFIG_FILE)
 
+/** Remote storage of a cluster made by `zenith init` without --remote-storage. */
+export const defaultRemoteStorageDir = (repoDir: string) => path.join(repoDir, 'remote_storage')
+
 /** A safekeeper's working directory: its config, pid file, log and timelines. */
 export const safekeepersDir = (repoDir: string) => path.join(repoDir, 'safekeepers')
 export const safekeeperDir = (repoDir: string, id: number) => path.join(safekeepersDir(repoDir), `sk${id}`)

@@ -6,6 +6,7 @@
  */
 
 import { Pageserver } from '../pageserver/pageserver.js'
+import { type RemoteStorageConfig, remoteStorageLocation } from '../pageserver/remote-storage-config.js'
 import {
   pageserverClientOf,
   pageserverConfigFile,
@@ -35,6 +36,25 @@ export interface PageserverStatus extends ServerState {
   pg: string
   /** The HTTP API answers. */
   reachable: boolean
+  /** Where its remote storage is, from pageserver.toml; null when it names none. */
+  remote_storage: RemoteStorageStatus | null
+}
+
+export interface RemoteStorageStatus {
+  kind: RemoteStorageConfig['kind']
+  /** A directory, or `s3://bucket/prefix`. */
+  location: string
+  endpoint?: string
+  region?: string
+}
+
+function remoteStorageStatus(c: RemoteStorageConfig): RemoteStorageStatus {
+  return {
+    kind: c.kind,
+    location: remoteStorageLocation(c),
+    ...(c.kind === 's3' && c.endpoint !== undefined ? { endpoint: c.endpoint } : {}),
+    ...(c.kind === 's3' && c.region !== undefined ? { region: c.region } : {}),
+  }
 }
 
 export async function pageserverStatus(repoDir: string): Promise<PageserverStatus> {
@@ -47,6 +67,7 @@ export async function pageserverStatus(repoDir: string): Promise<PageserverStatu
     http: `${cfg.listenHttpAddr.host}:${cfg.listenHttpAddr.port}`,
     pg: `${cfg.listenPgAddr.host}:${cfg.listenPgAddr.port}`,
     reachable: running && (await pageserverClientOf(repoDir).isUp()),
+    remote_storage: cfg.remoteStorage === null ? null : remoteStorageStatus(cfg.remoteStorage),
     log_file,
     ...(last_log_lines ? { last_log_lines } : {}),
   }

@@ -4,12 +4,11 @@
  * and the directory fsynced, so an object is there whole or not at all, even with two writers or a
  * crash mid-write; list never shows the temp names.
  */
-import { randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream, type Dirent } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { fsyncDir, TEMP_SUFFIX } from '../lib/durable-fs.js'
+import { fsyncDir, TEMP_SUFFIX, writeFileDurablyVia } from '../lib/durable-fs.js'
 import {
   checkRemoteKey,
   RemoteNotFoundError,
@@ -19,25 +18,6 @@ import {
 } from './remote-storage.js'
 
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT'
-
-/** Writes a file through `write` at a unique temp name beside `file`, then moves it into place durably. */
-async function writeDurably(file: string, write: (tmp: string) => Promise<void>): Promise<void> {
-  const tmp = `${file}${TEMP_SUFFIX}.${randomBytes(6).toString('hex')}`
-  try {
-    await write(tmp)
-    const fd = await open(tmp, 'r+')
-    try {
-      await fd.sync()
-    } finally {
-      await fd.close()
-    }
-    await rename(tmp, file)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw err
-  }
-  fsyncDir(path.dirname(file))
-}
 
 export class LocalFsStorage implements RemoteStorage {
   constructor(readonly root: string) {}
@@ -62,7 +42,7 @@ export class LocalFsStorage implements RemoteStorage {
   async put(key: string, body: Buffer): Promise<void> {
     const file = this.pathOf(key)
     await this.dirFor(file)
-    await writeDurably(file, async (tmp) => {
+    await writeFileDurablyVia(file, async (tmp) => {
       const fd = await open(tmp, 'wx', 0o644)
       try {
         await fd.writeFile(body)
@@ -75,7 +55,7 @@ export class LocalFsStorage implements RemoteStorage {
   async putFile(key: string, localPath: string): Promise<void> {
     const file = this.pathOf(key)
     await this.dirFor(file)
-    await writeDurably(file, (tmp) =>
+    await writeFileDurablyVia(file, (tmp) =>
       pipeline(createReadStream(localPath), createWriteStream(tmp, { flags: 'wx' })),
     )
   }
@@ -99,7 +79,7 @@ export class LocalFsStorage implements RemoteStorage {
       if (isMissing(err)) throw new RemoteNotFoundError(`remote object ${key} does not exist in ${this.root}`)
       throw err
     }
-    await writeDurably(localPath, (tmp) =>
+    await writeFileDurablyVia(localPath, (tmp) =>
       pipeline(createReadStream(src), createWriteStream(tmp, { flags: 'wx' })),
     )
   }

@@ -3,7 +3,9 @@
  * directory. After a crash a reader sees the old file or the new one, never a torn one; the temp leftovers
  * are removed when the directory is next opened (removeTempFiles).
  */
+import { randomBytes } from 'node:crypto'
 import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { open, rename, rm } from 'node:fs/promises'
 import path from 'node:path'
 
 export const TEMP_SUFFIX = '.___temp'
@@ -38,11 +40,39 @@ export function commitTempFile(tmp: string, file: string): void {
   fsyncDir(path.dirname(file))
 }
 
-/** Removes leftovers of interrupted writes; returns their names. */
+/**
+ * Writes `file` through `write`, which fills the temp name it is given, then fsyncs it, renames it into
+ * place and fsyncs the directory. The temp name is unique to the write, so two writers of one file
+ * never share a temp file; a failed write removes its temp file.
+ */
+export async function writeFileDurablyVia(
+  file: string,
+  write: (tmp: string) => Promise<void>,
+): Promise<void> {
+  const tmp = `${file}${TEMP_SUFFIX}.${randomBytes(6).toString('hex')}`
+  try {
+    await write(tmp)
+    const fd = await open(tmp, 'r+')
+    try {
+      await fd.sync()
+    } finally {
+      await fd.close()
+    }
+    await rename(tmp, file)
+  } catch (err) {
+    await rm(tmp, { force: true })
+    throw err
+  }
+  fsyncDir(path.dirname(file))
+}
+
+const isTempName = (name: string) => name.endsWith(TEMP_SUFFIX) || /\.___temp\.[0-9a-f]{12}$/.test(name)
+
+/** Removes leftovers of interrupted writes (of both kinds of temp name); returns their names. */
 export function removeTempFiles(dir: string): string[] {
   const removed: string[] = []
   for (const name of readdirSync(dir)) {
-    if (name.endsWith(TEMP_SUFFIX)) {
+    if (isTempName(name)) {
       rmSync(path.join(dir, name), { force: true })
       removed.push(name)
     }

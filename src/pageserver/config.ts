@@ -8,10 +8,12 @@
  *     page_cache_size = 8192                 8 KiB pages
  *     memory_budget = 134217728              bytes of open in-memory layers
  *     log_level = "info"                     debug, info, warn or error: lines below it are dropped
+ *     remote_storage = { local_path = "…" }  or { bucket = "…", prefix = "…", … }: remote-storage-config.ts
  *     [tenant_config]                        defaults for every tenant (tenant config keys)
  */
 
 import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { parse as parseToml, TomlError } from 'smol-toml'
 import {
   configToJson,
@@ -24,6 +26,11 @@ import { writeFileDurable } from '../lib/durable-fs.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatHostPort, type HostPort, parseHostPort } from '../lib/host-port.js'
 import { isLogLevel, LOG_LEVELS, type LogLevel } from '../lib/log.js'
+import {
+  parseRemoteStorageConfig,
+  type RemoteStorageConfig,
+  renderRemoteStorageConfig,
+} from './remote-storage-config.js'
 
 export const PAGESERVER_CONFIG_FILE = 'pageserver.toml'
 
@@ -35,6 +42,8 @@ export interface PageserverConfig {
   pageCacheSize: number
   memoryBudget: number
   logLevel: LogLevel
+  /** null: none configured (a pageserver.toml from before remote storage); `zenith init` always sets one. */
+  remoteStorage: RemoteStorageConfig | null
   tenantDefaults: TenantConfigOverrides
 }
 
@@ -51,6 +60,7 @@ export const DEFAULT_PAGESERVER_CONFIG: PageserverConfig = {
   pageCacheSize: 8192,
   memoryBudget: 128 * 1024 * 1024,
   logLevel: 'info',
+  remoteStorage: null,
   tenantDefaults: {},
 }
 
@@ -60,7 +70,11 @@ function positiveInt(v: unknown, what: string): number {
   return v
 }
 
-export function parsePageserverConfig(doc: Record<string, unknown>): PageserverConfig {
+/** `baseDir`: where relative paths in it start, the directory of pageserver.toml. */
+export function parsePageserverConfig(
+  doc: Record<string, unknown>,
+  baseDir: string = process.cwd(),
+): PageserverConfig {
   const known = new Set([
     'listen_pg_addr',
     'listen_http_addr',
@@ -69,6 +83,7 @@ export function parsePageserverConfig(doc: Record<string, unknown>): PageserverC
     'page_cache_size',
     'memory_budget',
     'log_level',
+    'remote_storage',
     'tenant_config',
   ])
   for (const k of Object.keys(doc)) {
@@ -104,6 +119,8 @@ export function parsePageserverConfig(doc: Record<string, unknown>): PageserverC
     memoryBudget:
       doc.memory_budget === undefined ? d.memoryBudget : positiveInt(doc.memory_budget, 'memory_budget'),
     logLevel,
+    remoteStorage:
+      doc.remote_storage === undefined ? null : parseRemoteStorageConfig(doc.remote_storage, baseDir),
     tenantDefaults: overridesFromText(doc.tenant_config ?? {}),
   }
 }
@@ -116,7 +133,7 @@ export function loadPageserverConfig(file: string): PageserverConfig {
     throw new PageserverConfigError(`cannot read ${file}: ${(err as Error).message}`)
   }
   try {
-    return parsePageserverConfig(parseToml(text))
+    return parsePageserverConfig(parseToml(text), path.dirname(path.resolve(file)))
   } catch (err) {
     if (err instanceof TomlError) {
       throw new PageserverConfigError(`${file}:${err.line}:${err.column}: not valid TOML`)
@@ -135,6 +152,7 @@ export function renderPageserverConfig(c: PageserverConfig): string {
     `page_cache_size = ${c.pageCacheSize}`,
     `memory_budget = ${c.memoryBudget}`,
     `log_level = "${c.logLevel}"`,
+    ...(c.remoteStorage === null ? [] : [renderRemoteStorageConfig(c.remoteStorage)]),
   ]
   const defaults = configToJson(c.tenantDefaults)
   if (Object.keys(defaults).length > 0) {

@@ -9,6 +9,7 @@ import { EngineStateError } from '../engine/errors.js'
 import { Repository } from '../engine/repository.js'
 import type { Tenant } from '../engine/tenant.js'
 import type { Timeline } from '../engine/timeline.js'
+import { ZenithError } from '../lib/errors.js'
 import { parseId } from '../lib/ids.js'
 import type { LogFn } from '../lib/log.js'
 import { logicalSize, postgresImageKeyFilter } from '../pgdata/datadir-keyspace.js'
@@ -21,6 +22,7 @@ import { InvalidRequestError } from './errors.js'
 import { createHttpApi } from './http-api.js'
 import { createPageService } from './page-service.js'
 import { PageserverMetrics } from './pageserver-metrics.js'
+import { openRemoteStorage, type RemoteStorageBackend } from './remote-storage-config.js'
 import { WalReceivers } from './wal-receiver.js'
 
 /** How stale a timeline's logical size may be while its LSN moves. */
@@ -38,12 +40,16 @@ export class Pageserver {
   private listeners: Listener[] = []
   private readonly logicalSizes = new WeakMap<Timeline, { lsn: Lsn; bytes: number; at: number }>()
   private stopping: Promise<void> | null = null
+  /** The check of remote storage that start began; stop waits for it before closing the client. */
+  private remoteCheck: Promise<void> = Promise.resolve()
 
   private constructor(
     readonly workdir: string,
     readonly config: PageserverConfig,
     readonly repo: Repository,
     readonly log: LogFn,
+    /** null when pageserver.toml names none. */
+    readonly remoteStorage: RemoteStorageBackend | null,
   ) {
     this.metrics = new PageserverMetrics(this)
     this.walReceivers = new WalReceivers(this)
@@ -51,11 +57,14 @@ export class Pageserver {
 
   /**
    * Opens the repository in `workdir` (settings from its pageserver.toml), starts the WAL receivers
-   * and listens on both ports; a busy port fails the start and closes everything again.
+   * and listens on both ports; a busy port fails the start and closes everything again. Remote storage
+   * that cannot be reached does not: it is checked in the background and a failure logged as a
+   * warning, since uploads retry until it answers.
    */
   static async start(workdir: string, opts: { log: LogFn; config?: PageserverConfig }): Promise<Pageserver> {
     const config = opts.config ?? loadPageserverConfig(path.join(workdir, PAGESERVER_CONFIG_FILE))
     mkdirSync(workdir, { recursive: true })
+    const remote = config.remoteStorage === null ? null : await openRemoteStorage(config.remoteStorage)
     const repo = Repository.open(workdir, {
       pageCacheSlots: config.pageCacheSize,
       memoryBudget: config.memoryBudget,
@@ -64,7 +73,8 @@ export class Pageserver {
       imageKeyFilter: postgresImageKeyFilter,
       quietUntil: walQuietUntil,
     })
-    const ps = new Pageserver(workdir, config, repo, opts.log)
+    const ps = new Pageserver(workdir, config, repo, opts.log, remote)
+    if (remote !== null) ps.remoteCheck = ps.checkRemoteStorage(remote)
     try {
       ps.listeners.push(await listen(createHttpApi(ps), config.listenHttpAddr, 'pageserver HTTP API'))
       ps.listeners.push(await listen(createPageService(ps), config.listenPgAddr, 'pageserver page service'))
@@ -78,8 +88,22 @@ export class Pageserver {
       http: `${config.listenHttpAddr.host}:${config.listenHttpAddr.port}`,
       pg: `${config.listenPgAddr.host}:${config.listenPgAddr.port}`,
       tenants: repo.tenants().length,
+      remoteStorage: remote?.location ?? 'none',
     })
     return ps
+  }
+
+  private async checkRemoteStorage(remote: RemoteStorageBackend): Promise<void> {
+    try {
+      await remote.check()
+    } catch (err) {
+      const hint = err instanceof ZenithError ? err.hint : undefined
+      this.log('warn', 'remote storage is not usable now; uploads will retry', {
+        location: remote.location,
+        error: (err as Error).message,
+        ...(hint !== undefined ? { hint } : {}),
+      })
+    }
   }
 
   /** Stops receiving WAL, closes the listeners and makes everything ingested durable. */
@@ -89,6 +113,8 @@ export class Pageserver {
       await this.walReceivers.stopAll()
       await Promise.all(this.listeners.map((l) => l.close()))
       await this.repo.close({ flush: true })
+      await this.remoteCheck
+      this.remoteStorage?.close()
       this.log('info', 'pageserver stopped')
     })()
     return this.stopping

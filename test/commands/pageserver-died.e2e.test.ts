@@ -53,8 +53,10 @@ describe('a pageserver that died', () => {
     const text = await cl.ok('pageserver', 'status')
     expect(text).toContain(`pageserver died, http 127.0.0.1:${cl.http}`)
     expect(text).toContain(`its log ${log} ends:\n`)
-    expect(text.endsWith(`\n  ${tail.at(-1)}`)).toBe(true)
-    expect(await cl.ok('status')).toMatch(new RegExp(`pageserver {2}died, .*\\n {12}its log ${log} ends:\\n`))
+    const remote = `remote storage ${path.join(cl.repo, 'remote_storage')}`
+    expect(text.endsWith(`\n  ${tail.at(-1)}\n${remote}`)).toBe(true)
+    // The widest label is "remote storage" (no safekeepers here).
+    expect(await cl.ok('status')).toMatch(new RegExp(`pageserver {6}died, .*\\n {16}its log ${log} ends:\\n`))
 
     await cl.ok('pageserver', 'start')
     await cl.ok('pageserver', 'stop')
@@ -62,7 +64,7 @@ describe('a pageserver that died', () => {
     expect(stopped.state).toBe('stopped')
     expect(stopped.last_log_lines).toBeUndefined()
     expect((await cl.ok('pageserver', 'status')).trim()).toBe(
-      `pageserver stopped, http 127.0.0.1:${cl.http}, pg 127.0.0.1:${cl.pg}`,
+      `pageserver stopped, http 127.0.0.1:${cl.http}, pg 127.0.0.1:${cl.pg}\n${remote}`,
     )
     expect(await cl.ok('status')).not.toContain('its log')
   })

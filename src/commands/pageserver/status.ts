@@ -1,5 +1,5 @@
 import { ClusterCommand } from '../../cli/cluster-command.js'
-import { renderDied, renderServerState } from '../../cli/render.js'
+import { renderDied, renderRemoteStorage, renderServerState } from '../../cli/render.js'
 import { type PageserverStatus, pageserverStatus } from '../../control/pageserver-process.js'
 
 export default class PageserverStatusCommand extends ClusterCommand {
@@ -12,7 +12,13 @@ export default class PageserverStatusCommand extends ClusterCommand {
   async run(): Promise<PageserverStatus> {
     const { flags } = await this.parse(PageserverStatusCommand)
     const s = await pageserverStatus(this.repoDir(flags))
-    this.print([`pageserver ${renderServerState(this.out, s)}`, ...renderDied(s)].join('\n'))
+    this.print(
+      [
+        `pageserver ${renderServerState(this.out, s)}`,
+        ...renderDied(s),
+        `remote storage ${renderRemoteStorage(s.remote_storage)}`,
+      ].join('\n'),
+    )
     return s
   }
 }
