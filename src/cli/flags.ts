@@ -12,3 +12,9 @@ export const safekeeperIdArg = Args.integer({
   description: 'the safekeeper id (default: every safekeeper of the cluster)',
   min: 1,
 })
+
+/** `--tenant-id` of commands that work on an existing tenant. */
+export const tenantIdFlag = Flags.string({ summary: 'the tenant (default: the default tenant)' })
+
+/** The branch a command looks at or works on. */
+export const branchArg = Args.string({ description: 'branch name', required: true })

@@ -3,15 +3,15 @@
  * (layer map, operation, layer map again), then what it changed. Subclasses restate `args` and `flags`:
  * oclif copies a command's own static fields only.
  */
-import { Args, Flags } from '@oclif/core'
 import { type LayerOperation, type LayerOperationReport, layerOperationSteps } from '../control/layers.js'
 import { ClusterCommand } from './cluster-command.js'
+import { branchArg, tenantIdFlag } from './flags.js'
 import { renderLayerOperation } from './layers-render.js'
 
 export abstract class LayerOperationCommand extends ClusterCommand {
-  static override args = { branch: Args.string({ description: 'branch name', required: true }) }
+  static override args = { branch: branchArg }
   static override flags = {
-    'tenant-id': Flags.string({ summary: 'the tenant (default: the default tenant)' }),
+    'tenant-id': tenantIdFlag,
   }
 
   protected async operate(

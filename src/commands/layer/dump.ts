@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { ClusterCommand } from '../../cli/cluster-command.js'
+import { tenantIdFlag } from '../../cli/flags.js'
 import { renderLayerDump } from '../../cli/render-layer-dump.js'
 import { dumpLayer, type LayerDump } from '../../control/layer-dump.js'
 
@@ -24,7 +25,7 @@ LAYER is a path to a file, or a bare layer file name found in the branch's timel
   }
   static override flags = {
     branch: Flags.string({ summary: 'the branch whose layer a bare name is (default: main)' }),
-    'tenant-id': Flags.string({ summary: 'the tenant (default: the default tenant)' }),
+    'tenant-id': tenantIdFlag,
     key: Flags.string({ summary: 'only the entries of this key (36 hex digits)', exclusive: ['rel'] }),
     rel: Flags.string({
       summary: 'only the entries of this relation fork: spc/db/rel[.fork]',

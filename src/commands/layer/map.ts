@@ -1,5 +1,6 @@
-import { Args, Flags } from '@oclif/core'
+import { Flags } from '@oclif/core'
 import { ClusterCommand } from '../../cli/cluster-command.js'
+import { branchArg, tenantIdFlag } from '../../cli/flags.js'
 import { type LayerMapGeometry, layerMapGeometry } from '../../cli/layer-map-geometry.js'
 import { renderLayerMapSvg } from '../../cli/layer-map-svg.js'
 import { checkTextSize, defaultTextHeight, drawLayerMapText } from '../../cli/layer-map-text.js'
@@ -13,9 +14,9 @@ export default class LayerMap extends ClusterCommand {
     '<%= config.bin %> <%= command.id %> main --svg layer-map.svg',
     '<%= config.bin %> <%= command.id %> main --json',
   ]
-  static override args = { branch: Args.string({ description: 'branch name', required: true }) }
+  static override args = { branch: branchArg }
   static override flags = {
-    'tenant-id': Flags.string({ summary: 'the tenant (default: the default tenant)' }),
+    'tenant-id': tenantIdFlag,
     svg: Flags.string({ summary: 'write the picture as SVG to this file instead of drawing it here' }),
     width: Flags.integer({
       summary: "columns of the terminal drawing (default: the terminal's width, or 100 when not a terminal)",

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { ClusterCommand } from '../../cli/cluster-command.js'
+import { tenantIdFlag } from '../../cli/flags.js'
 import { createEndpoint, type EndpointRow, parseSettings } from '../../control/endpoints.js'
 
 export default class PgCreate extends ClusterCommand {
@@ -24,7 +25,7 @@ export default class PgCreate extends ClusterCommand {
       summary: 'a postgresql.conf setting as key=value (repeatable)',
       multiple: true,
     }),
-    'tenant-id': Flags.string({ summary: 'the tenant (default: the default tenant)' }),
+    'tenant-id': tenantIdFlag,
   }
 
   async run(): Promise<EndpointRow> {

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core'
 import { ClusterCommand } from '../../cli/cluster-command.js'
+import { tenantIdFlag } from '../../cli/flags.js'
 import { parseSettings } from '../../control/endpoints.js'
 import { tenantConfig } from '../../control/tenants.js'
 import { parseConfigValue, TENANT_CONFIG_KEYS, TENANT_CONFIG_SCHEMA } from '../../engine/tenant-config.js'
@@ -24,7 +25,7 @@ export default class TenantConfig extends ClusterCommand {
     '<%= config.bin %> <%= command.id %> -c compaction_threshold=5 --json',
   ]
   static override flags = {
-    'tenant-id': Flags.string({ summary: 'the tenant (default: the default tenant)' }),
+    'tenant-id': tenantIdFlag,
     config: Flags.string({ char: 'c', summary: 'a config value as key=value (repeatable)', multiple: true }),
     ...keyFlags,
   }

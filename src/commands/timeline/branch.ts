@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core'
 import { ClusterCommand } from '../../cli/cluster-command.js'
+import { tenantIdFlag } from '../../cli/flags.js'
 import { type BranchRow, createBranch } from '../../control/tenants.js'
 
 export default class TimelineBranch extends ClusterCommand {
@@ -14,7 +15,7 @@ export default class TimelineBranch extends ClusterCommand {
     'branch-name': Flags.string({ summary: 'name of the new branch', required: true }),
     'ancestor-branch-name': Flags.string({ summary: 'the branch to branch from', default: 'main' }),
     'ancestor-start-lsn': Flags.string({ summary: 'the LSN to branch at, X/X (default: the latest)' }),
-    'tenant-id': Flags.string({ summary: 'the tenant (default: the default tenant)' }),
+    'tenant-id': tenantIdFlag,
   }
 
   async run(): Promise<BranchRow> {

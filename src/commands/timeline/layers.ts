@@ -1,5 +1,5 @@
-import { Args, Flags } from '@oclif/core'
 import { ClusterCommand } from '../../cli/cluster-command.js'
+import { branchArg, tenantIdFlag } from '../../cli/flags.js'
 import { renderBranchLayers } from '../../cli/layers-render.js'
 import { type BranchLayers, branchLayers } from '../../control/layers.js'
 
@@ -10,9 +10,9 @@ export default class TimelineLayers extends ClusterCommand {
     '<%= config.bin %> <%= command.id %> main',
     '<%= config.bin %> <%= command.id %> dev --json',
   ]
-  static override args = { branch: Args.string({ description: 'branch name', required: true }) }
+  static override args = { branch: branchArg }
   static override flags = {
-    'tenant-id': Flags.string({ summary: 'the tenant (default: the default tenant)' }),
+    'tenant-id': tenantIdFlag,
   }
 
   async run(): Promise<BranchLayers> {

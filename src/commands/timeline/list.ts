@@ -1,5 +1,5 @@
-import { Flags } from '@oclif/core'
 import { ClusterCommand } from '../../cli/cluster-command.js'
+import { tenantIdFlag } from '../../cli/flags.js'
 import { renderBranchTree } from '../../cli/render.js'
 import { type BranchRow, listBranches } from '../../control/tenants.js'
 
@@ -10,7 +10,7 @@ export default class TimelineList extends ClusterCommand {
     '<%= config.bin %> <%= command.id %> --json',
   ]
   static override flags = {
-    'tenant-id': Flags.string({ summary: 'the tenant (default: the default tenant)' }),
+    'tenant-id': tenantIdFlag,
   }
 
   async run(): Promise<BranchRow[]> {
