@@ -93,7 +93,7 @@ describe('App', () => {
     const down = 'the pageserver is not reachable at http://127.0.0.1:9898 (ECONNREFUSED)'
     const { next } = served((i) => dashboardSample({ at: T0 + i * 1000, pageserverDown: down }))
     const r = mount(<App next={next} intervalMs={200} />)
-    await vi.waitFor(() => expect(text(r)).toContain('pageserver unreachable'), { timeout: 3000 })
+    await vi.waitFor(() => expect(text(r)).toContain('pageserver unreachable'), { timeout: 10_000 })
     const out = text(r)
     expect(out).toContain(`unreachable: ${down.slice(0, 30)}`)
     expect(out).toMatch(/safekeeper 1\s+running\s+4243/)
@@ -106,28 +106,28 @@ describe('App', () => {
     const figures = (i: number): Figures => ({ ...ZERO, ingestBytes: i * 2_000_000, ingestRecords: i * 100 })
     const { next, asked } = served((i) => dashboardSample({ at: T0 + i * 1000, figures: figures(i) }))
     const r = mount(<App next={next} intervalMs={200} />)
-    await vi.waitFor(() => expect(text(r)).toMatch(/▶ main/), { timeout: 3000 })
+    await vi.waitFor(() => expect(text(r)).toMatch(/▶ main/), { timeout: 10_000 })
     expect(text(r)).toContain(`timeline main (${MAIN})`)
-    await vi.waitFor(() => expect(text(r)).toMatch(/ingest\s+1\.9 MiB\/s/), { timeout: 3000 })
+    await vi.waitFor(() => expect(text(r)).toMatch(/ingest\s+1\.9 MiB\/s/), { timeout: 10_000 })
 
     r.stdin.write('\t')
-    await vi.waitFor(() => expect(text(r)).toMatch(/▶ feature/), { timeout: 3000 })
+    await vi.waitFor(() => expect(text(r)).toMatch(/▶ feature/), { timeout: 10_000 })
     expect(text(r)).toContain(`timeline feature (${FEATURE})`)
     expect(text(r)).toContain('branched at 0/1800000')
-    await vi.waitFor(() => expect(asked.at(-1)?.timeline_id).toBe(FEATURE), { timeout: 3000 })
+    await vi.waitFor(() => expect(asked.at(-1)?.timeline_id).toBe(FEATURE), { timeout: 10_000 })
 
     r.stdin.write('\u001B[A')
-    await vi.waitFor(() => expect(text(r)).toMatch(/▶ main/), { timeout: 3000 })
+    await vi.waitFor(() => expect(text(r)).toMatch(/▶ main/), { timeout: 10_000 })
     r.stdin.write('\u001B[B')
-    await vi.waitFor(() => expect(text(r)).toMatch(/▶ feature/), { timeout: 3000 })
+    await vi.waitFor(() => expect(text(r)).toMatch(/▶ feature/), { timeout: 10_000 })
 
     expect(text(r)).toContain('ingest and GetPage')
     r.stdin.write('l')
-    await vi.waitFor(() => expect(text(r)).not.toContain('ingest and GetPage'), { timeout: 3000 })
+    await vi.waitFor(() => expect(text(r)).not.toContain('ingest and GetPage'), { timeout: 10_000 })
     expect(text(r)).toMatch(/L0 delta\s+2\s+2\.9 MiB/)
     expect(text(r)).toContain('l: main view')
     r.stdin.write('l')
-    await vi.waitFor(() => expect(text(r)).toContain('ingest and GetPage'), { timeout: 3000 })
+    await vi.waitFor(() => expect(text(r)).toContain('ingest and GetPage'), { timeout: 10_000 })
   })
 
   it('shows the layer map its drawing function gives in the layers view', async () => {
@@ -137,10 +137,10 @@ describe('App', () => {
       '▒▒▒▒',
     ]
     const r = mount(<App next={next} intervalMs={200} drawLayerMap={draw} />)
-    await vi.waitFor(() => expect(text(r)).toMatch(/▶ main/), { timeout: 3000 })
+    await vi.waitFor(() => expect(text(r)).toMatch(/▶ main/), { timeout: 10_000 })
     expect(text(r)).not.toContain('MAP OF')
     r.stdin.write('l')
-    await vi.waitFor(() => expect(text(r)).toContain(`MAP OF ${MAIN.slice(0, 8)}`), { timeout: 3000 })
+    await vi.waitFor(() => expect(text(r)).toContain(`MAP OF ${MAIN.slice(0, 8)}`), { timeout: 10_000 })
   })
 
   it('keeps the last frame and says why when a refresh fails', async () => {
@@ -154,6 +154,6 @@ describe('App', () => {
       timeout: 3000,
     })
     expect(text(r)).toMatch(/▶ main/)
-    await vi.waitFor(() => expect(text(r)).not.toContain('refresh failed'), { timeout: 3000 })
+    await vi.waitFor(() => expect(text(r)).not.toContain('refresh failed'), { timeout: 10_000 })
   })
 })
