@@ -151,7 +151,7 @@ describe('App', () => {
     })
     const r = mount(<App next={next} intervalMs={200} />)
     await vi.waitFor(() => expect(text(r)).toContain('refresh failed: repo config unreadable'), {
-      timeout: 3000,
+      timeout: 10_000,
     })
     expect(text(r)).toMatch(/▶ main/)
     await vi.waitFor(() => expect(text(r)).not.toContain('refresh failed'), { timeout: 10_000 })
