@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { EngineStateError } from '../engine/errors.js'
-import { Repository } from '../engine/repository.js'
+import { Repository, type RepositoryOptions } from '../engine/repository.js'
 import type { Tenant } from '../engine/tenant.js'
 import type { Timeline } from '../engine/timeline.js'
 import { parseId } from '../lib/ids.js'
@@ -53,7 +53,10 @@ export class Pageserver {
    * Opens the repository in `workdir` (settings from its pageserver.toml), starts the WAL receivers
    * and listens on both ports; a busy port fails the start and closes everything again.
    */
-  static async start(workdir: string, opts: { log: LogFn; config?: PageserverConfig }): Promise<Pageserver> {
+  static async start(
+    workdir: string,
+    opts: { log: LogFn; config?: PageserverConfig; remote?: RepositoryOptions['remote'] },
+  ): Promise<Pageserver> {
     const config = opts.config ?? loadPageserverConfig(path.join(workdir, PAGESERVER_CONFIG_FILE))
     mkdirSync(workdir, { recursive: true })
     const repo = Repository.open(workdir, {
@@ -63,6 +66,7 @@ export class Pageserver {
       log: opts.log,
       imageKeyFilter: postgresImageKeyFilter,
       quietUntil: walQuietUntil,
+      remote: opts.remote,
     })
     const ps = new Pageserver(workdir, config, repo, opts.log)
     try {

@@ -25,9 +25,9 @@ export function timelineInfo(ps: Pageserver, tl: Timeline): TimelineInfo {
     last_record_lsn: formatLsn(tl.lastRecordLsn),
     prev_record_lsn: tl.prevRecordLsn === null ? null : formatLsn(tl.prevRecordLsn),
     disk_consistent_lsn: formatLsn(tl.diskConsistentLsn),
-    // Without remote storage, what is on local disk is as far as durability goes.
-    remote_consistent_lsn: formatLsn(tl.diskConsistentLsn),
-    remote_consistent_lsn_visible: formatLsn(tl.diskConsistentLsn),
+    // Both are the confirmed one (Neon's first is what was uploaded, before the generation check).
+    remote_consistent_lsn: formatLsn(tl.remoteConsistentLsn),
+    remote_consistent_lsn_visible: formatLsn(tl.remoteConsistentLsn),
     latest_gc_cutoff_lsn: formatLsn(tl.latestGcCutoffLsn),
     applied_gc_cutoff_lsn: formatLsn(tl.latestGcCutoffLsn),
     initdb_lsn: formatLsn(md.initLsn),
@@ -43,12 +43,12 @@ export function timelineInfo(ps: Pageserver, tl: Timeline): TimelineInfo {
     // when broken, it lacks the WAL the timeline needs).
     walreceiver_error: rx?.lastError ?? null,
     wal_source_end_lsn: rx?.sourceEnd.end == null ? null : formatLsn(rx.sourceEnd.end),
-    // How long ago the source was at each LSN, as heard here; remote_consistent is disk_consistent today.
+    // How long ago the source was at each LSN, as heard here.
     lag_seconds: rx
       ? {
           last_record: rx.sourceEnd.lagSeconds(tl.lastRecordLsn),
           disk_consistent: rx.sourceEnd.lagSeconds(tl.diskConsistentLsn),
-          remote_consistent: rx.sourceEnd.lagSeconds(tl.diskConsistentLsn),
+          remote_consistent: rx.sourceEnd.lagSeconds(tl.remoteConsistentLsn),
         }
       : null,
     // zenith's own, with safekeepers: the one streamed from, what each said, and why the last switch.
