@@ -51,7 +51,8 @@ export class Pageserver {
 
   /**
    * Opens the repository in `workdir` (settings from its pageserver.toml), starts the WAL receivers
-   * and listens on both ports; a busy port fails the start and closes everything again.
+   * and listens on both ports; a busy port fails the start and closes everything again. With `remote`,
+   * every layer and index is copied to remote storage.
    */
   static async start(
     workdir: string,
