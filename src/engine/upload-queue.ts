@@ -21,7 +21,8 @@
  * A layer that compaction or GC removes locally before its upload began is not uploaded at all: the index
  * that drops it follows, and the one before, which listed it, is never uploaded. The queue is not
  * persisted; on start it reads the newest index of its generation or older, and layers that index lists
- * with the same size are not uploaded again.
+ * with the same size are not uploaded again. Its layers the timeline no longer has are left in storage:
+ * a leak, where deleting could lose what a start that trusts the remote index needs.
  */
 import { existsSync } from 'node:fs'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
