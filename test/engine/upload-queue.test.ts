@@ -79,9 +79,18 @@ class ScriptedStorage extends LocalFsStorage {
     this.done.push(`put ${k?.kind === 'layer' ? k.layer : 'index'}`)
   }
 
+  /** Layer uploads running now, and the most that ever ran at once. */
+  inFlight = 0
+  maxInFlight = 0
+
   override async putFile(key: string, localPath: string): Promise<void> {
-    await this.before(key)
-    await super.putFile(key, localPath)
+    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight)
+    try {
+      await this.before(key)
+      await super.putFile(key, localPath)
+    } finally {
+      this.inFlight--
+    }
     const k = parseRemoteKey(key)
     this.done.push(`put ${k?.kind === 'layer' ? k.layer : key}`)
   }
@@ -200,6 +209,22 @@ describe('upload queue', () => {
     expect(s.lines.map((l) => l.msg)).toEqual(['layer uploaded', 'layer uploaded', 'index uploaded'])
     expect(s.lines[2].fields).toMatchObject({ layers: 2, disk_consistent_lsn: '0/3000' })
     expect(s.lines[2].fields!.ms).toBeTypeOf('number')
+  })
+
+  it('runs at most 4 layer uploads at a time', async () => {
+    const s = setup()
+    const q = s.open()
+    const release = s.storage.hold('__')
+    const layers = [1, 2, 3, 4, 5, 6].map((i) => s.layer(i))
+    for (const l of layers) q.scheduleLayer(l.name, l.file, l.size)
+    q.scheduleIndex(listing(...layers), meta(0x7000))
+    await waitUntil('4 uploads running', () => s.storage.inFlight === 4, 5000)
+    await new Promise((r) => setTimeout(r, 100))
+    expect(s.storage.inFlight).toBe(4)
+    release()
+    await flushed(q)
+    expect(s.storage.maxInFlight).toBe(4)
+    expect(Object.keys(s.storedIndex()!.layers)).toHaveLength(6)
   })
 
   it('deletes a layer only after an uploaded index no longer lists it', async () => {
