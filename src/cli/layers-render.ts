@@ -39,7 +39,7 @@ export function renderBranchLayers(out: Output, m: BranchLayers): string {
       layerKeyRange(l),
       kind === 'image' ? l.lsn_start : `${l.lsn_start}-${l.lsn_end ?? ''}`,
       formatSize(layerBytes(l)),
-      isHistoric(l) ? 'local' : out.dim('memory'),
+      isHistoric(l) ? (l.remote ? 'local+remote' : 'local') : out.dim('memory'),
     ]
   })
   const head = `branch ${out.bold(m.branch)}  timeline ${m.timeline_id}`

@@ -10,8 +10,9 @@ import type { LogFn } from '../lib/log.js'
 import { EngineStateError, NotFoundError } from './errors.js'
 import { DEFAULT_MEMORY_BUDGET, MemoryBudget } from './memory-budget.js'
 import { PageCache } from './page-cache.js'
+import { DEFAULT_GENERATION } from './remote-layout.js'
 import { TaskManager } from './task-manager.js'
-import { type RepositoryContext, Tenant } from './tenant.js'
+import { type RemoteContext, type RepositoryContext, Tenant } from './tenant.js'
 import { type TenantConfigOverrides, validateOverrides } from './tenant-config.js'
 import { RedoRegistry } from './value.js'
 
@@ -33,6 +34,8 @@ export interface RepositoryOptions {
   imageKeyFilter?: RepositoryContext['imageKeyFilter']
   /** How far past last_record_lsn a timeline's data stands still (see RepositoryContext). */
   quietUntil?: RepositoryContext['quietUntil']
+  /** Remote storage for every layer and index, with the generation (default 1) and its validation. */
+  remote?: Omit<RemoteContext, 'generation'> & { generation?: number }
 }
 
 export class Repository {
@@ -55,6 +58,7 @@ export class Repository {
       background: opts.background ?? true,
       imageKeyFilter: opts.imageKeyFilter,
       quietUntil: opts.quietUntil,
+      remote: opts.remote && { ...opts.remote, generation: opts.remote.generation ?? DEFAULT_GENERATION },
     }
     const repo = new Repository(dir, ctx)
     const tenantsDir = path.join(dir, TENANTS_DIR)

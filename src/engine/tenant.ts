@@ -17,6 +17,7 @@ import type { MemoryBudget } from './memory-budget.js'
 import { readMetadata } from './metadata.js'
 import type { PageCache } from './page-cache.js'
 import { resolveReadLsn } from './read-lsn.js'
+import type { RemoteStorage } from './remote-storage.js'
 import type { TaskManager } from './task-manager.js'
 import {
   applyConfigPatch,
@@ -27,12 +28,26 @@ import {
   type TenantConfigOverrides,
 } from './tenant-config.js'
 import { lsnRange, METADATA_FILE, Timeline, type TimelineEnv } from './timeline.js'
+import { UploadQueue } from './upload-queue.js'
 import type { RedoRegistry } from './value.js'
 
 export const TENANT_CONFIG_FILE = 'config'
 export const TIMELINES_DIR = 'timelines'
 /** A timeline directory being deleted: removed at load if a crash interrupted the deletion. */
 const DELETED_SUFFIX = '.___deleted'
+/** How long a graceful shutdown waits for uploads before it leaves the rest to the next start. */
+const UPLOAD_DRAIN_MS = 10_000
+
+/** Remote storage as the repository's tenants use it. */
+export interface RemoteContext {
+  storage: RemoteStorage
+  /** The attachment's generation (the control plane will issue them; until then, 1). */
+  generation: number
+  /** Whether the tenant's generation is still current (the control plane answers); default: always. */
+  validate?: (tenantId: string, generation: number) => Promise<boolean>
+  /** Retry timing of the upload queues (tests shorten it). */
+  backoff?: { baseMs: number; maxMs: number }
+}
 
 /** What every tenant of a repository shares. */
 export interface RepositoryContext {
@@ -54,6 +69,8 @@ export interface RepositoryContext {
    * Postgres mapping supplies WAL's rule); without it, `last` itself.
    */
   quietUntil?: (last: Lsn) => Lsn
+  /** Where every layer and index is copied to; without it, the local disk is the only copy. */
+  remote?: RemoteContext
 }
 
 export class Tenant {
@@ -250,14 +267,45 @@ export class Tenant {
     })
   }
 
-  /** Stops the tenant's tasks (waiting for them), then flushes (graceful) or drops in-memory data. */
+  /**
+   * Stops the tenant's tasks (waiting for them), then flushes (graceful) or drops in-memory data. A
+   * graceful shutdown also waits a while for the uploads; what is left is uploaded at the next start.
+   */
   async shutdown(opts: { flush: boolean }): Promise<void> {
     await this.ctx.tasks.shutdown({ tenantId: this.tenantId })
     for (const tl of this.timelines()) {
       if (opts.flush) await tl.checkpoint()
+    }
+    if (opts.flush) await this.drainUploads(UPLOAD_DRAIN_MS)
+    for (const tl of this.timelines()) {
+      await tl.uploads?.shutdown()
       this.ctx.memory.remove(tl)
       tl.close()
     }
+  }
+
+  /** Waits until every timeline's uploads are done, or `ms` passed; true when they are done. */
+  private async drainUploads(ms: number): Promise<boolean> {
+    const queues = this.timelines().flatMap((tl) => (tl.uploads ? [tl.uploads] : []))
+    if (queues.length === 0) return true
+    let timer: NodeJS.Timeout | undefined
+    const done = await Promise.race([
+      Promise.all(queues.map((q) => q.flush())).then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), ms)
+      }),
+    ]).finally(() => clearTimeout(timer))
+    if (!done) {
+      this.ctx.log('warn', 'uploads not done at shutdown: the next start uploads the rest', {
+        tenantId: this.tenantId,
+        ops_pending: queues.reduce((n, q) => n + q.pending, 0),
+        waited_ms: ms,
+      })
+    }
+    return done
   }
 
   /**
@@ -279,6 +327,8 @@ export class Tenant {
     await opts.beforeRemove?.(tl)
     this.timelineMap.delete(tl.timelineId)
     await this.ctx.tasks.shutdown({ tenantId: this.tenantId, timelineId: tl.timelineId })
+    // Its remote objects stay (deleting a timeline remotely is not done yet): leaked, not wrong.
+    await tl.uploads?.shutdown()
     this.ctx.memory.remove(tl)
     tl.close()
     const dir = path.join(this.dir, TIMELINES_DIR, tl.timelineId)
@@ -312,7 +362,23 @@ export class Tenant {
       afterWrite: () => this.ctx.memory.enforce(),
       requestFlush: (tl) => this.requestFlush(tl),
       quietUntil: this.ctx.quietUntil ?? ((last) => last),
+      openUploadQueue: this.ctx.remote && ((timelineId) => this.openUploadQueue(timelineId)),
     }
+  }
+
+  private openUploadQueue(timelineId: string): UploadQueue {
+    const remote = this.ctx.remote!
+    const { tenantId } = this
+    const validate = remote.validate
+    return new UploadQueue({
+      storage: remote.storage,
+      tenantId,
+      timelineId,
+      generation: remote.generation,
+      validate: validate && (() => validate(tenantId, remote.generation)),
+      log: (level, msg, fields) => this.ctx.log(level, msg, { tenantId, timelineId, ...fields }),
+      backoff: remote.backoff,
+    })
   }
 
   private requestFlush(tl: Timeline): void {

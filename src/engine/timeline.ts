@@ -10,6 +10,7 @@ import { fsyncDir, removeTempFiles } from '../lib/durable-fs.js'
 import type { LogFn, LogLevel } from '../lib/log.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
 import { EngineStateError, GcCutoffError, LsnTimeoutError, ReconstructError } from './errors.js'
+import { PG_VERSION } from './index-part.js'
 import { InMemoryLayer } from './inmemory-layer.js'
 import { KEY_MAX, KEY_MIN, type KeyRange, keyFromStr, keyStr } from './key.js'
 import { LayerFileWriter } from './layer-file.js'
@@ -19,6 +20,7 @@ import { isL0Desc, type LayerDesc, parseLayerName } from './layer-name.js'
 import { readMetadata, type TimelineMetadata, writeMetadata } from './metadata.js'
 import type { PageCache } from './page-cache.js'
 import { type ReadBounds, type ReadLsnRequest, resolveReadLsn } from './read-lsn.js'
+import type { UploadQueue } from './upload-queue.js'
 import { fromStored, isWillInit, type RedoRegistry, type Value, valueParts } from './value.js'
 
 export const METADATA_FILE = 'metadata'
@@ -46,6 +48,8 @@ export interface TimelineEnv {
   requestFlush: (tl: Timeline) => void
   /** The newest LSN holding the data of `last` whatever the writer commits next (RepositoryContext). */
   quietUntil: (last: Lsn) => Lsn
+  /** The timeline's upload queue, when the repository has remote storage. */
+  openUploadQueue?: (timelineId: string) => UploadQueue
 }
 
 interface StoredVersion {
@@ -86,6 +90,8 @@ export class Timeline {
   private lsnTimes: [number, Lsn][] = []
   private bgChain: Promise<void> = Promise.resolve()
   private flushChain: Promise<void> = Promise.resolve()
+  /** Keeps remote storage a copy of the layers and metadata; null without remote storage. */
+  readonly uploads: UploadQueue | null
 
   private constructor(
     private readonly env: TimelineEnv,
@@ -95,6 +101,7 @@ export class Timeline {
     readonly ancestor: Timeline | null,
   ) {
     this.last = md.diskConsistentLsn
+    this.uploads = env.openUploadQueue?.(timelineId) ?? null
   }
 
   /** A new timeline: a root one at `initLsn`, or a branch of `ancestor` at `ancestorLsn`. */
@@ -114,7 +121,9 @@ export class Timeline {
       createdAt: new Date().toISOString(),
     }
     writeMetadata(path.join(dir, METADATA_FILE), md)
-    return new Timeline(env, timelineId, dir, md, init.ancestor ?? null)
+    const tl = new Timeline(env, timelineId, dir, md, init.ancestor ?? null)
+    tl.scheduleIndex()
+    return tl
   }
 
   /**
@@ -158,6 +167,9 @@ export class Timeline {
       return l
     })
     tl.layers.replace([], layers)
+    // The queue skips what its remote index already holds with the same size.
+    for (const l of layers) tl.uploads?.scheduleLayer(path.basename(l.path), l.path, l.fileSize)
+    tl.scheduleIndex()
     return tl
   }
 
@@ -180,6 +192,15 @@ export class Timeline {
 
   get diskConsistentLsn(): Lsn {
     return this.md.diskConsistentLsn
+  }
+
+  /**
+   * How far the timeline's data is in remote storage: the disk_consistent_lsn of the newest uploaded
+   * index whose generation the control plane confirmed. Without remote storage, the local disk is as
+   * far as durability goes, and it is disk_consistent_lsn.
+   */
+  get remoteConsistentLsn(): Lsn {
+    return this.uploads ? this.uploads.remoteConsistentLsn : this.md.diskConsistentLsn
   }
 
   get latestGcCutoffLsn(): Lsn {
@@ -446,9 +467,7 @@ export class Timeline {
           throw err
         }
       }
-      const [layer] = await this.replaceLayers([], added)
-      this.md = { ...this.md, diskConsistentLsn: Math.max(this.md.diskConsistentLsn, end - 1) }
-      this.persistMetadata()
+      const [layer] = await this.replaceLayers([], added, { diskConsistentLsn: end - 1 })
       this.frozen.shift()
       m.drop()
       // A layer without keys writes no file: only disk_consistent_lsn moved, which is not worth a line.
@@ -476,11 +495,14 @@ export class Timeline {
 
   /**
    * Swaps layers in one step — new files (already durable) in, old ones out and deleted — so reads see
-   * either the old set or the new one.
+   * either the old set or the new one; with `diskConsistentLsn` (a flush), the metadata moves with them.
+   * Remote storage follows: the new files are uploaded, then an index of the new set, and the old files'
+   * objects are deleted after it.
    */
   async replaceLayers(
     remove: readonly HistoricLayer[],
     addPaths: readonly string[],
+    opts: { diskConsistentLsn?: Lsn } = {},
   ): Promise<HistoricLayer[]> {
     const added = addPaths.map((file) => {
       const desc = parseLayerName(path.basename(file))
@@ -490,6 +512,14 @@ export class Timeline {
       return l
     })
     this.layers.replace(remove, added)
+    for (const l of added) this.uploads?.scheduleLayer(path.basename(l.path), l.path, l.fileSize)
+    if (opts.diskConsistentLsn !== undefined) {
+      this.md = { ...this.md, diskConsistentLsn: Math.max(this.md.diskConsistentLsn, opts.diskConsistentLsn) }
+      this.persistMetadata()
+    } else if (remove.length > 0 || added.length > 0) {
+      this.scheduleIndex()
+    }
+    this.uploads?.scheduleDelete(remove.map((l) => path.basename(l.path)))
     for (const l of remove) l.close()
     // Off the event loop: deleting a large file can take long on a filesystem mounted with discard.
     await Promise.all(remove.map((l) => rm(l.path, { force: true })))
@@ -568,8 +598,31 @@ export class Timeline {
     this.env.log(level, msg, { tenantId: this.tenantId, timelineId: this.timelineId, ...fields })
   }
 
+  /** Writes the metadata file, and queues an index with it when there is remote storage. */
   persistMetadata(): void {
     writeMetadata(path.join(this.dir, METADATA_FILE), this.md)
+    this.scheduleIndex()
+  }
+
+  /**
+   * Queues an index of the layers and metadata as they are now. A root timeline before its first layer
+   * (initdb's import is being flushed) has nothing to say yet: such an index is not valid.
+   */
+  private scheduleIndex(): void {
+    if (!this.uploads || this.closed) return
+    if (this.md.ancestorTimelineId === null && this.layers.layers.length === 0) return
+    const layers = new Map(this.layers.layers.map((l) => [path.basename(l.path), l.fileSize]))
+    const md = this.md
+    this.uploads.scheduleIndex(layers, {
+      diskConsistentLsn: md.diskConsistentLsn,
+      // Known only while everything received is on disk: prev_record_lsn belongs to last_record_lsn.
+      prevRecordLsn: this.last === md.diskConsistentLsn ? this.prev : null,
+      ancestorTimeline: md.ancestorTimelineId,
+      ancestorLsn: md.ancestorLsn,
+      latestGcCutoffLsn: md.latestGcCutoffLsn,
+      initdbLsn: md.initLsn,
+      pgVersion: PG_VERSION,
+    })
   }
 
   private inMemoryNewestFirst(): InMemoryLayer[] {

@@ -146,7 +146,8 @@ export interface HistoricLayerInfo {
   lsn_start: string
   lsn_end?: string
   l0?: boolean
-  remote: false
+  /** In remote storage: an uploaded index lists it. */
+  remote: boolean
 }
 
 export interface LayerMapInfo {

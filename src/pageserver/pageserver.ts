@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { EngineStateError } from '../engine/errors.js'
-import { Repository } from '../engine/repository.js'
+import { Repository, type RepositoryOptions } from '../engine/repository.js'
 import type { Tenant } from '../engine/tenant.js'
 import type { Timeline } from '../engine/timeline.js'
 import { ZenithError } from '../lib/errors.js'
@@ -57,11 +57,15 @@ export class Pageserver {
 
   /**
    * Opens the repository in `workdir` (settings from its pageserver.toml), starts the WAL receivers
-   * and listens on both ports; a busy port fails the start and closes everything again. Remote storage
-   * that cannot be reached does not: it is checked in the background and a failure logged as a
-   * warning, since uploads retry until it answers.
+   * and listens on both ports; a busy port fails the start and closes everything again. With remote
+   * storage (pageserver.toml's, or `remote` for tests that shape retries and validation), every layer
+   * and index is copied to it. Remote storage that cannot be reached does not fail the start: it is
+   * checked in the background and a failure logged as a warning, since uploads retry until it answers.
    */
-  static async start(workdir: string, opts: { log: LogFn; config?: PageserverConfig }): Promise<Pageserver> {
+  static async start(
+    workdir: string,
+    opts: { log: LogFn; config?: PageserverConfig; remote?: RepositoryOptions['remote'] },
+  ): Promise<Pageserver> {
     const config = opts.config ?? loadPageserverConfig(path.join(workdir, PAGESERVER_CONFIG_FILE))
     mkdirSync(workdir, { recursive: true })
     const remote = config.remoteStorage === null ? null : await openRemoteStorage(config.remoteStorage)
@@ -72,6 +76,7 @@ export class Pageserver {
       log: opts.log,
       imageKeyFilter: postgresImageKeyFilter,
       quietUntil: walQuietUntil,
+      remote: opts.remote ?? (remote === null ? undefined : { storage: remote }),
     })
     const ps = new Pageserver(workdir, config, repo, opts.log, remote)
     if (remote !== null) ps.remoteCheck = ps.checkRemoteStorage(remote)

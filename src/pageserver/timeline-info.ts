@@ -25,9 +25,9 @@ export function timelineInfo(ps: Pageserver, tl: Timeline): TimelineInfo {
     last_record_lsn: formatLsn(tl.lastRecordLsn),
     prev_record_lsn: tl.prevRecordLsn === null ? null : formatLsn(tl.prevRecordLsn),
     disk_consistent_lsn: formatLsn(tl.diskConsistentLsn),
-    // Without remote storage, what is on local disk is as far as durability goes.
-    remote_consistent_lsn: formatLsn(tl.diskConsistentLsn),
-    remote_consistent_lsn_visible: formatLsn(tl.diskConsistentLsn),
+    // Both are the confirmed one (Neon's first is what was uploaded, before the generation check).
+    remote_consistent_lsn: formatLsn(tl.remoteConsistentLsn),
+    remote_consistent_lsn_visible: formatLsn(tl.remoteConsistentLsn),
     latest_gc_cutoff_lsn: formatLsn(tl.latestGcCutoffLsn),
     applied_gc_cutoff_lsn: formatLsn(tl.latestGcCutoffLsn),
     initdb_lsn: formatLsn(md.initLsn),
@@ -43,12 +43,12 @@ export function timelineInfo(ps: Pageserver, tl: Timeline): TimelineInfo {
     // when broken, it lacks the WAL the timeline needs).
     walreceiver_error: rx?.lastError ?? null,
     wal_source_end_lsn: rx?.sourceEnd.end == null ? null : formatLsn(rx.sourceEnd.end),
-    // How long ago the source was at each LSN, as heard here; remote_consistent is disk_consistent today.
+    // How long ago the source was at each LSN, as heard here.
     lag_seconds: rx
       ? {
           last_record: rx.sourceEnd.lagSeconds(tl.lastRecordLsn),
           disk_consistent: rx.sourceEnd.lagSeconds(tl.diskConsistentLsn),
-          remote_consistent: rx.sourceEnd.lagSeconds(tl.diskConsistentLsn),
+          remote_consistent: rx.sourceEnd.lagSeconds(tl.remoteConsistentLsn),
         }
       : null,
     // zenith's own, with safekeepers: the one streamed from, what each said, and why the last switch.
@@ -85,6 +85,8 @@ export function tenantConfigInfo(t: Tenant): TenantConfigInfo {
 }
 
 export function layerMapInfo(tl: Timeline): LayerMapInfo {
+  // A layer is remote once an uploaded index lists it: only then can a pageserver get it back from there.
+  const uploaded = tl.uploads?.uploadedIndex?.layers ?? {}
   const inMemory: InMemoryLayerInfo[] = []
   const historic: HistoricLayerInfo[] = []
   for (const l of tl.layerInfo()) {
@@ -105,7 +107,7 @@ export function layerMapInfo(tl: Timeline): LayerMapInfo {
         key_end: l.keyEnd.toString('hex').toUpperCase(),
         lsn_start: formatLsn(l.lsnStart),
         ...(l.kind === 'delta' ? { lsn_end: formatLsn(l.lsnEnd!), l0: l.l0 } : {}),
-        remote: false,
+        remote: Object.hasOwn(uploaded, l.file!),
       })
   }
   return { in_memory_layers: inMemory, historic_layers: historic }

@@ -264,19 +264,21 @@ class WalReceiver {
     const decoder = new WalDecoder({ startLsn, systemId, timeline: sys.timeline })
     const ingest = new WalIngest(tl)
     let received = startLsn
-    let lastSent = { write: -1, flush: -1, at: 0 }
+    let lastSent = { write: -1, flush: -1, apply: -1, at: 0 }
     const sendStatus = (force: boolean) => {
       const flush = tl.diskConsistentLsn
+      const apply = tl.remoteConsistentLsn
       const now = Date.now()
       if (
         !force &&
         received === lastSent.write &&
         flush === lastSent.flush &&
+        apply === lastSent.apply &&
         now - lastSent.at < STATUS_INTERVAL_MS
       )
         return
-      stream.send(encodeStandbyStatusUpdate({ write: received, flush, apply: flush }))
-      lastSent = { write: received, flush, at: now }
+      stream.send(encodeStandbyStatusUpdate({ write: received, flush, apply }))
+      lastSent = { write: received, flush, apply, at: now }
     }
     // One reply for all the XLogData a socket read brought: commits wait for it, but a reply per message
     // costs a syscall each and would make the pageserver the compute's bottleneck.

@@ -47,8 +47,9 @@ export function quorumCommitLsn(q: QuorumInput): Lsn | null {
 
 export interface RemovalInput {
   /**
-   * What the pageserver has made durable (disk_consistent_lsn; remote_consistent_lsn once remote storage
-   * exists), or null when no pageserver has reported: it may still need everything.
+   * What the pageserver has made durable: its remote_consistent_lsn (the standby status update's apply
+   * LSN; disk_consistent_lsn when it has no remote storage), or null when no pageserver has reported: it
+   * may still need everything.
    */
   pageserverDurable: Lsn | null
   /** Flush LSNs of the peers of the same term that answered. */

@@ -498,7 +498,7 @@ export class SkTimeline {
 
   private removeOldWal(): void {
     const horizon = walRemovalHorizon({
-      pageserverDurable: this.state.pageserverFeedback?.diskConsistentLsn ?? null,
+      pageserverDurable: this.state.pageserverFeedback?.remoteConsistentLsn ?? null,
       peerFlushes: this.sameTermPeerFlushes(),
       peers: this.env.members - 1,
       commitLsn: this.state.commitLsn,

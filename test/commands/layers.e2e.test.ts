@@ -58,6 +58,8 @@ describe('zenith timeline layers | layer map | timeline checkpoint|compact|gc', 
   it('checkpoints, compacts and collects garbage, reporting the layers each added and removed', async () => {
     await write('CREATE TABLE t AS SELECT i, md5(i::text) AS m FROM generate_series(1, 2000) i')
     await write('INSERT INTO t SELECT i, md5(i::text) FROM generate_series(2001, 4000) i')
+    // The open layer is frozen at checkpoint_distance; a small write after the big ones stays open.
+    await write("INSERT INTO t VALUES (0, 'open')")
     const held = await json<BranchLayers>('timeline', 'layers', 'main')
     expect(held.in_memory_layers.length).toBeGreaterThan(0)
     const cp = await json<LayerOperationReport>('timeline', 'checkpoint', 'main')
@@ -96,14 +98,18 @@ describe('zenith timeline layers | layer map | timeline checkpoint|compact|gc', 
     const show = await json<{ latest_gc_cutoff_lsn: string }>('timeline', 'show', 'main')
     expect(show.latest_gc_cutoff_lsn).toBe(res.cutoff)
 
-    const layers = await json<BranchLayers>('timeline', 'layers', 'main')
+    // The cluster has remote storage (init's default directory): every layer file is uploaded soon.
+    const layers = await waitFor('every layer file in remote storage', async () => {
+      const l = await json<BranchLayers>('timeline', 'layers', 'main')
+      return l.historic_layers.every((h) => h.remote) ? l : undefined
+    })
     for (const k of ['l0', 'l1', 'image'] as const) expect(layers.totals[k].count, k).toBeGreaterThan(0)
-    expect(layers.historic_layers.every((l) => l.remote === false && l.layer_file_size > 0)).toBe(true)
+    expect(layers.historic_layers.every((l) => l.layer_file_size > 0)).toBe(true)
     expect(layers.historic_layers.some((l) => l.kind === 'Delta' && l.l0 === false)).toBe(true)
     const table = await c.ok('timeline', 'layers', 'main')
     expect(table).toMatch(/^KIND +KEYS +LSNS +SIZE +STORAGE$/m)
     expect(table).toMatch(/^L1 delta +\S/m)
-    expect(table).toMatch(/^image +.* local$/m)
+    expect(table).toMatch(/^image +.* local\+remote$/m)
 
     const file = path.join(c.dir, 'map.svg')
     const g = await json<LayerMapGeometry & { svg: string }>('layer', 'map', 'main', '--svg', file)

@@ -1,5 +1,6 @@
 /** An in-process pageserver for tests: both ports free at run time on 127.0.0.1. */
 import { freePort } from '../../src/control/process.js'
+import type { RepositoryOptions } from '../../src/engine/repository.js'
 import type { LogFn } from '../../src/lib/log.js'
 import { DEFAULT_PAGESERVER_CONFIG, type PageserverConfig } from '../../src/pageserver/config.js'
 import { Pageserver } from '../../src/pageserver/pageserver.js'
@@ -16,6 +17,7 @@ export async function startTestPageserver(
   dir: string,
   log: LogFn,
   config: Partial<PageserverConfig> = {},
+  remote?: RepositoryOptions['remote'],
 ): Promise<TestPageserver> {
   const pgPort = await freePort()
   const httpPort = await freePort()
@@ -27,6 +29,7 @@ export async function startTestPageserver(
       listenHttpAddr: { host: '127.0.0.1', port: httpPort },
       ...config,
     },
+    remote,
   })
   return { ps, api: `http://127.0.0.1:${httpPort}`, pgPort }
 }

@@ -240,7 +240,7 @@ describe('three safekeepers', () => {
     await waitForCommit(nodes, await computeFlush())
   })
 
-  it('remove WAL below what the pageserver and every peer have, once the pageserver reports', async () => {
+  it('remove WAL below what the pageserver has in remote storage and every peer has, once the pageserver reports', async () => {
     const [sk1, , sk3] = nodes
     for (let i = 0; i < 4; i++)
       await commit([`INSERT INTO t VALUES (${100 + i}, 'segment')`, 'SELECT pg_switch_wal()'])
@@ -280,6 +280,13 @@ describe('three safekeepers', () => {
       expect((await detail(sk1)).local_start_lsn).toBe(before.local_start_lsn)
 
       await start(sk3)
+      await waitFor('sk1 to hear sk3 again', async () =>
+        (await detail(sk1)).peers.length === 2 ? true : undefined,
+      )
+      // disk_consistent_lsn is not enough: WAL goes only once it is in remote storage (apply).
+      await sleep(300)
+      expect(segments(sk1)).toEqual(expect.arrayContaining(below))
+      stream.send(encodeStandbyStatusUpdate({ write: horizon, flush: horizon, apply: horizon }))
       const moved = await waitFor('sk1 to remove WAL', async () => {
         const d = await detail(sk1)
         return d.local_start_lsn !== before.local_start_lsn ? d : undefined
