@@ -91,4 +91,7 @@ export async function runDashboard(opts: DashboardOptions & { color: boolean }):
     { exitOnCtrlC: true },
   )
   await app.waitUntilExit()
+  // The screen is restored; a refresh still in flight (a request waiting on its timeout, an idle
+  // keep-alive socket) must not hold the quit: a person pressing q expects the prompt back at once.
+  setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref()
 }
