@@ -114,8 +114,10 @@ describe('zenith dashboard', () => {
           .split(' ')
         return isDead === '1' ? status : undefined
       },
-      5_000,
-    )
+      15_000,
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}; the screen:\n${await screen()}`)
+    })
     expect(dead).toBe('0')
   }, 60_000)
 
