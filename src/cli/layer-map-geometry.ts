@@ -62,10 +62,6 @@ export interface LayerMapGeometry {
 const KEY_MIN_HEX = keyToHex(KEY_MIN)
 const KEY_MAX_HEX = keyToHex(KEY_MAX)
 
-function keyLabel(hex: string): string {
-  return describeBound(keyFromHex(hex))
-}
-
 /** Sorted distinct values and each one's position. */
 function axis<T>(values: Iterable<T>, compare: (a: T, b: T) => number): { sorted: T[]; pos: Map<T, number> } {
   const sorted = [...new Set(values)].sort(compare)
@@ -107,7 +103,7 @@ export function layerMapGeometry(m: LayerMapModel): LayerMapGeometry {
     }
   })
   return {
-    keys: keys.sorted.map((hex) => ({ hex, label: keyLabel(hex) })),
+    keys: keys.sorted.map((hex) => ({ hex, label: describeBound(keyFromHex(hex)) })),
     lsns: lsns.sorted.map(formatLsn),
     rects,
     markers: markers.map((mk) => ({ ...mk, y: lsns.pos.get(parseLsn(mk.lsn))! })),

@@ -11,18 +11,12 @@ import { type MetricSample, parseMetrics } from '../lib/metrics.js'
 import type { LayerMapInfo, TimelineInfo } from '../pageserver/api-types.js'
 import type { SkTimelineInfo } from '../safekeeper/api-types.js'
 import { computeWalLsns } from './computes.js'
-import {
-  endpointDataDir,
-  endpointLogFile,
-  pageserverClientOf,
-  pageserverConfigOf,
-  safekeeperClientOf,
-  safekeeperConfigOf,
-} from './layout.js'
-import type { PageserverClient } from './pageserver-client.js'
+import { endpointDataDir, endpointLogFile, pageserverConfigOf, safekeeperConfigOf } from './layout.js'
+import { PageserverClient } from './pageserver-client.js'
 import { pageserverFiles } from './pageserver-process.js'
 import { isAlive, lastLogLines, readPidFile } from './process.js'
 import { loadClusterConfig } from './repo-config.js'
+import { SafekeeperClient } from './safekeeper-client.js'
 import { safekeeperFiles } from './safekeeper-process.js'
 import { type ServerFiles, serverState } from './server-process.js'
 
@@ -201,20 +195,21 @@ export async function sampleCluster(repoDir: string, opts: SampleOptions = {}): 
     `http ${psCfg.listenHttpAddr.port}`,
     `pg ${psCfg.listenPgAddr.port}`,
   ])
-  const psClient = pageserverClientOf(repoDir)
+  const psClient = new PageserverClient(psCfg.listenHttpAddr)
   const pageserverP: Promise<PageserverSample> =
     ps.state === 'running'
       ? samplePageserver(psClient, opts, timeoutMs)
       : Promise.resolve({ unreachable: `not running (${ps.state})`, tenants: [], metrics: [], layers: null })
 
-  const skProcs = config.safekeepers.map((id) => {
-    const cfg = safekeeperConfigOf(repoDir, id)
-    return serverProcess('safekeeper', safekeeperFiles(repoDir, id), [
-      `http ${cfg.listenHttpAddr.port}`,
-      `pg ${cfg.listenPgAddr.port}`,
-    ])
-  })
-  const skClients = config.safekeepers.map((id) => safekeeperClientOf(repoDir, id))
+  // Each config file is read once per refresh: the process row and the client both come from it.
+  const skCfgs = config.safekeepers.map((id) => safekeeperConfigOf(repoDir, id))
+  const skProcs = config.safekeepers.map((id, i) =>
+    serverProcess('safekeeper', safekeeperFiles(repoDir, id), [
+      `http ${skCfgs[i].listenHttpAddr.port}`,
+      `pg ${skCfgs[i].listenPgAddr.port}`,
+    ]),
+  )
+  const skClients = config.safekeepers.map((id, i) => new SafekeeperClient(skCfgs[i].listenHttpAddr, id))
   const safekeepersP = Promise.all(
     config.safekeepers.map(async (id, i): Promise<SafekeeperSample> => {
       if (skProcs[i].state !== 'running')
