@@ -3,7 +3,6 @@ import { ClusterCommand } from '../cli/cluster-command.js'
 import { colorEnabled } from '../cli/output.js'
 import type { DashboardFrame } from '../control/dashboard-frame.js'
 import { loadClusterConfig, tenantOf, timelineOfBranch } from '../control/repo-config.js'
-import { dashboardOnce, runDashboard } from '../tui/run.js'
 
 export default class Dashboard extends ClusterCommand {
   static override summary =
@@ -38,7 +37,12 @@ export default class Dashboard extends ClusterCommand {
           ? timelineOfBranch(config, tenantId, flags.branch)
           : (Object.values(config.branches[tenantId] ?? {})[0] ?? null)
     const opts = { repoDir, intervalMs: flags.interval, initialTimelineId }
-    if (flags.once || this.jsonEnabled()) {
+    const live = !(flags.once || this.jsonEnabled())
+    // ink draws only the last frame, at exit, when CI is set (is-in-ci, read once as ink loads); the
+    // live screen on a terminal must draw every frame, so ink is loaded here, after clearing it.
+    if (live) for (const name of ['CI', 'CONTINUOUS_INTEGRATION']) delete process.env[name]
+    const { dashboardOnce, runDashboard } = await import('../tui/run.js')
+    if (!live) {
       const { frame, text } = await dashboardOnce({ ...opts, columns: process.stdout.columns || 160 })
       this.print(text)
       return frame

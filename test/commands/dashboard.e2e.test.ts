@@ -49,11 +49,17 @@ describe('zenith dashboard', () => {
       '160',
       '-y',
       '50',
-      `NO_COLOR=1 node ${BIN} dashboard --repo-dir ${c.repo} --interval 500`,
+      // CI set, as on a CI machine: ink would then draw only at exit, and the dashboard must not let it.
+      `CI=true NO_COLOR=1 node ${BIN} dashboard --repo-dir ${c.repo} --interval 500`,
     )
     await tmux('set-option', '-t', SESSION, 'remain-on-exit', 'on')
     const screen = () => tmux('capture-pane', '-p', '-t', SESSION)
-    const first = await waitFor(
+    // A wait that ends without what it waited for says what the screen showed instead.
+    const waitOnScreen = <T>(what: string, fn: () => Promise<T | undefined>, ms: number) =>
+      waitFor(what, fn, ms).catch(async (err: Error) => {
+        throw new Error(`${err.message}; the screen:\n${await screen()}`)
+      })
+    const first = await waitOnScreen(
       'main and its LSN on the screen',
       async () => {
         const s = await screen()
@@ -64,7 +70,7 @@ describe('zenith dashboard', () => {
     expect(await screen()).toMatch(/compute main\s+running/)
 
     await query(main.connstr, "INSERT INTO t SELECT i, repeat('x', 200) FROM generate_series(1, 20000) i")
-    const later = await waitFor(
+    const later = await waitOnScreen(
       'a higher LSN of main',
       async () => {
         const lsn = mainLsnOf(await screen())
@@ -76,7 +82,7 @@ describe('zenith dashboard', () => {
 
     // The layers view draws main's layer map: its legend and the last_record line are the drawing's own.
     await tmux('send-keys', '-t', SESSION, 'l')
-    const layersView = await waitFor(
+    const layersView = await waitOnScreen(
       'the layer map',
       async () => {
         const text = await screen()
@@ -87,14 +93,14 @@ describe('zenith dashboard', () => {
     expect(layersView).toMatch(/[▓▒█]/)
     await tmux('send-keys', '-t', SESSION, 'l')
     // Keys sent together can reach the dashboard as one read: wait for this one to be taken.
-    await waitFor(
+    await waitOnScreen(
       'the main view again',
       async () => ((await screen()).includes('░ in-memory') ? undefined : true),
       10_000,
     )
 
     await tmux('send-keys', '-t', SESSION, 'Tab')
-    await waitFor(
+    await waitOnScreen(
       'feature selected',
       async () => ((await screen()).includes('▶ feature') ? true : undefined),
       10_000,
@@ -104,7 +110,7 @@ describe('zenith dashboard', () => {
     expect(s).toMatch(/timeline feature \([0-9a-f]{32}\)/)
 
     await tmux('send-keys', '-t', SESSION, 'q')
-    const dead = await waitFor(
+    const dead = await waitOnScreen(
       'the dashboard to exit',
       async () => {
         const [isDead, status] = (
@@ -115,9 +121,7 @@ describe('zenith dashboard', () => {
         return isDead === '1' ? status : undefined
       },
       15_000,
-    ).catch(async (err: Error) => {
-      throw new Error(`${err.message}; the screen:\n${await screen()}`)
-    })
+    )
     expect(dead).toBe('0')
   }, 60_000)
 
