@@ -49,7 +49,7 @@ async function zenithRun(): Promise<{ tps: number; lags: number[]; walBytes: num
       numSafekeepers: 0,
     }),
   )
-  const running = await runPageserver(repoDir, { logToStdout: false })
+  const running = await runPageserver(repoDir, 1, { logToStdout: false })
   try {
     await runSteps((await startEndpointSteps(repoDir, 'main')).steps)
     const e = loadClusterConfig(repoDir).endpoints.main

@@ -74,8 +74,8 @@ async function safekeeperRun() {
   // Each server in a process of its own, as `zenith start` runs them: one event loop for all would be
   // the bottleneck, not the design.
   for (const id of [1, 2, 3]) await startSafekeeper(repoDir, id)
-  await startPageserver(repoDir)
-  const ps = pageserverClientOf(repoDir)
+  await startPageserver(repoDir, 1)
+  const ps = pageserverClientOf(repoDir, 1)
   try {
     await runSteps((await startEndpointSteps(repoDir, 'main')).steps)
     const e = loadClusterConfig(repoDir).endpoints.main
@@ -116,7 +116,7 @@ async function safekeeperRun() {
     await client.close()
     // The quorum alone: the safekeepers restarted without backpressure (it would hold every ack once
     // the stopped pageserver's last feedback is far enough behind), the pageserver gone.
-    await stopPageserver(repoDir)
+    await stopPageserver(repoDir, 1)
     for (const id of [1, 2, 3]) {
       await stopSafekeeper(repoDir, id)
       const file = path.join(safekeeperDir(repoDir, id), SAFEKEEPER_CONFIG_FILE)
@@ -128,7 +128,7 @@ async function safekeeperRun() {
     await stopEndpoint(repoDir, 'main')
     return { ...run, lags, failoverS, alone }
   } finally {
-    await stopPageserver(repoDir)
+    await stopPageserver(repoDir, 1)
     for (const id of [1, 2, 3]) await stopSafekeeper(repoDir, id).catch(() => undefined)
     await rm(work, { recursive: true, force: true })
   }

@@ -8,6 +8,12 @@ export const lsnFlag = Flags.custom<Lsn>({
 })
 
 /** The safekeeper a command works on; without it, commands that take it work on all of them. */
+export const pageserverIdArg = Args.integer({
+  description: 'the pageserver id (default: 1, the one `zenith init` made)',
+  min: 1,
+  default: 1,
+})
+
 export const safekeeperIdArg = Args.integer({
   description: 'the safekeeper id (default: every safekeeper of the cluster)',
   min: 1,

@@ -5,6 +5,7 @@
 import type { EndpointRow } from '../control/endpoints.js'
 import type { LadderRung } from '../control/lsn-ladder.js'
 import type { PageserverStatus, RemoteStorageStatus } from '../control/pageserver-process.js'
+import type { PageserverRow } from '../control/pageservers.js'
 import type { SafekeeperStatus } from '../control/safekeeper-process.js'
 import type { SafekeeperRow, SafekeeperTimelineView } from '../control/safekeeper-view.js'
 import type { ServerState } from '../control/server-process.js'
@@ -108,6 +109,20 @@ const lag = (bytes: number | null) =>
   bytes === null ? '-' : bytes < 0 ? `ahead ${formatSize(-bytes)}` : formatSize(bytes)
 
 /** A table of the safekeepers, then one of the timelines of those that answered. */
+export function renderPageservers(out: Output, rows: readonly PageserverRow[]): string {
+  return out.table(
+    ['ID', 'STATUS', 'PID', 'PG PORT', 'HTTP PORT', 'TENANTS'],
+    rows.map((r) => [
+      String(r.id),
+      r.status === 'running' ? out.good(r.status) : r.status === 'died' ? out.bad(r.status) : r.status,
+      r.pid === null ? '-' : String(r.pid),
+      String(r.pg_port),
+      String(r.http_port),
+      r.tenants === null ? '-' : String(r.tenants),
+    ]),
+  )
+}
+
 export function renderSafekeepers(out: Output, rows: readonly SafekeeperRow[]): string {
   const status = (r: SafekeeperRow) =>
     r.status === 'running' ? out.good(r.status) : r.died ? out.bad('died') : r.status

@@ -1,9 +1,10 @@
 import { ClusterCommand } from '../cli/cluster-command.js'
 import { renderDied, renderEndpoints, renderRemoteStorage, renderServerState } from '../cli/render.js'
 import { type ClusterStatus, clusterStatus } from '../control/cluster.js'
+import { pageserverName } from '../control/pageserver-process.js'
 
 export default class Status extends ClusterCommand {
-  static override summary = 'show whether the pageserver, the safekeepers and the computes are running'
+  static override summary = 'show whether the pageservers, the safekeepers and the computes are running'
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --json',
@@ -12,16 +13,19 @@ export default class Status extends ClusterCommand {
   async run(): Promise<ClusterStatus> {
     const { flags } = await this.parse(Status)
     const s = await clusterStatus(this.repoDir(flags))
-    if (!s.initialised || !s.pageserver) {
+    if (!s.initialised) {
       this.print(`${s.repo_dir} is not a zenith repo dir; \`zenith start\` creates one`)
       return s
     }
     this.print(
       this.out.fields([
         ['repo dir', s.repo_dir],
-        ['pageserver', renderServerState(this.out, s.pageserver)],
-        ...renderDied(s.pageserver).map((l) => ['', l] as [string, string]),
-        ['remote storage', renderRemoteStorage(s.pageserver.remote_storage)],
+        ...s.pageservers.flatMap((ps) => [
+          [pageserverName(ps.id), renderServerState(this.out, ps)] as [string, string],
+          ...renderDied(ps).map((l) => ['', l] as [string, string]),
+        ]),
+        // Every pageserver has the first one's: a tenant moves between them through it.
+        ['remote storage', renderRemoteStorage(s.pageservers[0]?.remote_storage ?? null)],
         ...s.safekeepers.flatMap((sk) => [
           [`safekeeper ${sk.id}`, renderServerState(this.out, sk)] as [string, string],
           ...renderDied(sk).map((l) => ['', l] as [string, string]),

@@ -16,9 +16,16 @@ import {
 import type { RemoteStorageConfig } from '../pageserver/remote-storage-config.js'
 import { checkPgBinaries, pgBinDir } from '../postgres/pg-bin.js'
 import { type EndpointRow, listEndpoints, stopEndpoint } from './endpoints.js'
-import { defaultRemoteStorageDir, pageserverConfigFile, pageserverDir, safekeepersDir } from './layout.js'
+import {
+  defaultRemoteStorageDir,
+  FIRST_PAGESERVER,
+  pageserverConfigFile,
+  pageserverDir,
+  safekeepersDir,
+} from './layout.js'
 import {
   type PageserverStatus,
+  pageserverName,
   pageserverStatus,
   runPageserver,
   startPageserver,
@@ -93,9 +100,9 @@ export function initSteps(repoDir: string, opts: InitOptions & { keepRunning?: b
     remoteStorage: opts.remoteStorage ?? { kind: 'local', localPath: defaultRemoteStorageDir(repoDir) },
   }
   const undo = async () => {
-    await stopPageserver(repoDir, { immediate: true })
+    await stopPageserver(repoDir, FIRST_PAGESERVER, { immediate: true })
     for (const id of cluster.safekeepers) await stopSafekeeper(repoDir, id, { immediate: true })
-    rmSync(pageserverDir(repoDir), { recursive: true, force: true })
+    rmSync(pageserverDir(repoDir, FIRST_PAGESERVER), { recursive: true, force: true })
     rmSync(safekeepersDir(repoDir), { recursive: true, force: true })
     // A directory named by --remote-storage may hold what is not ours; the default one is init's own.
     if (opts.remoteStorage === undefined)
@@ -120,8 +127,8 @@ export function initSteps(repoDir: string, opts: InitOptions & { keepRunning?: b
         const tenantDefaults = validateOverrides(opts.tenantDefaults ?? {})
         // Computes run as the postgres OS user when we are root: it must be able to enter the repo dir.
         mkdirSync(repoDir, { recursive: true, mode: 0o755 })
-        mkdirSync(pageserverDir(repoDir), { recursive: true })
-        savePageserverConfig(pageserverConfigFile(repoDir), { ...psConfig, tenantDefaults })
+        mkdirSync(pageserverDir(repoDir, FIRST_PAGESERVER), { recursive: true })
+        savePageserverConfig(pageserverConfigFile(repoDir, FIRST_PAGESERVER), { ...psConfig, tenantDefaults })
         writeSafekeeperConfigs(repoDir, skConfigs)
         saveClusterConfig(repoDir, cluster)
       },
@@ -135,7 +142,10 @@ export function initSteps(repoDir: string, opts: InitOptions & { keepRunning?: b
       : []),
     {
       title: 'start the pageserver',
-      run: () => undoing(async () => `pageserver started (pid ${(await startPageserver(repoDir)).pid})`),
+      run: () =>
+        undoing(
+          async () => `pageserver started (pid ${(await startPageserver(repoDir, FIRST_PAGESERVER)).pid})`,
+        ),
     },
     {
       title: `create the default tenant and its ${DEFAULT_BRANCH} branch (initdb)`,
@@ -151,7 +161,7 @@ export function initSteps(repoDir: string, opts: InitOptions & { keepRunning?: b
           {
             title: 'stop the pageserver',
             run: async () => {
-              await stopPageserver(repoDir)
+              await stopPageserver(repoDir, FIRST_PAGESERVER)
               return 'pageserver stopped'
             },
           },
@@ -191,27 +201,31 @@ function stopSafekeeperStep(
 
 /**
  * The steps of `zenith start`: initialise a missing repo dir, then start the safekeepers and the
- * pageserver, each unless it runs already.
+ * pageservers, each unless it runs already.
  */
 export function startSteps(repoDir: string, opts: InitOptions = {}): Step[] {
   if (!isInitialised(repoDir)) return initSteps(repoDir, { ...opts, keepRunning: true })
+  const c = loadClusterConfig(repoDir)
   return [
-    ...loadClusterConfig(repoDir).safekeepers.map((id) => startSafekeeperStep(repoDir, id)),
-    {
-      title: 'start the pageserver',
-      run: async () => {
-        const { pid, alreadyRunning } = await startPageserver(repoDir)
-        return alreadyRunning
-          ? `the pageserver is already running (pid ${pid})`
-          : `pageserver started (pid ${pid})`
-      },
-    },
+    ...c.safekeepers.map((id) => startSafekeeperStep(repoDir, id)),
+    ...c.pageservers.map((id) => startPageserverStep(repoDir, id)),
   ]
 }
 
+export function startPageserverStep(repoDir: string, id: number): Step {
+  const name = pageserverName(id)
+  return {
+    title: `start the ${name}`,
+    run: async () => {
+      const { pid, alreadyRunning } = await startPageserver(repoDir, id)
+      return alreadyRunning ? `the ${name} is already running (pid ${pid})` : `${name} started (pid ${pid})`
+    },
+  }
+}
+
 /**
- * The steps of `zenith stop`: every running compute, then the pageserver, then the safekeepers, which
- * the pageserver may still be reading WAL from.
+ * The steps of `zenith stop`: every running compute, then the pageservers, then the safekeepers, which
+ * the pageservers may still be reading WAL from.
  */
 export async function stopSteps(repoDir: string, opts: { immediate?: boolean } = {}): Promise<Step[]> {
   const mode = opts.immediate ? 'immediate' : 'fast'
@@ -225,13 +239,17 @@ export async function stopSteps(repoDir: string, opts: { immediate?: boolean } =
       return r.lsn ? `endpoint ${e.name} stopped at ${r.lsn}` : `endpoint ${e.name} stopped`
     },
   }))
-  steps.push({
-    title: 'stop the pageserver',
-    run: async () => {
-      const { wasRunning } = await stopPageserver(repoDir, opts)
-      return wasRunning ? 'pageserver stopped' : 'the pageserver was not running'
-    },
-  })
+  const pageservers = isInitialised(repoDir) ? loadClusterConfig(repoDir).pageservers : [FIRST_PAGESERVER]
+  for (const id of pageservers) {
+    const name = pageserverName(id)
+    steps.push({
+      title: `stop the ${name}`,
+      run: async () => {
+        const { wasRunning } = await stopPageserver(repoDir, id, opts)
+        return wasRunning ? `${name} stopped` : `the ${name} was not running`
+      },
+    })
+  }
   if (isInitialised(repoDir)) {
     for (const id of loadClusterConfig(repoDir).safekeepers) {
       const ranBefore = serverState(safekeeperFiles(repoDir, id)).running
@@ -244,21 +262,20 @@ export async function stopSteps(repoDir: string, opts: { immediate?: boolean } =
 export interface ClusterStatus {
   repo_dir: string
   initialised: boolean
-  pageserver: PageserverStatus | null
+  pageservers: PageserverStatus[]
   safekeepers: SafekeeperStatus[]
   endpoints: EndpointRow[]
 }
 
 export async function clusterStatus(repoDir: string): Promise<ClusterStatus> {
   if (!isInitialised(repoDir))
-    return { repo_dir: repoDir, initialised: false, pageserver: null, safekeepers: [], endpoints: [] }
+    return { repo_dir: repoDir, initialised: false, pageservers: [], safekeepers: [], endpoints: [] }
+  const c = loadClusterConfig(repoDir)
   return {
     repo_dir: repoDir,
     initialised: true,
-    pageserver: await pageserverStatus(repoDir),
-    safekeepers: await Promise.all(
-      loadClusterConfig(repoDir).safekeepers.map((id) => safekeeperStatus(repoDir, id)),
-    ),
+    pageservers: await Promise.all(c.pageservers.map((id) => pageserverStatus(repoDir, id))),
+    safekeepers: await Promise.all(c.safekeepers.map((id) => safekeeperStatus(repoDir, id))),
     endpoints: await listEndpoints(repoDir),
   }
 }
@@ -271,14 +288,14 @@ export interface EmbeddedServer {
 }
 
 export interface EmbeddedCluster {
-  /** In the order they started: the safekeepers, then the pageserver. */
+  /** In the order they started: the safekeepers, then the pageservers. */
   servers: EmbeddedServer[]
   /** Stops them in the opposite order, telling `onStopped` of each. */
   stop(onStopped?: (name: string) => void): Promise<void>
 }
 
 /**
- * `zenith start --embedded`: the safekeepers and the pageserver inside this process, each with its pid
+ * `zenith start --embedded`: the safekeepers and the pageservers inside this process, each with its pid
  * file and log as if detached. When one fails to start, those already running are stopped again.
  */
 export async function runEmbedded(repoDir: string): Promise<EmbeddedCluster> {
@@ -301,12 +318,15 @@ export async function runEmbedded(repoDir: string): Promise<EmbeddedCluster> {
     }
   }
   try {
-    for (const id of loadClusterConfig(repoDir).safekeepers) {
+    const c = loadClusterConfig(repoDir)
+    for (const id of c.safekeepers) {
       const sk = await runSafekeeper(repoDir, id, { logToStdout: false })
       add(`safekeeper ${id}`, sk.server.config, sk)
     }
-    const ps = await runPageserver(repoDir, { logToStdout: false })
-    add('pageserver', ps.server.config, ps)
+    for (const id of c.pageservers) {
+      const ps = await runPageserver(repoDir, id, { logToStdout: false })
+      add(pageserverName(id), ps.server.config, ps)
+    }
   } catch (err) {
     await stop()
     throw err

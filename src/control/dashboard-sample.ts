@@ -11,7 +11,13 @@ import { type MetricSample, parseMetrics } from '../lib/metrics.js'
 import type { LayerMapInfo, TimelineInfo } from '../pageserver/api-types.js'
 import type { SkTimelineInfo } from '../safekeeper/api-types.js'
 import { computeWalLsns } from './computes.js'
-import { endpointDataDir, endpointLogFile, pageserverConfigOf, safekeeperConfigOf } from './layout.js'
+import {
+  endpointDataDir,
+  endpointLogFile,
+  FIRST_PAGESERVER,
+  pageserverConfigOf,
+  safekeeperConfigOf,
+} from './layout.js'
 import { PageserverClient } from './pageserver-client.js'
 import { pageserverFiles } from './pageserver-process.js'
 import { isAlive, lastLogLines, readPidFile } from './process.js'
@@ -190,8 +196,8 @@ export async function sampleCluster(repoDir: string, opts: SampleOptions = {}): 
   const config = loadClusterConfig(repoDir)
   const requests: Record<string, number> = {}
 
-  const psCfg = pageserverConfigOf(repoDir)
-  const ps = serverProcess('pageserver', pageserverFiles(repoDir), [
+  const psCfg = pageserverConfigOf(repoDir, FIRST_PAGESERVER)
+  const ps = serverProcess('pageserver', pageserverFiles(repoDir, FIRST_PAGESERVER), [
     `http ${psCfg.listenHttpAddr.port}`,
     `pg ${psCfg.listenPgAddr.port}`,
   ])

@@ -51,9 +51,6 @@ import {
   endpointDataDir,
   endpointDir,
   endpointLogFile,
-  pageserverClientOf,
-  pageserverConfigOf,
-  pageserverLogFile,
   safekeeperClientOf,
   safekeeperConfigOf,
 } from './layout.js'
@@ -73,6 +70,7 @@ import {
 import { type SafekeeperTimelineView, timelineOnSafekeepers } from './safekeeper-view.js'
 import type { Step } from './steps.js'
 import { type Election, majorityOf, syncSafekeepers, termHistoryOf } from './sync-safekeepers.js'
+import { type TenantPageserver, tenantPageserver, tenantPageserverClient } from './tenant-placement.js'
 
 const CATCH_UP_TIMEOUT_MS = 60_000
 /** A listing asks the pageserver about receivers, but must not hang on one that does not answer. */
@@ -193,7 +191,11 @@ export async function createEndpoint(repoDir: string, opts: CreateEndpointOption
   let lsn: string | undefined
   if (opts.lsn !== undefined) {
     const at = parseLsn(opts.lsn)
-    checkFixedLsn(at, await pageserverClientOf(repoDir).timeline(tenantId, timelineId), opts.branch)
+    checkFixedLsn(
+      at,
+      await tenantPageserverClient(repoDir, tenantId).timeline(tenantId, timelineId),
+      opts.branch,
+    )
     lsn = formatLsn(at)
   }
   c.endpoints[name] = {
@@ -223,16 +225,17 @@ function row(name: string, e: EndpointSpec, status: EndpointRow['status']): Endp
 
 export async function listEndpoints(repoDir: string): Promise<EndpointRow[]> {
   const c = loadClusterConfig(repoDir)
-  const ps = pageserverClientOf(repoDir)
   const timelines = new Map<string, Promise<TimelineInfo | null>>()
   const timelineOf = (e: EndpointSpec) => {
     let t = timelines.get(e.timelineId)
     if (!t) {
       // A listing works without the pageserver; it then has no receiver to show.
-      t = ps.timeline(e.tenantId, e.timelineId, LIST_TIMEOUT_MS).catch((err: unknown) => {
-        if (err instanceof ZenithError) return null
-        throw err
-      })
+      t = tenantPageserverClient(repoDir, e.tenantId)
+        .timeline(e.tenantId, e.timelineId, LIST_TIMEOUT_MS)
+        .catch((err: unknown) => {
+          if (err instanceof ZenithError) return null
+          throw err
+        })
       timelines.set(e.timelineId, t)
     }
     return t
@@ -390,7 +393,7 @@ function cleanShutdownLsn(pgdata: string): Lsn | false {
 }
 
 async function fetchFullbackup(repoDir: string, e: EndpointSpec, lsn: string, pgdata: string) {
-  const addr = pageserverConfigOf(repoDir).listenPgAddr
+  const addr = tenantPageserver(repoDir, e.tenantId).config.listenPgAddr
   const client = await PgClient.connect({
     host: addr.host,
     port: addr.port,
@@ -428,7 +431,7 @@ export async function startEndpointSteps(
       )
     }
     // Asked first, so that an unreachable pageserver leaves no endpoint behind.
-    await pageserverClientOf(repoDir).timeline(tenantId, timelineId)
+    await tenantPageserverClient(repoDir, tenantId).timeline(tenantId, timelineId)
     await createEndpoint(repoDir, { branch: name, name, tenantId })
     c = loadClusterConfig(repoDir)
   }
@@ -443,7 +446,8 @@ export async function startEndpointSteps(
   const result = () => row(name, e, 'running')
   if (await endpointRunning(repoDir, e, name)) return { steps: [], endpoint: result, alreadyRunning: true }
 
-  const ps = pageserverClientOf(repoDir)
+  const placed = tenantPageserver(repoDir, e.tenantId)
+  const { client: ps, logFile: psLog } = placed
   const fixed = e.lsn !== undefined
   if (!fixed) {
     for (const [other, o] of Object.entries(c.endpoints)) {
@@ -485,7 +489,7 @@ export async function startEndpointSteps(
       title: 'wait for the pageserver to have what the safekeepers committed',
       run: async () => {
         await ps.setSafekeepers(e.tenantId, e.timelineId, safekeeperAddrs(repoDir, sks))
-        await waitIngested(repoDir, ps, e, parseLsn(lsn), 'safekeepers')
+        await waitIngested(placed, e, parseLsn(lsn), 'safekeepers')
         return `the pageserver has ${e.branch} up to ${lsn}`
       },
     })
@@ -597,14 +601,14 @@ export async function startEndpointSteps(
           await pgCtlStop(pgdata, 'fast', { binDir: pgBinDir(c.pgDistribDir) }).catch(() => undefined)
           throw new EndpointError(`the pageserver cannot stream WAL from ${connstr}: ${error}`, {
             kind: 'conflict',
-            logFile: pageserverLogFile(repoDir),
+            logFile: psLog,
           })
         }
         if (!settled) {
           throw new EndpointError(
             `the pageserver did not start streaming WAL from ${connstr} within ${RECEIVER_CONNECT_TIMEOUT_MS / 1000} s` +
               (error ? `: ${error}` : ''),
-            { kind: 'external', logFile: pageserverLogFile(repoDir) },
+            { kind: 'external', logFile: psLog },
           )
         }
       },
@@ -646,8 +650,7 @@ async function checkpointForStart(ps: PageserverClient, e: EndpointSpec): Promis
  * datadir still has the rest), or what the safekeepers committed (they have it).
  */
 async function waitIngested(
-  repoDir: string,
-  ps: PageserverClient,
+  { client: ps, logFile }: TenantPageserver,
   e: EndpointSpec,
   lsn: Lsn,
   from: 'compute' | 'safekeepers',
@@ -670,7 +673,7 @@ async function waitIngested(
       `the pageserver is not ingesting the WAL of branch ${e.branch}: ${broken}; ${rest}`,
       {
         kind: 'external',
-        logFile: pageserverLogFile(repoDir),
+        logFile,
         hint: 'docs/postgres-on-zenith.md lists the records and settings zenith applies',
       },
     )
@@ -687,7 +690,7 @@ async function waitIngested(
     `the pageserver has branch ${e.branch} up to ${at}, the safekeepers committed up to ${formatLsn(lsn)}, and it did not get the rest from them within ${CATCH_UP_TIMEOUT_MS / 1000} s`,
     {
       kind: 'timeout',
-      logFile: pageserverLogFile(repoDir),
+      logFile,
       hint: '`zenith timeline show` shows its WAL receiver',
     },
   )
@@ -728,9 +731,10 @@ export async function stopEndpoint(
   const onQuorum = c.safekeepers.length > 0
   if (follows && clean !== false && !onQuorum) {
     lsn = clean
-    const ps = pageserverClientOf(repoDir)
+    const placed = tenantPageserver(repoDir, e.tenantId)
+    const ps = placed.client
     try {
-      await waitIngested(repoDir, ps, e, lsn, 'compute')
+      await waitIngested(placed, e, lsn, 'compute')
     } catch (err) {
       if (!(err instanceof ZenithError) || !wasRunning) throw err
       throw new EndpointError(`stopped endpoint ${name}, but ${err.message}`, {

@@ -18,6 +18,7 @@ import { describeValue } from '../pgdata/value-describe.js'
 import { formatLsn } from '../postgres/lsn.js'
 import { pageserverDir } from './layout.js'
 import { DEFAULT_BRANCH, loadClusterConfig, tenantOf, timelineOfBranch } from './repo-config.js'
+import { tenantPageserverId } from './tenant-placement.js'
 
 export class LayerDumpError extends ZenithError {
   static override kind: ErrorKind = 'user_input'
@@ -197,7 +198,13 @@ function resolveLayerFile(repoDir: string, opts: LayerDumpOptions): string {
     const tenantId = tenantOf(c, opts.tenantId)
     const branch = opts.branch ?? DEFAULT_BRANCH
     const timelineId = timelineOfBranch(c, tenantId, branch)
-    const dir = path.join(pageserverDir(repoDir), TENANTS_DIR, tenantId, TIMELINES_DIR, timelineId)
+    const dir = path.join(
+      pageserverDir(repoDir, tenantPageserverId(repoDir, tenantId)),
+      TENANTS_DIR,
+      tenantId,
+      TIMELINES_DIR,
+      timelineId,
+    )
     const file = path.join(dir, arg)
     if (!existsSync(file)) {
       throw new LayerDumpError(`no layer ${arg} in branch ${branch}: looked in ${dir}`, {

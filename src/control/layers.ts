@@ -19,9 +19,9 @@ import type {
 } from '../pageserver/api-types.js'
 import { describeKeyRange } from '../pgdata/key-describe.js'
 import { parseLsn } from '../postgres/lsn.js'
-import { pageserverClientOf } from './layout.js'
 import { branchOfTimeline, loadClusterConfig, tenantOf, timelineOfBranch } from './repo-config.js'
 import type { Step } from './steps.js'
+import { tenantPageserverClient } from './tenant-placement.js'
 
 /** How a layer is drawn and counted: in-memory open or frozen, an L0 or L1 delta file, an image file. */
 export type LayerKind = 'open' | 'frozen' | 'l0' | 'l1' | 'image'
@@ -124,7 +124,7 @@ function resolveBranch(repoDir: string, branch: string, tenantFlag?: string): Br
 }
 
 async function readLayers(repoDir: string, ref: BranchRef): Promise<BranchLayers> {
-  const m = await pageserverClientOf(repoDir).layers(ref.tenantId, ref.timelineId)
+  const m = await tenantPageserverClient(repoDir, ref.tenantId).layers(ref.tenantId, ref.timelineId)
   return {
     tenant_id: ref.tenantId,
     timeline_id: ref.timelineId,
@@ -186,7 +186,7 @@ export async function layerMapView(
   const c = loadClusterConfig(repoDir)
   const [layers, timelines] = await Promise.all([
     readLayers(repoDir, ref),
-    pageserverClientOf(repoDir).timelines(ref.tenantId),
+    tenantPageserverClient(repoDir, ref.tenantId).timelines(ref.tenantId),
   ])
   const tl = timelines.find((t) => t.timeline_id === ref.timelineId)
   // The layer map was just read, so only a delete in between leaves the timeline out.
@@ -256,7 +256,7 @@ export function layerOperationSteps(
   opts: { tenantId?: string; force?: boolean; gcHorizon?: number } = {},
 ): { steps: Step[]; report: () => LayerOperationReport } {
   const ref = resolveBranch(repoDir, branch, opts.tenantId)
-  const ps = pageserverClientOf(repoDir)
+  const ps = tenantPageserverClient(repoDir, ref.tenantId)
   let before: BranchLayers | undefined
   let after: BranchLayers | undefined
   let result: LayerOperationReport['result'] | undefined

@@ -1,15 +1,25 @@
-/** Where things live in the repo dir: the pageserver's and each safekeeper's files, each endpoint's datadir and log. */
+/** Where things live in the repo dir: each pageserver's and each safekeeper's files, each endpoint's datadir and log. */
 import path from 'node:path'
 import { loadPageserverConfig, PAGESERVER_CONFIG_FILE, type PageserverConfig } from '../pageserver/config.js'
 import { loadSafekeeperConfig, SAFEKEEPER_CONFIG_FILE, type SafekeeperConfig } from '../safekeeper/config.js'
 import { PageserverClient } from './pageserver-client.js'
 import { SafekeeperClient } from './safekeeper-client.js'
 
-export const pageserverDir = (repoDir: string) => path.join(repoDir, 'pageserver')
-export const pageserverPidFile = (repoDir: string) => path.join(pageserverDir(repoDir), 'pageserver.pid')
-export const pageserverLogFile = (repoDir: string) => path.join(pageserverDir(repoDir), 'pageserver.log')
-export const pageserverConfigFile = (repoDir: string) =>
-  path.join(pageserverDir(repoDir), PAGESERVER_CONFIG_FILE)
+/** The first pageserver, the one `zenith init` makes; `zenith pageserver start N` adds the others. */
+export const FIRST_PAGESERVER = 1
+
+/**
+ * A pageserver's working directory: `pageserver/` for the first (as before there were several), then
+ * `pageserver_2/`, `pageserver_3/`, …
+ */
+export const pageserverDir = (repoDir: string, id: number) =>
+  path.join(repoDir, id === FIRST_PAGESERVER ? 'pageserver' : `pageserver_${id}`)
+export const pageserverPidFile = (repoDir: string, id: number) =>
+  path.join(pageserverDir(repoDir, id), 'pageserver.pid')
+export const pageserverLogFile = (repoDir: string, id: number) =>
+  path.join(pageserverDir(repoDir, id), 'pageserver.log')
+export const pageserverConfigFile = (repoDir: string, id: number) =>
+  path.join(pageserverDir(repoDir, id), PAGESERVER_CONFIG_FILE)
 
 /** Remote storage of a cluster made by `zenith init` without --remote-storage. */
 export const defaultRemoteStorageDir = (repoDir: string) => path.join(repoDir, 'remote_storage')
@@ -31,12 +41,12 @@ export const endpointDataDir = (repoDir: string, tenantId: string, name: string)
 export const endpointLogFile = (repoDir: string, tenantId: string, name: string) =>
   path.join(endpointDir(repoDir, tenantId, name), 'compute.log')
 
-export function pageserverConfigOf(repoDir: string): PageserverConfig {
-  return loadPageserverConfig(pageserverConfigFile(repoDir))
+export function pageserverConfigOf(repoDir: string, id: number): PageserverConfig {
+  return loadPageserverConfig(pageserverConfigFile(repoDir, id))
 }
 
-export function pageserverClientOf(repoDir: string): PageserverClient {
-  return new PageserverClient(pageserverConfigOf(repoDir).listenHttpAddr)
+export function pageserverClientOf(repoDir: string, id: number): PageserverClient {
+  return new PageserverClient(pageserverConfigOf(repoDir, id).listenHttpAddr)
 }
 
 export function safekeeperConfigOf(repoDir: string, id: number): SafekeeperConfig {

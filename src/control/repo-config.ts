@@ -1,12 +1,13 @@
 /**
  * The local cluster's repo directory (`./.zenith`, `--repo-dir` or `$ZENITH_REPO_DIR`) and its `config`
  * file: the Postgres installation, the default tenant, branch names (per tenant, name → timeline id)
- * and compute endpoints. The pageserver's own settings live in `pageserver/pageserver.toml`.
+ * and compute endpoints. Each pageserver's own settings live in its `pageserver.toml`.
  *
  *     pg_distrib_dir = "/usr/lib/postgresql/15"
  *     default_tenant_id = "9e4c…"
  *     compute_port_base = 55432
  *     safekeepers = [1, 2, 3]  # their ids; each one's settings are in safekeepers/sk<id>/safekeeper.toml
+ *     pageservers = [1, 2]     # their ids; 1's settings are in pageserver/, N's in pageserver_N/
  *
  *     [branches.9e4c…]
  *     main = "d1a0…"
@@ -50,6 +51,8 @@ export interface ClusterConfig {
   computePortBase: number
   /** The safekeepers' ids, ascending; none in a config written before safekeepers were. */
   safekeepers: number[]
+  /** The pageservers' ids, ascending: [1] until `zenith pageserver start 2` adds one. */
+  pageservers: number[]
   /** tenant id → branch name → timeline id */
   branches: Record<string, Record<string, string>>
   endpoints: Record<string, EndpointSpec>
@@ -77,6 +80,7 @@ export function newClusterConfig(
     defaultTenantId: null,
     computePortBase: opts.computePortBase ?? DEFAULT_COMPUTE_PORT_BASE,
     safekeepers: opts.safekeepers ?? [],
+    pageservers: [1],
     branches: {},
     endpoints: {},
   }
@@ -103,14 +107,18 @@ function port(v: unknown, where: string): number {
   return v
 }
 
-function safekeeperIds(v: unknown): number[] {
-  if (v === undefined) return []
+/** A list of distinct server ids in 1..99, ascending; `absent` when the config has none. */
+function serverIds(v: unknown, what: 'safekeeper' | 'pageserver', absent: number[]): number[] {
+  if (v === undefined) return absent
   if (
     !Array.isArray(v) ||
     v.some((id) => typeof id !== 'number' || !Number.isInteger(id) || id < 1 || id > 99) ||
-    new Set(v).size !== v.length
+    new Set(v).size !== v.length ||
+    (what === 'pageserver' && !v.includes(1))
   )
-    throw new RepoConfigError('safekeepers must be a list of distinct safekeeper ids in 1..99')
+    throw new RepoConfigError(
+      `${what}s must be a list of distinct ${what} ids in 1..99${what === 'pageserver' ? ', with 1' : ''}`,
+    )
   return [...(v as number[])].sort((a, b) => a - b)
 }
 
@@ -159,7 +167,8 @@ export function parseClusterConfig(doc: Record<string, unknown>): ClusterConfig 
       doc.compute_port_base === undefined
         ? DEFAULT_COMPUTE_PORT_BASE
         : port(doc.compute_port_base, 'compute_port_base'),
-    safekeepers: safekeeperIds(doc.safekeepers),
+    safekeepers: serverIds(doc.safekeepers, 'safekeeper', []),
+    pageservers: serverIds(doc.pageservers, 'pageserver', [1]),
     branches,
     endpoints,
   }
@@ -192,6 +201,7 @@ export function saveClusterConfig(repoDir: string, c: ClusterConfig): void {
     pg_distrib_dir: c.pgDistribDir,
     compute_port_base: c.computePortBase,
     safekeepers: c.safekeepers,
+    pageservers: c.pageservers,
   }
   if (c.defaultTenantId) doc.default_tenant_id = c.defaultTenantId
   doc.branches = c.branches
@@ -237,6 +247,17 @@ export function timelineOfBranch(c: ClusterConfig, tenantId: string, branch: str
 export function branchOfTimeline(c: ClusterConfig, tenantId: string, timelineId: string): string | null {
   for (const [name, id] of Object.entries(c.branches[tenantId] ?? {})) if (id === timelineId) return name
   return null
+}
+
+/** The pageserver `id` names, checked against the config. */
+export function pageserverOf(c: ClusterConfig, id: number): number {
+  if (!c.pageservers.includes(id)) {
+    throw new RepoConfigError(`unknown pageserver ${id}; pageservers: ${c.pageservers.join(', ')}`, {
+      kind: 'not_found',
+      hint: '`zenith pageserver start <id>` adds one',
+    })
+  }
+  return id
 }
 
 /** The safekeeper `id` names, checked against the config; without one, every safekeeper. */

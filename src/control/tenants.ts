@@ -1,4 +1,4 @@
-/** Tenants and branches of the local cluster: the pageserver's API plus the repo config's branch names. */
+/** Tenants and branches of the local cluster: the pageservers' API plus the repo config's branch names. */
 import { generateId, parseId } from '../lib/ids.js'
 import type { TenantConfigFields, TenantConfigInfo, TimelineInfo } from '../pageserver/api-types.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
@@ -16,9 +16,12 @@ import {
   timelineOfBranch,
 } from './repo-config.js'
 import { type TimelineOnSafekeepers, timelineOnSafekeepers } from './safekeeper-view.js'
+import { tenantPageserverClient } from './tenant-placement.js'
 
 export interface TenantRow {
   tenant_id: string
+  /** The pageserver that holds it. */
+  pageserver_id: number
   is_default: boolean
   branches: number
   current_physical_size: number
@@ -31,7 +34,7 @@ export async function createTenant(
 ): Promise<{ tenantId: string; timelineId: string; isDefault: boolean; lastRecordLsn: string }> {
   const c = loadClusterConfig(repoDir)
   const tenantId = parseId(opts.tenantId ?? generateId(), 'tenant')
-  const ps = pageserverClientOf(repoDir)
+  const ps = tenantPageserverClient(repoDir, tenantId)
   await ps.createTenant(tenantId, opts.config ?? {})
   const timelineId = generateId()
   const tl = await ps.createTimeline(tenantId, { new_timeline_id: timelineId })
@@ -44,9 +47,14 @@ export async function createTenant(
 
 export async function listTenants(repoDir: string): Promise<TenantRow[]> {
   const c = loadClusterConfig(repoDir)
-  const tenants = await pageserverClientOf(repoDir).tenants()
-  return tenants.map((t) => ({
+  const served = await Promise.all(
+    c.pageservers.map(async (id) =>
+      (await pageserverClientOf(repoDir, id).tenants()).map((t) => ({ t, id })),
+    ),
+  )
+  return served.flat().map(({ t, id }) => ({
     tenant_id: t.id,
+    pageserver_id: id,
     is_default: t.id === c.defaultTenantId,
     branches: Object.keys(c.branches[t.id] ?? {}).length,
     current_physical_size: t.current_physical_size,
@@ -58,7 +66,7 @@ export async function tenantConfig(
   opts: { tenantId?: string; patch?: TenantConfigFields } = {},
 ): Promise<TenantConfigInfo & { tenant_id: string }> {
   const tenantId = tenantOf(loadClusterConfig(repoDir), opts.tenantId)
-  const ps = pageserverClientOf(repoDir)
+  const ps = tenantPageserverClient(repoDir, tenantId)
   const info =
     opts.patch && Object.keys(opts.patch).length > 0
       ? await ps.patchTenantConfig(tenantId, opts.patch)
@@ -84,7 +92,7 @@ export async function createBranch(
   const ancestor = timelineOfBranch(c, tenantId, ancestorBranch)
   const lsn = opts.ancestorStartLsn === undefined ? undefined : formatLsn(parseLsn(opts.ancestorStartLsn))
   const timelineId = generateId()
-  const info = await pageserverClientOf(repoDir).createTimeline(tenantId, {
+  const info = await tenantPageserverClient(repoDir, tenantId).createTimeline(tenantId, {
     new_timeline_id: timelineId,
     ancestor_timeline_id: ancestor,
     ...(lsn === undefined ? {} : { ancestor_start_lsn: lsn }),
@@ -99,7 +107,7 @@ export async function createBranch(
 export async function listBranches(repoDir: string, opts: { tenantId?: string } = {}): Promise<BranchRow[]> {
   const c = loadClusterConfig(repoDir)
   const tenantId = tenantOf(c, opts.tenantId)
-  const timelines = await pageserverClientOf(repoDir).timelines(tenantId)
+  const timelines = await tenantPageserverClient(repoDir, tenantId).timelines(tenantId)
   const rows = timelines.map((t) => ({
     ...t,
     branch: branchOfTimeline(c, tenantId, t.timeline_id),
@@ -143,7 +151,7 @@ export async function showBranch(
   const tenantId = tenantOf(c, opts.tenantId)
   const timelineId = timelineOfBranch(c, tenantId, branch)
   const [info, onSafekeepers] = await Promise.all([
-    pageserverClientOf(repoDir).timeline(tenantId, timelineId),
+    tenantPageserverClient(repoDir, tenantId).timeline(tenantId, timelineId),
     timelineOnSafekeepers(repoDir, tenantId, timelineId),
   ])
   const writer = (await writerWalPositions(repoDir, c, { timelineId })).get(timelineId) ?? null

@@ -111,7 +111,7 @@ describe('zenith local cluster', () => {
       'safekeeper 1 stopped',
     ])
     const stopped = JSON.parse(await c.ok('status', '--json'))
-    expect(stopped.pageserver.running).toBe(false)
+    expect(stopped.pageservers[0].running).toBe(false)
     expect(stopped.safekeepers.map((s: { id: number; state: string }) => [s.id, s.state])).toEqual([
       [1, 'stopped'],
     ])
@@ -233,7 +233,7 @@ describe('zenith local cluster', () => {
     expect(await c.ok('timeline', 'show', 'main')).toMatch(/^safekeeper 1 +unreachable$/m)
     expect((await c.ok('start')).trim().split('\n')).toEqual([
       expect.stringMatching(/^safekeeper 1 started \(pid \d+\)$/),
-      `the pageserver is already running (pid ${status.pageserver.pid})`,
+      `the pageserver is already running (pid ${status.pageservers[0].pid})`,
     ])
     // The safekeeper pulls from the compute again, so commits return.
     await queryText(main, "INSERT INTO t SELECT i, 'third' FROM generate_series(201, 300) i")
@@ -294,7 +294,7 @@ describe('zenith start --embedded', () => {
     c = await newCluster('embedded')
     embedded = (await startEmbedded(c)).proc
     const status = JSON.parse(await c.ok('status', '--json'))
-    expect(status.pageserver.pid).toBe(embedded.pid)
+    expect(status.pageservers[0].pid).toBe(embedded.pid)
     await c.ok('pg', 'start', 'main')
     const main = await connstrOf(c, 'main')
     await queryText(main, 'CREATE TABLE e AS SELECT generate_series(1, 50) AS i')
@@ -340,7 +340,7 @@ describe('zenith start on a busy port, then pageserver and tenant commands', () 
         await c.zenith('start'),
         new RegExp(`pageserver HTTP API port ${c.http} on 127.0.0.1 is already in use`),
       )
-      expect(JSON.parse(await c.ok('status', '--json')).pageserver.running).toBe(false)
+      expect(JSON.parse(await c.ok('status', '--json')).pageservers[0].running).toBe(false)
     } finally {
       blocker.close()
     }

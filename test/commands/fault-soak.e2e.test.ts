@@ -171,7 +171,7 @@ async function soak(run: Run, seed: number): Promise<void> {
   const faults: Record<FaultKind, number> = { safekeeper: 0, pageserver: 0, compute: 0, 'compute+datadir': 0 }
   let n = 0
   const zenithLogs = () => [
-    pageserverLogFile(c.repo),
+    pageserverLogFile(c.repo, 1),
     ...Array.from({ length: run.safekeepers }, (_, k) => safekeeperLogFile(c.repo, k + 1)),
   ]
   const diagnose = () => {
@@ -259,7 +259,7 @@ async function soak(run: Run, seed: number): Promise<void> {
         else await noCommitsWhileDown(target)
         repair = ['safekeeper', 'start', String(id)]
       } else if (kind === 'pageserver') {
-        const pid = pidOf(pageserverPidFile(c.repo))
+        const pid = pidOf(pageserverPidFile(c.repo, 1))
         target = `the pageserver (pid ${pid})`
         say(`#${n} t=${elapsed()}s kill ${target}`)
         await killAll([pid], target)

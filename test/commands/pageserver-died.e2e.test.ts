@@ -47,7 +47,7 @@ describe('a pageserver that died', () => {
 
     const log = path.join(cl.repo, 'pageserver', 'pageserver.log')
     const tail = logOf(cl).trimEnd().split('\n').slice(-10)
-    const s = JSON.parse(await cl.ok('status', '--json')).pageserver
+    const s = JSON.parse(await cl.ok('status', '--json')).pageservers[0]
     expect(s).toMatchObject({ state: 'died', running: false, pid: null, log_file: log, last_log_lines: tail })
     // After the start line come the first index uploads, whose timing the kill may cut into.
     expect(tail.some((l) => / INFO {2}pageserver started /.test(l))).toBe(true)

@@ -36,7 +36,7 @@ describe('zenith init --remote-storage', () => {
       `remote_storage = { bucket = "${moto.bucket}", prefix = "e2e/cluster", region = "us-east-1", endpoint = "${moto.endpoint}" }\n`,
     )
     const status = JSON.parse(await c.ok('status', '--json'))
-    expect(status.pageserver.remote_storage).toEqual({
+    expect(status.pageservers[0].remote_storage).toEqual({
       kind: 's3',
       location: `s3://${moto.bucket}/e2e/cluster`,
       endpoint: moto.endpoint,
@@ -55,7 +55,7 @@ describe('zenith init --remote-storage', () => {
     const d = await newCluster('remote-default')
     try {
       const status = JSON.parse(await d.ok('status', '--json'))
-      expect(status.pageserver.remote_storage).toEqual({
+      expect(status.pageservers[0].remote_storage).toEqual({
         kind: 'local',
         location: path.join(d.repo, 'remote_storage'),
       })

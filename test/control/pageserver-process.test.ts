@@ -15,7 +15,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }))
 async function repoWith(logLevel: string): Promise<string> {
   const repo = mkdtempSync(path.join(root, 'repo-'))
   mkdirSync(path.join(repo, 'pageserver'))
-  savePageserverConfig(pageserverConfigFile(repo), {
+  savePageserverConfig(pageserverConfigFile(repo, 1), {
     ...DEFAULT_PAGESERVER_CONFIG,
     listenHttpAddr: { host: '127.0.0.1', port: await freePort() },
     listenPgAddr: { host: '127.0.0.1', port: await freePort() },
@@ -28,32 +28,32 @@ async function repoWith(logLevel: string): Promise<string> {
 describe('runPageserver', () => {
   it('logs at the level of pageserver.toml from its first line on', async () => {
     const quiet = await repoWith('warn')
-    await (await runPageserver(quiet, { logToStdout: false })).stop()
-    expect(readFileSync(pageserverLogFile(quiet), 'utf8')).toBe('')
+    await (await runPageserver(quiet, 1, { logToStdout: false })).stop()
+    expect(readFileSync(pageserverLogFile(quiet, 1), 'utf8')).toBe('')
 
     const chatty = await repoWith('info')
-    await (await runPageserver(chatty, { logToStdout: false })).stop()
-    const lines = readFileSync(pageserverLogFile(chatty), 'utf8').trimEnd().split('\n')
+    await (await runPageserver(chatty, 1, { logToStdout: false })).stop()
+    const lines = readFileSync(pageserverLogFile(chatty, 1), 'utf8').trimEnd().split('\n')
     expect(lines.map((l) => /^\S+Z INFO {2}(pageserver \w+)/.exec(l)?.[1])).toEqual([
       'pageserver started',
       'pageserver stopping',
       'pageserver stopped',
     ])
     // A clean stop takes the pid file along: the status is stopped, not died.
-    expect(existsSync(pageserverPidFile(chatty))).toBe(false)
-    const s = await pageserverStatus(chatty)
+    expect(existsSync(pageserverPidFile(chatty, 1))).toBe(false)
+    const s = await pageserverStatus(chatty, 1)
     expect(s.state).toBe('stopped')
     expect(s.last_log_lines).toBeUndefined()
   })
 
   it('logs a log_level it cannot use, at the default level, and does not start', async () => {
     const repo = await repoWith('verbose')
-    await expect(runPageserver(repo, { logToStdout: false })).rejects.toThrow(
+    await expect(runPageserver(repo, 1, { logToStdout: false })).rejects.toThrow(
       /log_level must be one of debug, info, warn, error, got "verbose"/,
     )
-    expect(readFileSync(pageserverLogFile(repo), 'utf8')).toMatch(
+    expect(readFileSync(pageserverLogFile(repo, 1), 'utf8')).toMatch(
       /^\S+Z ERROR pageserver failed to start error=".*log_level must be one of debug, info, warn, error, got \\"verbose\\""\n$/,
     )
-    expect(existsSync(pageserverPidFile(repo))).toBe(false)
+    expect(existsSync(pageserverPidFile(repo, 1))).toBe(false)
   })
 })

@@ -1,22 +1,28 @@
 import { Flags } from '@oclif/core'
 import { ClusterCommand } from '../../cli/cluster-command.js'
-import { stopPageserver } from '../../control/pageserver-process.js'
+import { pageserverIdArg } from '../../cli/flags.js'
+import { pageserverName, stopPageserver } from '../../control/pageserver-process.js'
+import { loadClusterConfig, pageserverOf } from '../../control/repo-config.js'
 
 export default class PageserverStop extends ClusterCommand {
-  static override summary = 'stop the pageserver (it flushes what it has ingested first)'
+  static override summary = 'stop a pageserver (it flushes what it has ingested first)'
+  static override args = { id: pageserverIdArg }
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> 2',
     '<%= config.bin %> <%= command.id %> --immediate',
   ]
   static override flags = { immediate: Flags.boolean({ summary: 'kill it without flushing' }) }
 
-  async run(): Promise<{ was_running: boolean }> {
-    const { flags } = await this.parse(PageserverStop)
+  async run(): Promise<{ id: number; was_running: boolean }> {
+    const { args, flags } = await this.parse(PageserverStop)
     const repoDir = this.repoDir(flags)
+    const id = pageserverOf(loadClusterConfig(repoDir), args.id)
     const { wasRunning } = await this.locked(repoDir, () =>
-      stopPageserver(repoDir, { immediate: flags.immediate }),
+      stopPageserver(repoDir, id, { immediate: flags.immediate }),
     )
-    this.print(wasRunning ? 'pageserver stopped' : 'the pageserver was not running')
-    return { was_running: wasRunning }
+    const name = pageserverName(id)
+    this.print(wasRunning ? `${name} stopped` : `the ${name} was not running`)
+    return { id, was_running: wasRunning }
   }
 }

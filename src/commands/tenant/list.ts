@@ -14,9 +14,10 @@ export default class TenantList extends ClusterCommand {
     const rows = await listTenants(this.repoDir(flags))
     this.print(
       this.out.table(
-        ['TENANT', 'DEFAULT', 'BRANCHES', 'PHYSICAL SIZE'],
+        ['TENANT', 'PAGESERVER', 'DEFAULT', 'BRANCHES', 'PHYSICAL SIZE'],
         rows.map((t) => [
           t.tenant_id,
+          String(t.pageserver_id),
           t.is_default ? 'yes' : '',
           String(t.branches),
           formatSize(t.current_physical_size),
