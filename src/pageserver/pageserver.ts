@@ -69,7 +69,7 @@ export class Pageserver {
     const config = opts.config ?? loadPageserverConfig(path.join(workdir, PAGESERVER_CONFIG_FILE))
     mkdirSync(workdir, { recursive: true })
     const remote = config.remoteStorage === null ? null : await openRemoteStorage(config.remoteStorage)
-    const repo = Repository.open(workdir, {
+    const repo = await Repository.open(workdir, {
       pageCacheSlots: config.pageCacheSize,
       memoryBudget: config.memoryBudget,
       defaults: config.tenantDefaults,

@@ -7,6 +7,7 @@ import { decodeIndexPart, type IndexMetadata } from '../../src/engine/index-part
 import { KEY_MAX, KEY_MIN } from '../../src/engine/key.js'
 import { formatLayerName } from '../../src/engine/layer-name.js'
 import { LocalFsStorage } from '../../src/engine/local-fs-storage.js'
+import { loadRemoteIndex } from '../../src/engine/remote-index.js'
 import { indexKey, layerKey, parseRemoteKey } from '../../src/engine/remote-layout.js'
 import { RemoteStorageError } from '../../src/engine/remote-storage.js'
 import { UploadQueue, type UploadQueueOptions } from '../../src/engine/upload-queue.js'
@@ -131,6 +132,7 @@ function setup(opts: Partial<UploadQueueOptions> = {}) {
       tenantId: T,
       timelineId: TL,
       generation: 1,
+      index: null,
       log: (level, msg, fields) => lines.push({ level, msg, fields }),
       backoff: { baseMs: 5, maxMs: 20 },
       ...opts,
@@ -413,7 +415,7 @@ describe('upload queue', () => {
           .replaceAll('0/2000', '0/9000'),
       ),
     )
-    const q2 = s.open()
+    const q2 = s.open({ index: await loadRemoteIndex(s.storage, T, TL, 1) })
     await flushed(q2)
     expect(q2.remoteConsistentLsn).toBe(0x2000)
     const puts = s.storage.done.length
