@@ -721,6 +721,21 @@ export class Timeline {
     return [...mem, ...disk]
   }
 
+  /**
+   * Downloads every remote-only layer a read of this timeline may touch: its own, and its ancestors' up
+   * to the branch point. For reads that cannot restart halfway (a basebackup streams as it reads).
+   */
+  async downloadLayers(): Promise<number> {
+    const wanted: HistoricLayer[] = []
+    let below = Number.POSITIVE_INFINITY
+    for (let tl: Timeline | null = this; tl; tl = tl.ancestor) {
+      for (const l of tl.layers.layers) if (!l.isLocal && l.desc.lsnStart <= below) wanted.push(l)
+      below = Math.min(below, tl.md.ancestorLsn)
+    }
+    await Promise.all(wanted.map((l) => l.download()))
+    return wanted.length
+  }
+
   /** Drops in-memory data (it is re-ingested from WAL after a restart) and closes files. */
   close(): void {
     if (this.closed) return
