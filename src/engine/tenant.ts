@@ -137,6 +137,7 @@ export class Tenant {
     const indexes = await Promise.all(ids.map((id) => t.loadIndex(id)))
     t.register(new Map(ids.map((id, i) => [id, indexes[i]])))
     t.startBackground()
+    t.warmIfSecondary()
     return t
   }
 
@@ -179,6 +180,7 @@ export class Tenant {
     t.updateConfig(valid)
     t.register(indexes)
     t.startBackground()
+    t.warmIfSecondary()
     ctx.log('info', 'tenant attached from remote storage', {
       tenantId,
       generation: location.generation,
@@ -250,8 +252,14 @@ export class Tenant {
       )
     }
     const newGeneration = next.generation > this.loc.generation
+    const wasSecondary = this.loc.mode === 'Secondary'
     writeLocation(path.join(this.dir, LOCATION_FILE), next)
     this.loc = { ...next }
+    if (next.mode === 'Secondary' && !wasSecondary) {
+      // A secondary runs nothing of its own: the loops stop (joined), the data stays.
+      await this.ctx.tasks.shutdown({ tenantId: this.tenantId })
+      for (const tl of this.timelines()) await tl.checkpoint()
+    }
     for (const tl of this.timelines()) {
       if (!newGeneration) {
         tl.uploads?.setMode(queueMode(next.mode))
@@ -260,6 +268,8 @@ export class Tenant {
       await tl.uploads?.shutdown()
       tl.restartUploads(await this.loadIndex(tl.timelineId))
     }
+    if (wasSecondary && next.mode !== 'Secondary') this.startBackground()
+    this.warmIfSecondary()
     this.ctx.log('info', 'tenant location set', {
       tenantId: this.tenantId,
       generation: next.generation,
@@ -557,6 +567,32 @@ export class Tenant {
       fields: { tenantId: this.tenantId, timelineId },
       retry: { backoff: remote.backoff },
     })
+  }
+
+  /**
+   * A secondary location keeps a warm copy: every layer of each timeline's index is downloaded, so an
+   * attach here later serves its first reads from local disk.
+   */
+  private warmIfSecondary(): void {
+    if (this.loc.mode !== 'Secondary' || !this.ctx.remote) return
+    this.ctx.tasks.spawn(
+      'warm',
+      { tenantId: this.tenantId },
+      'download the layers of a secondary location',
+      async (signal) => {
+        const started = performance.now()
+        let layers = 0
+        for (const tl of this.timelines()) {
+          if (signal.aborted) return
+          layers += await tl.downloadLayers()
+        }
+        this.ctx.log('info', 'secondary location warm', {
+          tenantId: this.tenantId,
+          layers_downloaded: layers,
+          ms: Math.round(performance.now() - started),
+        })
+      },
+    )
   }
 
   private requestFlush(tl: Timeline): void {

@@ -181,7 +181,11 @@ describe('attach and the remote index at start', () => {
     expect(m.lastRecordLsn).toBe(mainLsns[2])
 
     // The newest main layer holds every key at its last LSN: one download answers a read there.
-    await withLocalLayers(() => m.get(key(3), mainLsns[2]))
+    // Two reads at once that need the same layer share its one download.
+    await Promise.all([
+      withLocalLayers(() => m.get(key(3), mainLsns[2])),
+      withLocalLayers(() => m.get(key(4), mainLsns[2])),
+    ])
     expect(s.downloads()).toHaveLength(1)
     expect(m.layerInfo().filter((l) => l.local)).toHaveLength(1)
 
@@ -329,5 +333,29 @@ describe('attach and the remote index at start', () => {
     await expect(s.open()).rejects.toThrow(ik)
     repo = await s.open('other')
     expect(repo.tenants()).toEqual([])
+  })
+
+  it('a secondary location serves nothing, downloads every layer, and serves from local disk once attached', async () => {
+    const s = setup()
+    const a = await s.open('a')
+    const tenant = a.createTenant()
+    const tlA = tenant.createTimeline(0x100)
+    const lsns = await threeLayers(tlA)
+    const before = await readAll(tlA, lsns)
+
+    const b = await s.open('b')
+    await b.attachTenant(tenant.tenantId, { generation: 2, mode: 'Secondary' })
+    expect(() => b.tenant(tenant.tenantId)).toThrow(/is a Secondary location here \(generation 2\)/)
+    const tlB = b.anyTenant(tenant.tenantId).timeline(tlA.timelineId)
+    await waitUntil('the secondary to be warm', () => tlB.layerInfo().every((l) => l.local), 5000)
+    expect(s.downloads()).toHaveLength(3)
+    // A secondary uploads nothing, not even an index of its generation.
+    expect(await s.objects(tlA)).not.toContain(indexKey(tenant.tenantId, tlA.timelineId, 2))
+
+    await b.setLocation(tenant.tenantId, { generation: 2, mode: 'AttachedSingle' })
+    expect(await readAll(b.tenant(tenant.tenantId).timeline(tlA.timelineId), lsns)).toEqual(before)
+    expect(s.downloads()).toHaveLength(3)
+    await tlB.uploads!.flush()
+    expect(await s.objects(tlA)).toContain(indexKey(tenant.tenantId, tlA.timelineId, 2))
   })
 })
