@@ -67,8 +67,8 @@ export async function createImageLayers(
 ): Promise<ImageResult> {
   const started = performance.now()
   const lsn = tl.diskConsistentLsn
-  const keys = (await withLocalLayers(() => tl.listKeys(lsn))).filter(
-    (k) => !opts.keyFilter || opts.keyFilter(k),
+  const keys = await withLocalLayers(() =>
+    tl.listKeys(lsn).filter((k) => !opts.keyFilter || opts.keyFilter(k)),
   )
   const parts = partitionKeys(keys, opts.targetSize)
   const result: ImageResult = { lsn, partitions: parts.length, created: 0, keys: 0, bytes: 0, elapsedMs: 0 }

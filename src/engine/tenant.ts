@@ -13,7 +13,7 @@ import { type CompactionResult, compactL0 } from './compaction.js'
 import { EngineStateError, NotFoundError } from './errors.js'
 import { type GcResult, gcCutoff, gcTimeline } from './gc.js'
 import { createImageLayers, type ImageResult } from './image-layers.js'
-import { downloadLayerFile } from './layer-download.js'
+import { downloadLayerFile, withLocalLayers } from './layer-download.js'
 import type { HistoricLayer } from './layer-map.js'
 import { type AttachMode, LOCATION_FILE, type Location, readLocation, writeLocation } from './location.js'
 import type { MemoryBudget } from './memory-budget.js'
@@ -377,7 +377,8 @@ export class Tenant {
         threshold: c.image_creation_threshold,
         targetSize: c.compaction_target_size,
         force,
-        keyFilter: this.ctx.imageKeyFilter?.(tl, tl.diskConsistentLsn),
+        // The filter reads the datadir's directories: remote-only layers are fetched for it.
+        keyFilter: await withLocalLayers(() => this.ctx.imageKeyFilter?.(tl, tl.diskConsistentLsn)),
       })
       tl.log(images.created > 0 ? 'info' : 'debug', 'image layers created', {
         lsn: formatLsn(images.lsn),

@@ -358,4 +358,27 @@ describe('attach and the remote index at start', () => {
     await tlB.uploads!.flush()
     expect(await s.objects(tlA)).toContain(indexKey(tenant.tenantId, tlA.timelineId, 2))
   })
+
+  it('compacts and creates images from remote-only layers, downloading them first', async () => {
+    const s = setup()
+    let repo = await s.open()
+    const tenant = repo.createTenant({ config: { compaction_target_size: '1 MiB' } })
+    let tl = tenant.createTimeline(0x100)
+    const lsns = await threeLayers(tl)
+    const before = await readAll(tl, [lsns[2]])
+    await repo.close()
+    rmSync(repo.dir, { recursive: true, force: true })
+
+    repo = await s.open('repo', {
+      locations: new Map([[tenant.tenantId, { generation: 2, mode: 'AttachedSingle' }]]),
+    })
+    const t = repo.tenant(tenant.tenantId)
+    tl = t.timeline(tl.timelineId)
+    const { compaction, images } = await t.compact(tl, true)
+    expect(compaction?.inputs).toBe(3)
+    expect(images.created).toBeGreaterThan(0)
+    expect(s.downloads()).toHaveLength(3)
+    expect(tl.layerInfo().every((l) => l.local)).toBe(true)
+    expect(await readAll(tl, [lsns[2]])).toEqual(before)
+  })
 })
