@@ -159,9 +159,10 @@ export class Tenant {
     const valid = applyConfigPatch({}, overrides)
     const t = new Tenant(tenantId, dir, {}, ctx, location)
     const ids = await listRemoteTimelines(remote.storage, tenantId, { backoff: remote.backoff })
+    const loaded = await Promise.all(ids.map((id) => t.loadIndex(id)))
     const indexes = new Map<string, LoadedIndex>()
-    for (const id of ids) {
-      const ix = await t.loadIndex(id)
+    for (const [i, id] of ids.entries()) {
+      const ix = loaded[i]
       if (ix) indexes.set(id, ix)
       else
         ctx.log('warn', 'timeline has only indexes of newer generations: not attached', {
