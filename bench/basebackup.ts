@@ -37,13 +37,13 @@ export async function basebackupBench(): Promise<Record<string, number | string>
     const [{ size }] = await source.query<{ size: string }>("SELECT pg_database_size('postgres') AS size")
     const databaseBytes = Number(size)
     await source.stop()
-    repo = Repository.open(repoDir, { background: false })
+    repo = await Repository.open(repoDir, { background: false })
     const tenant = repo.createTenant()
     const { timeline } = importDatadir(tenant, source.datadir)
     await source.destroy()
     // Reopened so that the pages come from layer files through the page cache, as after a restart.
     await repo.close({ flush: true })
-    repo = Repository.open(repoDir, { background: false })
+    repo = await Repository.open(repoDir, { background: false })
     const tl = repo.tenant(tenant.tenantId).timeline(timeline.timelineId)
 
     const speeds: number[] = []

@@ -345,7 +345,7 @@ export async function engineBench(): Promise<Record<string, number | string>> {
     log(`  ${seqMbS.toFixed(0)} MB/s`)
 
     rss.enter(`ingest of ${dataBytes / MiB} MiB, flush, L0→L1 compaction`, DEFAULT_PAGE_CACHE_SLOTS)
-    repo = Repository.open(dir, { memoryBudget: DEFAULT_MEMORY_BUDGET, background: false })
+    repo = await Repository.open(dir, { memoryBudget: DEFAULT_MEMORY_BUDGET, background: false })
     const tenant = repo.createTenant({ config: CONFIG })
     const tl = tenant.createTimeline(INIT_LSN)
     const tlId = tl.timelineId
@@ -380,7 +380,7 @@ export async function engineBench(): Promise<Record<string, number | string>> {
     // The page cache holds half of the pages that exist at the latest LSN.
     const slots = Math.floor(work.written.length / 2)
     rss.enter(`reopening with a page cache of ${slots} slots`, slots)
-    repo = Repository.open(dir, {
+    repo = await Repository.open(dir, {
       pageCacheSlots: slots,
       memoryBudget: DEFAULT_MEMORY_BUDGET,
       background: false,

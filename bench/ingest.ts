@@ -50,7 +50,7 @@ async function generate(): Promise<Generated> {
     const source = await startPostgres({ name: 'bench-ingest-source' })
     clusters.push(source)
     await source.stop()
-    repo = Repository.open(path.join(work, 'repo'), { background: false })
+    repo = await Repository.open(path.join(work, 'repo'), { background: false })
     const tenant = repo.createTenant()
     const { timeline } = importDatadir(tenant, source.datadir)
     const tarFile = path.join(work, 'base.tar')
@@ -105,7 +105,7 @@ async function ingestRun(meta: Generated, walDir: string, start: number, end: nu
   let repo: Repository | undefined
   try {
     await cp(path.join(DATA, 'repo'), dir, { recursive: true })
-    repo = Repository.open(dir, { background: false })
+    repo = await Repository.open(dir, { background: false })
     const tl = repo.tenant(meta.tenantId).timeline(meta.timelineId)
     const t = performance.now()
     const records = await ingestWalDir(tl, walDir, { start, end, commitEvery: COMMIT_EVERY })

@@ -35,6 +35,8 @@ export async function compactL0(
     chain.push(l0[i])
   if (chain.length < 2) return null
   const started = Date.now()
+  // The worker reads the inputs by path: remote-only ones are fetched first.
+  await Promise.all(chain.map((l) => l.download()))
   const job: MergeJob = {
     inputs: chain.map((l) => l.path),
     dir: tl.dir,

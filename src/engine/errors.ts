@@ -1,6 +1,7 @@
 /** Errors the engine reports to its callers; each names what was asked and why it cannot be done. */
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatLsn } from '../postgres/lsn.js'
+import type { HistoricLayer } from './layer-map.js'
 
 export class GcCutoffError extends ZenithError {
   static override kind: ErrorKind = 'user_input'
@@ -42,4 +43,18 @@ export class NotFoundError extends ZenithError {
 export class LsnRangeError extends ZenithError {
   static override kind: ErrorKind = 'user_input'
   override name = 'LsnRangeError'
+}
+
+/**
+ * A read needs a layer whose file is only in remote storage: withLocalLayers catches it, downloads the
+ * layer and runs the read again. Seen elsewhere, the caller did not wrap its read.
+ */
+export class LayerNotLocalError extends ZenithError {
+  static override kind: ErrorKind = 'unavailable'
+  override name = 'LayerNotLocalError'
+  constructor(readonly layer: HistoricLayer) {
+    super(`layer ${layer.path} is not on local disk: it must be downloaded from remote storage first`, {
+      hint: 'reads that may touch remote-only layers run inside withLocalLayers',
+    })
+  }
 }

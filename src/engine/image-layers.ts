@@ -4,9 +4,11 @@
  * disk_consistent_lsn into an image layer, so reads stop descending through the deltas and GC can drop
  * what lies below.
  */
+
 import { BLCKSZ } from '../postgres/data-page.js'
 import type { Lsn } from '../postgres/lsn.js'
 import { KEY_MAX, KEY_MIN, type KeyRange, keyStr } from './key.js'
+import { withLocalLayers } from './layer-download.js'
 import { LayerFileWriter } from './layer-file.js'
 import type { HistoricLayer } from './layer-map.js'
 import { elapsedMs, type Timeline } from './timeline.js'
@@ -65,7 +67,9 @@ export async function createImageLayers(
 ): Promise<ImageResult> {
   const started = performance.now()
   const lsn = tl.diskConsistentLsn
-  const keys = tl.listKeys(lsn).filter((k) => !opts.keyFilter || opts.keyFilter(k))
+  const keys = await withLocalLayers(() =>
+    tl.listKeys(lsn).filter((k) => !opts.keyFilter || opts.keyFilter(k)),
+  )
   const parts = partitionKeys(keys, opts.targetSize)
   const result: ImageResult = { lsn, partitions: parts.length, created: 0, keys: 0, bytes: 0, elapsedMs: 0 }
   let ki = 0
@@ -90,7 +94,7 @@ export async function createImageLayers(
     try {
       let sliceStart = performance.now()
       for (const key of partKeys) {
-        const page = tl.get(key, lsn)
+        const page = await withLocalLayers(() => tl.get(key, lsn))
         if (page) w.add(key, lsn, page, true, true)
         // Reconstruction runs redo on this thread: let page reads in between.
         if (performance.now() - sliceStart > SLICE_MS) {

@@ -2,6 +2,8 @@
  * The historic (on-disk) layers of one timeline and the search the read path makes over them: which
  * layer holds the newest data for a key below an LSN.
  */
+import { rmSync } from 'node:fs'
+import { EngineStateError, LayerNotLocalError } from './errors.js'
 import { keyStr } from './key.js'
 import { LayerFileReader } from './layer-file.js'
 import { isL0Desc, type LayerDesc } from './layer-name.js'
@@ -11,16 +13,27 @@ import type { PageCache } from './page-cache.js'
 export const totalSize = (layers: readonly HistoricLayer[]): number =>
   layers.reduce((n, l) => n + l.fileSize, 0)
 
+/** Fetches a layer's object from remote storage into its path, durably (layer-download.ts). */
+export type LayerFetch = (layer: HistoricLayer) => Promise<void>
+
 export class HistoricLayer {
   private opened: LayerFileReader | null = null
+  private downloading: Promise<void> | null = null
+  private removed = false
   readonly keyStartStr: string
   readonly keyEndStr: string
 
+  /**
+   * A layer of a timeline. `fetch` (with remote storage) gets its object when its file is not local:
+   * `local` false makes it a remote-only layer, whose reads throw LayerNotLocalError until download().
+   */
   constructor(
     readonly desc: LayerDesc,
     readonly path: string,
     readonly fileSize: number,
     private readonly cache: PageCache,
+    private readonly fetch: LayerFetch | null = null,
+    private local = true,
   ) {
     this.keyStartStr = keyStr(desc.keyStart)
     this.keyEndStr = keyStr(desc.keyEnd)
@@ -34,14 +47,59 @@ export class HistoricLayer {
     return isL0Desc(this.desc)
   }
 
+  /** Whether the layer's file is on local disk (else it is only in remote storage). */
+  get isLocal(): boolean {
+    return this.local
+  }
+
   reader(): LayerFileReader {
+    if (!this.local) throw new LayerNotLocalError(this)
     if (!this.opened) this.opened = LayerFileReader.open(this.path, this.cache)
     return this.opened
+  }
+
+  /**
+   * Makes the layer local: fetches its object and opens it (the header check runs). One download at a
+   * time: concurrent callers share it. A file that fails the check is removed again.
+   */
+  download(): Promise<void> {
+    if (this.local) return Promise.resolve()
+    if (!this.fetch) {
+      throw new EngineStateError(`layer ${this.path} is not local and its timeline has no remote storage`, {
+        kind: 'bug',
+      })
+    }
+    this.downloading ??= this.fetch(this)
+      .then(() => {
+        if (this.removed) {
+          // Compaction or GC dropped the layer meanwhile: its file must not outlive it.
+          rmSync(this.path, { force: true })
+          return
+        }
+        this.local = true
+        try {
+          this.reader()
+        } catch (err) {
+          this.local = false
+          rmSync(this.path, { force: true })
+          throw err
+        }
+      })
+      .finally(() => {
+        this.downloading = null
+      })
+    return this.downloading
   }
 
   close(): void {
     this.opened?.close()
     this.opened = null
+  }
+
+  /** The layer left its timeline (compaction, GC): a download still running removes what it fetched. */
+  markRemoved(): void {
+    this.removed = true
+    this.close()
   }
 }
 

@@ -3,7 +3,7 @@
  * branches, and the background loops that keep their layers in shape — flush, compaction with image
  * creation, GC, and freezing of idle open layers.
  */
-import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { fsyncDir } from '../lib/durable-fs.js'
 import { generateId, parseId } from '../lib/ids.js'
@@ -13,10 +13,15 @@ import { type CompactionResult, compactL0 } from './compaction.js'
 import { EngineStateError, NotFoundError } from './errors.js'
 import { type GcResult, gcCutoff, gcTimeline } from './gc.js'
 import { createImageLayers, type ImageResult } from './image-layers.js'
+import { downloadLayerFile, withLocalLayers } from './layer-download.js'
+import type { HistoricLayer } from './layer-map.js'
+import { type AttachMode, LOCATION_FILE, type Location, readLocation, writeLocation } from './location.js'
 import type { MemoryBudget } from './memory-budget.js'
 import { readMetadata } from './metadata.js'
 import type { PageCache } from './page-cache.js'
 import { resolveReadLsn } from './read-lsn.js'
+import { type LoadedIndex, listRemoteTimelines, loadRemoteIndex } from './remote-index.js'
+import { layerKey } from './remote-layout.js'
 import type { RemoteStorage } from './remote-storage.js'
 import type { TaskManager } from './task-manager.js'
 import {
@@ -33,16 +38,14 @@ import type { RedoRegistry } from './value.js'
 
 export const TENANT_CONFIG_FILE = 'config'
 export const TIMELINES_DIR = 'timelines'
-/** A timeline directory being deleted: removed at load if a crash interrupted the deletion. */
-const DELETED_SUFFIX = '.___deleted'
+/** A timeline or tenant directory being deleted: removed at load if a crash interrupted the deletion. */
+export const DELETED_SUFFIX = '.___deleted'
 /** How long a graceful shutdown waits for uploads before it leaves the rest to the next start. */
 const UPLOAD_DRAIN_MS = 10_000
 
 /** Remote storage as the repository's tenants use it. */
 export interface RemoteContext {
   storage: RemoteStorage
-  /** The attachment's generation (the control plane will issue them; until then, 1). */
-  generation: number
   /** Whether the tenant's generation is still current (the control plane answers); default: always. */
   validate?: (tenantId: string, generation: number) => Promise<boolean>
   /** Retry timing of the upload queues (tests shorten it). */
@@ -83,6 +86,7 @@ export class Tenant {
     readonly dir: string,
     private overrides: TenantConfigOverrides,
     private readonly ctx: RepositoryContext,
+    private loc: Location,
   ) {}
 
   static create(
@@ -90,46 +94,188 @@ export class Tenant {
     dir: string,
     tenantId: string,
     overrides: TenantConfigOverrides,
+    location: Location,
   ): Tenant {
     // Validated before anything exists on disk: a bad value must not leave a half-made tenant.
     const valid = applyConfigPatch({}, overrides)
     mkdirSync(path.join(dir, TIMELINES_DIR), { recursive: true })
-    const t = new Tenant(tenantId, dir, {}, ctx)
+    writeLocation(path.join(dir, LOCATION_FILE), location)
+    const t = new Tenant(tenantId, dir, {}, ctx, location)
     t.updateConfig(valid)
     t.startBackground()
     return t
   }
 
-  /** Loads the tenant's config and timelines, ancestors before their branches. */
-  static load(ctx: RepositoryContext, dir: string, tenantId: string): Tenant {
-    const t = new Tenant(tenantId, dir, loadTenantConfig(path.join(dir, TENANT_CONFIG_FILE)), ctx)
+  /**
+   * Loads the tenant's config and timelines, ancestors before their branches. With remote storage, each
+   * timeline's newest remote index at or below the generation is the truth its local files are
+   * reconciled against (Timeline.load). `location` (the control plane's) replaces the persisted one.
+   */
+  static async load(
+    ctx: RepositoryContext,
+    dir: string,
+    tenantId: string,
+    location?: Location,
+  ): Promise<Tenant> {
+    const locFile = path.join(dir, LOCATION_FILE)
+    const persisted = readLocation(locFile)
+    const loc = location ?? persisted
+    if (!existsSync(locFile) || loc.generation !== persisted.generation || loc.mode !== persisted.mode)
+      writeLocation(locFile, loc)
+    const t = new Tenant(tenantId, dir, loadTenantConfig(path.join(dir, TENANT_CONFIG_FILE)), ctx, loc)
     const tlDir = path.join(dir, TIMELINES_DIR)
     mkdirSync(tlDir, { recursive: true })
-    const pending = new Map<string, string | null>()
+    const ids: string[] = []
     for (const id of readdirSync(tlDir)) {
       const d = path.join(tlDir, id)
       if (id.endsWith(DELETED_SUFFIX)) {
         rmSync(d, { recursive: true, force: true })
         continue
       }
-      if (!statSync(d).isDirectory()) continue
-      pending.set(id, readMetadata(path.join(d, METADATA_FILE)).ancestorTimelineId)
+      if (statSync(d).isDirectory()) ids.push(id)
     }
+    const indexes = await Promise.all(ids.map((id) => t.loadIndex(id)))
+    t.register(new Map(ids.map((id, i) => [id, indexes[i]])))
+    t.startBackground()
+    t.warmIfSecondary()
+    return t
+  }
+
+  /**
+   * A tenant from remote storage alone: every timeline's newest index at or below the generation, the
+   * timelines registered together, ancestors before children, every layer remote-only (downloaded when
+   * read). No timeline in storage is a NotFoundError and nothing is created.
+   */
+  static async attach(
+    ctx: RepositoryContext,
+    dir: string,
+    tenantId: string,
+    location: Location,
+    overrides: TenantConfigOverrides,
+  ): Promise<Tenant> {
+    const remote = ctx.remote
+    if (!remote)
+      throw new EngineStateError(`cannot attach tenant ${tenantId}: the repository has no remote storage`)
+    const valid = applyConfigPatch({}, overrides)
+    const t = new Tenant(tenantId, dir, {}, ctx, location)
+    const ids = await listRemoteTimelines(remote.storage, tenantId, { backoff: remote.backoff })
+    const loaded = await Promise.all(ids.map((id) => t.loadIndex(id)))
+    const indexes = new Map<string, LoadedIndex>()
+    for (const [i, id] of ids.entries()) {
+      const ix = loaded[i]
+      if (ix) indexes.set(id, ix)
+      else
+        ctx.log('warn', 'timeline has only indexes of newer generations: not attached', {
+          tenantId,
+          timelineId: id,
+          generation: location.generation,
+        })
+    }
+    if (indexes.size === 0) {
+      throw new NotFoundError(
+        `tenant ${tenantId} has no timeline in remote storage ${remote.storage.location} at or below generation ${location.generation}`,
+      )
+    }
+    mkdirSync(path.join(dir, TIMELINES_DIR), { recursive: true })
+    writeLocation(path.join(dir, LOCATION_FILE), location)
+    t.updateConfig(valid)
+    t.register(indexes)
+    t.startBackground()
+    t.warmIfSecondary()
+    ctx.log('info', 'tenant attached from remote storage', {
+      tenantId,
+      generation: location.generation,
+      mode: location.mode,
+      timelines: indexes.size,
+    })
+    return t
+  }
+
+  /** The timeline's newest remote index at or below the tenant's generation; null without remote storage. */
+  private loadIndex(timelineId: string): Promise<LoadedIndex | null> {
+    const remote = this.ctx.remote
+    if (!remote) return Promise.resolve(null)
+    return loadRemoteIndex(remote.storage, this.tenantId, timelineId, this.loc.generation, {
+      backoff: remote.backoff,
+    })
+  }
+
+  /** Opens the timelines (with their remote index, if any), ancestors before the branches that read them. */
+  private register(timelines: ReadonlyMap<string, LoadedIndex | null>): void {
+    const tlDir = path.join(this.dir, TIMELINES_DIR)
+    const pending = new Map<string, string | null>()
+    for (const [id, ix] of timelines)
+      pending.set(
+        id,
+        ix
+          ? ix.index.metadata.ancestorTimeline
+          : readMetadata(path.join(tlDir, id, METADATA_FILE)).ancestorTimelineId,
+      )
     while (pending.size > 0) {
-      const ready = [...pending].filter(([, anc]) => anc === null || t.timelineMap.has(anc))
+      const ready = [...pending].filter(([, anc]) => anc === null || this.timelineMap.has(anc))
       if (ready.length === 0) {
         throw new EngineStateError(
-          `tenant ${tenantId}: timelines ${[...pending.keys()].join(', ')} have missing ancestors`,
+          `tenant ${this.tenantId}: timelines ${[...pending.keys()].join(', ')} have missing ancestors`,
         )
       }
       for (const [id, anc] of ready) {
-        const tl = Timeline.load(t.env(), id, path.join(tlDir, id), anc ? t.timelineMap.get(anc)! : null)
-        t.adopt(tl)
+        const ancestor = anc ? this.timelineMap.get(anc)! : null
+        const tl = Timeline.load(this.env(), id, path.join(tlDir, id), ancestor, timelines.get(id) ?? null)
+        this.adopt(tl)
         pending.delete(id)
       }
     }
-    t.startBackground()
-    return t
+  }
+
+  /** The attachment's generation. */
+  get generation(): number {
+    return this.loc.generation
+  }
+
+  get mode(): Location['mode'] {
+    return this.loc.mode
+  }
+
+  get location(): Location {
+    return { ...this.loc }
+  }
+
+  /**
+   * Moves the tenant to another location: a mode at the same generation takes effect at once; a higher
+   * generation shuts the upload queues down and starts them again with it, from its newest index. A
+   * lower generation is refused: that attachment is over.
+   */
+  async setLocation(next: Location): Promise<void> {
+    if (next.generation < this.loc.generation) {
+      throw new EngineStateError(
+        `tenant ${this.tenantId} is at generation ${this.loc.generation}: generation ${next.generation} is older and cannot be taken`,
+        { hint: 'the control plane issues a new, higher generation for every attach' },
+      )
+    }
+    const newGeneration = next.generation > this.loc.generation
+    const wasSecondary = this.loc.mode === 'Secondary'
+    writeLocation(path.join(this.dir, LOCATION_FILE), next)
+    this.loc = { ...next }
+    if (next.mode === 'Secondary' && !wasSecondary) {
+      // A secondary runs nothing of its own: the loops stop (joined), the data stays.
+      await this.ctx.tasks.shutdown({ tenantId: this.tenantId })
+      for (const tl of this.timelines()) await tl.checkpoint()
+    }
+    for (const tl of this.timelines()) {
+      if (!newGeneration) {
+        tl.uploads?.setMode(queueMode(next.mode))
+        continue
+      }
+      await tl.uploads?.shutdown()
+      tl.restartUploads(await this.loadIndex(tl.timelineId))
+    }
+    if (wasSecondary && next.mode !== 'Secondary') this.startBackground()
+    this.warmIfSecondary()
+    this.ctx.log('info', 'tenant location set', {
+      tenantId: this.tenantId,
+      generation: next.generation,
+      mode: next.mode,
+    })
   }
 
   /** The config the tenant runs with. */
@@ -232,7 +378,8 @@ export class Tenant {
         threshold: c.image_creation_threshold,
         targetSize: c.compaction_target_size,
         force,
-        keyFilter: this.ctx.imageKeyFilter?.(tl, tl.diskConsistentLsn),
+        // The filter reads the datadir's directories: remote-only layers are fetched for it.
+        keyFilter: await withLocalLayers(() => this.ctx.imageKeyFilter?.(tl, tl.diskConsistentLsn)),
       })
       tl.log(images.created > 0 ? 'info' : 'debug', 'image layers created', {
         lsn: formatLsn(images.lsn),
@@ -273,6 +420,31 @@ export class Tenant {
    */
   async shutdown(opts: { flush: boolean }): Promise<void> {
     await this.ctx.tasks.shutdown({ tenantId: this.tenantId })
+    await this.closeTimelines(opts)
+  }
+
+  /**
+   * Stops the tenant for detach: its tasks (joined), a flush, and its uploads waited for up to `ms`.
+   * Uploads that do not finish are an error naming them, and the tenant goes on running (nothing of it
+   * may be removed). A stale or secondary location uploads nothing: its data is a newer attachment's.
+   */
+  async stopForDetach(ms: number): Promise<void> {
+    await this.ctx.tasks.shutdown({ tenantId: this.tenantId })
+    for (const tl of this.timelines()) await tl.checkpoint()
+    if (!(await this.drainUploads(ms))) {
+      const pending = this.timelines().flatMap((tl) =>
+        (tl.uploads?.describePending() ?? []).map((op) => `${op} of timeline ${tl.timelineId}`),
+      )
+      this.startBackground()
+      throw new EngineStateError(
+        `tenant ${this.tenantId} cannot be detached: not uploaded after ${ms} ms: ${pending.slice(0, 5).join('; ')}${pending.length > 5 ? ` and ${pending.length - 5} more` : ''}`,
+        { kind: 'unavailable', hint: 'check that remote storage is reachable, then detach again' },
+      )
+    }
+    await this.closeTimelines({ flush: false })
+  }
+
+  private async closeTimelines(opts: { flush: boolean }): Promise<void> {
     for (const tl of this.timelines()) {
       if (opts.flush) await tl.checkpoint()
     }
@@ -286,6 +458,7 @@ export class Tenant {
 
   /** Waits until every timeline's uploads are done, or `ms` passed; true when they are done. */
   private async drainUploads(ms: number): Promise<boolean> {
+    if (queueMode(this.loc.mode) === 'AttachedStale') return true
     const queues = this.timelines().flatMap((tl) => (tl.uploads ? [tl.uploads] : []))
     if (queues.length === 0) return true
     let timer: NodeJS.Timeout | undefined
@@ -362,23 +535,66 @@ export class Tenant {
       afterWrite: () => this.ctx.memory.enforce(),
       requestFlush: (tl) => this.requestFlush(tl),
       quietUntil: this.ctx.quietUntil ?? ((last) => last),
-      openUploadQueue: this.ctx.remote && ((timelineId) => this.openUploadQueue(timelineId)),
+      openUploadQueue: this.ctx.remote && ((timelineId, index) => this.openUploadQueue(timelineId, index)),
+      fetchLayer: this.ctx.remote && ((timelineId, layer, gen) => this.fetchLayer(timelineId, layer, gen)),
     }
   }
 
-  private openUploadQueue(timelineId: string): UploadQueue {
+  private openUploadQueue(timelineId: string, index: LoadedIndex | null): UploadQueue {
     const remote = this.ctx.remote!
     const { tenantId } = this
     const validate = remote.validate
+    const generation = this.loc.generation
     return new UploadQueue({
       storage: remote.storage,
       tenantId,
       timelineId,
-      generation: remote.generation,
-      validate: validate && (() => validate(tenantId, remote.generation)),
+      generation,
+      index,
+      mode: queueMode(this.loc.mode),
+      validate: validate && (() => validate(tenantId, generation)),
       log: (level, msg, fields) => this.ctx.log(level, msg, { tenantId, timelineId, ...fields }),
       backoff: remote.backoff,
     })
+  }
+
+  private fetchLayer(timelineId: string, layer: HistoricLayer, generation: number): Promise<void> {
+    const remote = this.ctx.remote!
+    return downloadLayerFile({
+      storage: remote.storage,
+      key: layerKey(this.tenantId, timelineId, path.basename(layer.path), generation),
+      file: layer.path,
+      size: layer.fileSize,
+      log: this.ctx.log,
+      fields: { tenantId: this.tenantId, timelineId },
+      retry: { backoff: remote.backoff },
+    })
+  }
+
+  /**
+   * A secondary location keeps a warm copy: every layer of each timeline's index is downloaded, so an
+   * attach here later serves its first reads from local disk.
+   */
+  private warmIfSecondary(): void {
+    if (this.loc.mode !== 'Secondary' || !this.ctx.remote) return
+    this.ctx.tasks.spawn(
+      'warm',
+      { tenantId: this.tenantId },
+      'download the layers of a secondary location',
+      async (signal) => {
+        const started = performance.now()
+        let layers = 0
+        for (const tl of this.timelines()) {
+          if (signal.aborted) return
+          layers += await tl.downloadLayers()
+        }
+        this.ctx.log('info', 'secondary location warm', {
+          tenantId: this.tenantId,
+          layers_downloaded: layers,
+          ms: Math.round(performance.now() - started),
+        })
+      },
+    )
   }
 
   private requestFlush(tl: Timeline): void {
@@ -400,7 +616,7 @@ export class Tenant {
   }
 
   private startBackground(): void {
-    if (!this.ctx.background) return
+    if (!this.ctx.background || this.loc.mode === 'Secondary') return
     const scope = { tenantId: this.tenantId }
     const tasks = this.ctx.tasks
     const compaction = tasks.loop(
@@ -439,3 +655,6 @@ export class Tenant {
     )
   }
 }
+
+/** What a location's mode lets the upload queue do: a secondary, like a stale one, writes nothing. */
+const queueMode = (mode: Location['mode']): AttachMode => (mode === 'Secondary' ? 'AttachedStale' : mode)

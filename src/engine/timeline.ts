@@ -3,23 +3,30 @@
  * them in an open in-memory layer, freezes and flushes that layer to L0 delta files, and answers
  * get(key, lsn) by walking its layers from newest to oldest and then its ancestor below the branch point.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { fsyncDir, removeTempFiles } from '../lib/durable-fs.js'
 import type { LogFn, LogLevel } from '../lib/log.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
 import { EngineStateError, GcCutoffError, LsnTimeoutError, ReconstructError } from './errors.js'
-import { PG_VERSION } from './index-part.js'
+import { type IndexMetadata, PG_VERSION } from './index-part.js'
 import { InMemoryLayer } from './inmemory-layer.js'
 import { KEY_MAX, KEY_MIN, type KeyRange, keyFromStr, keyStr } from './key.js'
 import { LayerFileWriter } from './layer-file.js'
 import { runLayerJobInWorker } from './layer-jobs.js'
-import { HistoricLayer, LayerMap } from './layer-map.js'
+import { HistoricLayer, type LayerFetch, LayerMap } from './layer-map.js'
 import { isL0Desc, type LayerDesc, parseLayerName } from './layer-name.js'
-import { readMetadata, type TimelineMetadata, writeMetadata } from './metadata.js'
+import {
+  METADATA_FORMAT_VERSION,
+  MetadataError,
+  readMetadata,
+  type TimelineMetadata,
+  writeMetadata,
+} from './metadata.js'
 import type { PageCache } from './page-cache.js'
 import { type ReadBounds, type ReadLsnRequest, resolveReadLsn } from './read-lsn.js'
+import { garbageLayers, type LoadedIndex } from './remote-index.js'
 import type { UploadQueue } from './upload-queue.js'
 import { fromStored, isWillInit, type RedoRegistry, type Value, valueParts } from './value.js'
 
@@ -48,8 +55,10 @@ export interface TimelineEnv {
   requestFlush: (tl: Timeline) => void
   /** The newest LSN holding the data of `last` whatever the writer commits next (RepositoryContext). */
   quietUntil: (last: Lsn) => Lsn
-  /** The timeline's upload queue, when the repository has remote storage. */
-  openUploadQueue?: (timelineId: string) => UploadQueue
+  /** The timeline's upload queue, when the repository has remote storage, starting from `index`. */
+  openUploadQueue?: (timelineId: string, index: LoadedIndex | null) => UploadQueue
+  /** Fetches a layer of the timeline from its object of `generation` (with remote storage). */
+  fetchLayer?: (timelineId: string, layer: HistoricLayer, generation: number) => Promise<void>
 }
 
 interface StoredVersion {
@@ -74,6 +83,8 @@ export interface LayerInfo {
   lsnEnd: Lsn | null
   bytes: number
   file?: string
+  /** Whether the layer's file is on local disk (false: only in remote storage, downloaded when read). */
+  local: boolean
 }
 
 export class Timeline {
@@ -91,7 +102,7 @@ export class Timeline {
   private bgChain: Promise<void> = Promise.resolve()
   private flushChain: Promise<void> = Promise.resolve()
   /** Keeps remote storage a copy of the layers and metadata; null without remote storage. */
-  readonly uploads: UploadQueue | null
+  private queue: UploadQueue | null
 
   private constructor(
     private readonly env: TimelineEnv,
@@ -99,9 +110,25 @@ export class Timeline {
     readonly dir: string,
     private md: TimelineMetadata,
     readonly ancestor: Timeline | null,
+    index: LoadedIndex | null = null,
   ) {
     this.last = md.diskConsistentLsn
-    this.uploads = env.openUploadQueue?.(timelineId) ?? null
+    this.queue = env.openUploadQueue?.(timelineId, index) ?? null
+  }
+
+  get uploads(): UploadQueue | null {
+    return this.queue
+  }
+
+  /**
+   * Replaces the upload queue (the old one is shut down already: a new generation), starting from the
+   * new generation's index: every local layer it lacks is uploaded again, then an index of all.
+   */
+  restartUploads(index: LoadedIndex | null): void {
+    this.queue = this.env.openUploadQueue?.(this.timelineId, index) ?? null
+    for (const l of this.layers.layers)
+      if (l.isLocal) this.queue?.scheduleLayer(path.basename(l.path), l.path, l.fileSize)
+    this.scheduleIndex()
   }
 
   /** A new timeline: a root one at `initLsn`, or a branch of `ancestor` at `ancestorLsn`. */
@@ -129,9 +156,17 @@ export class Timeline {
   /**
    * Opens a timeline from its directory: removes leftovers of interrupted writes and layers newer than
    * disk_consistent_lsn (their WAL is streamed again), settles an interrupted compaction, and opens
-   * every layer with its header checked.
+   * every layer with its header checked. With a remote index (`index`), that index is the truth instead
+   * (reconcileWithIndex).
    */
-  static load(env: TimelineEnv, timelineId: string, dir: string, ancestor: Timeline | null): Timeline {
+  static load(
+    env: TimelineEnv,
+    timelineId: string,
+    dir: string,
+    ancestor: Timeline | null,
+    index: LoadedIndex | null = null,
+  ): Timeline {
+    if (index) return Timeline.reconcileWithIndex(env, timelineId, dir, ancestor, index)
     removeTempFiles(dir)
     const md = readMetadata(path.join(dir, METADATA_FILE))
     const tl = new Timeline(env, timelineId, dir, md, ancestor)
@@ -160,17 +195,120 @@ export class Timeline {
       removed = true
     }
     if (removed) fsyncDir(dir)
-    const layers = found.map((f) => {
-      const file = path.join(dir, f.name)
-      const l = new HistoricLayer(f.desc, file, statSync(file).size, env.cache)
-      l.reader()
-      return l
-    })
+    const layers = found.map((f) => tl.localLayer(f.desc, path.join(dir, f.name)))
     tl.layers.replace([], layers)
     // The queue skips what its remote index already holds with the same size.
     for (const l of layers) tl.uploads?.scheduleLayer(path.basename(l.path), l.path, l.fileSize)
     tl.scheduleIndex()
     return tl
+  }
+
+  /**
+   * Opens a timeline whose remote index is the truth (a start with remote storage, or an attach, when
+   * the directory may be empty): the metadata is the index's (the local file is rewritten when it
+   * differs; WAL above the index's disk_consistent_lsn is streamed again), local layer files the index
+   * does not list are removed, a listed layer whose file is missing or of another size is remote-only,
+   * and the objects the index does not list (of its generation or older) are queued for deletion.
+   */
+  private static reconcileWithIndex(
+    env: TimelineEnv,
+    timelineId: string,
+    dir: string,
+    ancestor: Timeline | null,
+    loaded: LoadedIndex,
+  ): Timeline {
+    mkdirSync(dir, { recursive: true })
+    removeTempFiles(dir)
+    const mdFile = path.join(dir, METADATA_FILE)
+    let local: TimelineMetadata | null = null
+    try {
+      if (existsSync(mdFile)) local = readMetadata(mdFile)
+    } catch (err) {
+      if (!(err instanceof MetadataError)) throw err
+      env.log('warn', 'local metadata unreadable: the remote index replaces it', {
+        timelineId,
+        error: err.message,
+      })
+    }
+    const md = metadataFromIndex(loaded.index.metadata, local?.createdAt)
+    if (!local || !sameMetadata(local, md)) {
+      if (local && local.diskConsistentLsn !== md.diskConsistentLsn) {
+        env.log('info', 'local metadata differs from the remote index: the index is the truth', {
+          timelineId,
+          local_disk_consistent_lsn: formatLsn(local.diskConsistentLsn),
+          remote_disk_consistent_lsn: formatLsn(md.diskConsistentLsn),
+        })
+      }
+      writeMetadata(mdFile, md)
+    }
+    const tl = new Timeline(env, timelineId, dir, md, ancestor, loaded)
+    const listed = loaded.index.layers
+    const kept = new Set<string>()
+    let removed = false
+    for (const name of readdirSync(dir)) {
+      const file = path.join(dir, name)
+      if (name.startsWith(EPHEMERAL_PREFIX) || name === COMPACTION_MANIFEST) {
+        rmSync(file, { force: true })
+        removed = true
+        continue
+      }
+      if (!parseLayerName(name)) continue
+      const want = listed[name]
+      if (want && statSync(file).size === want.fileSize) {
+        kept.add(name)
+        continue
+      }
+      env.log(
+        'info',
+        want
+          ? 'removing local layer of another size than the remote index lists'
+          : 'removing local layer the remote index does not list',
+        {
+          timelineId,
+          layer: name,
+          key: loaded.key,
+        },
+      )
+      rmSync(file, { force: true })
+      removed = true
+    }
+    if (removed) fsyncDir(dir)
+    const layers = Object.entries(listed).map(([name, l]) => {
+      const desc = parseLayerName(name)!
+      const file = path.join(dir, name)
+      return kept.has(name) ? tl.localLayer(desc, file) : tl.remoteLayer(desc, file, l.fileSize, l.generation)
+    })
+    tl.layers.replace([], layers)
+    tl.prev = loaded.index.metadata.prevRecordLsn
+    env.log('info', 'remote index loaded', {
+      timelineId,
+      key: loaded.key,
+      layers: layers.length,
+      local: kept.size,
+      disk_consistent_lsn: formatLsn(md.diskConsistentLsn),
+    })
+    tl.scheduleIndex()
+    const garbage = garbageLayers(loaded)
+    if (garbage.length > 0) {
+      env.log('info', 'remote layers the index does not list: queued for deletion', {
+        timelineId,
+        layers: garbage.length,
+      })
+      tl.uploads?.scheduleDeleteObjects(garbage)
+    }
+    return tl
+  }
+
+  private localLayer(desc: LayerDesc, file: string): HistoricLayer {
+    const l = new HistoricLayer(desc, file, statSync(file).size, this.env.cache)
+    l.reader()
+    return l
+  }
+
+  private remoteLayer(desc: LayerDesc, file: string, size: number, generation: number): HistoricLayer {
+    const fetchLayer = this.env.fetchLayer
+    const fetch: LayerFetch | null = fetchLayer ? (l) => fetchLayer(this.timelineId, l, generation) : null
+    return new HistoricLayer(desc, file, size, this.env.cache, fetch, false)
   }
 
   get tenantId(): string {
@@ -507,9 +645,7 @@ export class Timeline {
     const added = addPaths.map((file) => {
       const desc = parseLayerName(path.basename(file))
       if (!desc) throw new EngineStateError(`${file} is not named as a layer file`)
-      const l = new HistoricLayer(desc, file, statSync(file).size, this.env.cache)
-      l.reader()
-      return l
+      return this.localLayer(desc, file)
     })
     this.layers.replace(remove, added)
     for (const l of added) this.uploads?.scheduleLayer(path.basename(l.path), l.path, l.fileSize)
@@ -520,7 +656,7 @@ export class Timeline {
       this.scheduleIndex()
     }
     this.uploads?.scheduleDelete(remove.map((l) => path.basename(l.path)))
-    for (const l of remove) l.close()
+    for (const l of remove) l.markRemoved()
     // Off the event loop: deleting a large file can take long on a filesystem mounted with discard.
     await Promise.all(remove.map((l) => rm(l.path, { force: true })))
     if (remove.length > 0) fsyncDir(this.dir)
@@ -566,6 +702,7 @@ export class Timeline {
         lsnStart: m.lsnStart,
         lsnEnd: m.lsnEnd,
         bytes: m.size,
+        local: true,
       }),
     )
     const disk = this.layers.layers.map(
@@ -578,9 +715,25 @@ export class Timeline {
         lsnEnd: l.desc.lsnEnd,
         bytes: l.fileSize,
         file: path.basename(l.path),
+        local: l.isLocal,
       }),
     )
     return [...mem, ...disk]
+  }
+
+  /**
+   * Downloads every remote-only layer a read of this timeline may touch: its own, and its ancestors' up
+   * to the branch point. For reads that cannot restart halfway (a basebackup streams as it reads).
+   */
+  async downloadLayers(): Promise<number> {
+    const wanted: HistoricLayer[] = []
+    let below = Number.POSITIVE_INFINITY
+    for (let tl: Timeline | null = this; tl; tl = tl.ancestor) {
+      for (const l of tl.layers.layers) if (!l.isLocal && l.desc.lsnStart <= below) wanted.push(l)
+      below = Math.min(below, tl.md.ancestorLsn)
+    }
+    await Promise.all(wanted.map((l) => l.download()))
+    return wanted.length
   }
 
   /** Drops in-memory data (it is re-ingested from WAL after a restart) and closes files. */
@@ -708,3 +861,19 @@ function settleInterruptedCompaction(dir: string, found: { desc: LayerDesc; name
   rmSync(manifestPath, { force: true })
   return remove
 }
+
+/** The timeline metadata an index holds (the creation time is not in it: the local one's, or now). */
+function metadataFromIndex(m: IndexMetadata, createdAt = new Date().toISOString()): TimelineMetadata {
+  return {
+    formatVersion: METADATA_FORMAT_VERSION,
+    diskConsistentLsn: m.diskConsistentLsn,
+    ancestorTimelineId: m.ancestorTimeline,
+    ancestorLsn: m.ancestorLsn,
+    latestGcCutoffLsn: m.latestGcCutoffLsn,
+    initLsn: m.initdbLsn,
+    createdAt,
+  }
+}
+
+const sameMetadata = (a: TimelineMetadata, b: TimelineMetadata): boolean =>
+  (Object.keys(b) as (keyof TimelineMetadata)[]).every((k) => a[k] === b[k])

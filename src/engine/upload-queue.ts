@@ -20,9 +20,20 @@
  *
  * A layer that compaction or GC removes locally before its upload began is not uploaded at all: the index
  * that drops it follows, and the one before, which listed it, is never uploaded. The queue is not
- * persisted; on start it reads the newest index of its generation or older, and layers that index lists
- * with the same size are not uploaded again. Its layers the timeline no longer has are left in storage:
- * a leak, where deleting could lose what a start that trusts the remote index needs.
+ * persisted; it starts from the newest index of its generation or older (loadRemoteIndex, read by the
+ * timeline's load, which reconciles the local files against it), and layers that index lists with the
+ * same size are not uploaded again.
+ *
+ * Deletions a stop dropped are not lost: at start, every layer object of the timeline that the loaded
+ * index does not list and whose generation is at most the index's is garbage (a deletion that never ran,
+ * or an upload whose index never came), and the timeline queues its deletion here, through the same
+ * rules as any other (after an uploaded index, only while the generation is confirmed). Objects of a
+ * newer generation than the index are never touched: they may be a later attachment's.
+ *
+ * The attachment's mode (location.ts) gates the rest: AttachedSingle runs everything; AttachedMulti
+ * uploads but holds deletions (another pageserver attached to the tenant may still read the objects);
+ * AttachedStale holds every op, so nothing is written or deleted and remote_consistent_lsn stays. Held ops
+ * run when the mode allows them again.
  */
 import { existsSync } from 'node:fs'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
@@ -30,14 +41,15 @@ import type { LogLevel } from '../lib/log.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
 import { EngineStateError } from './errors.js'
 import {
-  decodeIndexPart,
   encodeIndexPart,
   INDEX_PART_VERSION,
   type IndexLayerMetadata,
   type IndexMetadata,
   type IndexPart,
 } from './index-part.js'
-import { indexKey, layerKey, newestIndexAtOrBelow, timelinePrefix } from './remote-layout.js'
+import type { AttachMode } from './location.js'
+import type { LoadedIndex } from './remote-index.js'
+import { indexKey, layerKey } from './remote-layout.js'
 import type { RemoteStorage } from './remote-storage.js'
 
 export const DEFAULT_UPLOAD_CONCURRENCY = 4
@@ -48,6 +60,10 @@ export interface UploadQueueOptions {
   tenantId: string
   timelineId: string
   generation: number
+  /** The newest index in storage at or below `generation` (loadRemoteIndex), null when there is none. */
+  index: LoadedIndex | null
+  /** What the attachment may do in storage (default AttachedSingle: everything). */
+  mode?: AttachMode
   /** Whether `generation` is still the tenant's (the control plane answers); default: always. */
   validate?: () => Promise<boolean>
   /** Logs a line about the timeline (its ids are added by the caller). */
@@ -73,10 +89,16 @@ interface IndexOp {
   metadata: IndexMetadata
 }
 
+/** A layer object to delete: of `generation`, or (null) of whichever generation the queue knows it by. */
+interface DeleteTarget {
+  name: string
+  generation: number | null
+}
+
 interface DeleteOp {
   kind: 'delete'
   seq: number
-  names: Set<string>
+  targets: DeleteTarget[]
   /** The index scheduled last before this deletion: the one that dropped the names. */
   afterIndexSeq: number
 }
@@ -105,6 +127,7 @@ export class UploadQueue {
   private layersRunning = 0
   private indexRunning = false
   private deleting: Set<string> | null = null
+  private mode: AttachMode
   private readonly abort = new AbortController()
   private readonly running = new Set<Promise<void>>()
   private waiters: { seq: number; resolve: () => void; reject: (err: Error) => void }[] = []
@@ -116,7 +139,8 @@ export class UploadQueue {
     this.validate = opts.validate ?? (async () => true)
     this.concurrency = opts.concurrency ?? DEFAULT_UPLOAD_CONCURRENCY
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF
-    this.track(this.init())
+    this.mode = opts.mode ?? 'AttachedSingle'
+    this.track(this.init(opts.index))
   }
 
   get generation(): number {
@@ -143,11 +167,39 @@ export class UploadQueue {
     return this.ops.length
   }
 
+  /** Operations not yet done, as `upload <layer>`, `index`, `delete <n> layers` (for errors). */
+  describePending(): string[] {
+    return this.ops.map((op) =>
+      op.kind === 'layer'
+        ? `upload of ${op.name}`
+        : op.kind === 'index'
+          ? 'upload of the index'
+          : `deletion of ${op.targets.length} layers`,
+    )
+  }
+
+  get attachMode(): AttachMode {
+    return this.mode
+  }
+
+  /** Changes what the attachment may do; held ops start when the new mode allows them. */
+  setMode(mode: AttachMode): void {
+    if (mode === this.mode) return
+    this.opts.log('info', 'upload queue mode changed', {
+      from: this.mode,
+      to: mode,
+      ops_pending: this.ops.length,
+    })
+    this.mode = mode
+    this.pump()
+  }
+
   scheduleLayer(name: string, localPath: string, size: number): void {
     this.assertRunning()
     // The same name again (a layer made anew): a deletion of the old object still waiting must not
     // remove what is uploaded now.
-    for (const op of this.ops) if (op.kind === 'delete') op.names.delete(name)
+    for (const op of this.ops)
+      if (op.kind === 'delete') op.targets = op.targets.filter((t) => t.name !== name)
     this.push({ kind: 'layer', seq: ++this.seq, name, localPath, size, running: false })
   }
 
@@ -159,11 +211,16 @@ export class UploadQueue {
 
   /** Deletes the layers' objects once an uploaded index (the last scheduled or a newer) drops them. */
   scheduleDelete(names: readonly string[]): void {
+    this.scheduleDeleteObjects(names.map((name) => ({ name, generation: null })))
+  }
+
+  /** Deletes these layer objects (name and generation: garbage found at start) under the same rules. */
+  scheduleDeleteObjects(targets: readonly DeleteTarget[]): void {
     this.assertRunning()
-    if (names.length === 0) return
+    if (targets.length === 0) return
     let afterIndexSeq = this.uploaded?.seq ?? -1
     for (const op of this.ops) if (op.kind === 'index') afterIndexSeq = op.seq
-    this.push({ kind: 'delete', seq: ++this.seq, names: new Set(names), afterIndexSeq })
+    this.push({ kind: 'delete', seq: ++this.seq, targets: [...targets], afterIndexSeq })
   }
 
   /** Resolves when everything scheduled so far is done; rejects if the queue shuts down first. */
@@ -225,6 +282,10 @@ export class UploadQueue {
   /** Starts whatever the rules allow now. */
   private pump(): void {
     if (!this.ready || this.stopped) return
+    if (this.mode === 'AttachedStale') {
+      this.settleWaiters()
+      return
+    }
     for (const op of [...this.ops]) {
       if (this.layersRunning >= this.concurrency) break
       if (op.kind !== 'layer' || op.running || this.deleting?.has(op.name)) continue
@@ -253,7 +314,7 @@ export class UploadQueue {
     if (!this.deleting) {
       const next = this.nextDelete()
       if (next) {
-        this.deleting = next.names
+        this.deleting = new Set(next.targets.map((t) => t.name))
         this.track(
           this.deleteLayers(next).finally(() => (this.deleting = null)),
           next,
@@ -287,14 +348,18 @@ export class UploadQueue {
   /** A deletion whose names an uploaded, confirmed index no longer lists; with a stale generation, none. */
   private nextDelete(): DeleteOp | null {
     const up = this.uploaded
-    if (!up) return null
+    if (!up || this.mode !== 'AttachedSingle') return null
+    const listed = (t: DeleteTarget) => {
+      const l = up.index.layers[t.name]
+      return l !== undefined && (t.generation === null || l.generation === t.generation)
+    }
     for (const op of this.ops) {
       if (op.kind !== 'delete' || up.seq < op.afterIndexSeq) continue
-      if ([...op.names].some((n) => n in up.index.layers)) continue
+      if (op.targets.some(listed)) continue
       if (this.stale) {
         this.opts.log('warn', 'not deleting remote layers: the generation is stale', {
           generation: this.opts.generation,
-          layers: op.names.size,
+          layers: op.targets.length,
         })
         this.done(op)
         continue
@@ -316,36 +381,14 @@ export class UploadQueue {
     for (const w of ready) w.resolve()
   }
 
-  /** Reads the newest index at or below the generation: what storage already holds. */
-  private async init(): Promise<void> {
-    const prefix = timelinePrefix(this.opts.tenantId, this.opts.timelineId)
-    const listing = await this.retry('listing of remote objects', () => this.opts.storage.list(prefix))
-    const found = newestIndexAtOrBelow(
-      listing.map((o) => o.key),
-      this.opts.generation,
-    )
-    if (found) {
-      const buf = await this.retry('download of the index', () => this.opts.storage.get(found.key))
-      let index: IndexPart | null = null
-      try {
-        index = decodeIndexPart(buf, found.key)
-      } catch (err) {
-        // Uploading everything again makes a good index; retrying would never.
-        this.opts.log('error', 'remote index unreadable: uploading every layer again', {
-          error: (err as Error).message,
-        })
-      }
-      if (index) {
-        for (const [name, l] of Object.entries(index.layers)) this.remote.set(name, l)
-        const valid = await this.confirm()
-        this.uploaded = { seq: -1, index, valid }
-        if (valid) this.visibleLsn = index.metadata.diskConsistentLsn
-        this.opts.log('info', 'remote index loaded', {
-          key: found.key,
-          layers: this.remote.size,
-          disk_consistent_lsn: formatLsn(index.metadata.diskConsistentLsn),
-        })
-      }
+  /** Starts from the loaded index (what storage already holds), with its generation confirmed. */
+  private async init(loaded: LoadedIndex | null): Promise<void> {
+    if (loaded) {
+      const { index } = loaded
+      for (const [name, l] of Object.entries(index.layers)) this.remote.set(name, l)
+      const valid = await this.confirm()
+      this.uploaded = { seq: -1, index, valid }
+      if (valid) this.visibleLsn = index.metadata.diskConsistentLsn
     }
     this.ready = true
   }
@@ -417,12 +460,14 @@ export class UploadQueue {
 
   private async deleteLayers(op: DeleteOp): Promise<void> {
     const started = performance.now()
-    const names = [...op.names].filter((n) => this.remote.has(n))
-    const keys = names.map((n) =>
-      layerKey(this.opts.tenantId, this.opts.timelineId, n, this.remote.get(n)!.generation),
-    )
+    const targets = op.targets.flatMap((t) => {
+      const generation = t.generation ?? this.remote.get(t.name)?.generation
+      return generation === undefined ? [] : [{ name: t.name, generation }]
+    })
+    const keys = targets.map((t) => layerKey(this.opts.tenantId, this.opts.timelineId, t.name, t.generation))
     if (keys.length > 0) await this.retry('deletion of remote layers', () => this.opts.storage.delete(keys))
-    for (const n of names) this.remote.delete(n)
+    for (const t of targets)
+      if (this.remote.get(t.name)?.generation === t.generation) this.remote.delete(t.name)
     this.done(op)
     if (keys.length > 0)
       this.opts.log('info', 'remote layers deleted', { layers: keys.length, ms: msSince(started) })

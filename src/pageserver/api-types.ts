@@ -148,6 +148,8 @@ export interface HistoricLayerInfo {
   l0?: boolean
   /** In remote storage: an uploaded index lists it. */
   remote: boolean
+  /** On local disk (false: only in remote storage, downloaded when a read needs it). */
+  local?: boolean
 }
 
 export interface LayerMapInfo {

@@ -12,6 +12,7 @@
  */
 
 import type net from 'node:net'
+import { withLocalLayers } from '../engine/layer-download.js'
 import { configToJson, TENANT_CONFIG_KEYS } from '../engine/tenant-config.js'
 import type { Timeline } from '../engine/timeline.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
@@ -169,6 +170,17 @@ function effectiveLsn(ps: Pageserver, tl: Timeline, req: PagestreamRequest): Pro
 async function answer(ps: Pageserver, tl: Timeline, req: PagestreamRequest): Promise<PagestreamResult> {
   const dd = new DatadirReader(tl, await effectiveLsn(ps, tl, req))
   ps.metrics.smgrRequests.inc(1, { kind: req.kind })
+  const t = performance.now()
+  // A read that reaches a layer only remote storage holds downloads it and runs again.
+  const result = await withLocalLayers(() => read(dd, req))
+  if (req.kind === 'getpage') {
+    ps.metrics.getPageRequests.inc()
+    ps.metrics.getPageSeconds.observe((performance.now() - t) / 1000)
+  }
+  return result
+}
+
+function read(dd: DatadirReader, req: PagestreamRequest): PagestreamResult {
   switch (req.kind) {
     case 'exists':
       return { kind: 'exists', exists: dd.relExists(req.rel) }
@@ -180,13 +192,8 @@ async function answer(ps: Pageserver, tl: Timeline, req: PagestreamRequest): Pro
         })
       return { kind: 'nblocks', nblocks }
     }
-    case 'getpage': {
-      const t = performance.now()
-      const page = dd.page(req.rel, req.blkno)
-      ps.metrics.getPageRequests.inc()
-      ps.metrics.getPageSeconds.observe((performance.now() - t) / 1000)
-      return { kind: 'getpage', page }
-    }
+    case 'getpage':
+      return { kind: 'getpage', page: dd.page(req.rel, req.blkno) }
     case 'dbsize':
       return { kind: 'dbsize', bytes: dd.dbSize(DEFAULTTABLESPACE_OID, req.dbNode) }
     case 'slru': {

@@ -3,9 +3,11 @@
  * and one WAL receiver per timeline that has a WAL source. The same object runs as a detached process
  * (`zenith pageserver start`) or inside the CLI (`zenith start --embedded`).
  */
+
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
-import { EngineStateError } from '../engine/errors.js'
+import { EngineStateError, LayerNotLocalError } from '../engine/errors.js'
+import { withLocalLayers } from '../engine/layer-download.js'
 import { Repository, type RepositoryOptions } from '../engine/repository.js'
 import type { Tenant } from '../engine/tenant.js'
 import type { Timeline } from '../engine/timeline.js'
@@ -69,7 +71,7 @@ export class Pageserver {
     const config = opts.config ?? loadPageserverConfig(path.join(workdir, PAGESERVER_CONFIG_FILE))
     mkdirSync(workdir, { recursive: true })
     const remote = config.remoteStorage === null ? null : await openRemoteStorage(config.remoteStorage)
-    const repo = Repository.open(workdir, {
+    const repo = await Repository.open(workdir, {
       pageCacheSlots: config.pageCacheSize,
       memoryBudget: config.memoryBudget,
       defaults: config.tenantDefaults,
@@ -185,8 +187,24 @@ export class Pageserver {
     const known = this.logicalSizes.get(tl)
     if (known && (known.lsn === lsn || Date.now() - known.at < LOGICAL_SIZE_MAX_AGE_MS))
       return { bytes: known.bytes, accurate: known.lsn === lsn }
-    const bytes = logicalSize((key) => tl.get(key, lsn))
-    this.logicalSizes.set(tl, { lsn, bytes, at: Date.now() })
-    return { bytes, accurate: true }
+    const sum = () => logicalSize((key) => tl.get(key, lsn))
+    try {
+      const bytes = sum()
+      this.logicalSizes.set(tl, { lsn, bytes, at: Date.now() })
+      return { bytes, accurate: true }
+    } catch (err) {
+      if (!(err instanceof LayerNotLocalError)) throw err
+      // Timeline detail must not wait for downloads: they run now, and a later poll has the figure.
+      void withLocalLayers(sum).then(
+        (bytes) => this.logicalSizes.set(tl, { lsn, bytes, at: Date.now() }),
+        (e: Error) =>
+          this.log('warn', 'logical size not known: a layer download failed', {
+            tenantId: tl.tenantId,
+            timelineId: tl.timelineId,
+            error: e.message,
+          }),
+      )
+      return { bytes: known?.bytes ?? 0, accurate: false }
+    }
   }
 }

@@ -108,6 +108,7 @@ export function layerMapInfo(tl: Timeline): LayerMapInfo {
         lsn_start: formatLsn(l.lsnStart),
         ...(l.kind === 'delta' ? { lsn_end: formatLsn(l.lsnEnd!), l0: l.l0 } : {}),
         remote: Object.hasOwn(uploaded, l.file!),
+        local: l.local,
       })
   }
   return { in_memory_layers: inMemory, historic_layers: historic }

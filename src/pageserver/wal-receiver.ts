@@ -27,6 +27,7 @@
 
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
+import { LayerNotLocalError } from '../engine/errors.js'
 import type { Timeline } from '../engine/timeline.js'
 import { writeFileDurable } from '../lib/durable-fs.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
@@ -185,6 +186,7 @@ class WalReceiver {
     try {
       await this.sessionOn(compute, streaming)
     } catch (err) {
+      if (err instanceof LayerNotLocalError) return this.fetchForIngest(err)
       const why =
         err instanceof IngestError
           ? 'ingest refused a record'
@@ -201,6 +203,32 @@ class WalReceiver {
       }
       throw err
     }
+  }
+
+  /**
+   * Ingest reads pages mid-record and cannot resume there: the stream dropped its uncommitted batch,
+   * and once the layer is downloaded the receiver reconnects from last_record_lsn, as after any lost
+   * connection.
+   */
+  private async fetchForIngest(err: LayerNotLocalError): Promise<void> {
+    const fields = {
+      tenantId: this.tl.tenantId,
+      timelineId: this.tl.timelineId,
+      layer: path.basename(err.layer.path),
+      last_record_lsn: formatLsn(this.tl.lastRecordLsn),
+    }
+    this.ps.log(
+      'info',
+      'WAL ingest needs a layer from remote storage: batch dropped, reconnecting after its download',
+      fields,
+    )
+    await err.layer.download()
+    throw new ZenithError(
+      `reconnecting from ${fields.last_record_lsn} after downloading layer ${fields.layer} for WAL ingest`,
+      {
+        kind: 'unavailable',
+      },
+    )
   }
 
   private async sessionOn(compute: ReplicationTarget | null, streaming: () => void): Promise<void> {
@@ -283,12 +311,14 @@ class WalReceiver {
     // One reply for all the XLogData a socket read brought: commits wait for it, but a reply per message
     // costs a syscall each and would make the pageserver the compute's bottleneck.
     let replyScheduled = false
+    // A read that needs a remote-only layer stopped ingest mid-record: what it holds must not commit.
+    let dropped = false
     const scheduleReply = () => {
       if (replyScheduled) return
       replyScheduled = true
       setImmediate(() => {
         replyScheduled = false
-        if (client.closed) return
+        if (client.closed || dropped) return
         try {
           ingest.commit()
           sendStatus(true)
@@ -379,11 +409,12 @@ class WalReceiver {
         }
       }
     } catch (err) {
+      if (err instanceof LayerNotLocalError) dropped = true
       throw refusesStart(err) ? lacksWal((err as Error).message) : err
     } finally {
       clearInterval(timer)
       if (switchCheck) clearInterval(switchCheck)
-      ingest.commit()
+      if (!dropped) ingest.commit()
     }
   }
 }

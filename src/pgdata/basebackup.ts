@@ -90,6 +90,8 @@ export async function basebackup(
   opts: { lsn?: Lsn } = {},
 ): Promise<BasebackupResult> {
   const lsn = opts.lsn ?? tl.lastRecordLsn
+  // A tar cannot restart halfway, and it reads almost every layer anyway: the missing ones come first.
+  await tl.downloadLayers()
   const dd = new DatadirReader(tl, lsn)
   const need = <T>(v: T | null, what: string): T => {
     if (v === null)

@@ -31,7 +31,7 @@ function writePages(tl: Timeline, count: number, fill: number): void {
 }
 
 /** A repository whose log lines, formatted as the pageserver writes them, land in `lines`. */
-function openRepo(level: LogLevel) {
+async function openRepo(level: LogLevel) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'zenith-bglog-'))
   dirs.push(dir)
   const lines: string[] = []
@@ -41,7 +41,7 @@ function openRepo(level: LogLevel) {
       done()
     },
   })
-  const repo = Repository.open(dir, {
+  const repo = await Repository.open(dir, {
     redo: testRedo(),
     background: false,
     log: createLogger({ stream }, level),
@@ -55,7 +55,7 @@ const linesWith = (lines: string[], msg: string) => lines.filter((l) => l.includ
 
 describe('background work in the log', () => {
   it('logs each flush, compaction, image creation and GC at info with what it did and how long it took', async () => {
-    const { repo, tenant, tl, lines } = openRepo('info')
+    const { repo, tenant, tl, lines } = await openRepo('info')
     const ids = `tenantId=${tenant.tenantId} timelineId=${tl.timelineId}`
     writePages(tl, 20, 1)
     await tl.checkpoint()
@@ -109,7 +109,7 @@ describe('background work in the log', () => {
   })
 
   it('logs runs that did nothing at debug', async () => {
-    const { repo, tenant, tl, lines } = openRepo('debug')
+    const { repo, tenant, tl, lines } = await openRepo('debug')
     await tenant.compact(tl)
     await tenant.gc(tl)
     expect(linesWith(lines, 'compaction skipped')[0]).toMatch(

@@ -8,7 +8,7 @@ import { keyIndexOf, keyOf, lsnOf, valueOfWrite, writesUpTo } from '../harness/c
 import { testRedo } from '../harness/engine.js'
 
 const [dir, tenantArg, timelineArg] = process.argv.slice(2)
-const repo = Repository.open(dir, { redo: testRedo(), pageCacheSlots: 64, memoryBudget: 1 << 20 })
+const repo = await Repository.open(dir, { redo: testRedo(), pageCacheSlots: 64, memoryBudget: 1 << 20 })
 const tenant = repo.tenant(tenantArg)
 const tl = tenant.timeline(timelineArg)
 

@@ -66,7 +66,7 @@ describe('crash safety', () => {
       compaction_period: '50 ms',
       gc_period: '0 s',
     }
-    let repo = Repository.open(dir, { redo: testRedo(), background: false })
+    let repo = await Repository.open(dir, { redo: testRedo(), background: false })
     const tenant = repo.createTenant({ config })
     const tl = tenant.createTimeline(FIRST_LSN)
     const ids = [tenant.tenantId, tl.timelineId] as const
@@ -77,7 +77,7 @@ describe('crash safety', () => {
     const compactions: number[] = []
     for (let trial = 0; trial < TRIALS; trial++) {
       const { dcl } = await runAndKill(ids[0], ids[1], 150 + next(2500))
-      repo = Repository.open(dir, { redo: testRedo(), background: false })
+      repo = await Repository.open(dir, { redo: testRedo(), background: false })
       const t = repo.tenant(ids[0]).timeline(ids[1])
       const durable = Math.max(dcl, previous)
       expect(t.diskConsistentLsn).toBeGreaterThanOrEqual(durable)

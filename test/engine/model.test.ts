@@ -78,7 +78,7 @@ describe('storage engine against a model', () => {
         redo: testRedo(),
         background: false,
       })
-    let repo = open()
+    let repo = await open()
     const tenantId = repo.createTenant({ config }).tenantId
     const next = randomInt(424242)
     const keys = Array.from({ length: 240 }, (_, i) =>
@@ -196,7 +196,7 @@ describe('storage engine against a model', () => {
         count('reopen')
         evictions += repo.memory.evictions
         await repo.close({ flush: true })
-        repo = open()
+        repo = await open()
         for (const mm of model) expect(tl(mm).lastRecordLsn).toBe(tl(mm).diskConsistentLsn)
       }
       if (step % 97 === 0) {

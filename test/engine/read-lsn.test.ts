@@ -72,7 +72,11 @@ describe('Timeline.readLsn', () => {
   it('waits for an LSN not yet received, then reads there; branches where the read would run', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'zenith-read-lsn-'))
     dirs.push(dir)
-    const repo = Repository.open(dir, { redo: testRedo(), background: false, quietUntil: walQuietUntil })
+    const repo = await Repository.open(dir, {
+      redo: testRedo(),
+      background: false,
+      quietUntil: walQuietUntil,
+    })
     const tenant = repo.createTenant()
     // An unaligned last_record_lsn, as metadata could hold it: served at once up to the aligned end.
     const tl = tenant.createTimeline(0x1_0032)

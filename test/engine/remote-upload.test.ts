@@ -91,7 +91,7 @@ const localLayers = (tl: Timeline) =>
 describe('remote storage of a timeline', () => {
   it('uploads flushed, compacted and image layers; the index lists exactly the local files', async () => {
     const s = setup()
-    const repo = s.open()
+    const repo = await s.open()
     const tenant = repo.createTenant({
       config: {
         checkpoint_distance: 65536,
@@ -146,7 +146,7 @@ describe('remote storage of a timeline', () => {
 
   it('uploads a branch index with its ancestor and no layers, and keeps remote_consistent_lsn behind until uploaded', async () => {
     const s = setup()
-    const repo = s.open()
+    const repo = await s.open()
     const tenant = repo.createTenant()
     const main = tenant.createTimeline(0x100)
     // A root timeline without layers has no index yet: it would say nothing.
@@ -176,7 +176,7 @@ describe('remote storage of a timeline', () => {
 
   it('after a restart uploads only what is not in the remote index yet', async () => {
     const s = setup()
-    let repo = s.open()
+    let repo = await s.open()
     const tenant = repo.createTenant()
     const tl = tenant.createTimeline(0x100)
     writePages(tl, 10, 1)
@@ -185,7 +185,7 @@ describe('remote storage of a timeline', () => {
     const puts = s.storage.layerPuts
     expect(puts).toBe(1)
 
-    repo = s.open()
+    repo = await s.open()
     const again = repo.tenant(tenant.tenantId).timeline(tl.timelineId)
     await again.uploads!.flush()
     expect(s.storage.layerPuts).toBe(puts)
@@ -203,7 +203,7 @@ describe('remote storage of a timeline', () => {
   it('without remote storage, remote_consistent_lsn is disk_consistent_lsn', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'zenith-remote-upload-'))
     dirs.push(dir)
-    const repo = Repository.open(dir, { redo: testRedo(), background: false })
+    const repo = await Repository.open(dir, { redo: testRedo(), background: false })
     const tl = repo.createTenant().createTimeline(0x100)
     writePages(tl, 10, 1)
     await tl.checkpoint()

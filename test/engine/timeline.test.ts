@@ -39,7 +39,7 @@ function writePages(tl: Timeline, count: number, fill: number, first = 0): numbe
 describe('timeline', () => {
   it('reports a corrupt layer block with the file and offset, and refuses a corrupt header', async () => {
     const dir = tempRepoDir()
-    let repo = Repository.open(dir, { redo: testRedo(), background: false })
+    let repo = await Repository.open(dir, { redo: testRedo(), background: false })
     const tenant = repo.createTenant()
     const tl = tenant.createTimeline(0x100)
     const lsn = writePages(tl, 40, 1)
@@ -51,7 +51,7 @@ describe('timeline', () => {
     const bytes = readFileSync(file)
     bytes[8192 * 10 + 100] ^= 0x10
     writeFileSync(file, bytes)
-    repo = Repository.open(dir, { redo: testRedo(), background: false })
+    repo = await Repository.open(dir, { redo: testRedo(), background: false })
     const t2 = repo.tenant(tenant.tenantId).timeline(tl.timelineId)
     let failure: unknown = null
     for (let i = 0; i < 40 && !failure; i++) {
@@ -68,12 +68,12 @@ describe('timeline', () => {
 
     bytes[50] ^= 0xff // inside the header block
     writeFileSync(file, bytes)
-    expect(() => Repository.open(dir, { redo: testRedo(), background: false })).toThrow(file)
+    await expect(Repository.open(dir, { redo: testRedo(), background: false })).rejects.toThrow(file)
   })
 
   it('restores tenants, config, timelines and branches on reopen, and branches in O(1)', async () => {
     const dir = tempRepoDir()
-    let repo = Repository.open(dir, { redo: testRedo(), background: false })
+    let repo = await Repository.open(dir, { redo: testRedo(), background: false })
     const tenant = repo.createTenant({ config: { gc_horizon: '1 MiB', checkpoint_distance: 262144 } })
     const main = tenant.createTimeline(0x100)
     const mid = writePages(main, 200, 1)
@@ -84,7 +84,7 @@ describe('timeline', () => {
     const tip = writePages(branch, 10, 3)
     await repo.close()
 
-    repo = Repository.open(dir, { redo: testRedo(), background: false })
+    repo = await Repository.open(dir, { redo: testRedo(), background: false })
     const t = repo.tenant(tenant.tenantId)
     expect(t.configOverrides).toEqual({ gc_horizon: 1 << 20, checkpoint_distance: 262144 })
     const b = t.timeline(branch.timelineId)
@@ -100,7 +100,7 @@ describe('timeline', () => {
 
   it('removes leftovers of interrupted writes and layers past disk_consistent_lsn when it opens', async () => {
     const dir = tempRepoDir()
-    let repo = Repository.open(dir, { redo: testRedo(), background: false })
+    let repo = await Repository.open(dir, { redo: testRedo(), background: false })
     const tenant = repo.createTenant()
     const tl = tenant.createTimeline(0x100)
     const lsn = writePages(tl, 10, 1)
@@ -111,7 +111,7 @@ describe('timeline', () => {
     for (const leftover of ['half-written.___temp', 'ephemeral-123-1', future]) {
       writeFileSync(path.join(tl.dir, leftover), 'junk')
     }
-    repo = Repository.open(dir, { redo: testRedo(), background: false })
+    repo = await Repository.open(dir, { redo: testRedo(), background: false })
     const reopened = repo.tenant(tenant.tenantId).timeline(tl.timelineId)
     const layerFiles = reopened.layerInfo().map((l) => l.file!)
     expect(layerFiles).toHaveLength(1)
@@ -122,7 +122,7 @@ describe('timeline', () => {
 
   it('applies config changes live, refuses invalid ones whole, and keeps them', async () => {
     const dir = tempRepoDir()
-    const repo = Repository.open(dir, { redo: testRedo(), background: false })
+    const repo = await Repository.open(dir, { redo: testRedo(), background: false })
     const tenant = repo.createTenant()
     const tl = tenant.createTimeline(0x100)
     writePages(tl, 4, 1)
@@ -138,14 +138,14 @@ describe('timeline', () => {
     expect(tenant.config.gc_horizon).toBe(64 * 1024 * 1024)
     expect(tenant.config.checkpoint_distance).toBe(64 * 1024)
     await repo.close()
-    const again = Repository.open(dir, { redo: testRedo(), background: false })
+    const again = await Repository.open(dir, { redo: testRedo(), background: false })
     expect(again.tenant(tenant.tenantId).config.checkpoint_distance).toBe(64 * 1024)
     await again.close()
   })
 
   it('makes disk_consistent_lsn reach last_record_lsn on a checkpoint, also after records without writes', async () => {
     const dir = tempRepoDir()
-    let repo = Repository.open(dir, { redo: testRedo(), background: false })
+    let repo = await Repository.open(dir, { redo: testRedo(), background: false })
     const tenant = repo.createTenant()
     const tl = tenant.createTimeline(0x100)
     writePages(tl, 3, 1)
@@ -156,14 +156,14 @@ describe('timeline', () => {
     const last = tl.lastRecordLsn
     expect(tl.diskConsistentLsn).toBe(last)
     await repo.close()
-    repo = Repository.open(dir, { redo: testRedo(), background: false })
+    repo = await Repository.open(dir, { redo: testRedo(), background: false })
     expect(repo.tenant(tenant.tenantId).timeline(tl.timelineId).lastRecordLsn).toBe(last)
     await repo.close()
   })
 
   it('waits for LSNs, refuses reads and branches below the GC cutoff', async () => {
     const dir = tempRepoDir()
-    const repo = Repository.open(dir, { redo: testRedo(), background: false })
+    const repo = await Repository.open(dir, { redo: testRedo(), background: false })
     const tenant = repo.createTenant({ config: { pitr_interval: '0 s', gc_horizon: 0 } })
     const tl = tenant.createTimeline(0x100)
     const waiting = tl.waitLsn(0x100 + 8 * 3, 5000)
@@ -185,7 +185,7 @@ describe('timeline', () => {
 
   it('runs flush and compaction in the background, and joins the tasks on shutdown', async () => {
     const dir = tempRepoDir()
-    const repo = Repository.open(dir, { redo: testRedo() })
+    const repo = await Repository.open(dir, { redo: testRedo() })
     const tenant = repo.createTenant({
       config: {
         checkpoint_distance: '64 KiB',
@@ -209,7 +209,7 @@ describe('timeline', () => {
 
   it('flushes a large frozen layer in a worker thread, and reads it back', async () => {
     const dir = tempRepoDir()
-    let repo = Repository.open(dir, { redo: testRedo(), background: false })
+    let repo = await Repository.open(dir, { redo: testRedo(), background: false })
     const tenant = repo.createTenant()
     const tl = tenant.createTimeline(0x100)
     // 1,200 pages of 8 KiB: past the 8 MiB from which a worker writes the L0.
@@ -228,7 +228,7 @@ describe('timeline', () => {
     await tl.checkpoint()
     expect(tl.layerInfo().filter((l) => l.kind === 'delta')).toHaveLength(1)
     await repo.close()
-    repo = Repository.open(dir, { redo: testRedo(), background: false })
+    repo = await Repository.open(dir, { redo: testRedo(), background: false })
     const t = repo.tenant(tenant.tenantId).timeline(tl.timelineId)
     for (const i of [0, 5, 599, 600, 1199]) {
       const want = i === 5 ? Buffer.concat([page(5, 1), Buffer.from('+r')]) : page(i, i < 600 ? 1 : 2)
@@ -239,7 +239,7 @@ describe('timeline', () => {
 
   it('reconstructs pages from records through the registered redo function', async () => {
     const dir = tempRepoDir()
-    const repo = Repository.open(dir, { redo: testRedo(), background: false })
+    const repo = await Repository.open(dir, { redo: testRedo(), background: false })
     const tl = repo.createTenant().createTimeline(0x100)
     tl.ingest([{ key: key(1), lsn: 0x108, value: { kind: 'image', page: Buffer.from('base') } }], 0x108)
     tl.ingest(

@@ -7,10 +7,11 @@ import { decodeIndexPart, type IndexMetadata } from '../../src/engine/index-part
 import { KEY_MAX, KEY_MIN } from '../../src/engine/key.js'
 import { formatLayerName } from '../../src/engine/layer-name.js'
 import { LocalFsStorage } from '../../src/engine/local-fs-storage.js'
+import { loadRemoteIndex } from '../../src/engine/remote-index.js'
 import { indexKey, layerKey, parseRemoteKey } from '../../src/engine/remote-layout.js'
 import { RemoteStorageError } from '../../src/engine/remote-storage.js'
 import { UploadQueue, type UploadQueueOptions } from '../../src/engine/upload-queue.js'
-import { waitUntil } from '../harness/wait.js'
+import { sleep, waitUntil } from '../harness/wait.js'
 
 const T = '0123456789abcdef0123456789abcdef'
 const TL = 'fedcba9876543210fedcba9876543210'
@@ -131,6 +132,7 @@ function setup(opts: Partial<UploadQueueOptions> = {}) {
       tenantId: T,
       timelineId: TL,
       generation: 1,
+      index: null,
       log: (level, msg, fields) => lines.push({ level, msg, fields }),
       backoff: { baseMs: 5, maxMs: 20 },
       ...opts,
@@ -225,6 +227,40 @@ describe('upload queue', () => {
     await flushed(q)
     expect(s.storage.maxInFlight).toBe(4)
     expect(Object.keys(s.storedIndex()!.layers)).toHaveLength(6)
+  })
+
+  it('holds deletions as AttachedMulti and every op as AttachedStale, and runs them when the mode allows', async () => {
+    const s = setup()
+    const q = s.open({ mode: 'AttachedMulti' })
+    const a = s.layer(1)
+    const b = s.layer(2)
+    q.scheduleLayer(a.name, a.file, a.size)
+    q.scheduleIndex(listing(a), meta(0x2000))
+    await flushed(q)
+    q.scheduleLayer(b.name, b.file, b.size)
+    q.scheduleIndex(listing(b), meta(0x3000))
+    q.scheduleDelete([a.name])
+    await waitUntil(
+      'the index listing b',
+      () => Object.keys(s.storedIndex()?.layers ?? {}).includes(b.name),
+      5000,
+    )
+    expect(await settlesWithin(q.flush(), 200)).toBe(false)
+    expect(s.stored(a.name)).toBe(true)
+    q.setMode('AttachedStale')
+    const c = s.layer(3)
+    q.scheduleLayer(c.name, c.file, c.size)
+    q.scheduleIndex(listing(b, c), meta(0x4000))
+    await sleep(200)
+    expect(s.stored(c.name)).toBe(false)
+    expect(s.stored(a.name)).toBe(true)
+    expect(q.remoteConsistentLsn).toBe(0x3000)
+    q.setMode('AttachedSingle')
+    await flushed(q)
+    expect(s.stored(a.name)).toBe(false)
+    expect(s.stored(c.name)).toBe(true)
+    expect(q.remoteConsistentLsn).toBe(0x4000)
+    expect(s.storage.violations).toEqual([])
   })
 
   it('deletes a layer only after an uploaded index no longer lists it', async () => {
@@ -413,7 +449,7 @@ describe('upload queue', () => {
           .replaceAll('0/2000', '0/9000'),
       ),
     )
-    const q2 = s.open()
+    const q2 = s.open({ index: await loadRemoteIndex(s.storage, T, TL, 1) })
     await flushed(q2)
     expect(q2.remoteConsistentLsn).toBe(0x2000)
     const puts = s.storage.done.length

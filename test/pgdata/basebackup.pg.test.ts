@@ -18,7 +18,7 @@ afterAll(() => rmSync(work, { recursive: true, force: true }))
 describe('basebackup', () => {
   it('starts stock Postgres from an imported datadir without recovery, and it accepts writes', async () => {
     const source = await startPostgres({ name: 'bb-source' })
-    const repo = Repository.open(path.join(work, 'repo'), { background: false })
+    const repo = await Repository.open(path.join(work, 'repo'), { background: false })
     try {
       await source.sql(
         'CREATE TABLE kept AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 5000) g',

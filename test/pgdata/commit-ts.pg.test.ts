@@ -109,7 +109,7 @@ describe('commit timestamps', () => {
       parseLsn((await http('GET', `/v1/tenant/${tenantId}/timeline/${tl}`)).json.last_record_lsn)
     const clusters: PgCluster[] = []
     const dirs: string[] = []
-    const repo = Repository.open(path.join(dir, 'import-repo'), { background: false })
+    const repo = await Repository.open(path.join(dir, 'import-repo'), { background: false })
     try {
       const pg = await computeFromPageService(pgPort, tenantId, timelineId, {
         name: 'ts-original',
@@ -275,7 +275,7 @@ describe('commit timestamps', () => {
   it('truncates pg_commit_ts and moves the oldest multixact as freezing every database does', async () => {
     const source = await startPostgres({ name: 'ts-trunc-source' })
     await source.stop()
-    const repo = Repository.open(path.join(dir, 'trunc-repo'), { background: false })
+    const repo = await Repository.open(path.join(dir, 'trunc-repo'), { background: false })
     const clusters: PgCluster[] = [source]
     const dirs: string[] = []
     let tars = 0

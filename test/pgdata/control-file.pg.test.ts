@@ -49,7 +49,7 @@ describe('pg_control kept current', () => {
   it('takes every PARAMETER_CHANGE setting, and a hot standby at each LSN is held to the settings of then', async () => {
     const source = await startPostgres({ name: 'control-source' })
     await source.stop()
-    const repo = Repository.open(path.join(work, 'repo'), { background: false })
+    const repo = await Repository.open(path.join(work, 'repo'), { background: false })
     const clusters: PgCluster[] = [source]
     const dirs: string[] = []
     let tars = 0

@@ -31,7 +31,7 @@ const zero = Buffer.alloc(8192)
 
 describe('DatadirReader', () => {
   it('reads sizes, pages (zeros where never written or past the end), database sizes and SLRU segments', async () => {
-    const repo = Repository.open(dir, { background: false })
+    const repo = await Repository.open(dir, { background: false })
     const tl = repo.createTenant().createTimeline(0x100)
     const at = (lsn: number, entries: [Buffer, Buffer][]): Write[] =>
       entries.map(([key, bytes]) => ({ key, lsn, value: { kind: 'image', page: bytes } }))

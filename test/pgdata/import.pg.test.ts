@@ -36,7 +36,7 @@ describe('import of a datadir', () => {
       )
       await pg.stop()
 
-      const repo = Repository.open(repoDir, { background: false })
+      const repo = await Repository.open(repoDir, { background: false })
       const tenant = repo.createTenant()
       const { timeline: tl, lsn, relations, blocks } = importDatadir(tenant, pg.datadir)
       expect(relations).toBeGreaterThan(300)
@@ -45,7 +45,7 @@ describe('import of a datadir', () => {
       await repo.close()
 
       // Read it back through a fresh repository, so only what reached the layer files counts.
-      const again = Repository.open(repoDir, { background: false })
+      const again = await Repository.open(repoDir, { background: false })
       const t = again.tenant(tenant.tenantId).timeline(tl.timelineId)
       const dbs = decodeDbDir(t.get(DBDIR_KEY, lsn)!)
       expect(dbs.map((d) => d.dbNode)).toContain(dbOid)
@@ -109,7 +109,7 @@ describe('import of a datadir', () => {
     try {
       await pg.sql('CREATE TABLE x (a int)')
       await pg.stop('immediate')
-      const repo = Repository.open(mkdtempSync(path.join(os.tmpdir(), 'zenith-import-bad-')), {
+      const repo = await Repository.open(mkdtempSync(path.join(os.tmpdir(), 'zenith-import-bad-')), {
         background: false,
       })
       expect(() => importDatadir(repo.createTenant(), pg.datadir)).toThrow(ImportError)

@@ -119,8 +119,8 @@ function controlFile(trackCommitTimestamp: boolean): ControlFile {
 
 let repoSeq = 0
 /** A timeline as import leaves one: pg_control, the checkpoint, and empty SLRU directories. */
-function timeline(opts: { track?: boolean; checkpoint?: Partial<CheckPoint> } = {}): Timeline {
-  const repo = Repository.open(path.join(work, `repo-${++repoSeq}`), { background: false })
+async function timeline(opts: { track?: boolean; checkpoint?: Partial<CheckPoint> } = {}): Promise<Timeline> {
+  const repo = await Repository.open(path.join(work, `repo-${++repoSeq}`), { background: false })
   const tl = repo.createTenant().createTimeline(0x100_0000)
   const at = 0x100_0008
   const put = (key: Buffer, page: Buffer) => ({ key, lsn: at, value: { kind: 'image' as const, page } })
@@ -230,8 +230,8 @@ const slruPageOf = (dd: DatadirReader, kind: SlruKind, pageno: number) =>
   dd.slruPage(kind, Math.floor(pageno / 32), pageno % 32)
 
 describe('commit timestamps', () => {
-  it('sets time and origin of a transaction tree, and newestCommitTsXid from its last subtransaction', () => {
-    const tl = timeline()
+  it('sets time and origin of a transaction tree, and newestCommitTsXid from its last subtransaction', async () => {
+    const tl = await timeline()
     const dd = ingest(tl, [
       zeroPage(RM_COMMIT_TS_ID, 1),
       completion(1000, { subxacts: [1003, 1001], time: T0 + 5 }),
@@ -250,15 +250,15 @@ describe('commit timestamps', () => {
     expect(checkpointOf(dd).newestCommitTsXid).toBe(1010)
   })
 
-  it('records none while pg_control says track_commit_timestamp is off', () => {
-    const tl = timeline({ track: false })
+  it('records none while pg_control says track_commit_timestamp is off', async () => {
+    const tl = await timeline({ track: false })
     const dd = ingest(tl, [completion(1000)])
     expect(dd.slruSegments(SlruKind.CommitTs)).toEqual([])
     expect(clogStatus(slruPageOf(dd, SlruKind.Clog, 0), 1000)).toBe(TRANSACTION_STATUS_COMMITTED)
   })
 
-  it('reads a page that does not exist yet as zeros, and creates its segment (as redo of a missing file)', () => {
-    const tl = timeline()
+  it('reads a page that does not exist yet as zeros, and creates its segment (as redo of a missing file)', async () => {
+    const tl = await timeline()
     const xid = COMMIT_TS_XACTS_PER_PAGE * 33 + 7 // segment 1, page 1
     const dd = ingest(tl, [completion(xid)])
     expect(dd.slruSegments(SlruKind.CommitTs)).toEqual([1])
@@ -267,8 +267,8 @@ describe('commit timestamps', () => {
     expect(readCommitTsEntry(slruPageOf(dd, SlruKind.CommitTs, 33), xid).time).toBe(T0)
   })
 
-  it('starts at nextXid when PARAMETER_CHANGE turns it on, and removes everything when it turns it off', () => {
-    const tl = timeline({ track: false, checkpoint: { nextXid: COMMIT_TS_XACTS_PER_PAGE * 40 + 3 } })
+  it('starts at nextXid when PARAMETER_CHANGE turns it on, and removes everything when it turns it off', async () => {
+    const tl = await timeline({ track: false, checkpoint: { nextXid: COMMIT_TS_XACTS_PER_PAGE * 40 + 3 } })
     const on = ingest(tl, [parameterChange(true, 150)])
     const cf = decodeControlFile(on.controlFile()!)
     expect([cf.trackCommitTimestamp, cf.maxConnections]).toEqual([true, 150])
@@ -288,8 +288,8 @@ describe('commit timestamps', () => {
     expect(decodeControlFile(off.controlFile()!).trackCommitTimestamp).toBe(false)
   })
 
-  it('truncates segments before the cutoff and moves oldestCommitTsXid forward only', () => {
-    const tl = timeline({ checkpoint: { oldestCommitTsXid: 1000, newestCommitTsXid: 1000 } })
+  it('truncates segments before the cutoff and moves oldestCommitTsXid forward only', async () => {
+    const tl = await timeline({ checkpoint: { oldestCommitTsXid: 1000, newestCommitTsXid: 1000 } })
     const trunc = (pageno: number, oldestXid: number) =>
       record(RM_COMMIT_TS_ID, 0x10, le([pageno, 'i32'], [oldestXid, 'u32']))
     const dd = ingest(tl, [
@@ -305,8 +305,8 @@ describe('commit timestamps', () => {
 })
 
 describe('pg_xact and pg_multixact truncation', () => {
-  it('removes pg_xact segments wholly before the cutoff, and moves oldestXid with it', () => {
-    const tl = timeline()
+  it('removes pg_xact segments wholly before the cutoff, and moves oldestXid with it', async () => {
+    const tl = await timeline()
     const pagesPerSeg = 32
     const dd = ingest(tl, [
       zeroPage(RM_CLOG_ID, pagesPerSeg * 1),
@@ -324,8 +324,8 @@ describe('pg_xact and pg_multixact truncation', () => {
     expect([cp.oldestXid, cp.oldestXidDb]).toEqual([CLOG_XACTS_PER_PAGE * (pagesPerSeg * 2 + 5), 5])
   })
 
-  it('brings a removed segment back as zeros, not as what it held before', () => {
-    const tl = timeline({ track: false })
+  it('brings a removed segment back as zeros, not as what it held before', async () => {
+    const tl = await timeline({ track: false })
     ingest(tl, [completion(1000)])
     const wrapped = ingest(tl, [
       zeroPage(RM_CLOG_ID, 40),
@@ -338,10 +338,10 @@ describe('pg_xact and pg_multixact truncation', () => {
     expect(clogStatus(slruPageOf(wrapped, SlruKind.Clog, 0), 1000)).toBe(0)
   })
 
-  it('removes members segments from the old start to the new, wrapping past the last, and offsets before the cutoff', () => {
+  it('removes members segments from the old start to the new, wrapping past the last, and offsets before the cutoff', async () => {
     const memberSeg = MULTIXACT_MEMBERS_PER_PAGE * 32
     const maxSeg = Math.floor(Math.floor(0xffffffff / MULTIXACT_MEMBERS_PER_PAGE) / 32)
-    const tl = timeline()
+    const tl = await timeline()
     const base: [Buffer, Buffer][] = [
       [slruDirKey(SlruKind.MultiXactMembers), encodeU32Set([maxSeg - 1, maxSeg, 0, 1])],
       [slruDirKey(SlruKind.MultiXactOffsets), encodeU32Set([0, 1, 2])],
@@ -389,8 +389,8 @@ describe('replication origins', () => {
     )
   const progress = (dd: DatadirReader) => dd.replicationOrigins()
 
-  it('moves forward with commits and SET, back only when forced, and forgets on DROP', () => {
-    const tl = timeline({ track: false })
+  it('moves forward with commits and SET, back only when forced, and forgets on DROP', async () => {
+    const tl = await timeline({ track: false })
     expect(progress(ingest(tl, [set(2, 0x9000, false)]))).toEqual([{ roident: 2, remoteLsn: 0x9000 }])
     const later = ingest(tl, [
       completion(1000, { origin: { id: 2, lsn: 0x8000, time: T0 } }),

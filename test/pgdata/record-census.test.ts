@@ -109,8 +109,8 @@ describe('WAL ingest outside the census', () => {
     raw: Buffer.alloc(0),
   })
 
-  it('refuses a record of a custom rmgr or an unknown type, naming it', () => {
-    const repo = Repository.open(work, { background: false })
+  it('refuses a record of a custom rmgr or an unknown type, naming it', async () => {
+    const repo = await Repository.open(work, { background: false })
     const ingest = new WalIngest(repo.createTenant().createTimeline(0x100_0000))
     expect(() => ingest.ingest(record(130, 0x10))).toThrow(IngestError)
     expect(() => ingest.ingest(record(130, 0x10))).toThrow(

@@ -64,7 +64,7 @@ describe('WAL ingest', () => {
   it('round-trips a varied workload through the timeline, at the tip, at an earlier LSN, continued and branched', async () => {
     const source = await startPostgres({ name: 'ingest-source' })
     await source.stop()
-    const repo = Repository.open(path.join(work, 'repo'), {
+    const repo = await Repository.open(path.join(work, 'repo'), {
       background: false,
       imageKeyFilter: postgresImageKeyFilter,
     })
@@ -169,7 +169,7 @@ describe('WAL ingest', () => {
   it('carries tablespaces: their relations and databases come back, in place, and empty ones too', async () => {
     const source = await startPostgres({ name: 'ingest-tblspc' })
     await source.stop()
-    const repo = Repository.open(path.join(work, 'repo-tblspc'), { background: false })
+    const repo = await Repository.open(path.join(work, 'repo-tblspc'), { background: false })
     const clusters: PgCluster[] = [source]
     try {
       const { timeline: tl } = importDatadir(repo.createTenant(), source.datadir)
@@ -217,7 +217,7 @@ describe('WAL ingest', () => {
   it('refuses WAL written without wal_consistency_checking, naming the setting', async () => {
     const source = await startPostgres({ name: 'ingest-plain' })
     await source.stop()
-    const repo = Repository.open(path.join(work, 'repo-plain'), { background: false })
+    const repo = await Repository.open(path.join(work, 'repo-plain'), { background: false })
     const clusters: PgCluster[] = [source]
     try {
       const { timeline: tl } = importDatadir(repo.createTenant(), source.datadir)
