@@ -1,9 +1,16 @@
 import { ClusterCommand } from '../cli/cluster-command.js'
-import { renderDied, renderEndpoints, renderRemoteStorage, renderServerState } from '../cli/render.js'
+import {
+  renderDied,
+  renderEndpoints,
+  renderRemoteStorage,
+  renderServerState,
+  renderStorageControllerState,
+} from '../cli/render.js'
 import { type ClusterStatus, clusterStatus } from '../control/cluster.js'
 
 export default class Status extends ClusterCommand {
-  static override summary = 'show whether the pageserver, the safekeepers and the computes are running'
+  static override summary =
+    'show whether the storage controller, the pageserver, the safekeepers and the computes are running'
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --json',
@@ -22,6 +29,15 @@ export default class Status extends ClusterCommand {
         ['pageserver', renderServerState(this.out, s.pageserver)],
         ...renderDied(s.pageserver).map((l) => ['', l] as [string, string]),
         ['remote storage', renderRemoteStorage(s.pageserver.remote_storage)],
+        ...(s.storage_controller === null
+          ? []
+          : [
+              ['storage controller', renderStorageControllerState(this.out, s.storage_controller)] as [
+                string,
+                string,
+              ],
+              ...renderDied(s.storage_controller).map((l) => ['', l] as [string, string]),
+            ]),
         ...s.safekeepers.flatMap((sk) => [
           [`safekeeper ${sk.id}`, renderServerState(this.out, sk)] as [string, string],
           ...renderDied(sk).map((l) => ['', l] as [string, string]),

@@ -3,7 +3,7 @@ import { generateId, parseId } from '../lib/ids.js'
 import type { TenantConfigFields, TenantConfigInfo, TimelineInfo } from '../pageserver/api-types.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
 import { writerWalPositions } from './computes.js'
-import { pageserverClientOf } from './layout.js'
+import { pageserverClientOf, pageserverConfigOf } from './layout.js'
 import { type LadderRung, timelineLadder } from './lsn-ladder.js'
 import {
   branchOfTimeline,
@@ -16,6 +16,7 @@ import {
   timelineOfBranch,
 } from './repo-config.js'
 import { type TimelineOnSafekeepers, timelineOnSafekeepers } from './safekeeper-view.js'
+import { storageControllerClientOf } from './storage-controller-process.js'
 
 export interface TenantRow {
   tenant_id: string
@@ -32,7 +33,13 @@ export async function createTenant(
   const c = loadClusterConfig(repoDir)
   const tenantId = parseId(opts.tenantId ?? generateId(), 'tenant')
   const ps = pageserverClientOf(repoDir)
-  await ps.createTenant(tenantId, opts.config ?? {})
+  // The generation comes from the storage controller first: a pageserver must never make one up.
+  const cp = pageserverConfigOf(repoDir).controlPlane
+  const generation =
+    cp === null
+      ? undefined
+      : (await storageControllerClientOf(repoDir).attach(tenantId, cp.nodeId)).generation
+  await ps.createTenant(tenantId, { config: opts.config ?? {}, generation })
   const timelineId = generateId()
   const tl = await ps.createTimeline(tenantId, { new_timeline_id: timelineId })
   c.branches[tenantId] = { [DEFAULT_BRANCH]: timelineId }

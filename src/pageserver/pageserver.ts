@@ -18,6 +18,7 @@ import { walQuietUntil } from '../postgres/wal-page.js'
 import { type Listener, listen } from '../protocol/listen.js'
 import { bootstrapTimeline } from './bootstrap.js'
 import { loadPageserverConfig, PAGESERVER_CONFIG_FILE, type PageserverConfig } from './config.js'
+import { ControlPlaneClient, type TenantLocation } from './control-plane-client.js'
 import { InvalidRequestError } from './errors.js'
 import { createHttpApi } from './http-api.js'
 import { createPageService } from './page-service.js'
@@ -32,6 +33,25 @@ export interface TimelineCreateRequest {
   newTimelineId: string
   ancestorTimelineId?: string
   ancestorStartLsn?: Lsn
+}
+
+/**
+ * The repository at the locations the storage controller re-attached (null: no controller). The engine
+ * on this branch holds one generation for the whole repository, so it gets the newest one issued here;
+ * the engine's per-tenant locations (Repository.open's `locations`, issue 13) replace this, and this
+ * function is the one place that changes then.
+ */
+function openRepository(
+  workdir: string,
+  opts: RepositoryOptions,
+  locations: Map<string, TenantLocation> | null,
+): Repository {
+  const generations = [...(locations?.values() ?? [])].map((l) => l.generation)
+  if (generations.length === 0 || opts.remote === undefined) return Repository.open(workdir, opts)
+  return Repository.open(workdir, {
+    ...opts,
+    remote: { ...opts.remote, generation: Math.max(...generations) },
+  })
 }
 
 export class Pageserver {
@@ -50,6 +70,8 @@ export class Pageserver {
     readonly log: LogFn,
     /** null when pageserver.toml names none. */
     readonly remoteStorage: RemoteStorageBackend | null,
+    /** The storage controller; null when pageserver.toml names none. */
+    readonly controlPlane: ControlPlaneClient | null,
   ) {
     this.metrics = new PageserverMetrics(this)
     this.walReceivers = new WalReceivers(this)
@@ -69,16 +91,43 @@ export class Pageserver {
     const config = opts.config ?? loadPageserverConfig(path.join(workdir, PAGESERVER_CONFIG_FILE))
     mkdirSync(workdir, { recursive: true })
     const remote = config.remoteStorage === null ? null : await openRemoteStorage(config.remoteStorage)
-    const repo = Repository.open(workdir, {
-      pageCacheSlots: config.pageCacheSize,
-      memoryBudget: config.memoryBudget,
-      defaults: config.tenantDefaults,
-      log: opts.log,
-      imageKeyFilter: postgresImageKeyFilter,
-      quietUntil: walQuietUntil,
-      remote: opts.remote ?? (remote === null ? undefined : { storage: remote }),
-    })
-    const ps = new Pageserver(workdir, config, repo, opts.log, remote)
+    const controlPlane =
+      config.controlPlane === null ? null : new ControlPlaneClient(config.controlPlane, opts.log)
+    let locations: Map<string, TenantLocation> | null = null
+    try {
+      locations = controlPlane === null ? null : await controlPlane.reAttach()
+    } catch (err) {
+      remote?.close()
+      throw err
+    }
+    if (locations !== null)
+      opts.log('info', 're-attached at the storage controller', {
+        node: config.controlPlane?.nodeId,
+        tenants: Object.fromEntries([...locations].map(([id, l]) => [id, `${l.mode}@${l.generation}`])),
+      })
+    const repo = openRepository(
+      workdir,
+      {
+        pageCacheSlots: config.pageCacheSize,
+        memoryBudget: config.memoryBudget,
+        defaults: config.tenantDefaults,
+        log: opts.log,
+        imageKeyFilter: postgresImageKeyFilter,
+        quietUntil: walQuietUntil,
+        remote:
+          opts.remote ??
+          (remote === null
+            ? undefined
+            : {
+                storage: remote,
+                ...(controlPlane === null
+                  ? {}
+                  : { validate: (tenantId, gen) => controlPlane.validate(tenantId, gen) }),
+              }),
+      },
+      locations,
+    )
+    const ps = new Pageserver(workdir, config, repo, opts.log, remote, controlPlane)
     if (remote !== null) ps.remoteCheck = ps.checkRemoteStorage(remote)
     try {
       ps.listeners.push(await listen(createHttpApi(ps), config.listenHttpAddr, 'pageserver HTTP API'))
@@ -96,6 +145,19 @@ export class Pageserver {
       remoteStorage: remote?.location ?? 'none',
     })
     return ps
+  }
+
+  /**
+   * A new tenant, at the generation the storage controller issued for it (the CLI attaches it there
+   * first); without one, the repository's.
+   */
+  createTenant(opts: { tenantId: string; config: Record<string, unknown>; generation?: number }): Tenant {
+    const t = this.repo.createTenant({ tenantId: opts.tenantId, config: opts.config })
+    this.log('info', 'tenant created', {
+      tenantId: t.tenantId,
+      ...(opts.generation === undefined ? {} : { generation: opts.generation }),
+    })
+    return t
   }
 
   private async checkRemoteStorage(remote: RemoteStorageBackend): Promise<void> {
@@ -119,6 +181,7 @@ export class Pageserver {
       await Promise.all(this.listeners.map((l) => l.close()))
       await this.repo.close({ flush: true })
       await this.remoteCheck
+      this.controlPlane?.close()
       this.remoteStorage?.close()
       this.log('info', 'pageserver stopped')
     })()

@@ -103,12 +103,13 @@ describe('zenith local cluster', () => {
     ])
     expect(viaPsql.stdout).toBe('200|200')
 
-    // Computes first, then the pageserver, then the safekeeper it reads WAL from.
+    // Computes first, then the pageserver, then the safekeeper it reads WAL from, the controller last.
     expect((await c.ok('stop')).trim().split('\n')).toEqual([
       'endpoint mid stopped',
       'endpoint main stopped',
       'pageserver stopped',
       'safekeeper 1 stopped',
+      'storage controller stopped',
     ])
     const stopped = JSON.parse(await c.ok('status', '--json'))
     expect(stopped.pageserver.running).toBe(false)
