@@ -103,7 +103,7 @@ export class Pageserver {
     if (locations !== null)
       opts.log('info', 're-attached at the storage controller', {
         node: config.controlPlane?.nodeId,
-        tenants: Object.fromEntries([...locations].map(([id, l]) => [id, `${l.mode}@${l.generation}`])),
+        tenants: [...locations].map(([id, l]) => `${id}:${l.mode}@${l.generation}`).join(','),
       })
     const repo = openRepository(
       workdir,
