@@ -56,8 +56,10 @@ describe('a pageserver that died', () => {
     expect(text).toContain(`its log ${log} ends:\n`)
     const remote = `remote storage ${path.join(cl.repo, 'remote_storage')}`
     expect(text.endsWith(`\n  ${tail.at(-1)}\n${remote}`)).toBe(true)
-    // The widest label is "remote storage" (no safekeepers here).
-    expect(await cl.ok('status')).toMatch(new RegExp(`pageserver {6}died, .*\\n {16}its log ${log} ends:\\n`))
+    // The widest label is "storage controller".
+    expect(await cl.ok('status')).toMatch(
+      new RegExp(`pageserver {10}died, .*\\n {20}its log ${log} ends:\\n`),
+    )
 
     await cl.ok('pageserver', 'start')
     await cl.ok('pageserver', 'stop')

@@ -168,7 +168,7 @@ describe('zenith safekeeper', () => {
     )
     expect(await cl.ok('status')).toMatch(
       new RegExp(
-        `\\nsafekeeper 3 {4}died, http 127\\.0\\.0\\.1:${httpBase + 3}.*\\n {16}its log ${log} ends:\\n`,
+        `\\nsafekeeper 3 {8}died, http 127\\.0\\.0\\.1:${httpBase + 3}.*\\n {20}its log ${log} ends:\\n`,
       ),
     )
 
