@@ -233,6 +233,7 @@ describe('zenith local cluster', () => {
     expect(await c.ok('pg', 'list')).toMatch(/\nsafekeeper 1 not reachable: /)
     expect(await c.ok('timeline', 'show', 'main')).toMatch(/^safekeeper 1 +unreachable$/m)
     expect((await c.ok('start')).trim().split('\n')).toEqual([
+      `the storage controller is already running (pid ${status.storage_controller.pid})`,
       expect.stringMatching(/^safekeeper 1 started \(pid \d+\)$/),
       `the pageserver is already running (pid ${status.pageserver.pid})`,
     ])
