@@ -90,6 +90,9 @@ describe('a pageserver that died', () => {
 
   it('logs an unhandled rejection of an embedded pageserver to its log file, and exits with code 1', async () => {
     const cl = c!
+    // --embedded runs every server of the cluster here, so none may run detached: the first test's
+    // `zenith start` left the storage controller running.
+    await cl.ok('storage-controller', 'stop')
     embedded = execa('node', [BIN, 'start', '--embedded', '--repo-dir', cl.repo], {
       reject: false,
       env: { ...crashEnv, CRASH_BY: 'rejection' },
