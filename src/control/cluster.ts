@@ -50,6 +50,7 @@ import type { Step } from './steps.js'
 import { defaultStorageControllerConfig, saveStorageControllerConfig } from './storage-controller-config.js'
 import {
   controlPlaneApiOf,
+  hasStorageController,
   runStorageController,
   type StorageControllerStatus,
   startStorageController,
@@ -240,7 +241,7 @@ function stopSafekeeperStep(
 export function startSteps(repoDir: string, opts: InitOptions = {}): Step[] {
   if (!isInitialised(repoDir)) return initSteps(repoDir, { ...opts, keepRunning: true })
   return [
-    startStorageControllerStep(repoDir),
+    ...(hasStorageController(repoDir) ? [startStorageControllerStep(repoDir)] : []),
     ...loadClusterConfig(repoDir).safekeepers.map((id) => startSafekeeperStep(repoDir, id)),
     {
       title: 'start the pageserver',
@@ -282,6 +283,8 @@ export async function stopSteps(repoDir: string, opts: { immediate?: boolean } =
       const ranBefore = serverState(safekeeperFiles(repoDir, id)).running
       steps.push(stopSafekeeperStep(repoDir, id, { ...opts, ranBefore }))
     }
+  }
+  if (isInitialised(repoDir) && hasStorageController(repoDir)) {
     const ranBefore = serverState(storageControllerFiles(repoDir)).running
     steps.push({
       title: 'stop the storage controller',
@@ -319,7 +322,7 @@ export async function clusterStatus(repoDir: string): Promise<ClusterStatus> {
     repo_dir: repoDir,
     initialised: true,
     pageserver: await pageserverStatus(repoDir),
-    storage_controller: await storageControllerStatus(repoDir),
+    storage_controller: hasStorageController(repoDir) ? await storageControllerStatus(repoDir) : null,
     safekeepers: await Promise.all(
       loadClusterConfig(repoDir).safekeepers.map((id) => safekeeperStatus(repoDir, id)),
     ),
@@ -366,8 +369,10 @@ export async function runEmbedded(repoDir: string): Promise<EmbeddedCluster> {
     }
   }
   try {
-    const sc = await runStorageController(repoDir, { logToStdout: false })
-    add('storage controller', sc.server.config, sc)
+    if (hasStorageController(repoDir)) {
+      const sc = await runStorageController(repoDir, { logToStdout: false })
+      add('storage controller', sc.server.config, sc)
+    }
     for (const id of loadClusterConfig(repoDir).safekeepers) {
       const sk = await runSafekeeper(repoDir, id, { logToStdout: false })
       add(`safekeeper ${id}`, sk.server.config, sk)

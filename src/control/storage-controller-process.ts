@@ -4,6 +4,7 @@
  * storage_controller.pid, storage_controller.log), started detached as `zenith storage-controller run`
  * and ready once its HTTP API answers, or run inside this process by `zenith start --embedded`.
  */
+import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { formatHostPort } from '../lib/host-port.js'
 import { stopByPidFile } from './process.js'
@@ -34,6 +35,13 @@ export const storageControllerFiles = (repoDir: string): ServerFiles => ({
   pidFile: path.join(storageControllerDir(repoDir), 'storage_controller.pid'),
   logFile: path.join(storageControllerDir(repoDir), 'storage_controller.log'),
 })
+
+/**
+ * Whether the repo dir has one: a repo dir made before the storage controller has neither its config
+ * nor a control_plane_api in pageserver.toml, and runs without it.
+ */
+export const hasStorageController = (repoDir: string): boolean =>
+  existsSync(storageControllerConfigFile(repoDir))
 
 export function storageControllerConfigOf(repoDir: string): StorageControllerConfig {
   return loadStorageControllerConfig(storageControllerConfigFile(repoDir))

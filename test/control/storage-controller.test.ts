@@ -2,13 +2,25 @@
  * The storage controller over real HTTP on a free loopback port: the upcalls, the control API, the
  * 400s for bad bodies, its log of every generation it issues, and its state across a restart.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { clusterStatus, startSteps, stopSteps } from '../../src/control/cluster.js'
+import { pageserverConfigFile, pageserverDir } from '../../src/control/layout.js'
 import { freePort } from '../../src/control/process.js'
+import { newClusterConfig, saveClusterConfig } from '../../src/control/repo-config.js'
 import { StorageController } from '../../src/control/storage-controller.js'
 import { StorageControllerClient } from '../../src/control/storage-controller-client.js'
+import {
+  defaultStorageControllerConfig,
+  saveStorageControllerConfig,
+} from '../../src/control/storage-controller-config.js'
+import {
+  storageControllerConfigFile,
+  storageControllerDir,
+} from '../../src/control/storage-controller-process.js'
+import { DEFAULT_PAGESERVER_CONFIG, savePageserverConfig } from '../../src/pageserver/config.js'
 
 const root = mkdtempSync(path.join(tmpdir(), 'zenith-sc-test-'))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -171,5 +183,32 @@ describe('storage controller HTTP API', () => {
     expect((await second.post('/upcall/v1/re-attach', { node_id: 1 })).json).toEqual({
       tenants: [{ id: T1, gen: 3, mode: 'AttachedSingle' }],
     })
+  })
+})
+
+describe('a repo dir made before the storage controller', () => {
+  it('starts, stops and shows its cluster without one', async () => {
+    const repo = mkdtempSync(path.join(root, 'old-repo-'))
+    mkdirSync(pageserverDir(repo))
+    savePageserverConfig(pageserverConfigFile(repo), DEFAULT_PAGESERVER_CONFIG)
+    saveClusterConfig(repo, newClusterConfig())
+    expect(startSteps(repo).map((s) => s.title)).toEqual(['start the pageserver'])
+    expect((await stopSteps(repo)).map((s) => s.title)).toEqual(['stop the pageserver'])
+    expect((await clusterStatus(repo)).storage_controller).toBeNull()
+
+    mkdirSync(storageControllerDir(repo))
+    saveStorageControllerConfig(
+      storageControllerConfigFile(repo),
+      defaultStorageControllerConfig(await freePort()),
+    )
+    expect(startSteps(repo).map((s) => s.title)).toEqual([
+      'start the storage controller',
+      'start the pageserver',
+    ])
+    expect((await stopSteps(repo)).map((s) => s.title)).toEqual([
+      'stop the pageserver',
+      'stop the storage controller',
+    ])
+    expect((await clusterStatus(repo)).storage_controller).toMatchObject({ state: 'stopped', tenants: [] })
   })
 })
