@@ -20,11 +20,12 @@ import path from 'node:path'
 import { writeFileDurable } from '../lib/durable-fs.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { parseId } from '../lib/ids.js'
+import { type AttachedMode, LOCATION_MODES } from '../pageserver/control-plane-client.js'
 
-export const LOCATION_MODES = ['AttachedSingle', 'AttachedMulti', 'AttachedStale', 'Secondary'] as const
-export type LocationMode = (typeof LOCATION_MODES)[number]
+/** The modes the pageserver knows, which the upcalls carry (Detached is no mode: the tenant is absent). */
+export type LocationMode = AttachedMode
 
-export const isLocationMode = (v: unknown): v is LocationMode => LOCATION_MODES.includes(v as LocationMode)
+const isLocationMode = (v: unknown): v is LocationMode => LOCATION_MODES.includes(v as LocationMode)
 
 export interface TenantPlacement {
   generation: number

@@ -13,7 +13,7 @@
  * Its state is storage-controller-state.ts's; each request runs to its end before the next starts (the
  * handlers are synchronous), so two attaches never hand out one generation.
  */
-import { ZenithError } from '../lib/errors.js'
+import { parseId } from '../lib/ids.js'
 import type { LogFn } from '../lib/log.js'
 import { Counter, MetricsRegistry } from '../lib/metrics.js'
 import { HttpError, objectBody, Router, routerServer } from '../protocol/http-router.js'
@@ -88,10 +88,10 @@ export class StorageController {
     this.log('info', 'storage controller stopped')
   }
 
+  /** The tenant's placement, which the request that calls this has just made or changed. */
   private placement(tenantId: string): PlacementInfo {
-    const p = this.state.get(tenantId)
-    if (!p) throw new ZenithError(`tenant ${tenantId} is not attached anywhere`, { kind: 'not_found' })
-    return { tenant_id: tenantId.toLowerCase(), ...p }
+    const id = parseId(tenantId, 'tenant')
+    return { tenant_id: id, ...this.state.get(id)! }
   }
 
   private router(): Router {
@@ -143,9 +143,10 @@ export class StorageController {
     r.on('PUT', '/control/v1/tenant/:tenant_id/mode', ({ params, body }) => {
       count('mode')
       const b = objectBody(body, false)
-      const p = this.state.setMode(params.tenant_id, checkNodeId(b.node_id), checkMode(b.mode))
-      this.log('info', 'location mode changed', { tenantId: params.tenant_id, node: p.node_id, mode: p.mode })
-      return { json: this.placement(params.tenant_id) }
+      this.state.setMode(params.tenant_id, checkNodeId(b.node_id), checkMode(b.mode))
+      const p = this.placement(params.tenant_id)
+      this.log('info', 'location mode changed', { tenantId: p.tenant_id, node: p.node_id, mode: p.mode })
+      return { json: p }
     })
     r.on('DELETE', '/control/v1/tenant/:tenant_id', ({ params }) => {
       count('detach')
