@@ -20,7 +20,7 @@ describe('zenith storage-controller', () => {
   let c: Cluster | undefined
   afterAll(() => teardown(c))
 
-  it('issues the default tenant generation 1 at init and 2 after a restart', async () => {
+  it('issues generation 1 at init, one more at each start, and 1 to a new tenant', async () => {
     c = await newCluster('storage-controller')
     const cl = c
     const scToml = await readFile(path.join(cl.repo, 'storage_controller', 'storage_controller.toml'), 'utf8')
@@ -83,6 +83,29 @@ describe('zenith storage-controller', () => {
       [defaultTenant, '1', '2'],
       [defaultTenant, '1', '3'],
     ])
+    // tenant create attaches the new tenant first: generation 1 at pageserver 1.
+    const created = JSON.parse(await cl.ok('tenant', 'create', '--json')) as { tenant_id: string }
+    const withNew = JSON.parse(await cl.ok('storage-controller', 'status', '--json')) as {
+      tenants: Placement[]
+    }
+    expect(withNew.tenants.find((t) => t.tenant_id === created.tenant_id)).toEqual({
+      tenant_id: created.tenant_id,
+      generation: 1,
+      node_id: 1,
+      mode: 'AttachedSingle',
+    })
+    // Without the controller no tenant can be created: the pageserver would have no generation for it.
+    expect(await cl.ok('storage-controller', 'stop')).toBe('storage controller stopped')
+    const refused = await cl.zenith('tenant', 'create')
+    expect(refused.exitCode).not.toBe(0)
+    expect(refused.stderr).toMatch(
+      new RegExp(
+        `the storage controller is not reachable at http://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\)`,
+      ),
+    )
+    expect(JSON.parse(await cl.ok('tenant', 'list', '--json'))).toHaveLength(2)
+    await cl.ok('storage-controller', 'start')
+
     const psLog = await readFile(path.join(cl.repo, 'pageserver', 'pageserver.log'), 'utf8')
     // The pageserver took the generation: its index went up as index_part.json-00000003.
     expect(psLog).toMatch(/index uploaded .*index_part\.json-00000003 /)
