@@ -20,6 +20,7 @@ import { runPageserver } from '../src/control/pageserver-process.js'
 import { freePort } from '../src/control/process.js'
 import { loadClusterConfig } from '../src/control/repo-config.js'
 import { runSteps } from '../src/control/steps.js'
+import { runStorageController } from '../src/control/storage-controller-process.js'
 import { parseLsn } from '../src/postgres/lsn.js'
 import { PgClient } from '../src/protocol/client.js'
 import { startPostgres } from '../test/harness/postgres.js'
@@ -47,8 +48,11 @@ async function zenithRun(): Promise<{ tps: number; lags: number[]; walBytes: num
       computePortBase: computeBase,
       // Direct mode: the pageserver is the compute's synchronous standby (bench safekeepers has quorums).
       numSafekeepers: 0,
+      storageControllerPort: await freePort(),
     }),
   )
+  // The pageserver asks the storage controller for its generations as it starts.
+  const controller = await runStorageController(repoDir, { logToStdout: false })
   const running = await runPageserver(repoDir, 1, { logToStdout: false })
   try {
     await runSteps((await startEndpointSteps(repoDir, 'main')).steps)
@@ -84,6 +88,7 @@ async function zenithRun(): Promise<{ tps: number; lags: number[]; walBytes: num
     return { tps, lags, walBytes }
   } finally {
     await running.stop()
+    await controller.stop()
     await rm(work, { recursive: true, force: true })
   }
 }

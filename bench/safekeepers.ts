@@ -34,6 +34,7 @@ import { freePort } from '../src/control/process.js'
 import { loadClusterConfig } from '../src/control/repo-config.js'
 import { startSafekeeper, stopSafekeeper } from '../src/control/safekeeper-process.js'
 import { runSteps } from '../src/control/steps.js'
+import { startStorageController, stopStorageController } from '../src/control/storage-controller-process.js'
 import { parseLsn } from '../src/postgres/lsn.js'
 import { asPgUser, runPgBin } from '../src/postgres/pg-bin.js'
 import { PgClient } from '../src/protocol/client.js'
@@ -69,8 +70,10 @@ async function safekeeperRun() {
       computePortBase: computeBase,
       numSafekeepers: 3,
       safekeeperPortBases: { pgPortBase: base, httpPortBase: base + 3 },
+      storageControllerPort: await freePort(),
     }),
   )
+  await startStorageController(repoDir)
   // Each server in a process of its own, as `zenith start` runs them: one event loop for all would be
   // the bottleneck, not the design.
   for (const id of [1, 2, 3]) await startSafekeeper(repoDir, id)
@@ -130,6 +133,7 @@ async function safekeeperRun() {
   } finally {
     await stopPageserver(repoDir, 1)
     for (const id of [1, 2, 3]) await stopSafekeeper(repoDir, id).catch(() => undefined)
+    await stopStorageController(repoDir)
     await rm(work, { recursive: true, force: true })
   }
 }

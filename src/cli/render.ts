@@ -9,6 +9,7 @@ import type { PageserverRow } from '../control/pageservers.js'
 import type { SafekeeperStatus } from '../control/safekeeper-process.js'
 import type { SafekeeperRow, SafekeeperTimelineView } from '../control/safekeeper-view.js'
 import type { ServerState } from '../control/server-process.js'
+import type { StorageControllerStatus } from '../control/storage-controller-process.js'
 import type { BranchDetail, BranchRow } from '../control/tenants.js'
 import { formatSize } from '../lib/units.js'
 import type { Output, TreeNode } from './output.js'
@@ -87,6 +88,12 @@ export function renderEndpoints(
 export function renderServerState(out: Output, p: PageserverStatus | SafekeeperStatus): string {
   const state = p.running ? out.good(`running (pid ${p.pid})`) : out.bad(p.state)
   return `${state}, http ${p.http}, pg ${p.pg}${p.running && !p.reachable ? out.warn(', not answering') : ''}`
+}
+
+/** `running (pid N), http …`, with `, not answering` when its HTTP API does not. */
+export function renderStorageControllerState(out: Output, s: StorageControllerStatus): string {
+  const state = s.running ? out.good(`running (pid ${s.pid})`) : out.bad(s.state)
+  return `${state}, http ${s.http}${s.running && !s.reachable ? out.warn(', not answering') : ''}`
 }
 
 /** Where remote storage is: a directory, or a bucket with its endpoint and region when set. */

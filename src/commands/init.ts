@@ -44,6 +44,11 @@ export const initFlags = {
     min: 1,
     max: MAX_SK_PORT_BASE,
   }),
+  'storage-controller-port': Flags.integer({
+    summary: 'port of the storage controller, which issues the generations (default 1234, as neon_local)',
+    min: 1,
+    max: 65535,
+  }),
   'tenant-config': Flags.string({
     char: 'c',
     summary: 'a default tenant config value as key=value (repeatable)',
@@ -73,6 +78,7 @@ export function initOptions(flags: {
   'num-safekeepers'?: SafekeeperCount
   'safekeeper-pg-port-base'?: number
   'safekeeper-http-port-base'?: number
+  'storage-controller-port'?: number
   'tenant-config'?: string[]
   'remote-storage'?: string
   's3-endpoint'?: string
@@ -94,6 +100,7 @@ export function initOptions(flags: {
       pgPortBase: flags['safekeeper-pg-port-base'],
       httpPortBase: flags['safekeeper-http-port-base'],
     },
+    storageControllerPort: flags['storage-controller-port'],
     remoteStorage:
       remote === undefined
         ? undefined

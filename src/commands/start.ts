@@ -7,14 +7,15 @@ import { initFlags, initOptions } from './init.js'
 export default class Start extends ClusterCommand {
   static override summary = 'start the local cluster (initialising the repo dir first when there is none)'
   static override description =
-    'Starts the safekeepers and then the pageserver as background processes (those not running yet), or with --embedded inside this process until Ctrl-C. Computes are started with `zenith pg start`.'
+    'Starts the storage controller, the safekeepers and then the pageserver as background processes (those not running yet), or with --embedded inside this process until Ctrl-C. Computes are started with `zenith pg start`.'
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --embedded',
   ]
   static override flags = {
     embedded: Flags.boolean({
-      summary: 'run the safekeepers and the pageserver in this process until Ctrl-C (or SIGTERM)',
+      summary:
+        'run the storage controller, the safekeepers and the pageserver in this process until Ctrl-C (or SIGTERM)',
     }),
     ...initFlags,
   }
@@ -42,8 +43,8 @@ export default class Start extends ClusterCommand {
     servers.forEach((s, i) => {
       const last = i === servers.length - 1
       this.print(
-        `${s.name} running in this process (pid ${process.pid}): http ${s.http}, pg ${s.pg}` +
-          (last ? `; Ctrl-C stops ${servers.length > 1 ? 'them' : 'it'}` : ''),
+        `${s.name} running in this process (pid ${process.pid}): http ${s.http}${s.pg === null ? '' : `, pg ${s.pg}`}` +
+          (last ? '; Ctrl-C stops them' : ''),
       )
     })
     await new Promise<void>((resolve) => {
@@ -51,7 +52,12 @@ export default class Start extends ClusterCommand {
       process.once('SIGINT', stop)
       process.once('SIGTERM', stop)
     })
-    this.print(servers.length > 1 ? 'stopping the pageserver and the safekeepers' : 'stopping the pageserver')
+    this.print(
+      `stopping ${[...servers]
+        .reverse()
+        .map((s) => s.name)
+        .join(', ')}`,
+    )
     await cluster.stop((name) => this.print(`${name} stopped`))
     return undefined
   }

@@ -1,10 +1,17 @@
 import { ClusterCommand } from '../cli/cluster-command.js'
-import { renderDied, renderEndpoints, renderRemoteStorage, renderServerState } from '../cli/render.js'
+import {
+  renderDied,
+  renderEndpoints,
+  renderRemoteStorage,
+  renderServerState,
+  renderStorageControllerState,
+} from '../cli/render.js'
 import { type ClusterStatus, clusterStatus } from '../control/cluster.js'
 import { pageserverName } from '../control/pageserver-process.js'
 
 export default class Status extends ClusterCommand {
-  static override summary = 'show whether the pageservers, the safekeepers and the computes are running'
+  static override summary =
+    'show whether the storage controller, the pageservers, the safekeepers and the computes are running'
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --json',
@@ -26,6 +33,15 @@ export default class Status extends ClusterCommand {
         ]),
         // Every pageserver has the first one's: a tenant moves between them through it.
         ['remote storage', renderRemoteStorage(s.pageservers[0]?.remote_storage ?? null)],
+        ...(s.storage_controller === null
+          ? []
+          : [
+              ['storage controller', renderStorageControllerState(this.out, s.storage_controller)] as [
+                string,
+                string,
+              ],
+              ...renderDied(s.storage_controller).map((l) => ['', l] as [string, string]),
+            ]),
         ...s.safekeepers.flatMap((sk) => [
           [`safekeeper ${sk.id}`, renderServerState(this.out, sk)] as [string, string],
           ...renderDied(sk).map((l) => ['', l] as [string, string]),

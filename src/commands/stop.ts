@@ -3,7 +3,8 @@ import { ClusterCommand } from '../cli/cluster-command.js'
 import { stopSteps } from '../control/cluster.js'
 
 export default class Stop extends ClusterCommand {
-  static override summary = 'stop the computes, then the pageserver, then the safekeepers, and wait for them'
+  static override summary =
+    'stop the computes, then the pageserver, then the safekeepers and the storage controller, and wait for them'
   static override description =
     'Computes stop with `pg_ctl stop -m fast` and the pageserver ingests their last WAL before it stops and flushes; safekeepers write their control files. With --immediate, computes stop with -m immediate and the pageserver and safekeepers are killed; all recover on the next start.'
   static override examples = [

@@ -1,8 +1,8 @@
 /**
  * The local cluster as a whole: `zenith init` (repo dir, pageserver.toml and each safekeeper.toml, a
- * default tenant with its `main` branch made by initdb), `start` (initialising first when needed; the
- * safekeepers before the pageserver), `stop` (computes first, then the pageserver, then the
- * safekeepers) and `status`.
+ * storage_controller.toml, a default tenant with its `main` branch made by initdb), `start` (initialising
+ * first when needed; the storage controller, then the safekeepers, then the pageserver), `stop`
+ * (computes first, then the pageserver, then the safekeepers, the storage controller last) and `status`.
  */
 import { mkdirSync, rmSync } from 'node:fs'
 import path from 'node:path'
@@ -54,7 +54,23 @@ import {
 } from './safekeeper-process.js'
 import { type RunningServer, serverState } from './server-process.js'
 import type { Step } from './steps.js'
+import { defaultStorageControllerConfig, saveStorageControllerConfig } from './storage-controller-config.js'
+import {
+  controlPlaneApiOf,
+  hasStorageController,
+  runStorageController,
+  type StorageControllerStatus,
+  startStorageController,
+  stopStorageController,
+  storageControllerConfigFile,
+  storageControllerDir,
+  storageControllerFiles,
+  storageControllerStatus,
+} from './storage-controller-process.js'
 import { createTenant } from './tenants.js'
+
+/** The pageserver's node id at the storage controller (pageserver.toml's `id`), as neon_local's first. */
+const PAGESERVER_NODE_ID = 1
 
 /** As neon_local: one safekeeper, so commits are durable off the compute from the start. */
 export const DEFAULT_SAFEKEEPERS: SafekeeperCount = 1
@@ -71,6 +87,8 @@ export interface InitOptions {
   safekeeperPortBases?: SafekeeperPortBases
   /** Default: the directory `remote_storage` in the repo dir. */
   remoteStorage?: RemoteStorageConfig
+  /** Default 1234, as neon_local. */
+  storageControllerPort?: number
 }
 
 /**
@@ -86,6 +104,7 @@ export function initSteps(repoDir: string, opts: InitOptions & { keepRunning?: b
     computePortBase: opts.computePortBase,
     safekeepers: skConfigs.map((c) => c.id),
   })
+  const scConfig = defaultStorageControllerConfig(opts.storageControllerPort)
   const psConfig: PageserverConfig = {
     ...DEFAULT_PAGESERVER_CONFIG,
     pgDistribDir: cluster.pgDistribDir,
@@ -98,12 +117,15 @@ export function initSteps(repoDir: string, opts: InitOptions & { keepRunning?: b
       port: opts.pageserverHttpPort ?? DEFAULT_PAGESERVER_CONFIG.listenHttpAddr.port,
     },
     remoteStorage: opts.remoteStorage ?? { kind: 'local', localPath: defaultRemoteStorageDir(repoDir) },
+    controlPlane: { api: controlPlaneApiOf(scConfig), nodeId: PAGESERVER_NODE_ID },
   }
   const undo = async () => {
     await stopPageserver(repoDir, FIRST_PAGESERVER, { immediate: true })
+    await stopStorageController(repoDir, { immediate: true })
     for (const id of cluster.safekeepers) await stopSafekeeper(repoDir, id, { immediate: true })
     rmSync(pageserverDir(repoDir, FIRST_PAGESERVER), { recursive: true, force: true })
     rmSync(safekeepersDir(repoDir), { recursive: true, force: true })
+    rmSync(storageControllerDir(repoDir), { recursive: true, force: true })
     // A directory named by --remote-storage may hold what is not ours; the default one is init's own.
     if (opts.remoteStorage === undefined)
       rmSync(defaultRemoteStorageDir(repoDir), { recursive: true, force: true })
@@ -130,9 +152,13 @@ export function initSteps(repoDir: string, opts: InitOptions & { keepRunning?: b
         mkdirSync(pageserverDir(repoDir, FIRST_PAGESERVER), { recursive: true })
         savePageserverConfig(pageserverConfigFile(repoDir, FIRST_PAGESERVER), { ...psConfig, tenantDefaults })
         writeSafekeeperConfigs(repoDir, skConfigs)
+        mkdirSync(storageControllerDir(repoDir), { recursive: true })
+        saveStorageControllerConfig(storageControllerConfigFile(repoDir), scConfig)
         saveClusterConfig(repoDir, cluster)
       },
     },
+    // The pageserver asks it for its generations as it starts, and the default tenant is attached there.
+    { ...startStorageControllerStep(repoDir), run: () => undoing(startStorageControllerStep(repoDir).run) },
     // The tenant needs the pageserver only; safekeepers start when the cluster is to keep running.
     ...(opts.keepRunning
       ? cluster.safekeepers.map((id) => {
@@ -165,8 +191,27 @@ export function initSteps(repoDir: string, opts: InitOptions & { keepRunning?: b
               return 'pageserver stopped'
             },
           },
+          {
+            title: 'stop the storage controller',
+            run: async () => {
+              await stopStorageController(repoDir)
+              return 'storage controller stopped'
+            },
+          },
         ]),
   ]
+}
+
+function startStorageControllerStep(repoDir: string): Step {
+  return {
+    title: 'start the storage controller',
+    run: async () => {
+      const { pid, alreadyRunning } = await startStorageController(repoDir)
+      return alreadyRunning
+        ? `the storage controller is already running (pid ${pid})`
+        : `storage controller started (pid ${pid})`
+    },
+  }
 }
 
 function startSafekeeperStep(repoDir: string, id: number): Step {
@@ -207,6 +252,7 @@ export function startSteps(repoDir: string, opts: InitOptions = {}): Step[] {
   if (!isInitialised(repoDir)) return initSteps(repoDir, { ...opts, keepRunning: true })
   const c = loadClusterConfig(repoDir)
   return [
+    ...(hasStorageController(repoDir) ? [startStorageControllerStep(repoDir)] : []),
     ...c.safekeepers.map((id) => startSafekeeperStep(repoDir, id)),
     ...c.pageservers.map((id) => startPageserverStep(repoDir, id)),
   ]
@@ -256,6 +302,18 @@ export async function stopSteps(repoDir: string, opts: { immediate?: boolean } =
       steps.push(stopSafekeeperStep(repoDir, id, { ...opts, ranBefore }))
     }
   }
+  if (isInitialised(repoDir) && hasStorageController(repoDir)) {
+    const ranBefore = serverState(storageControllerFiles(repoDir)).running
+    steps.push({
+      title: 'stop the storage controller',
+      run: async () => {
+        const { wasRunning } = await stopStorageController(repoDir, opts)
+        return wasRunning || ranBefore
+          ? 'storage controller stopped'
+          : 'the storage controller was not running'
+      },
+    })
+  }
   return steps
 }
 
@@ -263,18 +321,27 @@ export interface ClusterStatus {
   repo_dir: string
   initialised: boolean
   pageservers: PageserverStatus[]
+  storage_controller: StorageControllerStatus | null
   safekeepers: SafekeeperStatus[]
   endpoints: EndpointRow[]
 }
 
 export async function clusterStatus(repoDir: string): Promise<ClusterStatus> {
   if (!isInitialised(repoDir))
-    return { repo_dir: repoDir, initialised: false, pageservers: [], safekeepers: [], endpoints: [] }
+    return {
+      repo_dir: repoDir,
+      initialised: false,
+      pageservers: [],
+      storage_controller: null,
+      safekeepers: [],
+      endpoints: [],
+    }
   const c = loadClusterConfig(repoDir)
   return {
     repo_dir: repoDir,
     initialised: true,
     pageservers: await Promise.all(c.pageservers.map((id) => pageserverStatus(repoDir, id))),
+    storage_controller: hasStorageController(repoDir) ? await storageControllerStatus(repoDir) : null,
     safekeepers: await Promise.all(c.safekeepers.map((id) => safekeeperStatus(repoDir, id))),
     endpoints: await listEndpoints(repoDir),
   }
@@ -284,31 +351,32 @@ export async function clusterStatus(repoDir: string): Promise<ClusterStatus> {
 export interface EmbeddedServer {
   name: string
   http: string
-  pg: string
+  /** null: it has no libpq port (the storage controller). */
+  pg: string | null
 }
 
 export interface EmbeddedCluster {
-  /** In the order they started: the safekeepers, then the pageservers. */
+  /** In the order they started: the storage controller, the safekeepers, then the pageservers. */
   servers: EmbeddedServer[]
   /** Stops them in the opposite order, telling `onStopped` of each. */
   stop(onStopped?: (name: string) => void): Promise<void>
 }
 
 /**
- * `zenith start --embedded`: the safekeepers and the pageservers inside this process, each with its pid
+ * `zenith start --embedded`: the storage controller, the safekeepers and the pageservers inside this process, each with its pid
  * file and log as if detached. When one fails to start, those already running are stopped again.
  */
 export async function runEmbedded(repoDir: string): Promise<EmbeddedCluster> {
   const running: (EmbeddedServer & { run: RunningServer<unknown> })[] = []
   const add = (
     name: string,
-    addrs: { listenHttpAddr: HostPort; listenPgAddr: HostPort },
+    addrs: { listenHttpAddr: HostPort; listenPgAddr?: HostPort },
     run: RunningServer<unknown>,
   ) =>
     running.push({
       name,
       http: formatHostPort(addrs.listenHttpAddr),
-      pg: formatHostPort(addrs.listenPgAddr),
+      pg: addrs.listenPgAddr === undefined ? null : formatHostPort(addrs.listenPgAddr),
       run,
     })
   const stop = async (onStopped?: (name: string) => void) => {
@@ -319,6 +387,10 @@ export async function runEmbedded(repoDir: string): Promise<EmbeddedCluster> {
   }
   try {
     const c = loadClusterConfig(repoDir)
+    if (hasStorageController(repoDir)) {
+      const sc = await runStorageController(repoDir, { logToStdout: false })
+      add('storage controller', sc.server.config, sc)
+    }
     for (const id of c.safekeepers) {
       const sk = await runSafekeeper(repoDir, id, { logToStdout: false })
       add(`safekeeper ${id}`, sk.server.config, sk)

@@ -23,8 +23,16 @@ export class PageserverClient extends ApiClient {
     return this.request('GET', '/v1/tenant', undefined, timeoutMs)
   }
 
-  createTenant(tenantId: string, config: TenantConfigFields = {}): Promise<string> {
-    return this.request('POST', '/v1/tenant', { new_tenant_id: tenantId, ...config })
+  /** `generation`: the one the storage controller issued for this attach. */
+  createTenant(
+    tenantId: string,
+    opts: { config?: TenantConfigFields; generation?: number } = {},
+  ): Promise<string> {
+    return this.request('POST', '/v1/tenant', {
+      new_tenant_id: tenantId,
+      ...opts.config,
+      ...(opts.generation === undefined ? {} : { generation: opts.generation }),
+    })
   }
 
   tenantConfig(tenantId: string): Promise<TenantConfigInfo> {

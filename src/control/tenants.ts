@@ -3,7 +3,7 @@ import { generateId, parseId } from '../lib/ids.js'
 import type { TenantConfigFields, TenantConfigInfo, TimelineInfo } from '../pageserver/api-types.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
 import { writerWalPositions } from './computes.js'
-import { pageserverClientOf } from './layout.js'
+import { pageserverClientOf, pageserverConfigOf } from './layout.js'
 import { type LadderRung, timelineLadder } from './lsn-ladder.js'
 import {
   branchOfTimeline,
@@ -16,7 +16,8 @@ import {
   timelineOfBranch,
 } from './repo-config.js'
 import { type TimelineOnSafekeepers, timelineOnSafekeepers } from './safekeeper-view.js'
-import { tenantPageserverClient } from './tenant-placement.js'
+import { storageControllerClientOf } from './storage-controller-process.js'
+import { tenantPageserver, tenantPageserverClient } from './tenant-placement.js'
 
 export interface TenantRow {
   tenant_id: string
@@ -34,8 +35,14 @@ export async function createTenant(
 ): Promise<{ tenantId: string; timelineId: string; isDefault: boolean; lastRecordLsn: string }> {
   const c = loadClusterConfig(repoDir)
   const tenantId = parseId(opts.tenantId ?? generateId(), 'tenant')
-  const ps = tenantPageserverClient(repoDir, tenantId)
-  await ps.createTenant(tenantId, opts.config ?? {})
+  const { client: ps, config } = tenantPageserver(repoDir, tenantId)
+  // The generation comes from the storage controller first: a pageserver must never make one up.
+  const cp = config.controlPlane
+  const generation =
+    cp === null
+      ? undefined
+      : (await storageControllerClientOf(repoDir).attach(tenantId, cp.nodeId)).generation
+  await ps.createTenant(tenantId, { config: opts.config ?? {}, generation })
   const timelineId = generateId()
   const tl = await ps.createTimeline(tenantId, { new_timeline_id: timelineId })
   c.branches[tenantId] = { [DEFAULT_BRANCH]: timelineId }

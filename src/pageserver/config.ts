@@ -9,6 +9,8 @@
  *     memory_budget = 134217728              bytes of open in-memory layers
  *     log_level = "info"                     debug, info, warn or error: lines below it are dropped
  *     remote_storage = { local_path = "…" }  or { bucket = "…", prefix = "…", … }: remote-storage-config.ts
+ *     id = 1                                 its node id at the storage controller
+ *     control_plane_api = "http://127.0.0.1:1234/upcall/v1/"   the controller's upcalls (both or neither)
  *     [tenant_config]                        defaults for every tenant (tenant config keys)
  */
 
@@ -44,7 +46,18 @@ export interface PageserverConfig {
   logLevel: LogLevel
   /** null: none configured (a pageserver.toml from before remote storage); `zenith init` always sets one. */
   remoteStorage: RemoteStorageConfig | null
+  /**
+   * The storage controller that issues its generations, and its node id there; null: none (a
+   * pageserver.toml from before the controller, or a test's), and every tenant is at generation 1.
+   */
+  controlPlane: ControlPlaneConfig | null
   tenantDefaults: TenantConfigOverrides
+}
+
+export interface ControlPlaneConfig {
+  /** The upcall base URL, ending in `/`: re-attach and validate are resolved against it. */
+  api: string
+  nodeId: number
 }
 
 export class PageserverConfigError extends ZenithError {
@@ -61,6 +74,7 @@ export const DEFAULT_PAGESERVER_CONFIG: PageserverConfig = {
   memoryBudget: 128 * 1024 * 1024,
   logLevel: 'info',
   remoteStorage: null,
+  controlPlane: null,
   tenantDefaults: {},
 }
 
@@ -84,6 +98,8 @@ export function parsePageserverConfig(
     'memory_budget',
     'log_level',
     'remote_storage',
+    'id',
+    'control_plane_api',
     'tenant_config',
   ])
   for (const k of Object.keys(doc)) {
@@ -121,8 +137,25 @@ export function parsePageserverConfig(
     logLevel,
     remoteStorage:
       doc.remote_storage === undefined ? null : parseRemoteStorageConfig(doc.remote_storage, baseDir),
+    controlPlane: parseControlPlane(str('control_plane_api'), doc.id),
     tenantDefaults: overridesFromText(doc.tenant_config ?? {}),
   }
+}
+
+function parseControlPlane(api: string | undefined, id: unknown): ControlPlaneConfig | null {
+  if (api === undefined && id === undefined) return null
+  if (api === undefined) throw new PageserverConfigError('id needs control_plane_api, the storage controller')
+  if (id === undefined)
+    throw new PageserverConfigError("control_plane_api needs id, this pageserver's node id")
+  let url: URL
+  try {
+    url = new URL(api)
+  } catch {
+    throw new PageserverConfigError(`control_plane_api must be an http:// URL, got ${JSON.stringify(api)}`)
+  }
+  if (url.protocol !== 'http:')
+    throw new PageserverConfigError(`control_plane_api must be an http:// URL, got ${JSON.stringify(api)}`)
+  return { api: api.endsWith('/') ? api : `${api}/`, nodeId: positiveInt(id, 'id') }
 }
 
 export function loadPageserverConfig(file: string): PageserverConfig {
@@ -153,6 +186,9 @@ export function renderPageserverConfig(c: PageserverConfig): string {
     `memory_budget = ${c.memoryBudget}`,
     `log_level = "${c.logLevel}"`,
     ...(c.remoteStorage === null ? [] : [renderRemoteStorageConfig(c.remoteStorage)]),
+    ...(c.controlPlane === null
+      ? []
+      : [`id = ${c.controlPlane.nodeId}`, `control_plane_api = ${JSON.stringify(c.controlPlane.api)}`]),
   ]
   const defaults = configToJson(c.tenantDefaults)
   if (Object.keys(defaults).length > 0) {

@@ -42,11 +42,17 @@ export function createHttpApi(ps: Pageserver): http.Server {
   r.on('POST', '/v1/tenant', ({ body }) => {
     const b = objectBody(body)
     const id = parseId(optionalString(b, 'new_tenant_id') ?? generateId(), 'tenant')
-    const t = ps.repo.createTenant({
+    const generation = b.generation === undefined || b.generation === null ? undefined : b.generation
+    if (
+      generation !== undefined &&
+      (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 1)
+    )
+      throw new HttpError(400, `generation must be a positive integer, got ${JSON.stringify(generation)}`)
+    const t = ps.createTenant({
       tenantId: id,
-      config: overridesFromText(withoutFields(b, ['new_tenant_id'])),
+      config: overridesFromText(withoutFields(b, ['new_tenant_id', 'generation'])),
+      generation,
     })
-    ps.log('info', 'tenant created', { tenantId: t.tenantId })
     return { status: 201, json: t.tenantId }
   })
 

@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { EngineStateError, LayerNotLocalError } from '../engine/errors.js'
 import { withLocalLayers } from '../engine/layer-download.js'
+import type { Location } from '../engine/location.js'
 import { Repository, type RepositoryOptions } from '../engine/repository.js'
 import type { Tenant } from '../engine/tenant.js'
 import type { Timeline } from '../engine/timeline.js'
@@ -20,6 +21,7 @@ import { walQuietUntil } from '../postgres/wal-page.js'
 import { type Listener, listen } from '../protocol/listen.js'
 import { bootstrapTimeline } from './bootstrap.js'
 import { loadPageserverConfig, PAGESERVER_CONFIG_FILE, type PageserverConfig } from './config.js'
+import { ControlPlaneClient } from './control-plane-client.js'
 import { InvalidRequestError } from './errors.js'
 import { createHttpApi } from './http-api.js'
 import { createPageService } from './page-service.js'
@@ -52,6 +54,8 @@ export class Pageserver {
     readonly log: LogFn,
     /** null when pageserver.toml names none. */
     readonly remoteStorage: RemoteStorageBackend | null,
+    /** The storage controller; null when pageserver.toml names none. */
+    readonly controlPlane: ControlPlaneClient | null,
   ) {
     this.metrics = new PageserverMetrics(this)
     this.walReceivers = new WalReceivers(this)
@@ -71,6 +75,20 @@ export class Pageserver {
     const config = opts.config ?? loadPageserverConfig(path.join(workdir, PAGESERVER_CONFIG_FILE))
     mkdirSync(workdir, { recursive: true })
     const remote = config.remoteStorage === null ? null : await openRemoteStorage(config.remoteStorage)
+    const controlPlane =
+      config.controlPlane === null ? null : new ControlPlaneClient(config.controlPlane, opts.log)
+    let locations: Map<string, Location> | null = null
+    try {
+      locations = controlPlane === null ? null : await controlPlane.reAttach()
+    } catch (err) {
+      remote?.close()
+      throw err
+    }
+    if (locations !== null)
+      opts.log('info', 're-attached at the storage controller', {
+        node: config.controlPlane?.nodeId,
+        tenants: [...locations].map(([id, l]) => `${id}:${l.mode}@${l.generation}`).join(','),
+      })
     const repo = await Repository.open(workdir, {
       pageCacheSlots: config.pageCacheSize,
       memoryBudget: config.memoryBudget,
@@ -78,9 +96,19 @@ export class Pageserver {
       log: opts.log,
       imageKeyFilter: postgresImageKeyFilter,
       quietUntil: walQuietUntil,
-      remote: opts.remote ?? (remote === null ? undefined : { storage: remote }),
+      remote:
+        opts.remote ??
+        (remote === null
+          ? undefined
+          : {
+              storage: remote,
+              ...(controlPlane === null
+                ? {}
+                : { validate: (tenantId, gen) => controlPlane.validate(tenantId, gen) }),
+            }),
+      ...(locations === null ? {} : { locations }),
     })
-    const ps = new Pageserver(workdir, config, repo, opts.log, remote)
+    const ps = new Pageserver(workdir, config, repo, opts.log, remote, controlPlane)
     if (remote !== null) ps.remoteCheck = ps.checkRemoteStorage(remote)
     try {
       ps.listeners.push(await listen(createHttpApi(ps), config.listenHttpAddr, 'pageserver HTTP API'))
@@ -98,6 +126,19 @@ export class Pageserver {
       remoteStorage: remote?.location ?? 'none',
     })
     return ps
+  }
+
+  /**
+   * A new tenant, at the generation the storage controller issued for it (the CLI attaches it there
+   * first); without one, the repository's.
+   */
+  createTenant(opts: { tenantId: string; config: Record<string, unknown>; generation?: number }): Tenant {
+    const t = this.repo.createTenant({ tenantId: opts.tenantId, config: opts.config })
+    this.log('info', 'tenant created', {
+      tenantId: t.tenantId,
+      ...(opts.generation === undefined ? {} : { generation: opts.generation }),
+    })
+    return t
   }
 
   private async checkRemoteStorage(remote: RemoteStorageBackend): Promise<void> {
@@ -121,6 +162,7 @@ export class Pageserver {
       await Promise.all(this.listeners.map((l) => l.close()))
       await this.repo.close({ flush: true })
       await this.remoteCheck
+      this.controlPlane?.close()
       this.remoteStorage?.close()
       this.log('info', 'pageserver stopped')
     })()

@@ -3,8 +3,9 @@
  * path pattern, JSON in and out, and the one place that turns errors into status codes with Neon's
  * `{"msg": ...}` body: a ZenithError by its kind, anything else as a bug (500, logged with its stack).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { asZenithError, type ErrorKind, ZenithError } from '../lib/errors.js'
+import type { LogFn } from '../lib/log.js'
 
 /** Every error: the status code says the kind, `msg` what went wrong. */
 export interface ErrorBody {
@@ -158,4 +159,28 @@ export function objectBody(body: unknown, allowEmpty = true): Record<string, unk
     )
   }
   return body as Record<string, unknown>
+}
+
+/**
+ * An HTTP server answering with `router`; a failure that is a bug is logged with its stack, and one in
+ * writing the reply itself still gets the client its error when no header went out yet.
+ */
+export function routerServer(router: Router, log: LogFn): Server {
+  const logBug = (req: IncomingMessage, err: Error) =>
+    log('error', 'HTTP request failed: this is a bug', {
+      method: req.method,
+      url: req.url,
+      error: err.stack ?? err.message,
+    })
+  return createServer((req, res) => {
+    router
+      .handle(req, res, (err) => logBug(req, err))
+      .catch((err: Error) => {
+        logBug(req, err)
+        if (res.headersSent) return res.destroy()
+        const { status, json } = errorReply(err)
+        res.writeHead(status, { 'content-type': 'application/json' })
+        res.end(`${JSON.stringify(json)}\n`)
+      })
+  })
 }

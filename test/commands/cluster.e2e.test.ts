@@ -103,12 +103,13 @@ describe('zenith local cluster', () => {
     ])
     expect(viaPsql.stdout).toBe('200|200')
 
-    // Computes first, then the pageserver, then the safekeeper it reads WAL from.
+    // Computes first, then the pageserver, then the safekeeper it reads WAL from, the controller last.
     expect((await c.ok('stop')).trim().split('\n')).toEqual([
       'endpoint mid stopped',
       'endpoint main stopped',
       'pageserver stopped',
       'safekeeper 1 stopped',
+      'storage controller stopped',
     ])
     const stopped = JSON.parse(await c.ok('status', '--json'))
     expect(stopped.pageservers[0].running).toBe(false)
@@ -232,6 +233,7 @@ describe('zenith local cluster', () => {
     expect(await c.ok('pg', 'list')).toMatch(/\nsafekeeper 1 not reachable: /)
     expect(await c.ok('timeline', 'show', 'main')).toMatch(/^safekeeper 1 +unreachable$/m)
     expect((await c.ok('start')).trim().split('\n')).toEqual([
+      `the storage controller is already running (pid ${status.storage_controller.pid})`,
       expect.stringMatching(/^safekeeper 1 started \(pid \d+\)$/),
       `the pageserver is already running (pid ${status.pageservers[0].pid})`,
     ])

@@ -56,8 +56,10 @@ describe('a pageserver that died', () => {
     expect(text).toContain(`its log ${log} ends:\n`)
     const remote = `remote storage ${path.join(cl.repo, 'remote_storage')}`
     expect(text.endsWith(`\n  ${tail.at(-1)}\n${remote}`)).toBe(true)
-    // The widest label is "remote storage" (no safekeepers here).
-    expect(await cl.ok('status')).toMatch(new RegExp(`pageserver {6}died, .*\\n {16}its log ${log} ends:\\n`))
+    // The widest label is "storage controller".
+    expect(await cl.ok('status')).toMatch(
+      new RegExp(`pageserver {10}died, .*\\n {20}its log ${log} ends:\\n`),
+    )
 
     await cl.ok('pageserver', 'start')
     await cl.ok('pageserver', 'stop')
@@ -88,6 +90,9 @@ describe('a pageserver that died', () => {
 
   it('logs an unhandled rejection of an embedded pageserver to its log file, and exits with code 1', async () => {
     const cl = c!
+    // --embedded runs every server of the cluster here, so none may run detached: the first test's
+    // `zenith start` left the storage controller running.
+    await cl.ok('storage-controller', 'stop')
     embedded = execa('node', [BIN, 'start', '--embedded', '--repo-dir', cl.repo], {
       reject: false,
       env: { ...crashEnv, CRASH_BY: 'rejection' },

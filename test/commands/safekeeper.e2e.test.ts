@@ -61,8 +61,10 @@ describe('zenith safekeeper', () => {
   it('starts three with the cluster, stops and starts one, and lists their timelines', async () => {
     const cl = c!
     const started = await cl.ok('start')
-    // Safekeepers first: the pageserver will read WAL from them.
+    // The storage controller, then the safekeepers: the pageserver asks the one for its generations and
+    // reads WAL from the others.
     expect(started.trim().split('\n')).toEqual([
+      expect.stringMatching(/^storage controller started \(pid \d+\)$/),
       expect.stringMatching(/^safekeeper 1 started \(pid \d+\)$/),
       expect.stringMatching(/^safekeeper 2 started \(pid \d+\)$/),
       expect.stringMatching(/^safekeeper 3 started \(pid \d+\)$/),
@@ -166,7 +168,7 @@ describe('zenith safekeeper', () => {
     )
     expect(await cl.ok('status')).toMatch(
       new RegExp(
-        `\\nsafekeeper 3 {4}died, http 127\\.0\\.0\\.1:${httpBase + 3}.*\\n {16}its log ${log} ends:\\n`,
+        `\\nsafekeeper 3 {8}died, http 127\\.0\\.0\\.1:${httpBase + 3}.*\\n {20}its log ${log} ends:\\n`,
       ),
     )
 
@@ -176,6 +178,7 @@ describe('zenith safekeeper', () => {
       'safekeeper 1 stopped',
       'safekeeper 2 stopped',
       'safekeeper 3 was not running',
+      'storage controller stopped',
     ])
     expect(await statuses()).toEqual(['stopped', 'stopped', 'stopped'])
     await cl.ok('start')
@@ -192,6 +195,7 @@ describe('zenith safekeeper', () => {
       () => !isAlive(before[1].pid!) && !isAlive(psPid),
     )
     expect((await cl.ok('start')).trim().split('\n')).toEqual([
+      expect.stringMatching(/^the storage controller is already running \(pid \d+\)$/),
       `safekeeper 1 is already running (pid ${before[0].pid})`,
       expect.stringMatching(/^safekeeper 2 started \(pid \d+\)$/),
       `safekeeper 3 is already running (pid ${before[2].pid})`,
@@ -220,15 +224,16 @@ describe('zenith safekeeper', () => {
       'safekeeper 1 stopped',
       'safekeeper 2 stopped',
       'safekeeper 3 stopped',
+      'storage controller stopped',
     ])
     const r = await embedded
     embedded = undefined
     expect(r.exitCode).toBe(0)
     expect(r.stdout).toMatch(
-      /^safekeeper 1 running in this process \(pid \d+\): http 127\.0\.0\.1:\d+, pg 127\.0\.0\.1:\d+\n/,
+      /^storage controller running in this process \(pid \d+\): http 127\.0\.0\.1:\d+\nsafekeeper 1 running in this process \(pid \d+\): http 127\.0\.0\.1:\d+, pg 127\.0\.0\.1:\d+\n/,
     )
     expect(r.stdout).toMatch(
-      /; Ctrl-C stops them\nstopping the pageserver and the safekeepers\npageserver stopped\nsafekeeper 3 stopped\nsafekeeper 2 stopped\nsafekeeper 1 stopped$/,
+      /; Ctrl-C stops them\nstopping pageserver, safekeeper 3, safekeeper 2, safekeeper 1, storage controller\npageserver stopped\nsafekeeper 3 stopped\nsafekeeper 2 stopped\nsafekeeper 1 stopped\nstorage controller stopped$/,
     )
     expect(await statuses()).toEqual(['stopped', 'stopped', 'stopped'])
   })

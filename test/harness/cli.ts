@@ -67,8 +67,8 @@ export async function runZenith(
 
 /**
  * A repo dir made by `zenith init` (the pageserver is not left running); `initArgs` go to init too.
- * Safekeepers (init's default count unless `--num-safekeepers` is given) get free ports unless
- * `initArgs` name their port bases: the defaults are fixed ports that another run may hold.
+ * Safekeepers (init's default count unless `--num-safekeepers` is given) and the storage controller
+ * get free ports unless `initArgs` name their ports: the defaults are fixed ports that another run may hold.
  */
 export async function newCluster(
   name: string,
@@ -82,15 +82,18 @@ export async function newCluster(
   const count = initArgs.includes('--num-safekeepers')
     ? Number(initArgs[initArgs.indexOf('--num-safekeepers') + 1])
     : DEFAULT_SAFEKEEPERS
-  const skPorts: string[] = []
+  const portArgs: string[] = []
   const given = initArgs.indexOf('--safekeeper-http-port-base')
   let httpBase = given >= 0 ? Number(initArgs[given + 1]) : 0
   if (count > 0 && !initArgs.includes('--safekeeper-pg-port-base')) {
     // One run of free ports: the libpq ports of safekeepers 1..count, then their HTTP ports.
     const base = await freePortBase(2 * count)
     httpBase = base + count
-    skPorts.push('--safekeeper-pg-port-base', String(base), '--safekeeper-http-port-base', String(httpBase))
+    portArgs.push('--safekeeper-pg-port-base', String(base), '--safekeeper-http-port-base', String(httpBase))
   }
+  // The storage controller's default port, 1234, is fixed: another run may hold it.
+  if (!initArgs.includes('--storage-controller-port'))
+    portArgs.push('--storage-controller-port', String(await freePort()))
   const zenith = (...args: string[]) => runZenith([...args, '--repo-dir', repo], env)
   const ok = async (...args: string[]) => {
     const r = await zenith(...args)
@@ -105,7 +108,7 @@ export async function newCluster(
     String(pg),
     '--compute-port-base',
     String(computeBase),
-    ...skPorts,
+    ...portArgs,
     ...initArgs,
   )
   const safekeeperHttp = (id: number) => `http://127.0.0.1:${httpBase + id}`

@@ -234,3 +234,35 @@ describe('openRemoteStorage', () => {
     }
   })
 })
+
+describe('pageserver.toml control_plane_api and id', () => {
+  it('both absent: no control plane; both given: the upcall base and the node id, rendered and read back', () => {
+    expect(parsePageserverConfig({}).controlPlane).toBeNull()
+    const cp = parsePageserverConfig({ control_plane_api: 'http://127.0.0.1:1234/upcall/v1', id: 2 })
+    expect(cp.controlPlane).toEqual({ api: 'http://127.0.0.1:1234/upcall/v1/', nodeId: 2 })
+    const text = renderPageserverConfig(cp)
+    expect(text).toContain('id = 2\ncontrol_plane_api = "http://127.0.0.1:1234/upcall/v1/"\n')
+    expect(parsePageserverConfig(parseToml(text)).controlPlane).toEqual(cp.controlPlane)
+  })
+
+  it('refuses one without the other, a URL that is not http and an id that is not a positive integer', () => {
+    const bad: [Record<string, unknown>, string][] = [
+      [{ id: 1 }, 'id needs control_plane_api, the storage controller'],
+      [
+        { control_plane_api: 'http://127.0.0.1:1234/upcall/v1/' },
+        "control_plane_api needs id, this pageserver's node id",
+      ],
+      [
+        { control_plane_api: 'localhost:1234', id: 1 },
+        'control_plane_api must be an http:// URL, got "localhost:1234"',
+      ],
+      [
+        { control_plane_api: 'not a url', id: 1 },
+        'control_plane_api must be an http:// URL, got "not a url"',
+      ],
+      [{ control_plane_api: 'http://127.0.0.1:1234/', id: 0 }, 'id must be a positive integer, got 0'],
+      [{ control_plane_api: 7, id: 1 }, 'control_plane_api must be a string'],
+    ]
+    for (const [doc, msg] of bad) expect(() => parsePageserverConfig(doc)).toThrow(msg)
+  })
+})
