@@ -15,6 +15,7 @@ import {
   newestFirst,
 } from '../control/layers.js'
 import { formatSize } from '../lib/units.js'
+import type { HistoricLayerInfo } from '../pageserver/api-types.js'
 import type { Output } from './output.js'
 
 function renderTotals(out: Output, t: LayerTotals): string {
@@ -29,6 +30,10 @@ function renderTotals(out: Output, t: LayerTotals): string {
   )
 }
 
+/** Where a layer file is: on local disk, in remote storage, or both. */
+const layerStorage = (l: HistoricLayerInfo): string =>
+  l.local === false ? 'remote' : l.remote ? 'local+remote' : 'local'
+
 /** Every layer newest first: kind, keys in words, LSN range, size, where it is; then totals per kind. */
 export function renderBranchLayers(out: Output, m: BranchLayers): string {
   const layers = newestFirst([...m.in_memory_layers, ...m.historic_layers])
@@ -39,7 +44,7 @@ export function renderBranchLayers(out: Output, m: BranchLayers): string {
       layerKeyRange(l),
       kind === 'image' ? l.lsn_start : `${l.lsn_start}-${l.lsn_end ?? ''}`,
       formatSize(layerBytes(l)),
-      isHistoric(l) ? (l.remote ? 'local+remote' : 'local') : out.dim('memory'),
+      isHistoric(l) ? layerStorage(l) : out.dim('memory'),
     ]
   })
   const head = `branch ${out.bold(m.branch)}  timeline ${m.timeline_id}`

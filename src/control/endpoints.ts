@@ -618,7 +618,8 @@ export async function startEndpointSteps(
 }
 
 /** Where the pageserver finds the safekeepers, as its connection manager takes them. */
-function safekeeperAddrs(repoDir: string, ids: readonly number[]) {
+/** The addresses of safekeepers as a pageserver streams WAL from them. */
+export function safekeeperAddrs(repoDir: string, ids: readonly number[]) {
   return ids.map((id) => {
     const cfg = safekeeperConfigOf(repoDir, id)
     return { id, pg: formatHostPort(cfg.listenPgAddr), http: formatHostPort(cfg.listenHttpAddr) }

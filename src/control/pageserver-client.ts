@@ -5,6 +5,7 @@ import type {
   CompactResult,
   GcResult,
   LayerMapInfo,
+  LocationConfigRequest,
   TenantConfigFields,
   TenantConfigInfo,
   TenantInfo,
@@ -79,6 +80,16 @@ export class PageserverClient extends ApiClient {
     return this.request('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/do_gc`, {
       ...(opts.gcHorizon === undefined ? {} : { gc_horizon: opts.gcHorizon }),
     })
+  }
+
+  /**
+   * Neon's declarative attach/detach: the tenant is made to be here in `req.mode` (Detached: not here).
+   * `flushMs`: before a change away from AttachedSingle/Multi, wait up to that long for what the tenant
+   * holds to be uploaded.
+   */
+  locationConfig(tenantId: string, req: LocationConfigRequest, flushMs?: number): Promise<TenantInfo | null> {
+    const q = flushMs === undefined ? '' : `?flush_ms=${flushMs}`
+    return this.request('PUT', `/v1/tenant/${tenantId}/location_config${q}`, req)
   }
 
   setWalSource(tenantId: string, timelineId: string, connstr: string | null): Promise<TimelineInfo> {

@@ -1,7 +1,8 @@
 /**
  * The cluster's pageservers. `zenith init` makes the first; `zenith pageserver start N` adds pageserver N
  * on first use: its pageserver.toml is the first one's (the same remote storage, which is what lets a
- * tenant move between them, and the same defaults) with both ports moved up by N-1 and its own node id.
+ * tenant move between them, the same storage controller and defaults) with both ports moved up by N-1
+ * and its own node id.
  */
 import { existsSync, mkdirSync } from 'node:fs'
 import { savePageserverConfig } from '../pageserver/config.js'
@@ -34,6 +35,8 @@ export function ensurePageserver(repoDir: string, id: number): boolean {
       ...first,
       listenHttpAddr: { ...first.listenHttpAddr, port: first.listenHttpAddr.port + shift },
       listenPgAddr: { ...first.listenPgAddr, port: first.listenPgAddr.port + shift },
+      // The storage controller knows it by its id: the one its re-attach and validate calls name.
+      controlPlane: first.controlPlane && { ...first.controlPlane, nodeId: id },
     })
   }
   c.pageservers = [...c.pageservers, id].sort((a, b) => a - b)

@@ -29,7 +29,8 @@ import { readControllerState, STATE_FILE } from './storage-controller-state.js'
 export const storageControllerDir = (repoDir: string) => path.join(repoDir, 'storage_controller')
 export const storageControllerConfigFile = (repoDir: string) =>
   path.join(storageControllerDir(repoDir), STORAGE_CONTROLLER_CONFIG_FILE)
-const stateFile = (repoDir: string) => path.join(storageControllerDir(repoDir), STATE_FILE)
+export const storageControllerStateFile = (repoDir: string) =>
+  path.join(storageControllerDir(repoDir), STATE_FILE)
 
 export const storageControllerFiles = (repoDir: string): ServerFiles => ({
   name: 'storage controller',
@@ -79,7 +80,10 @@ export async function storageControllerStatus(repoDir: string): Promise<StorageC
     reachable,
     tenants: reachable
       ? await client.tenants(5000)
-      : [...readControllerState(stateFile(repoDir))].map(([tenant_id, p]) => ({ tenant_id, ...p })),
+      : [...readControllerState(storageControllerStateFile(repoDir))].map(([tenant_id, p]) => ({
+          tenant_id,
+          ...p,
+        })),
     log_file,
     ...(last_log_lines ? { last_log_lines } : {}),
   }

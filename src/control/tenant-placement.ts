@@ -1,23 +1,17 @@
 /**
- * Which pageserver serves a tenant. The storage controller attaches every tenant to one pageserver
- * (its state file says which, and is read here without the controller running, since a stopped
- * cluster's commands need the answer too); a tenant it does not know, from a repo dir made before it
- * existed, is on the first pageserver.
+ * Which pageserver serves a tenant. The storage controller attaches every tenant to one pageserver (its
+ * state file says which, and is read here without the controller running, since a stopped cluster's
+ * commands need the answer too); a tenant it does not know, in a repo dir made before it existed, is
+ * on the first pageserver.
  */
-import { existsSync, readFileSync } from 'node:fs'
-import path from 'node:path'
-import { parseId } from '../lib/ids.js'
 import type { PageserverConfig } from '../pageserver/config.js'
 import { FIRST_PAGESERVER, pageserverConfigOf, pageserverLogFile } from './layout.js'
 import { PageserverClient } from './pageserver-client.js'
-
-const STATE_FILE = path.join('storage_controller', 'state.json')
+import { storageControllerStateFile } from './storage-controller-process.js'
+import { readControllerState } from './storage-controller-state.js'
 
 export function tenantPageserverId(repoDir: string, tenantId: string): number {
-  const file = path.join(repoDir, STATE_FILE)
-  if (!existsSync(file)) return FIRST_PAGESERVER
-  const state = JSON.parse(readFileSync(file, 'utf8')) as { tenants?: Record<string, { node_id?: number }> }
-  return state.tenants?.[parseId(tenantId, 'tenant')]?.node_id ?? FIRST_PAGESERVER
+  return readControllerState(storageControllerStateFile(repoDir)).get(tenantId)?.node_id ?? FIRST_PAGESERVER
 }
 
 /** The pageserver of a tenant, as the commands that work on the tenant need it. */

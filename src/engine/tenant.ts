@@ -430,18 +430,30 @@ export class Tenant {
    */
   async stopForDetach(ms: number): Promise<void> {
     await this.ctx.tasks.shutdown({ tenantId: this.tenantId })
-    for (const tl of this.timelines()) await tl.checkpoint()
-    if (!(await this.drainUploads(ms))) {
-      const pending = this.timelines().flatMap((tl) =>
-        (tl.uploads?.describePending() ?? []).map((op) => `${op} of timeline ${tl.timelineId}`),
-      )
+    try {
+      await this.flushToRemote(ms, 'detached')
+    } catch (err) {
       this.startBackground()
-      throw new EngineStateError(
-        `tenant ${this.tenantId} cannot be detached: not uploaded after ${ms} ms: ${pending.slice(0, 5).join('; ')}${pending.length > 5 ? ` and ${pending.length - 5} more` : ''}`,
-        { kind: 'unavailable', hint: 'check that remote storage is reachable, then detach again' },
-      )
+      throw err
     }
     await this.closeTimelines({ flush: false })
+  }
+
+  /**
+   * Flushes every timeline and waits up to `ms` for the uploads, so that remote storage holds all the
+   * tenant has ingested (before it hands over to another pageserver). Uploads that do not finish are an
+   * error naming them; `becoming` says what the tenant was to become ("detached").
+   */
+  async flushToRemote(ms: number, becoming: string): Promise<void> {
+    for (const tl of this.timelines()) await tl.checkpoint()
+    if (await this.drainUploads(ms)) return
+    const pending = this.timelines().flatMap((tl) =>
+      (tl.uploads?.describePending() ?? []).map((op) => `${op} of timeline ${tl.timelineId}`),
+    )
+    throw new EngineStateError(
+      `tenant ${this.tenantId} cannot be ${becoming}: not uploaded after ${ms} ms: ${pending.slice(0, 5).join('; ')}${pending.length > 5 ? ` and ${pending.length - 5} more` : ''}`,
+      { kind: 'unavailable', hint: `check that remote storage is reachable, then try again` },
+    )
   }
 
   private async closeTimelines(opts: { flush: boolean }): Promise<void> {

@@ -4,6 +4,7 @@
  * Field names are Neon's; LSNs are strings as Postgres prints them ("0/16B3748"), sizes are bytes.
  * docs/http-api.md describes each route.
  */
+import { LOCATION_MODES, type LocationMode } from '../engine/location.js'
 
 export type { ErrorBody } from '../protocol/http-router.js'
 
@@ -22,6 +23,8 @@ export interface TenantInfo {
   current_physical_size: number
   attachment_status: { slug: 'attached' }
   generation: number
+  /** zenith's own: the location's mode here (location_config). */
+  mode: LocationMode
 }
 
 export interface TenantDetail extends TenantInfo {
@@ -99,6 +102,18 @@ export interface TimelineInfo {
     disk_consistent: number | null
     remote_consistent: number | null
   } | null
+}
+
+/** Neon's location modes; Detached is the tenant's absence. */
+export const LOCATION_CONFIG_MODES = [...LOCATION_MODES, 'Detached'] as const
+export type LocationConfigMode = (typeof LOCATION_CONFIG_MODES)[number]
+
+/** `PUT /v1/tenant/:tenant_id/location_config`: `generation` is required in every attached mode. */
+export interface LocationConfigRequest {
+  mode: LocationConfigMode
+  generation?: number
+  /** Tenant config overrides for a tenant attached here anew (tenant config keys). */
+  tenant_conf?: TenantConfigFields
 }
 
 /** zenith's own route: where a timeline's WAL comes from — a compute, or its safekeepers (null: nowhere). */

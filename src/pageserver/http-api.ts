@@ -7,7 +7,15 @@ import { overridesFromText, patchFromText, TENANT_CONFIG_KEYS } from '../engine/
 import { generateId, parseId } from '../lib/ids.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
 import { errorReply, HttpError, objectBody, Router } from '../protocol/http-router.js'
-import type { CheckpointResult, CompactResult, GcResult, StatusResponse, TenantDetail } from './api-types.js'
+import {
+  type CheckpointResult,
+  type CompactResult,
+  type GcResult,
+  LOCATION_CONFIG_MODES,
+  type LocationConfigMode,
+  type StatusResponse,
+  type TenantDetail,
+} from './api-types.js'
 import type { Pageserver } from './pageserver.js'
 import type { SafekeeperAddr } from './safekeeper-candidates.js'
 import { layerMapInfo, tenantConfigInfo, tenantInfo, timelineInfo } from './timeline-info.js'
@@ -35,7 +43,9 @@ export function createHttpApi(ps: Pageserver): http.Server {
   const tenantOf = (params: Record<string, string>) => ps.tenant(params.tenant_id)
   const timelineOf = (params: Record<string, string>) => ps.timeline(params.tenant_id, params.timeline_id)
 
-  r.on('GET', '/v1/status', () => ({ json: { id: 1 } satisfies StatusResponse }))
+  r.on('GET', '/v1/status', () => ({
+    json: { id: ps.config.controlPlane?.nodeId ?? 1 } satisfies StatusResponse,
+  }))
   r.on('GET', '/metrics', () => ({ text: ps.metrics.render(), contentType: 'text/plain; version=0.0.4' }))
 
   r.on('GET', '/v1/tenant', () => ({ json: ps.repo.tenants().map(tenantInfo) }))
@@ -54,6 +64,40 @@ export function createHttpApi(ps: Pageserver): http.Server {
       generation,
     })
     return { status: 201, json: t.tenantId }
+  })
+
+  // Neon's declarative attach/detach; the answer is the tenant as it is here now (null: not here).
+  r.on('PUT', '/v1/tenant/:tenant_id/location_config', async ({ params, body, query }) => {
+    const b = objectBody(body, false)
+    const mode = b.mode
+    if (typeof mode !== 'string' || !LOCATION_CONFIG_MODES.includes(mode as LocationConfigMode))
+      throw new HttpError(
+        400,
+        `mode must be one of ${LOCATION_CONFIG_MODES.join(', ')}, got ${JSON.stringify(mode)}`,
+      )
+    const generation = b.generation ?? undefined
+    if (generation !== undefined && (typeof generation !== 'number' || !Number.isSafeInteger(generation)))
+      throw new HttpError(400, `generation must be an integer, got ${JSON.stringify(generation)}`)
+    const conf = b.tenant_conf ?? undefined
+    if (conf !== undefined && (typeof conf !== 'object' || Array.isArray(conf)))
+      throw new HttpError(400, 'tenant_conf must be an object of tenant config fields')
+    const flush = query.get('flush_ms')
+    const flushMs = flush === null ? undefined : Number(flush)
+    if (flushMs !== undefined && !(Number.isSafeInteger(flushMs) && flushMs >= 0))
+      throw new HttpError(
+        400,
+        `flush_ms must be a whole number of milliseconds, got ${JSON.stringify(flush)}`,
+      )
+    const t = await ps.locationConfig(
+      params.tenant_id,
+      {
+        mode: mode as LocationConfigMode,
+        generation,
+        tenantConf: conf === undefined ? undefined : overridesFromText(conf),
+      },
+      flushMs,
+    )
+    return { json: t === null ? null : tenantInfo(t) }
   })
 
   // Neon's form names the tenant in the body; ours in the path (a tenant_id in the body must then agree).

@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { EngineStateError, LayerNotLocalError } from '../engine/errors.js'
 import { withLocalLayers } from '../engine/layer-download.js'
-import type { Location } from '../engine/location.js'
+import type { Location, LocationMode } from '../engine/location.js'
 import { Repository, type RepositoryOptions } from '../engine/repository.js'
 import type { Tenant } from '../engine/tenant.js'
 import type { Timeline } from '../engine/timeline.js'
@@ -44,6 +44,8 @@ export class Pageserver {
   private listeners: Listener[] = []
   private readonly logicalSizes = new WeakMap<Timeline, { lsn: Lsn; bytes: number; at: number }>()
   private stopping: Promise<void> | null = null
+  /** Tenants whose location_config is being applied. */
+  private readonly locationChanges = new Set<string>()
   /** The check of remote storage that start began; stop waits for it before closing the client. */
   private remoteCheck: Promise<void> = Promise.resolve()
 
@@ -210,6 +212,62 @@ export class Pageserver {
       lsn: formatLsn(tl.ancestorLsn),
     })
     return tl
+  }
+
+  /**
+   * Neon's location_config: makes the tenant be here in `req.mode`. A tenant not here is attached from
+   * remote storage (its timelines registered from their indexes, layers fetched when read); one here
+   * gets the new generation or mode; Detached stops its WAL receivers and detaches it (uploads finished,
+   * local copy removed), and is a no-op for a tenant not here. `flushMs`: before an attached tenant
+   * turns AttachedStale or Secondary, everything it ingested is uploaded, waited for that long. One
+   * change per tenant at a time: another while one runs is a conflict.
+   */
+  async locationConfig(
+    tenantId: string,
+    req: { mode: LocationMode | 'Detached'; generation?: number; tenantConf?: Record<string, unknown> },
+    flushMs?: number,
+  ): Promise<Tenant | null> {
+    const id = parseId(tenantId, 'tenant')
+    if (this.locationChanges.has(id))
+      throw new EngineStateError(`tenant ${id} is changing its location already`, { kind: 'conflict' })
+    this.locationChanges.add(id)
+    try {
+      const held = this.repo.tenants().find((t) => t.tenantId === id) ?? null
+      if (req.mode === 'Detached') {
+        if (!held) return null
+        await this.walReceivers.removeTenant(id)
+        await this.repo.detachTenant(id)
+        return null
+      }
+      if (req.generation === undefined)
+        throw new InvalidRequestError(`generation is required for mode ${req.mode}`)
+      const location = { generation: req.generation, mode: req.mode }
+      if (!held) {
+        if (this.remoteStorage === null)
+          throw new EngineStateError(
+            `tenant ${id} cannot be attached: this pageserver has no remote storage`,
+            {
+              kind: 'conflict',
+              hint: 'pageserver.toml names it (remote_storage)',
+            },
+          )
+        const t = await this.repo.attachTenant(id, { ...location, config: req.tenantConf ?? {} })
+        this.log('info', 'tenant attached', { tenantId: id, ...location, timelines: t.timelines().length })
+        return t
+      }
+      const handingOver = req.mode === 'AttachedStale' || req.mode === 'Secondary'
+      if (
+        flushMs !== undefined &&
+        handingOver &&
+        (held.mode === 'AttachedSingle' || held.mode === 'AttachedMulti')
+      )
+        await held.flushToRemote(flushMs, req.mode)
+      if (req.mode === 'Secondary') await this.walReceivers.removeTenant(id)
+      await this.repo.setLocation(id, location)
+      return held
+    } finally {
+      this.locationChanges.delete(id)
+    }
   }
 
   async deleteTimeline(tenant: Tenant, timelineId: string): Promise<void> {

@@ -73,7 +73,8 @@ export function tenantInfo(t: Tenant): TenantInfo {
     state: { slug: 'Active' },
     current_physical_size: physical,
     attachment_status: { slug: 'attached' },
-    generation: 1,
+    generation: t.generation,
+    mode: t.mode,
   }
 }
 

@@ -503,6 +503,24 @@ export class WalReceivers {
     if (checked !== null) this.start(tl, checked)
   }
 
+  /** Stops the receivers of every timeline of a tenant and forgets their sources: it leaves this pageserver. */
+  async removeTenant(tenantId: string): Promise<void> {
+    const ids = Object.keys(this.sources).filter((id) => id.startsWith(`${tenantId}/`))
+    const running = [...this.receivers.keys()].filter((id) => id.startsWith(`${tenantId}/`))
+    await Promise.all(
+      running.map((id) => {
+        const r = this.receivers.get(id)!
+        this.receivers.delete(id)
+        return r.stop()
+      }),
+    )
+    for (const id of ids) {
+      delete this.sources[id]
+      this.clocks.delete(id)
+    }
+    if (ids.length > 0) writeFileDurable(this.file, `${JSON.stringify(this.sources, null, 2)}\n`)
+  }
+
   status(tenantId: string, timelineId: string): WalReceiverStatus | null {
     return this.receivers.get(`${tenantId}/${timelineId}`)?.status ?? null
   }

@@ -15,7 +15,10 @@
  *
  * A cluster from ./postgres.ts offers the same as `pg.query()` and `pg.sql()`.
  */
+import path from 'node:path'
+import { execa } from 'execa'
 import pg from 'pg'
+import { DEFAULT_PG_DISTRIB_DIR } from '../../src/postgres/pg-bin.js'
 
 /** Runs `fn` on a fresh connection to `connectionString` and closes it afterwards, also on failure. */
 async function withClient<T>(connectionString: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -67,4 +70,15 @@ export function queryText(connectionString: string, script: string | readonly st
     }
     return lines.join('\n')
   })
+}
+
+/**
+ * pg_dump of a database as plain SQL, from the installation the tests use: what two computes must agree
+ * on when one was rebuilt from the pageserver.
+ */
+export async function pgDump(connectionString: string): Promise<string> {
+  const bin = path.join(process.env.ZENITH_PG_DISTRIB_DIR ?? DEFAULT_PG_DISTRIB_DIR, 'bin', 'pg_dump')
+  const r = await execa(bin, ['--no-sync', '-d', connectionString])
+  // pg_dump 15.14+ writes a random key into \restrict lines: two dumps of one database differ there only.
+  return r.stdout.replace(/^\\(un)?restrict \S+$/gm, '\\$1restrict')
 }

@@ -119,6 +119,8 @@ export class AckWriters {
         await client.query(this.sql, [id, seq])
         w.acked.push(seq)
       } catch (err) {
+        // stop() closed the connection under it: that is the end, not a failure.
+        if (this.stopping) break
         w.failures++
         w.lastError = (err as Error).message
         drop()
