@@ -1,7 +1,7 @@
 /**
  * `zenith tenant migrate`: moves a tenant from the pageserver that holds it to another, live, with
  * Neon's choreography (RFC 028), so that at every moment one pageserver can serve it and the WAL it
- * needs is still on the safekeepers:
+ * needs is still on the safekeepers (after a check that both pageservers answer):
  *
  *   1. the old pageserver uploads what it has and turns AttachedStale: it still serves reads and takes
  *      WAL, but does nothing in remote storage (nothing deleted, remote_consistent_lsn frozen);
@@ -15,6 +15,8 @@
  *      only, and its WAL goes to the safekeepers, or to the new pageserver that now streams it);
  *   5. the new pageserver turns AttachedSingle;
  *   6. the old one detaches: its WAL receivers stop and its copy of the tenant goes.
+ *
+ * A failure in 2 or 3 gives the tenant back to the old pageserver, at a new generation.
  */
 
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
@@ -69,7 +71,42 @@ export function migrateSteps(
   const timelines: MigrateReport['timelines'] = []
   let running: string[] = []
 
+  /**
+   * A move that fails after the old pageserver turned stale gives the tenant back to it with a newer
+   * generation still (the one the new pageserver may have used is over), and drops what the new one has.
+   */
+  const rollingBack = (run: () => Promise<unknown>) => async (): Promise<unknown> => {
+    try {
+      return await run()
+    } catch (err) {
+      const back = (await controller.attach(tenantId, from, 'AttachedSingle')).generation
+      await oldPs.locationConfig(tenantId, { mode: 'AttachedSingle', generation: back })
+      await newPs.locationConfig(tenantId, { mode: 'Detached' }).catch(() => undefined)
+      const why = err instanceof Error ? err.message : String(err)
+      throw new MigrateError(`${why}; the tenant stays on ${fromName} (generation ${back})`, {
+        kind: err instanceof ZenithError ? err.kind : 'external',
+        hint: err instanceof ZenithError ? err.hint : undefined,
+        cause: err,
+      })
+    }
+  }
+
   const steps: Step[] = [
+    {
+      title: `${toName} and ${fromName} answer`,
+      run: async () => {
+        for (const [name, ps] of [
+          [toName, newPs],
+          [fromName, oldPs],
+        ] as const) {
+          if (!(await ps.isUp()))
+            throw new MigrateError(`${name} does not answer: the tenant cannot move`, {
+              kind: 'unavailable',
+              hint: `start it with \`zenith pageserver start ${name === toName ? to : from}\``,
+            })
+        }
+      },
+    },
     {
       title: `${fromName}: upload what it has, then AttachedStale`,
       run: async () => {
@@ -85,16 +122,16 @@ export function migrateSteps(
     },
     {
       title: `${toName}: attach with a new generation, AttachedMulti`,
-      run: async () => {
+      run: rollingBack(async () => {
         const conf = (await oldPs.tenantConfig(tenantId)).tenant_specific_overrides
         generation = (await controller.attach(tenantId, to, 'AttachedMulti')).generation
         await newPs.locationConfig(tenantId, { mode: 'AttachedMulti', generation, tenant_conf: conf })
         return `${toName}: attached at generation ${generation}, AttachedMulti`
-      },
+      }),
     },
     {
       title: `${toName}: catch up with ${fromName} from the WAL`,
-      run: async () => {
+      run: rollingBack(async () => {
         const had = await oldPs.timelines(tenantId)
         for (const tl of had) {
           const sks = tl.walreceiver_candidates?.map((k) => k.id)
@@ -114,13 +151,13 @@ export function migrateSteps(
           if (!ok) {
             throw new MigrateError(
               `${toName} has ${branch ?? tl.timeline_id} up to ${formatLsn(at)}, ${fromName} had ${tl.last_record_lsn}, and it did not get there within ${CATCH_UP_MS / 1000} s`,
-              { kind: 'timeout', hint: `\`zenith tenant migrate --to ${from}\` moves the tenant back` },
+              { kind: 'timeout' },
             )
           }
           timelines.push({ timeline_id: tl.timeline_id, branch, lsn: formatLsn(at) })
         }
         return `${toName}: caught up on ${had.length} timeline${had.length === 1 ? '' : 's'}`
-      },
+      }),
     },
     {
       title: `computes: served by ${toName} from now on`,
@@ -130,7 +167,7 @@ export function migrateSteps(
           .map((e) => e.name)
         return running.length === 0
           ? `computes: none running; the next one starts from ${toName}`
-          : `computes: ${running.join(', ')} keep running, served by ${toName}`
+          : `computes: ${running.join(', ')} ${running.length === 1 ? 'keeps' : 'keep'} running, served by ${toName}`
       },
     },
     {

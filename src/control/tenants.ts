@@ -3,6 +3,7 @@ import { generateId, parseId } from '../lib/ids.js'
 import type { TenantConfigFields, TenantConfigInfo, TimelineInfo } from '../pageserver/api-types.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
 import { writerWalPositions } from './computes.js'
+import { ServerUnreachableError } from './http-client.js'
 import { pageserverClientOf, pageserverConfigOf } from './layout.js'
 import { type LadderRung, timelineLadder } from './lsn-ladder.js'
 import {
@@ -17,7 +18,7 @@ import {
 } from './repo-config.js'
 import { type TimelineOnSafekeepers, timelineOnSafekeepers } from './safekeeper-view.js'
 import { storageControllerClientOf } from './storage-controller-process.js'
-import { tenantPageserver, tenantPageserverClient } from './tenant-placement.js'
+import { tenantPageserver, tenantPageserverClient, tenantPageserverId } from './tenant-placement.js'
 
 export interface TenantRow {
   tenant_id: string
@@ -25,7 +26,8 @@ export interface TenantRow {
   pageserver_id: number
   is_default: boolean
   branches: number
-  current_physical_size: number
+  /** null when its pageserver does not answer. */
+  current_physical_size: number | null
 }
 
 /** A tenant with its first branch, `main`, made by initdb on the pageserver. */
@@ -52,20 +54,35 @@ export async function createTenant(
   return { tenantId, timelineId, isDefault, lastRecordLsn: tl.last_record_lsn }
 }
 
+/**
+ * Every tenant of every pageserver. A pageserver that does not answer leaves its tenants in the list with
+ * what the repo config knows of them (no size); only when none answers is the listing an error.
+ */
 export async function listTenants(repoDir: string): Promise<TenantRow[]> {
   const c = loadClusterConfig(repoDir)
-  const served = await Promise.all(
-    c.pageservers.map(async (id) =>
-      (await pageserverClientOf(repoDir, id).tenants()).map((t) => ({ t, id })),
-    ),
+  const answers = await Promise.allSettled(
+    c.pageservers.map(async (id) => ({ id, tenants: await pageserverClientOf(repoDir, id).tenants() })),
   )
-  return served.flat().map(({ t, id }) => ({
-    tenant_id: t.id,
-    pageserver_id: id,
-    is_default: t.id === c.defaultTenantId,
-    branches: Object.keys(c.branches[t.id] ?? {}).length,
-    current_physical_size: t.current_physical_size,
-  }))
+  const up = answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []))
+  const down = answers.flatMap((a, i) =>
+    a.status === 'rejected' ? [{ id: c.pageservers[i], err: a.reason }] : [],
+  )
+  if (up.length === 0) throw down[0].err
+  for (const d of down) if (!(d.err instanceof ServerUnreachableError)) throw d.err
+  const row = (tenantId: string, pageserverId: number, size: number | null): TenantRow => ({
+    tenant_id: tenantId,
+    pageserver_id: pageserverId,
+    is_default: tenantId === c.defaultTenantId,
+    branches: Object.keys(c.branches[tenantId] ?? {}).length,
+    current_physical_size: size,
+  })
+  const rows = up.flatMap(({ id, tenants }) => tenants.map((t) => row(t.id, id, t.current_physical_size)))
+  const unanswered = new Set(down.map((d) => d.id))
+  for (const tenantId of Object.keys(c.branches)) {
+    const id = tenantPageserverId(repoDir, tenantId)
+    if (unanswered.has(id) && !rows.some((r) => r.tenant_id === tenantId)) rows.push(row(tenantId, id, null))
+  }
+  return rows
 }
 
 export async function tenantConfig(

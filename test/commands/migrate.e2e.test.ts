@@ -4,7 +4,7 @@
  * the writers see no error, a compute rebuilt from the new pageserver dumps as the live one did, and the
  * old pageserver holds nothing of the tenant.
  */
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pageserverDir } from '../../src/control/layout.js'
@@ -66,7 +66,39 @@ describe('zenith tenant migrate', () => {
     const unknown = await c.zenith('tenant', 'migrate', '--to', '7')
     expect(unknown.exitCode).not.toBe(0)
     expect(unknown.stderr.split('\n')[0]).toBe('Error: unknown pageserver 7; pageservers: 1, 2')
-  })
+    // One that does not answer is found out before anything changes.
+    await c.ok('pageserver', 'stop', '2')
+    const down = await c.zenith('tenant', 'migrate', '--to', '2')
+    expect(down.exitCode).not.toBe(0)
+    expect(down.stderr.split('\n')[0]).toBe('Error: pageserver 2 does not answer: the tenant cannot move')
+    expect(await servedBy()).toBe(1)
+    await c.ok('pageserver', 'start', '2')
+  }, 60_000)
+
+  it('gives the tenant back to where it was when the new pageserver cannot attach it', async () => {
+    // Pageserver 3 looks at another, empty remote storage: it finds no timeline of the tenant.
+    await c.ok('pageserver', 'start', '3')
+    await c.ok('pageserver', 'stop', '3')
+    const toml = path.join(pageserverDir(c.repo, 3), 'pageserver.toml')
+    const elsewhere = path.join(c.dir, 'other-remote')
+    mkdirSync(elsewhere)
+    writeFileSync(
+      toml,
+      readFileSync(toml, 'utf8').replace(/local_path = ".*"/, `local_path = "${elsewhere}"`),
+    )
+    await c.ok('pageserver', 'start', '3')
+    const before = JSON.parse(await c.ok('storage-controller', 'status', '--json')).tenants[0].generation
+    const r = await c.zenith('tenant', 'migrate', '--to', '3')
+    expect(r.exitCode).not.toBe(0)
+    expect(r.stderr.split('\n')[0]).toMatch(
+      new RegExp(`^Error: .*; the tenant stays on pageserver \\(generation ${before + 2}\\)$`),
+    )
+    expect(await servedBy()).toBe(1)
+    expect(await leftOn(3)).toEqual({ listed: false, dir: false })
+    // Pageserver 1 holds it at the newest generation again, and its compute writes.
+    await query(main.connstr, 'INSERT INTO acks VALUES (99, 0, NULL)')
+    await c.ok('pageserver', 'stop', '3')
+  }, 60_000)
 
   it('moves an idle tenant to pageserver 2; a compute rebuilt from it has every row', async () => {
     const live = await pgDump(main.connstr)

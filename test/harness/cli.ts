@@ -77,8 +77,8 @@ export async function newCluster(
 ): Promise<Cluster> {
   const dir = await makeTempDir(`zenith-e2e-${name}-`)
   const repo = path.join(dir, 'repo')
-  // Pageserver N listens on the first one's ports plus N-1: both ports of a second one are free too.
-  const [http, pg, computeBase] = [(await freePortBase(2)) + 1, (await freePortBase(2)) + 1, await freePort()]
+  // Pageserver N listens on the first one's ports plus N-1: the ports of pageservers 2 and 3 are free too.
+  const [http, pg, computeBase] = [(await freePortBase(3)) + 1, (await freePortBase(3)) + 1, await freePort()]
   const count = initArgs.includes('--num-safekeepers')
     ? Number(initArgs[initArgs.indexOf('--num-safekeepers') + 1])
     : DEFAULT_SAFEKEEPERS

@@ -20,7 +20,7 @@ export default class TenantList extends ClusterCommand {
           String(t.pageserver_id),
           t.is_default ? 'yes' : '',
           String(t.branches),
-          formatSize(t.current_physical_size),
+          t.current_physical_size === null ? '-' : formatSize(t.current_physical_size),
         ]),
       ),
     )
