@@ -146,6 +146,8 @@ export async function listBranches(repoDir: string, opts: { tenantId?: string } 
  * its running writer (if one runs) down to the pageserver's durable state.
  */
 export interface BranchDetail extends BranchRow, TimelineOnSafekeepers {
+  /** The pageserver that holds the tenant, whose figures these are. */
+  pageserver_id: number
   ladder: LadderRung[]
 }
 
@@ -157,13 +159,15 @@ export async function showBranch(
   const c = loadClusterConfig(repoDir)
   const tenantId = tenantOf(c, opts.tenantId)
   const timelineId = timelineOfBranch(c, tenantId, branch)
+  const ps = tenantPageserver(repoDir, tenantId)
   const [info, onSafekeepers] = await Promise.all([
-    tenantPageserverClient(repoDir, tenantId).timeline(tenantId, timelineId),
+    ps.client.timeline(tenantId, timelineId),
     timelineOnSafekeepers(repoDir, tenantId, timelineId),
   ])
   const writer = (await writerWalPositions(repoDir, c, { timelineId })).get(timelineId) ?? null
   return {
     ...info,
+    pageserver_id: ps.id,
     branch,
     ancestor_branch: info.ancestor_timeline_id
       ? branchOfTimeline(c, tenantId, info.ancestor_timeline_id)
