@@ -3,7 +3,7 @@ import { generateId, parseId } from '../lib/ids.js'
 import type { TenantConfigFields, TenantConfigInfo, TimelineInfo } from '../pageserver/api-types.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
 import { writerWalPositions } from './computes.js'
-import { pageserverClientOf, pageserverConfigOf } from './layout.js'
+import { pageserverClientOf } from './layout.js'
 import { type LadderRung, timelineLadder } from './lsn-ladder.js'
 import {
   branchOfTimeline,
