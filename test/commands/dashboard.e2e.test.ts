@@ -186,6 +186,10 @@ describe('zenith dashboard', () => {
     const remote = f.timelines[0].ladder.find((rung) => rung.name === 'remote_consistent')
     expect(remote?.lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/)
     expect(f.memory.budget_bytes).toBe(128 * 1024 * 1024)
+    // --json's first sample has no selection (figures of pageserver 1), its second has feature's: the
+    // rates are pageserver 2's own, measured from its counters in the first sample.
+    expect(f.rates.ingest_bytes_per_s).not.toBeNull()
+    expect(f.rate_history.ingest_bytes_per_s).toHaveLength(1)
     expect(f.requests).toEqual({ pageserver: 2, 'pageserver 2': 4, 'safekeeper 1': 1, 'compute main': 1 })
 
     const show = JSON.parse(await c.ok('timeline', 'show', 'main', '--json')) as { pageserver_id: number }
