@@ -238,6 +238,7 @@ export function renderTimeline(out: Output, t: BranchDetail): string {
     ['branch', t.branch ?? '-'],
     ['tenant_id', t.tenant_id],
     ['timeline_id', t.timeline_id],
+    ['pageserver', String(t.pageserver_id)],
     ['ancestor', t.ancestor_branch ? `${t.ancestor_branch} @${t.ancestor_lsn}` : '-'],
     ...ladderFields(out, t.ladder),
     ['current_logical_size', formatSize(t.current_logical_size)],

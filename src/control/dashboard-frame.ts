@@ -17,6 +17,8 @@ export const HISTORY_LENGTH = 60
 export interface TimelineFrame {
   tenant_id: string
   timeline_id: string
+  /** The pageserver that holds its tenant, whose figures the ladder's pageserver rungs are. */
+  pageserver_id: number
   /** Its branch name in the repo config; null for a timeline the config does not name. */
   branch: string | null
   ancestor_timeline_id: string | null
@@ -71,9 +73,11 @@ export interface Counters {
 export interface DashboardFrame {
   at_ms: number
   processes: (ProcessSample & { uptime_s: number | null })[]
-  /** Why the pageserver's panels are empty; null when it answered. */
-  pageserver_unreachable: string | null
+  /** The pageservers that gave nothing this refresh, and why: their tenants' rungs are empty. */
+  pageservers_unreachable: { name: string; reason: string }[]
   timelines: TimelineFrame[]
+  /** The pageserver the rates, memory and tasks are of: the one holding the selected timeline. */
+  figures_pageserver: { id: number; name: string }
   rates: Rates
   rate_history: { [K in keyof Rates]: (number | null)[] }
   memory: {
@@ -88,7 +92,8 @@ export interface DashboardFrame {
   /** The selected timeline's layers; null when there are none to show. */
   layers: LayersFrame | null
   requests: Record<string, number>
-  counters: Counters
+  /** Each pageserver's totals by its id: rates stay right when the selection moves to another. */
+  counters: Record<string, Counters>
 }
 
 const keep = <T>(history: readonly T[] | undefined, next: T): T[] =>
@@ -161,14 +166,26 @@ function ladderOf(
   return timelineLadder(writer ?? null, onSafekeepersOf(views), info)
 }
 
-/** Every timeline the config names, then any other the pageserver has, each tenant's in order. */
+/** Every timeline the config names, then any other a pageserver holds, each tenant's in order. */
 function timelinesOf(sample: DashboardSample) {
   const list = sample.branches.map((b) => ({ tenant_id: b.tenant_id, timeline_id: b.timeline_id }))
-  for (const t of sample.pageserver.tenants)
-    for (const tl of t.timelines)
-      if (!list.some((l) => l.timeline_id === tl.timeline_id))
-        list.push({ tenant_id: tl.tenant_id, timeline_id: tl.timeline_id })
+  for (const p of sample.pageservers)
+    for (const t of p.tenants)
+      for (const tl of t.timelines)
+        if (!list.some((l) => l.timeline_id === tl.timeline_id))
+          list.push({ tenant_id: tl.tenant_id, timeline_id: tl.timeline_id })
   return list
+}
+
+function countersOf(m: readonly MetricSample[]): Counters {
+  return {
+    ingest_bytes: total(m, 'pageserver_wal_ingest_bytes_total'),
+    ingest_records: total(m, 'pageserver_wal_ingest_records_total'),
+    getpage: total(m, 'pageserver_getpage_requests_total'),
+    getpage_buckets: buckets(m, 'pageserver_getpage_seconds'),
+    cache_hits: total(m, 'pageserver_page_cache_hits_total'),
+    cache_misses: total(m, 'pageserver_page_cache_misses_total'),
+  }
 }
 
 /** The layer map's markers, from the timeline's figures and its children among the listed timelines. */
@@ -208,17 +225,15 @@ function taskRows(metrics: readonly MetricSample[], now: number): TaskRow[] {
 }
 
 export function frameData(prev: DashboardFrame | null, sample: DashboardSample, now: number): DashboardFrame {
-  const m = sample.pageserver.metrics
+  const shownId = sample.figures_pageserver_id
+  const shown = sample.pageservers.find((p) => p.id === shownId)
+  const m = shown?.metrics ?? []
   const seconds = prev ? (sample.at_ms - prev.at_ms) / 1000 : null
-  const counters: Counters = {
-    ingest_bytes: total(m, 'pageserver_wal_ingest_bytes_total'),
-    ingest_records: total(m, 'pageserver_wal_ingest_records_total'),
-    getpage: total(m, 'pageserver_getpage_requests_total'),
-    getpage_buckets: buckets(m, 'pageserver_getpage_seconds'),
-    cache_hits: total(m, 'pageserver_page_cache_hits_total'),
-    cache_misses: total(m, 'pageserver_page_cache_misses_total'),
-  }
-  const pc = prev?.counters
+  const allCounters = Object.fromEntries(sample.pageservers.map((p) => [p.id, countersOf(p.metrics)]))
+  const counters = allCounters[shownId] ?? countersOf([])
+  const pc = prev?.counters[shownId]
+  // The sparklines are one pageserver's minute: another's starts them anew.
+  const history = prev?.figures_pageserver.id === shownId ? prev.rate_history : undefined
   const rates: Rates = {
     ingest_bytes_per_s: rate(pc?.ingest_bytes, counters.ingest_bytes, seconds),
     ingest_records_per_s: rate(pc?.ingest_records, counters.ingest_records, seconds),
@@ -226,11 +241,13 @@ export function frameData(prev: DashboardFrame | null, sample: DashboardSample, 
     getpage_p99_seconds: p99OfDelta(pc?.getpage_buckets, counters.getpage_buckets),
   }
   const rate_history = Object.fromEntries(
-    (Object.keys(rates) as (keyof Rates)[]).map((k) => [k, keep(prev?.rate_history[k], rates[k])]),
+    (Object.keys(rates) as (keyof Rates)[]).map((k) => [k, keep(history?.[k], rates[k])]),
   ) as DashboardFrame['rate_history']
 
   const infos = new Map(
-    sample.pageserver.tenants.flatMap((t) => t.timelines.map((tl) => [tl.timeline_id, tl])),
+    sample.pageservers.flatMap((p) =>
+      p.tenants.flatMap((t) => t.timelines.map((tl) => [tl.timeline_id, tl])),
+    ),
   )
   const branchOf = new Map(sample.branches.map((b) => [b.timeline_id, b.name]))
   const timelines = timelinesOf(sample).map((tl): TimelineFrame => {
@@ -240,6 +257,7 @@ export function frameData(prev: DashboardFrame | null, sample: DashboardSample, 
     const lastRecord = ladder.find((r) => r.name === 'last_record')
     return {
       ...tl,
+      pageserver_id: sample.tenant_pageservers[tl.tenant_id],
       branch: branchOf.get(tl.timeline_id) ?? null,
       ancestor_timeline_id: info?.ancestor_timeline_id ?? null,
       ancestor_lsn: info?.ancestor_lsn ?? null,
@@ -256,15 +274,18 @@ export function frameData(prev: DashboardFrame | null, sample: DashboardSample, 
   const dHits = counterDelta(pc?.cache_hits, hits)
   const dMisses = counterDelta(pc?.cache_misses, misses)
   const one = (name: string) => total(m, name)
-  const layers = sample.pageserver.layers
+  const layers = sample.layers
   return {
     at_ms: sample.at_ms,
     processes: sample.processes.map((p) => ({
       ...p,
       uptime_s: p.started_at_ms === null ? null : Math.max(0, (now - p.started_at_ms) / 1000),
     })),
-    pageserver_unreachable: sample.pageserver.unreachable,
+    pageservers_unreachable: sample.pageservers.flatMap((p) =>
+      p.unreachable === null ? [] : [{ name: p.name, reason: p.unreachable }],
+    ),
     timelines,
+    figures_pageserver: { id: shownId, name: shown?.name ?? `pageserver ${shownId}` },
     rates,
     rate_history,
     memory: {
@@ -286,6 +307,6 @@ export function frameData(prev: DashboardFrame | null, sample: DashboardSample, 
         }
       : null,
     requests: sample.requests,
-    counters,
+    counters: allCounters,
   }
 }

@@ -1,9 +1,9 @@
 /**
  * What `zenith dashboard` reads of the cluster on each refresh, and nothing else: the pid files, the
- * pageserver's and the safekeepers' HTTP APIs and one SQL round trip per running compute. Each process
- * is asked once per refresh with a short timeout, and a process that does not answer becomes an
- * `unreachable` reason on its own component instead of failing the sample, so one dead server never
- * blanks the screen. dashboard-frame.ts turns consecutive samples into what the panels show.
+ * storage controller's state file (which pageserver holds each tenant), every pageserver's and
+ * safekeeper's HTTP API and one SQL round trip per running compute. Each process is asked once per
+ * refresh with a short timeout, and a process that does not answer becomes an `unreachable` reason on
+ * its own component instead of failing the sample, so one dead server never blanks the screen. dashboard-frame.ts turns consecutive samples into what the panels show.
  */
 import { readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
@@ -25,13 +25,14 @@ import { loadClusterConfig } from './repo-config.js'
 import { SafekeeperClient } from './safekeeper-client.js'
 import { safekeeperFiles } from './safekeeper-process.js'
 import { type ServerFiles, serverState } from './server-process.js'
+import { tenantPlacements } from './tenant-placement.js'
 
 /** A refresh waits this long for any one answer: the screen must keep its pace. */
 export const SAMPLE_TIMEOUT_MS = 800
 
 export interface ProcessSample {
   kind: 'pageserver' | 'safekeeper' | 'compute'
-  /** "pageserver", "safekeeper 1", "compute main". */
+  /** "pageserver" (the first), "pageserver 2", "safekeeper 1", "compute main". */
   name: string
   state: 'running' | 'stopped' | 'died'
   pid: number | null
@@ -46,12 +47,14 @@ export interface ProcessSample {
 }
 
 export interface PageserverSample {
+  id: number
+  /** As its process row names it. */
+  name: string
   /** Why the pageserver gave no figures this refresh; null when it answered. */
   unreachable: string | null
+  /** The tenants it holds (tenant-placement), with their timelines; others it lists are left out. */
   tenants: { tenant_id: string; timelines: TimelineInfo[] }[]
   metrics: MetricSample[]
-  /** The layers of the selected timeline; null when none is selected or it did not answer. */
-  layers: { tenant_id: string; timeline_id: string; info: LayerMapInfo } | null
 }
 
 export interface SafekeeperSample {
@@ -75,7 +78,17 @@ export interface ComputeSample {
 export interface DashboardSample {
   at_ms: number
   processes: ProcessSample[]
-  pageserver: PageserverSample
+  /** Every pageserver of the cluster config, in its order. */
+  pageservers: PageserverSample[]
+  /** The pageserver that holds each tenant of the repo config and each one a pageserver holds. */
+  tenant_pageservers: Record<string, number>
+  /**
+   * The pageserver whose figures (rates, memory, tasks) the screen shows: the one holding the selected
+   * timeline, else the first.
+   */
+  figures_pageserver_id: number
+  /** The layers of the selected timeline, from its pageserver; null when none is selected or it did not answer. */
+  layers: { tenant_id: string; timeline_id: string; info: LayerMapInfo } | null
   safekeepers: SafekeeperSample[]
   /** The running computes. */
   computes: ComputeSample[]
@@ -153,14 +166,20 @@ function computeProcess(repoDir: string, tenantId: string, name: string, port: n
   }
 }
 
+/**
+ * One pageserver: what it lists, its metrics, and the timelines of the tenants it holds, since a tenant
+ * being moved is listed by two pageservers and its figures are the holder's. The selected timeline's
+ * layers are asked of its holder only.
+ */
 async function samplePageserver(
+  { id, name }: { id: number; name: string },
   client: PageserverClient,
-  opts: SampleOptions,
+  holds: (tenantId: string) => boolean,
+  selected: SampleOptions['selected'],
   timeoutMs: number,
-): Promise<PageserverSample> {
-  const empty: PageserverSample = { unreachable: null, tenants: [], metrics: [], layers: null }
+): Promise<PageserverSample & { layers: DashboardSample['layers'] }> {
+  const sel = selected && holds(selected.tenant_id) ? selected : null
   try {
-    const sel = opts.selected ?? null
     const [tenants, metrics, layers] = await within(
       timeoutMs,
       Promise.all([
@@ -175,18 +194,18 @@ async function samplePageserver(
           : Promise.resolve(null),
       ]),
     )
-    const timelines = await within(
-      timeoutMs,
-      Promise.all(tenants.map((t) => client.timelines(t.id, timeoutMs))),
-    )
+    const held = tenants.filter((t) => holds(t.id))
+    const timelines = await within(timeoutMs, Promise.all(held.map((t) => client.timelines(t.id, timeoutMs))))
     return {
+      id,
+      name,
       unreachable: null,
-      tenants: tenants.map((t, i) => ({ tenant_id: t.id, timelines: timelines[i] })),
+      tenants: held.map((t, i) => ({ tenant_id: t.id, timelines: timelines[i] })),
       metrics: parseMetrics(metrics),
       layers,
     }
   } catch (err) {
-    return { ...empty, unreachable: reason(err) }
+    return { id, name, unreachable: reason(err), tenants: [], metrics: [], layers: null }
   }
 }
 
@@ -196,16 +215,35 @@ export async function sampleCluster(repoDir: string, opts: SampleOptions = {}): 
   const config = loadClusterConfig(repoDir)
   const requests: Record<string, number> = {}
 
-  const psCfg = pageserverConfigOf(repoDir, FIRST_PAGESERVER)
-  const ps = serverProcess('pageserver', pageserverFiles(repoDir, FIRST_PAGESERVER), [
-    `http ${psCfg.listenHttpAddr.port}`,
-    `pg ${psCfg.listenPgAddr.port}`,
-  ])
-  const psClient = new PageserverClient(psCfg.listenHttpAddr)
-  const pageserverP: Promise<PageserverSample> =
-    ps.state === 'running'
-      ? samplePageserver(psClient, opts, timeoutMs)
-      : Promise.resolve({ unreachable: `not running (${ps.state})`, tenants: [], metrics: [], layers: null })
+  const holderOf = tenantPlacements(repoDir)
+  const psCfgs = config.pageservers.map((id) => pageserverConfigOf(repoDir, id))
+  const psProcs = config.pageservers.map((id, i) =>
+    serverProcess('pageserver', pageserverFiles(repoDir, id), [
+      `http ${psCfgs[i].listenHttpAddr.port}`,
+      `pg ${psCfgs[i].listenPgAddr.port}`,
+    ]),
+  )
+  const psClients = psCfgs.map((cfg) => new PageserverClient(cfg.listenHttpAddr))
+  const pageserversP = Promise.all(
+    config.pageservers.map((id, i) =>
+      psProcs[i].state === 'running'
+        ? samplePageserver(
+            { id, name: psProcs[i].name },
+            psClients[i],
+            (t) => holderOf(t) === id,
+            opts.selected,
+            timeoutMs,
+          )
+        : Promise.resolve({
+            id,
+            name: psProcs[i].name,
+            unreachable: `not running (${psProcs[i].state})`,
+            tenants: [],
+            metrics: [],
+            layers: null,
+          }),
+    ),
+  )
 
   // Each config file is read once per refresh: the process row and the client both come from it.
   const skCfgs = config.safekeepers.map((id) => safekeeperConfigOf(repoDir, id))
@@ -247,9 +285,11 @@ export async function sampleCluster(repoDir: string, opts: SampleOptions = {}): 
     }),
   )
 
-  const [pageserver, safekeepers, computes] = await Promise.all([pageserverP, safekeepersP, computesP])
-  ps.unreachable = ps.state === 'running' ? pageserver.unreachable : null
-  requests[ps.name] = psClient.requests
+  const [pageservers, safekeepers, computes] = await Promise.all([pageserversP, safekeepersP, computesP])
+  pageservers.forEach((p, i) => {
+    psProcs[i].unreachable = psProcs[i].state === 'running' ? p.unreachable : null
+    requests[psProcs[i].name] = psClients[i].requests
+  })
   safekeepers.forEach((s, i) => {
     skProcs[i].unreachable = skProcs[i].state === 'running' ? s.unreachable : null
     requests[skProcs[i].name] = skClients[i].requests
@@ -262,10 +302,21 @@ export async function sampleCluster(repoDir: string, opts: SampleOptions = {}): 
     Object.entries(byName).map(([name, timeline_id]) => ({ tenant_id, timeline_id, name })),
   )
 
+  const tenantIds = new Set([
+    ...Object.keys(config.branches),
+    ...pageservers.flatMap((p) => p.tenants.map((t) => t.tenant_id)),
+  ])
+  const sel = opts.selected ?? null
   return {
     at_ms: Date.now(),
-    processes: [ps, ...skProcs, ...computeProcs],
-    pageserver,
+    processes: [...psProcs, ...skProcs, ...computeProcs],
+    pageservers: pageservers.map(({ layers: _, ...p }) => p),
+    tenant_pageservers: Object.fromEntries([...tenantIds].map((t) => [t, holderOf(t)])),
+    figures_pageserver_id:
+      sel && config.pageservers.includes(holderOf(sel.tenant_id))
+        ? holderOf(sel.tenant_id)
+        : (config.pageservers[0] ?? FIRST_PAGESERVER),
+    layers: pageservers.find((p) => p.layers !== null)?.layers ?? null,
     safekeepers,
     computes: computes.filter((c): c is ComputeSample => c !== null),
     branches,

@@ -10,9 +10,17 @@ import { PageserverClient } from './pageserver-client.js'
 import { storageControllerStateFile } from './storage-controller-process.js'
 import { readControllerState } from './storage-controller-state.js'
 
-export function tenantPageserverId(repoDir: string, tenantId: string): number {
-  return readControllerState(storageControllerStateFile(repoDir)).get(tenantId)?.node_id ?? FIRST_PAGESERVER
+/**
+ * Which pageserver holds each tenant, from one read of the controller's state: for a caller that asks
+ * about many tenants at once (the dashboard, every refresh).
+ */
+export function tenantPlacements(repoDir: string): (tenantId: string) => number {
+  const state = readControllerState(storageControllerStateFile(repoDir))
+  return (tenantId) => state.get(tenantId)?.node_id ?? FIRST_PAGESERVER
 }
+
+export const tenantPageserverId = (repoDir: string, tenantId: string): number =>
+  tenantPlacements(repoDir)(tenantId)
 
 /** The pageserver of a tenant, as the commands that work on the tenant need it. */
 export interface TenantPageserver {

@@ -4,7 +4,7 @@ import type { TenantConfigFields, TenantConfigInfo, TimelineInfo } from '../page
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
 import { writerWalPositions } from './computes.js'
 import { ServerUnreachableError } from './http-client.js'
-import { pageserverClientOf, pageserverConfigOf } from './layout.js'
+import { pageserverClientOf } from './layout.js'
 import { type LadderRung, timelineLadder } from './lsn-ladder.js'
 import {
   branchOfTimeline,
@@ -163,6 +163,8 @@ export async function listBranches(repoDir: string, opts: { tenantId?: string } 
  * its running writer (if one runs) down to the pageserver's durable state.
  */
 export interface BranchDetail extends BranchRow, TimelineOnSafekeepers {
+  /** The pageserver that holds the tenant, whose figures these are. */
+  pageserver_id: number
   ladder: LadderRung[]
 }
 
@@ -174,13 +176,15 @@ export async function showBranch(
   const c = loadClusterConfig(repoDir)
   const tenantId = tenantOf(c, opts.tenantId)
   const timelineId = timelineOfBranch(c, tenantId, branch)
+  const ps = tenantPageserver(repoDir, tenantId)
   const [info, onSafekeepers] = await Promise.all([
-    tenantPageserverClient(repoDir, tenantId).timeline(tenantId, timelineId),
+    ps.client.timeline(tenantId, timelineId),
     timelineOnSafekeepers(repoDir, tenantId, timelineId),
   ])
   const writer = (await writerWalPositions(repoDir, c, { timelineId })).get(timelineId) ?? null
   return {
     ...info,
+    pageserver_id: ps.id,
     branch,
     ancestor_branch: info.ancestor_timeline_id
       ? branchOfTimeline(c, tenantId, info.ancestor_timeline_id)

@@ -49,9 +49,9 @@ export function DashboardView({
         {`  ${clock(frame.at_ms)} UTC, every ${intervalMs / 1000} s   ↑/↓ tab: timeline  l: ${view === 'layers' ? 'main view' : 'layers'}  q: quit`}
       </Text>
       {error ? <Tint tone="bad">{`refresh failed: ${error}`}</Tint> : null}
-      {frame.pageserver_unreachable ? (
-        <Tint tone="bad">{`pageserver unreachable: ${frame.pageserver_unreachable}`}</Tint>
-      ) : null}
+      {frame.pageservers_unreachable.map((p) => (
+        <Tint key={p.name} tone="bad">{`${p.name} unreachable: ${p.reason}`}</Tint>
+      ))}
       <ProcessesPanel processes={frame.processes} />
       <Box>
         <TimelinesPanel timelines={frame.timelines} selected={selected} />
@@ -66,10 +66,10 @@ export function DashboardView({
         <>
           <Box>
             <IngestPanel frame={frame} />
-            <MemoryPanel memory={frame.memory} />
+            <MemoryPanel memory={frame.memory} of={frame.figures_pageserver.name} />
           </Box>
           <Box>
-            <TasksPanel tasks={frame.tasks} />
+            <TasksPanel tasks={frame.tasks} of={frame.figures_pageserver.name} />
             <LayersPanel layers={frame.layers} name={layersName} />
           </Box>
         </>

@@ -91,11 +91,12 @@ export function TimelinesPanel({
   selected: string | null
 }) {
   return (
-    <Panel title="timelines (↑/↓ tab)" width={34}>
+    <Panel title="timelines (↑/↓ tab)" width={38}>
       {timelines.length === 0 ? <Text>none</Text> : null}
       {timelines.map((t) => {
         const last = t.ladder.find((r) => r.name === 'last_record')?.lsn ?? dash
-        const line = `${timelineLabel(t).padEnd(14)} ${last}`
+        // Which pageserver serves it: after a migration the same branch is on another.
+        const line = `${timelineLabel(t).padEnd(14)} ${last.padEnd(11)} ps ${t.pageserver_id}`
         return t.timeline_id === selected ? (
           <Text key={t.timeline_id}>
             ▶ <Tint tone="selected">{line}</Tint>
@@ -130,7 +131,7 @@ export function TimelinePanel({ timeline }: { timeline: TimelineFrame | null }) 
   if (!timeline) return <Panel title="timeline">{<Text>no timeline selected</Text>}</Panel>
   const t = timeline
   return (
-    <Panel title={`timeline ${timelineLabel(t)} (${t.timeline_id})`}>
+    <Panel title={`timeline ${timelineLabel(t)} (${t.timeline_id}) on pageserver ${t.pageserver_id}`}>
       <Text wrap="truncate-end">
         {`wal receiver ${t.walreceiver_status ?? dash}, logical size ${sizeOrDash(t.logical_size)}`}
       </Text>
@@ -162,7 +163,7 @@ export function IngestPanel({ frame }: { frame: DashboardFrame }) {
     </Text>
   )
   return (
-    <Panel title="ingest and GetPage">
+    <Panel title={`ingest and GetPage of ${frame.figures_pageserver.name}`}>
       {row('ingest', rateOf(r.ingest_bytes_per_s), h.ingest_bytes_per_s)}
       {row('records', countRate(r.ingest_records_per_s), h.ingest_records_per_s)}
       {row('GetPage', countRate(r.getpage_per_s), h.getpage_per_s)}
@@ -171,12 +172,12 @@ export function IngestPanel({ frame }: { frame: DashboardFrame }) {
   )
 }
 
-export function MemoryPanel({ memory }: { memory: DashboardFrame['memory'] }) {
+export function MemoryPanel({ memory, of }: { memory: DashboardFrame['memory']; of: string }) {
   const m = memory
   const share =
     m.open_layer_bytes !== null && m.budget_bytes ? ` (${percent(m.open_layer_bytes / m.budget_bytes)})` : ''
   return (
-    <Panel title="memory" width={46}>
+    <Panel title={`memory of ${of}`} width={46}>
       <Text>{`open layers ${sizeOrDash(m.open_layer_bytes)} / ${sizeOrDash(m.budget_bytes)}${share}`}</Text>
       <Text>{`page cache  ${sizeOrDash(m.page_cache_bytes)}`}</Text>
       <Text>{`hit ratio   ${percent(m.hit_ratio)}, this refresh ${percent(m.hit_ratio_recent)}`}</Text>
@@ -184,9 +185,9 @@ export function MemoryPanel({ memory }: { memory: DashboardFrame['memory'] }) {
   )
 }
 
-export function TasksPanel({ tasks }: { tasks: DashboardFrame['tasks'] }) {
+export function TasksPanel({ tasks, of }: { tasks: DashboardFrame['tasks']; of: string }) {
   return (
-    <Panel title="background tasks">
+    <Panel title={`background tasks of ${of}`}>
       <Tint tone="dim">
         {cols([
           ['kind', 13],

@@ -168,6 +168,7 @@ describe('the output writer', () => {
       branch: 'main',
       tenant_id: 'a'.repeat(32),
       timeline_id: 'b'.repeat(32),
+      pageserver_id: 2,
       ancestor_branch: null,
       ...lsns,
       current_logical_size: 2048,
@@ -185,7 +186,8 @@ describe('the output writer', () => {
       ladder,
     } as unknown as BranchDetail
     const lines = renderTimeline(new Output(pipe, {}), t).split('\n')
-    expect(lines.slice(4, 15)).toEqual([
+    expect(lines[3]).toBe('pageserver             2')
+    expect(lines.slice(5, 16)).toEqual([
       'compute insert         0/1A2B3D0',
       'compute flush          0/1A2B3C8',
       'safekeeper 1 flush     0/1A2B3C8  caught up',

@@ -1,7 +1,9 @@
 /**
- * `zenith dashboard` on a live cluster (one safekeeper, main with a writer and a branch `feature`): in a
- * real terminal under tmux it shows main's LSN moving while a workload writes, Tab selects the other
- * timeline and q ends it; `--once`, `--json` and the refusal without a terminal through the plain CLI.
+ * `zenith dashboard` on a live cluster (one safekeeper, two pageservers, main with a writer and a branch
+ * `feature`): in a real terminal under tmux it shows main's LSN moving while a workload writes, Tab
+ * selects the other timeline and q ends it; `--json` before and after `tenant migrate --to 2` shows
+ * which pageserver serves the tenant and asks only that one for timelines and layers; `--once` and the
+ * refusal without a terminal through the plain CLI.
  */
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
@@ -24,6 +26,7 @@ let main: MainEndpoint
 beforeAll(async () => {
   c = await newCluster('dashboard', {}, ['--num-safekeepers', '1'])
   main = await startMain(c)
+  await c.ok('pageserver', 'start', '2')
   await c.ok('timeline', 'branch', '--branch-name', 'feature')
   await query(main.connstr, 'CREATE TABLE t (i int, pad text)')
 }, 120_000)
@@ -131,10 +134,15 @@ describe('zenith dashboard', () => {
     const f = JSON.parse(r.stdout) as DashboardFrame
     expect(f.processes.map((p) => [p.name, p.state])).toEqual([
       ['pageserver', 'running'],
+      ['pageserver 2', 'running'],
       ['safekeeper 1', 'running'],
       ['compute main', 'running'],
     ])
-    expect(f.timelines.map((t) => t.branch)).toEqual(['main', 'feature'])
+    expect(f.timelines.map((t) => [t.branch, t.pageserver_id])).toEqual([
+      ['main', 1],
+      ['feature', 1],
+    ])
+    expect(f.figures_pageserver).toEqual({ id: 1, name: 'pageserver' })
     const ladder = f.timelines[0].ladder
     expect(ladder.map((rung) => rung.name)).toEqual([
       'compute_insert',
@@ -157,14 +165,45 @@ describe('zenith dashboard', () => {
     expect(metrics).toMatch(/^pageserver_page_cache_hits_total \d+$/m)
     expect(metrics).toMatch(/^pageserver_page_cache_misses_total \d+$/m)
     expect(metrics).toContain('# TYPE pageserver_background_task_runs_total counter')
-    // One tenant: /v1/tenant, its timelines, /metrics and one /layer; one request to each of the others.
-    expect(f.requests).toEqual({ pageserver: 4, 'safekeeper 1': 1, 'compute main': 1 })
+    // The tenant's pageserver: /v1/tenant, its timelines, /metrics and one /layer. Pageserver 2 holds
+    // nothing: /v1/tenant (a tenant being moved is listed there too, and must be seen to be skipped)
+    // and /metrics (its figures are shown once the selection is one of its tenants). One to each other.
+    expect(f.requests).toEqual({ pageserver: 4, 'pageserver 2': 2, 'safekeeper 1': 1, 'compute main': 1 })
   }, 30_000)
+
+  it('after tenant migrate --to 2 takes the timelines, layers and figures from pageserver 2', async () => {
+    await c.ok('tenant', 'migrate', '--to', '2')
+    const r = await c.zenith('dashboard', '--json', '--interval', '200', '--branch', 'feature')
+    expect(r.exitCode).toBe(0)
+    const f = JSON.parse(r.stdout) as DashboardFrame
+    expect(f.timelines.map((t) => [t.branch, t.pageserver_id])).toEqual([
+      ['main', 2],
+      ['feature', 2],
+    ])
+    expect(f.figures_pageserver).toEqual({ id: 2, name: 'pageserver 2' })
+    expect(f.layers?.timeline_id).toBe(f.timelines[1].timeline_id)
+    // Pageserver 2's ladder, remote_consistent on it.
+    const remote = f.timelines[0].ladder.find((rung) => rung.name === 'remote_consistent')
+    expect(remote?.lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/)
+    expect(f.memory.budget_bytes).toBe(128 * 1024 * 1024)
+    // --json's first sample has no selection (figures of pageserver 1), its second has feature's: the
+    // rates are pageserver 2's own, measured from its counters in the first sample.
+    expect(f.rates.ingest_bytes_per_s).not.toBeNull()
+    expect(f.rate_history.ingest_bytes_per_s).toHaveLength(1)
+    expect(f.requests).toEqual({ pageserver: 2, 'pageserver 2': 4, 'safekeeper 1': 1, 'compute main': 1 })
+
+    const show = JSON.parse(await c.ok('timeline', 'show', 'main', '--json')) as { pageserver_id: number }
+    expect(show.pageserver_id).toBe(2)
+    const text = await c.ok('timeline', 'show', 'main')
+    expect(text).toMatch(/^pageserver\s+2$/m)
+    expect(text).toMatch(/^remote_consistent_lsn\s+[0-9A-F]+\/[0-9A-F]+/m)
+  }, 120_000)
 
   it('--once prints one frame as plain text; without a terminal it says so in one line', async () => {
     const r = await c.zenith('dashboard', '--once', '--interval', '200')
     expect(r.exitCode).toBe(0)
-    expect(r.stdout).toMatch(/▶ main\s+[0-9A-F]+\//)
+    // The tenant is on pageserver 2 since the test before.
+    expect(r.stdout).toMatch(/▶ main\s+[0-9A-F]+\/[0-9A-F]+\s+ps 2/)
     expect(r.stdout).toMatch(/last_record\s+[0-9A-F]+\//)
     expect(r.stdout).toContain('ingest and GetPage')
     expect(r.stdout.includes('\u001B[')).toBe(false)

@@ -145,7 +145,9 @@ describe('frameData', () => {
   it('without the pageserver still has every timeline of the config, laddered from the others', () => {
     const s = dashboardSample({ pageserverDown: 'the pageserver is not reachable (ECONNREFUSED)' })
     const frame = frameData(null, s, s.at_ms)
-    expect(frame.pageserver_unreachable).toContain('ECONNREFUSED')
+    expect(frame.pageservers_unreachable).toEqual([
+      { name: 'pageserver', reason: 'the pageserver is not reachable (ECONNREFUSED)' },
+    ])
     expect(frame.timelines.map((t) => t.branch)).toEqual(['main', 'feature'])
     expect(frame.timelines[0].ladder.map((r) => r.name)).toEqual([
       'compute_insert',
@@ -155,5 +157,40 @@ describe('frameData', () => {
     ])
     expect(frame.rates.ingest_bytes_per_s).toBeNull()
     expect(frame.layers).toBeNull()
+  })
+
+  it("with two pageservers shows the figures of the selected timeline's, each measured from its own counters", () => {
+    const bytes = (n: number): Figures => ({ ...ZERO, ingestBytes: n })
+    const two = { pageservers: [1, 2] }
+    const a = frameData(
+      null,
+      dashboardSample({ ...two, at: T0, heldBy: 2, figures: bytes(1e6), otherFigures: bytes(50e6) }),
+      T0,
+    )
+    const b = frameData(
+      a,
+      dashboardSample({ ...two, at: T0 + 1000, heldBy: 2, figures: bytes(3e6), otherFigures: bytes(60e6) }),
+      T0 + 1000,
+    )
+    expect(b.timelines.map((t) => [t.branch, t.pageserver_id])).toEqual([
+      ['main', 2],
+      ['feature', 2],
+    ])
+    expect(b.figures_pageserver).toEqual({ id: 2, name: 'pageserver 2' })
+    expect(b.rates.ingest_bytes_per_s).toBe(2e6)
+    expect(b.processes.map((p) => p.name).slice(0, 2)).toEqual(['pageserver', 'pageserver 2'])
+    // The tenant moved to pageserver 1, which had ingested 60 MB and now 70 MB: its rate is 10 MB/s,
+    // from its own counters, not 67 MB/s from pageserver 2's; the sparkline starts again with it.
+    const c = frameData(
+      b,
+      dashboardSample({ ...two, at: T0 + 2000, heldBy: 1, figures: bytes(70e6), otherFigures: bytes(3.5e6) }),
+      T0 + 2000,
+    )
+    expect(c.timelines.map((t) => t.pageserver_id)).toEqual([1, 1])
+    expect(c.figures_pageserver).toEqual({ id: 1, name: 'pageserver' })
+    expect(c.rates.ingest_bytes_per_s).toBe(10e6)
+    expect(c.rate_history.ingest_bytes_per_s).toEqual([10e6])
+    // The ladder's pageserver rungs are the holder's, remote_consistent among them.
+    expect(c.timelines[0].ladder.find((r) => r.name === 'remote_consistent')?.lsn).toBe('0/2000000')
   })
 })

@@ -1,7 +1,8 @@
 /**
  * Dashboard samples built from the typed API shapes (TimelineInfo, SkTimelineInfo, LayerMapInfo and the
  * pageserver's /metrics text), as sampleCluster returns them from a live cluster: one tenant with `main`
- * and a branch `feature`, one safekeeper and a compute writing on main. Tests change what they look at.
+ * and a branch `feature` on one of the pageservers, one safekeeper and a compute writing on main. Tests
+ * change what they look at.
  */
 import type { DashboardSample } from '../../src/control/dashboard-sample.js'
 import { parseMetrics } from '../../src/lib/metrics.js'
@@ -155,50 +156,72 @@ export const LAYERS: LayerMapInfo = {
 
 export interface SampleOptions {
   at?: number
+  /** The /metrics totals of the pageserver that holds the tenant. */
   figures?: Figures
+  /** Those of every other pageserver. */
+  otherFigures?: Figures
   /** main's compute flush LSN, safekeeper flush/commit, pageserver last_record/disk_consistent. */
   main?: { compute: string; sk: string; last: string; disk: string }
+  /** The holder does not answer, for this reason. */
   pageserverDown?: string
+  /** The cluster's pageservers (default [1]) and the one holding the tenant (default the first). */
+  pageservers?: number[]
+  heldBy?: number
 }
 
-/** A sample as sampleCluster returns it. */
+const psName = (id: number) => (id === 1 ? 'pageserver' : `pageserver ${id}`)
+
+/** A sample as sampleCluster returns it, with main selected. */
 export function dashboardSample(o: SampleOptions = {}): DashboardSample {
   const at = o.at ?? 1_700_000_000_000
   const main = o.main ?? { compute: '0/3000000', sk: '0/3000000', last: '0/2FFF000', disk: '0/2000000' }
   const started = at - 3_725_000
-  const pageserver = o.pageserverDown
-    ? { unreachable: o.pageserverDown, tenants: [], metrics: [], layers: null }
-    : {
+  const ids = o.pageservers ?? [1]
+  const holder = o.heldBy ?? ids[0]
+  const pageservers = ids.map((id) => {
+    const name = psName(id)
+    if (id !== holder)
+      return {
+        id,
+        name,
         unreachable: null,
-        tenants: [
-          {
-            tenant_id: TENANT,
-            timelines: [
-              timelineInfo(MAIN, { last: main.last, disk: main.disk }),
-              timelineInfo(
-                FEATURE,
-                { last: '0/1800000', disk: '0/1800000' },
-                { ancestor_timeline_id: MAIN, ancestor_lsn: '0/1800000', walreceiver_status: 'inactive' },
-              ),
-            ],
-          },
-        ],
-        metrics: parseMetrics(metricsText(o.figures ?? ZERO, at)),
-        layers: { tenant_id: TENANT, timeline_id: MAIN, info: LAYERS },
+        tenants: [],
+        metrics: parseMetrics(metricsText(o.otherFigures ?? ZERO, at)),
       }
+    if (o.pageserverDown) return { id, name, unreachable: o.pageserverDown, tenants: [], metrics: [] }
+    return {
+      id,
+      name,
+      unreachable: null,
+      tenants: [
+        {
+          tenant_id: TENANT,
+          timelines: [
+            timelineInfo(MAIN, { last: main.last, disk: main.disk }),
+            timelineInfo(
+              FEATURE,
+              { last: '0/1800000', disk: '0/1800000' },
+              { ancestor_timeline_id: MAIN, ancestor_lsn: '0/1800000', walreceiver_status: 'inactive' },
+            ),
+          ],
+        },
+      ],
+      metrics: parseMetrics(metricsText(o.figures ?? ZERO, at)),
+    }
+  })
   return {
     at_ms: at,
     processes: [
-      {
-        kind: 'pageserver',
-        name: 'pageserver',
-        state: 'running',
-        pid: 4242,
-        ports: ['http 9898', 'pg 64000'],
+      ...ids.map((id) => ({
+        kind: 'pageserver' as const,
+        name: psName(id),
+        state: 'running' as const,
+        pid: 4232 + 10 * id,
+        ports: [`http ${9897 + id}`, `pg ${63999 + id}`],
         started_at_ms: started,
         last_log_line: null,
-        unreachable: o.pageserverDown ?? null,
-      },
+        unreachable: id === holder ? (o.pageserverDown ?? null) : null,
+      })),
       {
         kind: 'safekeeper',
         name: 'safekeeper 1',
@@ -220,7 +243,10 @@ export function dashboardSample(o: SampleOptions = {}): DashboardSample {
         unreachable: null,
       },
     ],
-    pageserver,
+    pageservers,
+    tenant_pageservers: { [TENANT]: holder },
+    figures_pageserver_id: holder,
+    layers: o.pageserverDown ? null : { tenant_id: TENANT, timeline_id: MAIN, info: LAYERS },
     safekeepers: [
       {
         id: 1,
@@ -243,6 +269,12 @@ export function dashboardSample(o: SampleOptions = {}): DashboardSample {
       { tenant_id: TENANT, timeline_id: MAIN, name: 'main' },
       { tenant_id: TENANT, timeline_id: FEATURE, name: 'feature' },
     ],
-    requests: { pageserver: 4, 'safekeeper 1': 1, 'compute main': 1 },
+    // What sampleCluster counts: the holder is asked for its tenants, their timelines, /metrics and the
+    // selected timeline's layers; every other pageserver for its tenants and /metrics.
+    requests: {
+      ...Object.fromEntries(ids.map((id) => [psName(id), id === holder ? 4 : 2])),
+      'safekeeper 1': 1,
+      'compute main': 1,
+    },
   }
 }

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { frameData } from '../../src/control/dashboard-frame.js'
 import type { DashboardSample } from '../../src/control/dashboard-sample.js'
 import { App, type Selection } from '../../src/tui/app.js'
-import { ProcessesPanel, TimelinePanel } from '../../src/tui/panels.js'
+import { IngestPanel, ProcessesPanel, TimelinePanel, TimelinesPanel } from '../../src/tui/panels.js'
 import { frameSource } from '../../src/tui/run.js'
 import { Sparkline, sparkline } from '../../src/tui/sparkline.js'
 import { dashboardSample, FEATURE, type Figures, MAIN, ZERO } from '../harness/dashboard-samples.js'
@@ -58,6 +58,18 @@ describe('panels on recorded samples', () => {
     // The lag grew by the same step every second: the sparkline climbs to █.
     expect(out).toMatch(/lag bytes\s+▁▂▃▄▅▅▆▇█/)
     expect(out).toContain('wal receiver streaming, logical size 21.9 MiB')
+    expect(lines).toContain('remote_consistent   0/2000000      16.0 MiB    4.5 s')
+    expect(out).toContain(`timeline main (${MAIN}) on pageserver 1`)
+  })
+
+  it('TimelinesPanel names the pageserver that serves each timeline', () => {
+    const s = dashboardSample({ pageservers: [1, 2], heldBy: 2 })
+    const frame = frameData(null, s, s.at_ms)
+    const out = text(mount(<TimelinesPanel timelines={frame.timelines} selected={MAIN} />))
+    expect(out).toMatch(/▶ main\s+0\/2FFF000\s+ps 2/)
+    expect(out).toMatch(/ {2}feature\s+0\/1800000\s+ps 2/)
+    // The rates are the holder's, and say so.
+    expect(text(mount(<IngestPanel frame={frame} />))).toContain('ingest and GetPage of pageserver 2')
   })
 
   it('ProcessesPanel shows a dead process with its last log line, and one that does not answer', () => {
@@ -93,7 +105,7 @@ describe('App', () => {
     const down = 'the pageserver is not reachable at http://127.0.0.1:9898 (ECONNREFUSED)'
     const { next } = served((i) => dashboardSample({ at: T0 + i * 1000, pageserverDown: down }))
     const r = mount(<App next={next} intervalMs={200} />)
-    await vi.waitFor(() => expect(text(r)).toContain('pageserver unreachable'), { timeout: 10_000 })
+    await vi.waitFor(() => expect(text(r)).toContain(`pageserver unreachable: ${down}`), { timeout: 10_000 })
     const out = text(r)
     expect(out).toContain(`unreachable: ${down.slice(0, 30)}`)
     expect(out).toMatch(/safekeeper 1\s+running\s+4243/)
