@@ -111,13 +111,14 @@ async function checkRemote(
   rcl: number,
 ): Promise<{ loaded: LoadedIndex | null; garbage: number }> {
   const { storage } = s.remote
+  // Nothing but layers and indexes is listed: no temp object of an interrupted upload.
+  for (const o of await storage.list(timelinePrefix(s.tenantId, s.timelineId)))
+    expect(parseRemoteKey(o.key), o.key).not.toBeNull()
   const loaded = await loadRemoteIndex(storage, s.tenantId, s.timelineId, s.generation)
   if (!loaded) {
     expect(rcl, 'remote_consistent_lsn printed without an index in storage').toBe(0)
     return { loaded, garbage: 0 }
   }
-  // Nothing but layers and indexes is listed: no temp object of an interrupted upload.
-  for (const o of loaded.objects) expect(parseRemoteKey(o.key), o.key).not.toBeNull()
   const sizes = new Map(loaded.objects.map((o) => [o.key, o.size]))
   const cache = new PageCache(64)
   const dir = freshDir('layers')
@@ -241,7 +242,9 @@ describe('crash during upload', () => {
       let uploading: { key: string; size: number } | null = null
       let poll: NodeJS.Timeout | undefined
       const { last } = await runUntilKilled(CHILD, childArgs(s, LARGE.child), (what, value, kill) => {
-        if (what !== 'upload' || uploading) return
+        if (what === 'rcl') rcl = Number(value)
+        // A large layer after the first index, so that there is an index to check and attach from.
+        if (what !== 'upload' || uploading || rcl === 0) return
         const [key, size] = value.split(' ')
         if (Number(size) < 4 * 1024 * 1024) return
         uploading = { key, size: Number(size) }
@@ -258,22 +261,26 @@ describe('crash during upload', () => {
     }
     expect(caught, 'no kill landed while a large layer was being written').not.toBeNull()
     const { key, temp } = caught!
+    expect(temp.startsWith(path.basename(key))).toBe(true)
     const { loaded } = await checkRemote(s, rcl)
+    expect(loaded).not.toBeNull()
     const keys = (await s.remote.storage.list(timelinePrefix(s.tenantId, s.timelineId))).map((o) => o.key)
     expect(keys).not.toContain(key)
-    expect(keys.some((k) => k.includes(TEMP_SUFFIX))).toBe(false)
-    expect(temp.startsWith(path.basename(key))).toBe(true)
-    if (loaded) {
-      const name = parseRemoteKey(key)
-      expect(name?.kind).toBe('layer')
-      if (name?.kind === 'layer') expect(loaded.index.layers[name.layer]).toBeUndefined()
-      const dcl = loaded.index.metadata.diskConsistentLsn
-      await checkAttach(s, dcl, [dcl, rcl])
-    }
-    // The original directory reopens against the index and goes on uploading.
-    const again = await runUntilKilled(CHILD, childArgs(s, BUSY.child), (what, _, kill) => {
-      if (what === 'ready') setTimeout(kill, 800)
-    })
+    const layer = parseRemoteKey(key)
+    expect(layer?.kind).toBe('layer')
+    if (layer?.kind === 'layer') expect(loaded!.index.layers[layer.layer]).toBeUndefined()
+    const dcl = loaded!.index.metadata.diskConsistentLsn
+    await checkAttach(s, dcl, [dcl, rcl])
+
+    // The original directory reopens against the index and uploads past it.
+    const again = await runUntilKilled(
+      CHILD,
+      childArgs(s, BUSY.child),
+      (what, value, kill) => {
+        if (what === 'rcl' && Number(value) > dcl) kill()
+      },
+      20_000,
+    )
     await checkRemote(s, printedRcl(again.last))
   }, 60_000)
 
