@@ -3,6 +3,11 @@
  * key its path. Every object is written to a temp name unique to the write, fsynced, renamed into place,
  * and the directory fsynced, so an object is there whole or not at all, even with two writers or a
  * crash mid-write; list never shows the temp names.
+ *
+ * A writer killed mid-write leaves its temp file, which no key names, so nothing would ever delete it
+ * (a large layer's worth of disk each time). Deletions in a directory also remove its temp files that
+ * no write has touched for `tempMaxAgeMs`: a live write keeps its file's mtime fresh, and one that
+ * stalled longer and then resumes fails its rename and is retried under a new temp name.
  */
 import { createReadStream, createWriteStream, type Dirent } from 'node:fs'
 import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises'
@@ -19,8 +24,14 @@ import {
 
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT'
 
+/** How long a temp file must be untouched before a deletion in its directory removes it. */
+export const TEMP_MAX_AGE_MS = 60 * 60 * 1000
+
 export class LocalFsStorage implements RemoteStorage {
-  constructor(readonly root: string) {}
+  constructor(
+    readonly root: string,
+    private readonly tempMaxAgeMs = TEMP_MAX_AGE_MS,
+  ) {}
 
   get location(): string {
     return this.root
@@ -116,8 +127,23 @@ export class LocalFsStorage implements RemoteStorage {
     }
     for (const d of dirs) {
       try {
+        await this.removeAbandonedTemps(d)
         fsyncDir(d)
       } catch (err) {
+        if (!isMissing(err)) throw err
+      }
+    }
+  }
+
+  private async removeAbandonedTemps(dir: string): Promise<void> {
+    const before = Date.now() - this.tempMaxAgeMs
+    for (const name of await readdir(dir)) {
+      if (!name.includes(TEMP_SUFFIX)) continue
+      const file = path.join(dir, name)
+      try {
+        if ((await stat(file)).mtimeMs < before) await rm(file, { force: true })
+      } catch (err) {
+        // Renamed into place or removed by its writer meanwhile.
         if (!isMissing(err)) throw err
       }
     }

@@ -2,7 +2,6 @@
  * Kill -9 in the middle of ingest, flush and compaction, 20 times over the same repository: after each
  * reopening, everything up to the last disk_consistent_lsn the process reported reads back exactly.
  */
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -11,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { Repository } from '../../src/engine/repository.js'
 import { expectedAt, FIRST_LSN, KEYS, keyOf } from '../harness/crash-workload.js'
 import { testRedo } from '../harness/engine.js'
+import { runUntilKilled } from '../harness/kill-child.js'
 import { randomInt } from '../harness/random.js'
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'crash-child.ts')
@@ -20,40 +20,15 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'zenith-crash-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 /** Runs the child until `killAfterMs` after it is ready, then SIGKILLs it; returns the last dcl it printed. */
-function runAndKill(
+async function runAndKill(
   tenantId: string,
   timelineId: string,
   killAfterMs: number,
-): Promise<{ dcl: number; lines: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, dir, tenantId, timelineId], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let dcl = -1
-    let lines = 0
-    let stderr = ''
-    let buf = ''
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    child.stdout.on('data', (d) => {
-      buf += d
-      let nl = buf.indexOf('\n')
-      while (nl >= 0) {
-        const line = buf.slice(0, nl)
-        buf = buf.slice(nl + 1)
-        lines++
-        const [what, value] = line.split(' ')
-        if (what === 'ready') setTimeout(() => child.kill('SIGKILL'), killAfterMs)
-        if (what === 'dcl') dcl = Number(value)
-        nl = buf.indexOf('\n')
-      }
-    })
-    child.on('exit', (code, signal) => {
-      if (signal === 'SIGKILL') resolve({ dcl, lines })
-      else reject(new Error(`crash child exited with ${code ?? signal} before it was killed: ${stderr}`))
-    })
+): Promise<{ dcl: number }> {
+  const { last } = await runUntilKilled(CHILD, [dir, tenantId, timelineId], (what, _, kill) => {
+    if (what === 'ready') setTimeout(kill, killAfterMs)
   })
+  return { dcl: Number(last.get('dcl') ?? -1) }
 }
 
 describe('crash safety', () => {

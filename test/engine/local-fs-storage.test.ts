@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -22,6 +22,26 @@ describe('LocalFsStorage', () => {
       expect(await s.list('t/')).toEqual([{ key: 't/obj', size: 5 }])
       await expect(s.putFile('t/other', path.join(dir, 'no-such-file'))).rejects.toThrow(/ENOENT/)
       expect((await readdir(path.join(dir, 't'))).filter((n) => !n.includes('deadbeef'))).toEqual(['obj'])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a deletion removes the temp files killed writers left in its directory, not those of live writes', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'zenith-localfs-'))
+    try {
+      const s = new LocalFsStorage(dir, 60_000)
+      for (const key of ['t/a', 't/b', 'u/c']) await s.put(key, Buffer.from(key))
+      const temp = (name: string) =>
+        path.join(dir, name.split('/')[0], `${name.split('/')[1]}${TEMP_SUFFIX}.${'0'.repeat(12)}`)
+      for (const name of ['t/dead', 't/live', 'u/dead']) await writeFile(temp(name), 'part')
+      const hourAgo = new Date(Date.now() - 3600_000)
+      for (const name of ['t/dead', 'u/dead']) await utimes(temp(name), hourAgo, hourAgo)
+      await s.delete(['t/a'])
+      expect((await readdir(path.join(dir, 't'))).sort()).toEqual(['b', path.basename(temp('t/live'))])
+      // Only the directories a deletion touched are swept.
+      expect((await readdir(path.join(dir, 'u'))).sort()).toEqual(['c', path.basename(temp('u/dead'))])
+      expect((await s.list('')).map((o) => o.key)).toEqual(['t/b', 'u/c'])
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

@@ -1,9 +1,11 @@
 /**
  * A deterministic write history for crash tests: write n (at LSN lsnOf(n)) goes to key keyOf(n) and
  * is an image or an APPEND record derived from n alone. Whoever knows an LSN can compute what every key
- * held there, without talking to the process that wrote it.
+ * held there, without talking to the process that wrote it. A crash child runs it with ingestForever and
+ * prints how far it got with reportChanges.
  */
 import { encodeKey } from '../../src/engine/key.js'
+import type { Timeline } from '../../src/engine/timeline.js'
 import type { Value } from '../../src/engine/value.js'
 import { APPEND } from './engine.js'
 
@@ -58,4 +60,33 @@ export function expectedAt(lsn: number): Buffer[] {
     }
   }
   return pages.map((p, k) => (p ? Buffer.concat([p, ...appends[k]]) : p))
+}
+
+/**
+ * Ingests the history from the timeline's last_record_lsn on, 40 writes at a time, yielding to the event
+ * loop between batches (background flushes, compaction and uploads run) and checkpointing about every
+ * `checkpointEvery` writes, until the process is killed.
+ */
+export async function ingestForever(tl: Timeline, checkpointEvery = 2000): Promise<never> {
+  const BATCH = 40
+  let n = writesUpTo(tl.lastRecordLsn)
+  for (;;) {
+    const writes = []
+    for (let i = 0; i < BATCH; i++, n++)
+      writes.push({ key: keyOf(keyIndexOf(n)), lsn: lsnOf(n), value: valueOfWrite(n) })
+    tl.ingest(writes, lsnOf(n - 1))
+    if (n % checkpointEvery < BATCH) await tl.checkpoint()
+    await new Promise((r) => setImmediate(r))
+  }
+}
+
+/** Prints `<what> <value>` on stdout each time `value()` moves (looked at every 5 ms). */
+export function reportChanges(what: string, value: () => number): void {
+  let reported = value()
+  setInterval(() => {
+    const v = value()
+    if (v === reported) return
+    reported = v
+    process.stdout.write(`${what} ${v}\n`)
+  }, 5)
 }
