@@ -3,6 +3,7 @@
  * LSNs or bodies are 400 with `{"msg": ...}`, unknown tenants and timelines 404, conflicts 409.
  */
 import http from 'node:http'
+import { checkGeneration } from '../engine/remote-layout.js'
 import { overridesFromText, patchFromText, TENANT_CONFIG_KEYS } from '../engine/tenant-config.js'
 import { generateId, parseId } from '../lib/ids.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
@@ -33,6 +34,15 @@ function optionalLsn(body: Record<string, unknown>, key: string): number | undef
   return v === undefined ? undefined : parseLsn(v)
 }
 
+/** `generation` of a body: one the control plane issued (1 and up), or absent. */
+function optionalGeneration(body: Record<string, unknown>): number | undefined {
+  const g = body.generation
+  if (g === undefined || g === null) return undefined
+  if (typeof g !== 'number' || !Number.isSafeInteger(g) || g < 1 || checkGeneration(g) !== null)
+    throw new HttpError(400, `generation must be an integer in 1 .. 4294967295, got ${JSON.stringify(g)}`)
+  return g
+}
+
 /** The body without the fields that name things, leaving the tenant config fields (checked by the engine). */
 function withoutFields(body: Record<string, unknown>, skip: string[]): Record<string, unknown> {
   return Object.fromEntries(Object.entries(body).filter(([k]) => !skip.includes(k)))
@@ -52,12 +62,7 @@ export function createHttpApi(ps: Pageserver): http.Server {
   r.on('POST', '/v1/tenant', ({ body }) => {
     const b = objectBody(body)
     const id = parseId(optionalString(b, 'new_tenant_id') ?? generateId(), 'tenant')
-    const generation = b.generation === undefined || b.generation === null ? undefined : b.generation
-    if (
-      generation !== undefined &&
-      (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 1)
-    )
-      throw new HttpError(400, `generation must be a positive integer, got ${JSON.stringify(generation)}`)
+    const generation = optionalGeneration(b)
     const t = ps.createTenant({
       tenantId: id,
       config: overridesFromText(withoutFields(b, ['new_tenant_id', 'generation'])),
@@ -75,9 +80,7 @@ export function createHttpApi(ps: Pageserver): http.Server {
         400,
         `mode must be one of ${LOCATION_CONFIG_MODES.join(', ')}, got ${JSON.stringify(mode)}`,
       )
-    const generation = b.generation ?? undefined
-    if (generation !== undefined && (typeof generation !== 'number' || !Number.isSafeInteger(generation)))
-      throw new HttpError(400, `generation must be an integer, got ${JSON.stringify(generation)}`)
+    const generation = optionalGeneration(b)
     const conf = b.tenant_conf ?? undefined
     if (conf !== undefined && (typeof conf !== 'object' || Array.isArray(conf)))
       throw new HttpError(400, 'tenant_conf must be an object of tenant config fields')

@@ -131,15 +131,18 @@ export class Pageserver {
   }
 
   /**
-   * A new tenant, at the generation the storage controller issued for it (the CLI attaches it there
-   * first); without one, the repository's.
+   * A new tenant, AttachedSingle at the generation the storage controller issued for it (the CLI
+   * attaches it there first); without one, at generation 1.
    */
   createTenant(opts: { tenantId: string; config: Record<string, unknown>; generation?: number }): Tenant {
-    const t = this.repo.createTenant({ tenantId: opts.tenantId, config: opts.config })
-    this.log('info', 'tenant created', {
-      tenantId: t.tenantId,
-      ...(opts.generation === undefined ? {} : { generation: opts.generation }),
+    const t = this.repo.createTenant({
+      tenantId: opts.tenantId,
+      config: opts.config,
+      ...(opts.generation === undefined
+        ? {}
+        : { location: { generation: opts.generation, mode: 'AttachedSingle' as const } }),
     })
+    this.log('info', 'tenant created', { tenantId: t.tenantId, generation: t.generation })
     return t
   }
 
@@ -235,8 +238,14 @@ export class Pageserver {
       const held = this.repo.tenants().find((t) => t.tenantId === id) ?? null
       if (req.mode === 'Detached') {
         if (!held) return null
-        await this.walReceivers.removeTenant(id)
-        await this.repo.detachTenant(id)
+        const sources = await this.walReceivers.removeTenant(id)
+        try {
+          await this.repo.detachTenant(id)
+        } catch (err) {
+          // Still attached (its uploads did not finish): it takes WAL again, from where it did.
+          for (const [timelineId, source] of sources) await this.walReceivers.set(id, timelineId, source)
+          throw err
+        }
         return null
       }
       if (req.generation === undefined)

@@ -503,10 +503,16 @@ export class WalReceivers {
     if (checked !== null) this.start(tl, checked)
   }
 
-  /** Stops the receivers of every timeline of a tenant and forgets their sources: it leaves this pageserver. */
-  async removeTenant(tenantId: string): Promise<void> {
-    const ids = Object.keys(this.sources).filter((id) => id.startsWith(`${tenantId}/`))
-    const running = [...this.receivers.keys()].filter((id) => id.startsWith(`${tenantId}/`))
+  /**
+   * Stops the receivers of every timeline of a tenant and forgets their sources, as it leaves this
+   * pageserver; returns them (timeline id → source), for a caller that has to put them back.
+   */
+  async removeTenant(tenantId: string): Promise<Map<string, WalSource>> {
+    const prefix = `${tenantId}/`
+    const removed = new Map<string, WalSource>()
+    for (const [id, source] of Object.entries(this.sources))
+      if (id.startsWith(prefix)) removed.set(id.slice(prefix.length), source)
+    const running = [...this.receivers.keys()].filter((id) => id.startsWith(prefix))
     await Promise.all(
       running.map((id) => {
         const r = this.receivers.get(id)!
@@ -514,11 +520,12 @@ export class WalReceivers {
         return r.stop()
       }),
     )
-    for (const id of ids) {
-      delete this.sources[id]
-      this.clocks.delete(id)
+    for (const timelineId of removed.keys()) {
+      delete this.sources[prefix + timelineId]
+      this.clocks.delete(prefix + timelineId)
     }
-    if (ids.length > 0) writeFileDurable(this.file, `${JSON.stringify(this.sources, null, 2)}\n`)
+    if (removed.size > 0) writeFileDurable(this.file, `${JSON.stringify(this.sources, null, 2)}\n`)
+    return removed
   }
 
   status(tenantId: string, timelineId: string): WalReceiverStatus | null {

@@ -116,14 +116,24 @@ describe('pageserver generations from the storage controller', () => {
     expect(keys[0]).toBe('00000001')
   })
 
-  it('refuses a generation in POST /v1/tenant that is not a positive integer', async () => {
+  it('takes the generation of POST /v1/tenant, and refuses one that is not a generation', async () => {
     const { startController, startPageserver } = await setup()
     await startController()
     const s = await startPageserver()
     const r = await jsonRequest(s.api, 'POST', '/v1/tenant', { generation: 'one' })
     expect(r).toMatchObject({
       status: 400,
-      json: { msg: 'generation must be a positive integer, got "one"' },
+      json: { msg: 'generation must be an integer in 1 .. 4294967295, got "one"' },
     })
+    // A generation given is the tenant's, as tenant listings say.
+    const id = 'efefefefefefefefefefefefefefefef'
+    expect(
+      (await jsonRequest(s.api, 'POST', '/v1/tenant', { new_tenant_id: id, generation: 7 })).status,
+    ).toBe(201)
+    const listed = (await jsonRequest(s.api, 'GET', '/v1/tenant')).json as {
+      id: string
+      generation: number
+    }[]
+    expect(listed.find((t) => t.id === id)?.generation).toBe(7)
   })
 })
