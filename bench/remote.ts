@@ -18,7 +18,9 @@
  *   attach_{local,s3}_downloaded_bytes   layer bytes on the new pageserver's disk after that GetPage
  *   copy_tenant_ms      the baseline: `cp -r` of the tenant's directory on local disk (page cache warm,
  *                       no fsync: a lower bound of downloading everything)
- *   attach_{local,s3}_vs_copy      (index + first GetPage) / copy_tenant_ms
+ *   copy_tenant_durable_ms   the same cp followed by `sync` of every copied file (a durable copy)
+ *   attach_{local,s3}_vs_copy, attach_{local,s3}_vs_copy_durable   (index + first GetPage) / those
+ *   attach_{local,s3}_downloaded_fraction   downloaded bytes / the tenant's layer bytes
  *   migration_s         `tenant migrate --to 2` (migrateSteps, as the CLI runs them) on a cluster with one
  *                       safekeeper and two pageservers, every server a process of its own, while 3
  *                       writers commit one 500-byte row per transaction through the whole move
@@ -374,9 +376,16 @@ export async function remoteBench(): Promise<Record<string, number | string>> {
     log(`upload to S3 on moto_server: ${uploadS3MbS.toFixed(0)} MB/s`)
 
     const copy = performance.now()
-    await execa('cp', ['-r', src.tenantDir, path.join(work, 'tenant-copy')])
+    const copyDir = path.join(work, 'tenant-copy')
+    await execa('cp', ['-r', src.tenantDir, copyDir])
     const copyMs = performance.now() - copy
-    log(`cp -r of the tenant: ${copyMs.toFixed(0)} ms`)
+    // Then fsync of every copied file, as a download writes each layer durably.
+    await execa(
+      'sync',
+      readdirSync(copyDir, { recursive: true, encoding: 'utf8' }).map((f) => path.join(copyDir, f)),
+    )
+    const copyDurableMs = performance.now() - copy
+    log(`cp -r of the tenant: ${copyMs.toFixed(0)} ms, with sync of the copy ${copyDurableMs.toFixed(0)} ms`)
     const local = await attachRun(work, 'local', src, { kind: 'local', localPath: localDir })
     const viaS3 = await attachRun(work, 's3', src, {
       kind: 's3',
@@ -396,14 +405,19 @@ export async function remoteBench(): Promise<Record<string, number | string>> {
       upload_local_vs_seq_write: round(uploadLocalMbS / seqWriteMbS, 3),
       upload_s3_vs_seq_write: round(uploadS3MbS / seqWriteMbS, 3),
       copy_tenant_ms: Math.round(copyMs),
+      copy_tenant_durable_ms: Math.round(copyDurableMs),
       attach_local_index_ms: Math.round(local.indexMs),
       attach_local_first_getpage_ms: Math.round(local.getpageMs),
       attach_local_downloaded_bytes: local.downloadedBytes,
       attach_local_vs_copy: round((local.indexMs + local.getpageMs) / copyMs, 3),
+      attach_local_vs_copy_durable: round((local.indexMs + local.getpageMs) / copyDurableMs, 3),
+      attach_local_downloaded_fraction: round(local.downloadedBytes / src.layerBytes, 3),
       attach_s3_index_ms: Math.round(viaS3.indexMs),
       attach_s3_first_getpage_ms: Math.round(viaS3.getpageMs),
       attach_s3_downloaded_bytes: viaS3.downloadedBytes,
       attach_s3_vs_copy: round((viaS3.indexMs + viaS3.getpageMs) / copyMs, 3),
+      attach_s3_vs_copy_durable: round((viaS3.indexMs + viaS3.getpageMs) / copyDurableMs, 3),
+      attach_s3_downloaded_fraction: round(viaS3.downloadedBytes / src.layerBytes, 3),
       migration_s: round(m.migrationS, 2),
       commits_per_s_before: Math.round(m.before),
       commits_per_s_during: Math.round(m.during),
