@@ -6,6 +6,7 @@ import { basebackupBench } from './basebackup.js'
 import { clusterBench } from './cluster.js'
 import { engineBench } from './engine.js'
 import { ingestBench } from './ingest.js'
+import { remoteBench } from './remote.js'
 import { safekeepersBench } from './safekeepers.js'
 import { walDecodeBench } from './wal-decode.js'
 
@@ -14,6 +15,7 @@ const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = 
   cluster: clusterBench,
   engine: engineBench,
   ingest: ingestBench,
+  remote: remoteBench,
   safekeepers: safekeepersBench,
   'wal-decode': walDecodeBench,
 }
