@@ -6,6 +6,8 @@
  * refusal without a terminal through the plain CLI.
  */
 import { execFile } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
+import path from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DashboardFrame } from '../../src/control/dashboard-frame.js'
@@ -43,6 +45,7 @@ const mainLsnOf = (screen: string): number | null => {
 
 describe('zenith dashboard', () => {
   it('runs in a terminal: main moves while a workload writes, Tab selects feature, q quits', async () => {
+    const statusFile = path.join(c.dir, 'dashboard.status')
     await tmux(
       'new-session',
       '-d',
@@ -53,15 +56,47 @@ describe('zenith dashboard', () => {
       '-y',
       '50',
       // CI set, as on a CI machine: ink would then draw only at exit, and the dashboard must not let it.
-      `CI=true NO_COLOR=1 node ${BIN} dashboard --repo-dir ${c.repo} --interval 500`,
+      // SIGUSR2 makes node write a report with its JS stack: what a wait that fails shows. The shell
+      // writes the exit status: tmux has been seen to leave a pane whose process had exited undead,
+      // its process a zombie, for longer than the test waits.
+      `CI=true NO_COLOR=1 node --report-on-signal --report-signal=SIGUSR2 --report-directory=${c.dir} ${BIN} dashboard --repo-dir ${c.repo} --interval 500; echo $? > ${statusFile}`,
     )
     await tmux('set-option', '-t', SESSION, 'remain-on-exit', 'on')
     const screen = () => tmux('capture-pane', '-p', '-t', SESSION)
-    // A wait that ends without what it waited for says what the screen showed instead.
+    // A wait that ends without what it waited for says what the screen showed instead, and what the
+    // dashboard process was doing: its CPU time over a second and its JS stack.
     const waitOnScreen = <T>(what: string, fn: () => Promise<T | undefined>, ms: number) =>
       waitFor(what, fn, ms).catch(async (err: Error) => {
-        throw new Error(`${err.message}; the screen:\n${await screen()}`)
+        throw new Error(`${err.message}; the screen:\n${await screen()}\n${await processReport()}`)
       })
+    const processReport = async (): Promise<string> => {
+      const shell = Number((await tmux('display-message', '-p', '-t', SESSION, '#{pane_pid}')).trim())
+      let pid = shell
+      try {
+        pid = Number(readFileSync(`/proc/${shell}/task/${shell}/children`, 'utf8').trim().split(' ')[0])
+      } catch {
+        return `the dashboard's shell ${shell} is gone`
+      }
+      const cpu = () => {
+        const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+        return { state: f[0], ticks: Number(f[11]) + Number(f[12]) }
+      }
+      try {
+        const a = cpu()
+        await new Promise((r) => setTimeout(r, 1000))
+        const b = cpu()
+        process.kill(pid, 'SIGUSR2')
+        await new Promise((r) => setTimeout(r, 2000))
+        const report = readdirSync(c.dir).find((f) => f.startsWith('report.') && f.endsWith('.json'))
+        const stack = report
+          ? (JSON.parse(readFileSync(path.join(c.dir, report), 'utf8')) as { javascriptStack?: unknown })
+              .javascriptStack
+          : 'no report written'
+        return `dashboard pid ${pid}: state ${b.state}, ${b.ticks - a.ticks} CPU ticks in 1 s; JS stack: ${JSON.stringify(stack)}`
+      } catch (e) {
+        return `dashboard pid ${pid}: ${(e as Error).message}`
+      }
+    }
     const first = await waitOnScreen(
       'main and its LSN on the screen',
       async () => {
@@ -113,19 +148,18 @@ describe('zenith dashboard', () => {
     expect(s).toMatch(/timeline feature \([0-9a-f]{32}\)/)
 
     await tmux('send-keys', '-t', SESSION, 'q')
-    const dead = await waitOnScreen(
+    const status = await waitOnScreen(
       'the dashboard to exit',
       async () => {
-        const [isDead, status] = (
-          await tmux('display-message', '-p', '-t', SESSION, '#{pane_dead} #{pane_dead_status}')
-        )
-          .trim()
-          .split(' ')
-        return isDead === '1' ? status : undefined
+        try {
+          return readFileSync(statusFile, 'utf8').trim() || undefined
+        } catch {
+          return undefined
+        }
       },
       15_000,
     )
-    expect(dead).toBe('0')
+    expect(status).toBe('0')
   }, 60_000)
 
   it('--json prints the frame behind the screen, within a few requests per process', async () => {
