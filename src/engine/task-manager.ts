@@ -98,6 +98,11 @@ function wait(ms: number, signal: AbortSignal, onWake?: (wake: () => void) => vo
   })
 }
 
+/** Sleeps ms, or less when the signal aborts: it resolves either way, and leaves no timer behind. */
+export async function pause(ms: number, signal: AbortSignal): Promise<void> {
+  await wait(ms, signal)
+}
+
 /** Sleeps ms; on abort rejects at once with the signal's reason, and leaves no timer behind. */
 export async function sleep(ms: number, signal: AbortSignal): Promise<void> {
   if ((await wait(ms, signal)) === 'aborted') throw signal.reason

@@ -51,6 +51,7 @@ import type { AttachMode } from './location.js'
 import type { LoadedIndex } from './remote-index.js'
 import { indexKey, layerKey } from './remote-layout.js'
 import type { RemoteStorage } from './remote-storage.js'
+import { pause } from './task-manager.js'
 
 export const DEFAULT_UPLOAD_CONCURRENCY = 4
 export const DEFAULT_BACKOFF = { baseMs: 100, maxMs: 30_000 }
@@ -491,23 +492,10 @@ export class UploadQueue {
           retry_in_ms: delay,
           error: (err as Error).message,
         })
-        await sleep(delay, this.abort.signal)
+        await pause(delay, this.abort.signal)
       }
     }
   }
 }
 
 const msSince = (since: number): number => Math.round(performance.now() - since)
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve()
-    const timer = setTimeout(done, ms)
-    function done() {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    signal.addEventListener('abort', done)
-  })
-}

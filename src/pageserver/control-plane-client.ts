@@ -13,6 +13,7 @@
  */
 
 import { LOCATION_MODES, type Location, type LocationMode } from '../engine/location.js'
+import { pause } from '../engine/task-manager.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import type { LogFn } from '../lib/log.js'
 import type { ControlPlaneConfig } from './config.js'
@@ -66,7 +67,7 @@ export class ControlPlaneClient {
           retryInMs: delay,
           error: (err as Error).message,
         })
-        await abortableSleep(delay, this.closed.signal)
+        await pause(delay, this.closed.signal)
       }
     }
   }
@@ -162,17 +163,5 @@ function parseValidate(res: unknown, ids: readonly string[]): boolean[] {
     if (t?.id !== ids[i])
       throw badAnswer('validate', `names ${JSON.stringify(t?.id)} where ${ids[i]} was asked`)
     return t.valid === true
-  })
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms)
-    function done() {
-      clearTimeout(t)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    signal.addEventListener('abort', done, { once: true })
   })
 }

@@ -2,12 +2,12 @@
  * The management API on port 9898, with Neon's paths and JSON field names (docs/http-api.md). Bad ids,
  * LSNs or bodies are 400 with `{"msg": ...}`, unknown tenants and timelines 404, conflicts 409.
  */
-import http from 'node:http'
+import type { Server } from 'node:http'
 import { checkGeneration } from '../engine/remote-layout.js'
 import { overridesFromText, patchFromText, TENANT_CONFIG_KEYS } from '../engine/tenant-config.js'
 import { generateId, parseId } from '../lib/ids.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
-import { errorReply, HttpError, objectBody, Router } from '../protocol/http-router.js'
+import { HttpError, objectBody, Router, routerServer } from '../protocol/http-router.js'
 import {
   type CheckpointResult,
   type CompactResult,
@@ -48,7 +48,7 @@ function withoutFields(body: Record<string, unknown>, skip: string[]): Record<st
   return Object.fromEntries(Object.entries(body).filter(([k]) => !skip.includes(k)))
 }
 
-export function createHttpApi(ps: Pageserver): http.Server {
+export function createHttpApi(ps: Pageserver): Server {
   const r = new Router()
   const tenantOf = (params: Record<string, string>) => ps.tenant(params.tenant_id)
   const timelineOf = (params: Record<string, string>) => ps.timeline(params.tenant_id, params.timeline_id)
@@ -247,21 +247,5 @@ export function createHttpApi(ps: Pageserver): http.Server {
     return { json: timelineInfo(ps, tl) }
   })
 
-  const logBug = (req: http.IncomingMessage, err: Error) =>
-    ps.log('error', 'HTTP request failed: this is a bug', {
-      method: req.method,
-      url: req.url,
-      error: err.stack ?? err.message,
-    })
-  const server = http.createServer((req, res) => {
-    r.handle(req, res, (err) => logBug(req, err)).catch((err: Error) => {
-      // Writing the reply itself failed: the client may still be there to hear why.
-      logBug(req, err)
-      if (res.headersSent) return res.destroy()
-      const { status, json } = errorReply(err)
-      res.writeHead(status, { 'content-type': 'application/json' })
-      res.end(`${JSON.stringify(json)}\n`)
-    })
-  })
-  return server
+  return routerServer(r, ps.log)
 }

@@ -5,11 +5,11 @@
  * Prometheus metrics.
  */
 import { createHash } from 'node:crypto'
-import http from 'node:http'
+import type { Server } from 'node:http'
 import { formatHostPort } from '../lib/host-port.js'
 import { parseId } from '../lib/ids.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
-import { HttpError, objectBody, Router } from '../protocol/http-router.js'
+import { HttpError, objectBody, Router, routerServer } from '../protocol/http-router.js'
 import type { SkDigest, SkStatusResponse, SkTermEntry, SkTimelineInfo, SkVoteResponse } from './api-types.js'
 import type { TermEntry } from './control-file.js'
 import type { Safekeeper } from './safekeeper.js'
@@ -130,7 +130,7 @@ function digest(tl: SkTimeline, from: number, until: number): SkDigest {
   return { from_lsn: formatLsn(from), until_lsn: formatLsn(until), sha256: h.digest('hex') }
 }
 
-export function createSafekeeperHttpApi(sk: Safekeeper): http.Server {
+export function createSafekeeperHttpApi(sk: Safekeeper): Server {
   const r = new Router()
   const timelineOf = (p: Record<string, string>) => sk.timeline(p.tenant_id, p.timeline_id)
 
@@ -203,16 +203,5 @@ export function createSafekeeperHttpApi(sk: Safekeeper): http.Server {
     }
   })
 
-  const logBug = (req: http.IncomingMessage, err: Error) =>
-    sk.log('error', 'HTTP request failed: this is a bug', {
-      method: req.method,
-      url: req.url,
-      error: err.stack,
-    })
-  return http.createServer((req, res) => {
-    r.handle(req, res, (err) => logBug(req, err)).catch((err: Error) => {
-      logBug(req, err)
-      res.destroy()
-    })
-  })
+  return routerServer(r, sk.log)
 }
