@@ -9,7 +9,7 @@
  * no write has touched for `tempMaxAgeMs`: a live write keeps its file's mtime fresh, and one that
  * stalled longer and then resumes fails its rename and is retried under a new temp name.
  */
-import { createReadStream, createWriteStream, type Dirent } from 'node:fs'
+import { createReadStream, type Dirent } from 'node:fs'
 import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
@@ -23,6 +23,15 @@ import {
 } from './remote-storage.js'
 
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT'
+
+/**
+ * Copies a file into a new temp file. The temp file exists before any byte moves: a stream that opened
+ * it lazily could create it after a failed source had ended the write and its cleanup had run.
+ */
+async function copyInto(src: string, tmp: string): Promise<void> {
+  const out = await open(tmp, 'wx', 0o644)
+  await pipeline(createReadStream(src), out.createWriteStream())
+}
 
 /** How long a temp file must be untouched before a deletion in its directory removes it. */
 export const TEMP_MAX_AGE_MS = 60 * 60 * 1000
@@ -66,9 +75,7 @@ export class LocalFsStorage implements RemoteStorage {
   async putFile(key: string, localPath: string): Promise<void> {
     const file = this.pathOf(key)
     await this.dirFor(file)
-    await writeFileDurablyVia(file, (tmp) =>
-      pipeline(createReadStream(localPath), createWriteStream(tmp, { flags: 'wx' })),
-    )
+    await writeFileDurablyVia(file, (tmp) => copyInto(localPath, tmp))
   }
 
   async get(key: string): Promise<Buffer> {
@@ -90,9 +97,7 @@ export class LocalFsStorage implements RemoteStorage {
       if (isMissing(err)) throw new RemoteNotFoundError(`remote object ${key} does not exist in ${this.root}`)
       throw err
     }
-    await writeFileDurablyVia(localPath, (tmp) =>
-      pipeline(createReadStream(src), createWriteStream(tmp, { flags: 'wx' })),
-    )
+    await writeFileDurablyVia(localPath, (tmp) => copyInto(src, tmp))
   }
 
   async list(prefix: string): Promise<RemoteObject[]> {
