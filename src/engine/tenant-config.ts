@@ -4,32 +4,31 @@
  * TENANT_CONFIG_SCHEMA is the single source for names, types, defaults, ranges and descriptions, so the CLI
  * flags, the HTTP API and the docs can all be derived from it.
  *
- * In memory every value is a number: bytes and counts as such, durations in milliseconds. Accepted input:
- * - durations: a string in Neon's humantime style, one or more `<integer><unit>` parts with optional spaces
- *   ("20s", "10 m", "1 hr", "7 days", "1h 30m", "500ms"); units ms, s, m, h, d, w and their long
- *   spellings. A unit is required in text, as in Neon, because a bare "20" could mean seconds or
- *   milliseconds. A JS number is taken as milliseconds (the in-memory unit), except in the TOML file.
- * - byte sizes: an integer (number or digits), or a number with an IEC unit B, KiB, MiB, GiB or TiB
- *   ("256 MiB", "1.5 GiB" if that is a whole number of bytes). Decimal units (KB, MB) are refused: Neon's
- *   sizes are binary, and "MB" is read both ways by different people.
- * - counts: an integer (number or digits).
+ * In memory every value is a number: bytes and counts as such, durations in milliseconds. Text takes
+ * the units of src/lib/units.ts (humantime durations, IEC byte sizes); a JS number is taken as
+ * milliseconds for a duration (the in-memory unit), except in the TOML file; counts are integers.
  */
 
 import { readFileSync } from 'node:fs'
 import { parse as parseToml, TomlError } from 'smol-toml'
 import { writeFileDurable } from '../lib/durable-fs.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
-
-const KiB = 1024
-const MiB = 1024 * KiB
-const GiB = 1024 * MiB
-const TiB = 1024 * GiB
-
-const SECOND = 1000
-const MINUTE = 60 * SECOND
-const HOUR = 60 * MINUTE
-const DAY = 24 * HOUR
-const WEEK = 7 * DAY
+import {
+  BYTES_HINT,
+  bytesFromText,
+  DAY,
+  DURATION_HINT,
+  durationFromText,
+  formatBytes,
+  formatDuration,
+  GiB,
+  HOUR,
+  KiB,
+  MINUTE,
+  MiB,
+  SECOND,
+  TiB,
+} from '../lib/units.js'
 
 export type TenantConfigValueType = 'bytes' | 'duration' | 'count'
 
@@ -153,121 +152,6 @@ export class TenantConfigError extends ZenithError {
 
 export function isTenantConfigKey(key: string): key is TenantConfigKey {
   return Object.hasOwn(TENANT_CONFIG_SCHEMA, key)
-}
-
-// --- durations -------------------------------------------------------------------------------------------
-
-const DURATION_UNITS: Record<string, number> = {
-  ms: 1,
-  msec: 1,
-  millis: 1,
-  s: SECOND,
-  sec: SECOND,
-  secs: SECOND,
-  second: SECOND,
-  seconds: SECOND,
-  m: MINUTE,
-  min: MINUTE,
-  mins: MINUTE,
-  minute: MINUTE,
-  minutes: MINUTE,
-  h: HOUR,
-  hr: HOUR,
-  hrs: HOUR,
-  hour: HOUR,
-  hours: HOUR,
-  d: DAY,
-  day: DAY,
-  days: DAY,
-  w: WEEK,
-  week: WEEK,
-  weeks: WEEK,
-}
-
-/** Milliseconds for a humantime-style text, or undefined if it is not one. */
-function durationFromText(text: string): number | undefined {
-  const part = /\s*(\d+)\s*([a-z]+)/y
-  const trimmed = text.trimEnd()
-  let total = 0
-  let parts = 0
-  while (part.lastIndex < trimmed.length) {
-    const m = part.exec(trimmed)
-    if (m === null) return undefined
-    const unit = DURATION_UNITS[m[2]]
-    if (unit === undefined) return undefined
-    total += Number(m[1]) * unit
-    parts++
-  }
-  return parts > 0 ? total : undefined
-}
-
-/** Parses a humantime-style duration ("20 s", "1h 30m") into milliseconds. */
-export function parseDuration(text: string): number {
-  const ms = durationFromText(text)
-  if (ms === undefined || !Number.isSafeInteger(ms)) {
-    throw new TenantConfigError(`${show(text)} is not a duration; ${DURATION_HINT}`)
-  }
-  return ms
-}
-
-const DURATION_HINT = 'use a whole number with a unit (ms, s, m, h, d, w), e.g. "20 s" or "1h 30m"'
-
-/** Milliseconds as Neon prints durations: "20 s", "10 m", "1 h 30 m", "7 days", "500 ms", "0 s". */
-export function formatDuration(ms: number): string {
-  if (!Number.isSafeInteger(ms) || ms < 0) throw new RangeError(`not a duration in milliseconds: ${ms}`)
-  if (ms === 0) return '0 s'
-  const parts: string[] = []
-  let rest = ms
-  const days = Math.floor(rest / DAY)
-  if (days > 0) parts.push(days === 1 ? '1 day' : `${days} days`)
-  rest -= days * DAY
-  for (const [size, unit] of [
-    [HOUR, 'h'],
-    [MINUTE, 'm'],
-    [SECOND, 's'],
-    [1, 'ms'],
-  ] as const) {
-    const n = Math.floor(rest / size)
-    if (n > 0) parts.push(`${n} ${unit}`)
-    rest -= n * size
-  }
-  return parts.join(' ')
-}
-
-// --- byte sizes ------------------------------------------------------------------------------------------
-
-const BYTE_UNITS: Record<string, number> = { b: 1, kib: KiB, mib: MiB, gib: GiB, tib: TiB }
-
-function bytesFromText(text: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)?\s*$/.exec(text)
-  if (m === null) return undefined
-  const unit = m[2] === undefined ? 1 : BYTE_UNITS[m[2].toLowerCase()]
-  if (unit === undefined) return undefined
-  const n = Number(m[1]) * unit
-  return Number.isSafeInteger(n) ? n : undefined
-}
-
-/** Parses "268435456", "256 MiB", "1.5GiB" into bytes. */
-export function parseBytes(text: string): number {
-  const n = bytesFromText(text)
-  if (n === undefined) throw new TenantConfigError(`${show(text)} is not a byte size; ${BYTES_HINT}`)
-  return n
-}
-
-const BYTES_HINT = 'use a number of bytes or a number with KiB, MiB, GiB or TiB'
-
-/** Bytes in the largest IEC unit that divides them exactly ("256 MiB"), else the bare integer. */
-export function formatBytes(n: number): string {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`not a byte count: ${n}`)
-  for (const [size, unit] of [
-    [TiB, 'TiB'],
-    [GiB, 'GiB'],
-    [MiB, 'MiB'],
-    [KiB, 'KiB'],
-  ] as const) {
-    if (n > 0 && n % size === 0) return `${n / size} ${unit}`
-  }
-  return String(n)
 }
 
 // --- values ----------------------------------------------------------------------------------------------

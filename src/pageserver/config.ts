@@ -17,17 +17,12 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { parse as parseToml, TomlError } from 'smol-toml'
-import {
-  configToJson,
-  formatDuration,
-  overridesFromText,
-  parseDuration,
-  type TenantConfigOverrides,
-} from '../engine/tenant-config.js'
+import { configToJson, overridesFromText, type TenantConfigOverrides } from '../engine/tenant-config.js'
 import { writeFileDurable } from '../lib/durable-fs.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatHostPort, type HostPort, parseHostPort } from '../lib/host-port.js'
 import { isLogLevel, LOG_LEVELS, type LogLevel } from '../lib/log.js'
+import { formatDuration, parseDuration } from '../lib/units.js'
 import {
   parseRemoteStorageConfig,
   type RemoteStorageConfig,
