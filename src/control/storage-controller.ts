@@ -18,6 +18,7 @@ import type { LocationMode } from '../engine/location.js'
 import { parseId } from '../lib/ids.js'
 import type { LogFn } from '../lib/log.js'
 import { Counter, MetricsRegistry } from '../lib/metrics.js'
+import { processMetrics } from '../lib/process-metrics.js'
 import { HttpError, objectBody, Router, routerServer } from '../protocol/http-router.js'
 import { type Listener, listen } from '../protocol/listen.js'
 import type { StorageControllerConfig } from './storage-controller-config.js'
@@ -52,7 +53,9 @@ export class StorageController {
     readonly state: StorageControllerState,
     readonly log: LogFn,
     private listener: Listener | null = null,
-  ) {}
+  ) {
+    this.metrics.addAll(processMetrics())
+  }
 
   /** Opens the state in `dir` and listens on the configured address. */
   static async start(

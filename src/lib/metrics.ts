@@ -14,7 +14,7 @@ const labelText = (labels: Labels): string => {
   return parts.length ? `{${parts.join(',')}}` : ''
 }
 
-interface Metric {
+export interface Metric {
   render(): string[]
 }
 
@@ -108,6 +108,10 @@ export class MetricsRegistry {
   add<M extends Metric>(m: M): M {
     this.metrics.push(m)
     return m
+  }
+
+  addAll(ms: readonly Metric[]): void {
+    this.metrics.push(...ms)
   }
 
   render(): string {

@@ -4,6 +4,7 @@ import type { Repository } from '../engine/repository.js'
 import type { TaskKindStats } from '../engine/task-manager.js'
 import type { Timeline } from '../engine/timeline.js'
 import { CollectedCounter, Counter, Gauge, Histogram, MetricsRegistry } from '../lib/metrics.js'
+import { processMetrics } from '../lib/process-metrics.js'
 
 /** GetPage latency buckets, seconds: a cached page takes microseconds, a cold one a disk read. */
 const GETPAGE_BUCKETS = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1]
@@ -30,6 +31,7 @@ export class PageserverMetrics {
   )
 
   constructor(source: { repo: Repository }) {
+    this.registry.addAll(processMetrics())
     const timelines = (): Timeline[] => source.repo.tenants().flatMap((t) => t.timelines())
     const perTimeline = (f: (tl: Timeline) => number) => () =>
       timelines().map((tl) => ({

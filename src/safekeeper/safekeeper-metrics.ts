@@ -3,6 +3,7 @@
  * timelines so that they never go down when a timeline is closed or deleted.
  */
 import { Counter, Histogram, MetricsRegistry } from '../lib/metrics.js'
+import { processMetrics } from '../lib/process-metrics.js'
 
 /** Seconds; a group commit on a local SSD takes well under a millisecond, a busy disk tens. */
 const FLUSH_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
@@ -40,6 +41,10 @@ export class SafekeeperMetrics {
   readonly acksDelayed = this.registry.add(
     new Counter('safekeeper_acks_delayed_total', 'acks to computes held back because the pageserver lagged'),
   )
+
+  constructor() {
+    this.registry.addAll(processMetrics())
+  }
 
   render(): string {
     return this.registry.render()

@@ -210,6 +210,8 @@ describe('pageserver', () => {
       expect(Number(/^pageserver_getpage_requests_total (\d+)$/m.exec(metrics)?.[1])).toBe(1)
       expect(metrics).toMatch(/^pageserver_getpage_seconds_count 1$/m)
       expect(metrics).toMatch(/^pageserver_layers\{kind="open"\} 1$/m)
+      expect(Number(/^process_virtual_memory_bytes (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0)
+      expect(Number(/^process_threads (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(1)
     })
 
     it("measures lag in seconds from the compute's flush LSN: none once ingested, and disk_consistent_lsn falling behind by the second until a checkpoint", async () => {

@@ -144,6 +144,7 @@ describe('a safekeeper', () => {
     expect(digest.json.sha256).toBe(computeDigest(startLsn, committed))
     const metrics = await (await fetch(`${api}/metrics`)).text()
     const fsyncs = Number(/^safekeeper_fsyncs_total (\d+)$/m.exec(metrics)?.[1])
+    expect(Number(/^process_resident_memory_bytes (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0)
     expect(fsyncs).toBeGreaterThan(0)
     // Every group commit is timed; one covers at least one fsync.
     const flushes = Number(/^safekeeper_wal_flush_seconds_count (\d+)$/m.exec(metrics)?.[1])
