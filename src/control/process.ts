@@ -318,13 +318,19 @@ function ephemeralPorts(): [number, number] {
 
 /**
  * A TCP port free on 127.0.0.1 now, outside the ephemeral range so that no outgoing connection takes it
- * meanwhile; another process may still bind it before we do.
+ * meanwhile; another process may still bind it before we do. A port is handed out once per process:
+ * callers that pick several before binding any (init's ports, a test's cluster) would otherwise be
+ * given the same free port twice now and then.
  */
 export async function freePort(): Promise<number> {
   const [lo] = ephemeralPorts()
   const [from, to] = lo > 12_000 ? [10_000, lo - 1] : [50_000, 65_000]
   for (;;) {
     const port = from + Math.floor(Math.random() * (to - from + 1))
-    if (!(await portInUse('127.0.0.1', port))) return port
+    if (handedOut.has(port) || (await portInUse('127.0.0.1', port))) continue
+    handedOut.add(port)
+    return port
   }
 }
+
+const handedOut = new Set<number>()

@@ -304,3 +304,12 @@ describe('ports', () => {
     expect(new PortBusyError('port 5 is taken; pick another').message).toBe('port 5 is taken; pick another')
   })
 })
+
+describe('freePort', () => {
+  it('never hands out the same port twice in one process', async () => {
+    // 1000 random picks from ~22,000 ports would repeat one with near certainty (birthday bound).
+    const ports = []
+    for (let i = 0; i < 1000; i++) ports.push(await freePort())
+    expect(new Set(ports).size).toBe(ports.length)
+  })
+})
