@@ -316,6 +316,8 @@ function ephemeralPorts(): [number, number] {
   return [49152, 65535]
 }
 
+const handedOut = new Set<number>()
+
 /**
  * A TCP port free on 127.0.0.1 now, outside the ephemeral range so that no outgoing connection takes it
  * meanwhile; another process may still bind it before we do. A port is handed out once per process:
@@ -332,5 +334,3 @@ export async function freePort(): Promise<number> {
     return port
   }
 }
-
-const handedOut = new Set<number>()

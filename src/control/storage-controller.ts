@@ -54,7 +54,7 @@ export class StorageController {
     readonly log: LogFn,
     private listener: Listener | null = null,
   ) {
-    this.metrics.addAll(processMetrics())
+    this.metrics.add(processMetrics())
   }
 
   /** Opens the state in `dir` and listens on the configured address. */

@@ -110,10 +110,6 @@ export class MetricsRegistry {
     return m
   }
 
-  addAll(ms: readonly Metric[]): void {
-    this.metrics.push(...ms)
-  }
-
   render(): string {
     return `${this.metrics.flatMap((m) => m.render()).join('\n')}\n`
   }

@@ -31,7 +31,7 @@ export class PageserverMetrics {
   )
 
   constructor(source: { repo: Repository }) {
-    this.registry.addAll(processMetrics())
+    this.registry.add(processMetrics())
     const timelines = (): Timeline[] => source.repo.tenants().flatMap((t) => t.timelines())
     const perTimeline = (f: (tl: Timeline) => number) => () =>
       timelines().map((tl) => ({

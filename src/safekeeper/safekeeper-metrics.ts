@@ -43,7 +43,7 @@ export class SafekeeperMetrics {
   )
 
   constructor() {
-    this.registry.addAll(processMetrics())
+    this.registry.add(processMetrics())
   }
 
   render(): string {

@@ -5,7 +5,7 @@ import { processMetrics } from '../../src/lib/process-metrics.js'
 
 function scrape(): Map<string, number> {
   const reg = new MetricsRegistry()
-  reg.addAll(processMetrics())
+  reg.add(processMetrics())
   return new Map(parseMetrics(reg.render()).map((s) => [s.name, s.value]))
 }
 
