@@ -23,6 +23,7 @@ import { DEFAULT_MEMORY_BUDGET } from '../src/engine/memory-budget.js'
 import { DEFAULT_PAGE_CACHE_SLOTS, Repository } from '../src/engine/repository.js'
 import type { Tenant } from '../src/engine/tenant.js'
 import type { Timeline, Write } from '../src/engine/timeline.js'
+import { percentile } from '../src/lib/percentile.js'
 import { randomInt, rng } from '../test/harness/random.js'
 
 const MiB = 1024 * 1024
@@ -110,9 +111,7 @@ function makePage(next: () => number): Buffer {
 }
 
 function percentileUs(ms: readonly number[], p: number): number {
-  if (ms.length === 0) return 0
-  const sorted = Float64Array.from(ms).sort()
-  return Math.round(sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)] * 1000)
+  return Math.round(percentile(ms, p * 100) * 1000)
 }
 
 function median(values: readonly number[]): number {

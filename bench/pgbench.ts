@@ -5,6 +5,8 @@
  */
 import { runPgBin } from '../src/postgres/pg-bin.js'
 
+export { percentile } from '../src/lib/percentile.js'
+
 export const SCALE = 10
 export const CLIENTS = 4
 export const SECONDS = 30
@@ -39,9 +41,4 @@ export async function pgbench(connstr: string): Promise<{ tps: number; latencyMs
   const lat = /latency average = ([\d.]+) ms/.exec(stdout)
   if (!tps || !lat) throw new Error(`no tps or latency in pgbench output: ${stdout}`)
   return { tps: Number(tps[1]), latencyMs: Number(lat[1]) }
-}
-
-export function percentile(xs: readonly number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : 0
 }
