@@ -9,7 +9,9 @@
  * 11 GiB of VSZ at its first fetch), so under the 2 GiB RLIMIT_AS zenith must run in the first fetch
  * fails ("Cannot allocate Wasm memory"). node:http parses in C and reserves nothing.
  *
- * Connections are kept alive by Node's global agent, whose idle sockets do not hold a CLI's exit.
+ * Connections are kept alive by Node's global agent, whose idle sockets do not hold a CLI's exit. A kept
+ * connection the server closes as the request goes out (its keep-alive timeout) resets it before any
+ * answer; such a request never reached the server's handler, so it is sent once more on a new connection.
  */
 import http from 'node:http'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
@@ -51,7 +53,19 @@ function errorCode(err: Error): string {
   return (err as NodeJS.ErrnoException).code ?? err.message
 }
 
-export function httpRequest(url: string, opts: HttpRequestOptions = {}): Promise<HttpResponse> {
+export async function httpRequest(url: string, opts: HttpRequestOptions = {}): Promise<HttpResponse> {
+  try {
+    return await attempt(url, opts)
+  } catch (err) {
+    if (!(err instanceof StaleConnectionError)) throw err
+    return attempt(url, opts)
+  }
+}
+
+/** A reset on a reused keep-alive connection before any of the answer came. */
+class StaleConnectionError extends HttpRequestError {}
+
+function attempt(url: string, opts: HttpRequestOptions): Promise<HttpResponse> {
   const { signal } = opts
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
@@ -67,14 +81,17 @@ export function httpRequest(url: string, opts: HttpRequestOptions = {}): Promise
       signal?.removeEventListener('abort', onAbort)
       outcome()
     }
+    let answered = false
     const fail = (code: string, cause?: unknown) =>
       settle(() => {
         req.destroy()
-        reject(new HttpRequestError(url, code, cause))
+        const stale = code === 'ECONNRESET' && req.reusedSocket && !answered
+        reject(new (stale ? StaleConnectionError : HttpRequestError)(url, code, cause))
       })
     const onAbort = () => fail(abortCode(signal!))
 
     const req = http.request(url, { method: opts.method ?? 'GET', headers }, (res) => {
+      answered = true
       const chunks: Buffer[] = []
       res.on('data', (chunk: Buffer) => chunks.push(chunk))
       res.on('end', () =>

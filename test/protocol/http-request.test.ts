@@ -38,6 +38,22 @@ async function failure(p: Promise<unknown>): Promise<HttpRequestError> {
 }
 
 describe('httpRequest', () => {
+  it('sends a request again once when the kept-alive connection it went out on was closed under it', async () => {
+    const seen = new WeakMap<object, number>()
+    let handled = 0
+    const base = await serve((req, res) => {
+      const n = (seen.get(req.socket) ?? 0) + 1
+      seen.set(req.socket, n)
+      // The second request on a connection meets it closing, as at the server's keep-alive timeout.
+      if (n === 2) return req.socket.destroy()
+      handled++
+      res.end('fine')
+    })
+    expect((await httpRequest(`${base}/a`)).text).toBe('fine')
+    expect((await httpRequest(`${base}/b`)).text).toBe('fine')
+    expect(handled).toBe(2)
+  })
+
   it('sends method, headers and body, and reads the whole answer of any status', async () => {
     const base = await serve((req, res) => {
       let body = ''
