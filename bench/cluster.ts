@@ -15,9 +15,15 @@
  *   ingest_lag_p99_bytes        p99 over the timed run of how far the pageserver's last_record_lsn is behind
  *                               the compute's flush LSN, sampled every 50 ms (direct mode); lag_max_bytes the
  *                               largest sample; _sk3 the same on safekeepers
+ *   wal_load_target_mib_s       then `zenith wal load --workload pgbench` on the same direct-mode compute for
+ *                               20 s at half the WAL rate pgbench reached; wal_load_achieved_mib_s what it
+ *                               wrote, wal_load_ingest_lag_p99_bytes the pageserver's lag p99 (goal ≤ 1 MiB)
  * Every server runs in a process of its own (bench/zenith-cluster.ts); CPU comes from their /metrics.
  * MB is 10^6 bytes.
  */
+import { runSteps } from '../src/control/steps.js'
+import { walLoadSteps } from '../src/control/wal-load.js'
+import type { WalLoadReport } from '../src/control/wal-load-report.js'
 import { startPostgres } from '../test/harness/postgres.js'
 import { CLIENTS, COMPUTE_SETTINGS, log, pgbench, pgbenchInit, SCALE, SECONDS } from './pgbench.js'
 import { type TimedRun, timedPgbench, withZenithCluster } from './zenith-cluster.js'
@@ -48,12 +54,35 @@ function describeRun(what: string, r: TimedRun): void {
   )
 }
 
+const WAL_LOAD_SECONDS = 20
+
+/** `wal load` at half the WAL rate the timed pgbench reached, on the same compute and tables. */
+async function halfRateLoad(repoDir: string, run: TimedRun): Promise<WalLoadReport> {
+  const bytesPerSec = Math.round(run.walBytes / SECONDS / 2)
+  log(`direct mode: wal load at ${(bytesPerSec / 2 ** 20).toFixed(1)} MiB/s for ${WAL_LOAD_SECONDS} s ...`)
+  const { steps, report } = await walLoadSteps({
+    repoDir,
+    branch: 'main',
+    target: { kind: 'wal', bytesPerSec },
+    durationMs: WAL_LOAD_SECONDS * 1000,
+    clients: CLIENTS,
+    workload: 'pgbench',
+    scale: SCALE,
+  })
+  await runSteps(steps)
+  return report()
+}
+
 export async function clusterBench(): Promise<Record<string, number | string>> {
-  const direct = await withZenithCluster('cluster', 0, (c) => {
+  const { direct, load } = await withZenithCluster('cluster', 0, async (c) => {
     log(`direct mode: pgbench -i -s ${SCALE}, then ${SECONDS} s with ${CLIENTS} clients ...`)
-    return timedPgbench(c)
+    const run = await timedPgbench(c)
+    return { direct: run, load: await halfRateLoad(c.repoDir, run) }
   })
   describeRun('direct mode', direct)
+  log(
+    `wal load: ${load.achieved_wal_mib_s} of ${load.target_wal_mib_s} MiB/s, ingest lag p99 ${load.ingest_lag_bytes_p99} bytes`,
+  )
   const sk3 = await withZenithCluster('cluster-sk3', 3, (c) => {
     log(`3 safekeepers: pgbench -i -s ${SCALE}, then ${SECONDS} s with ${CLIENTS} clients ...`)
     return timedPgbench(c)
@@ -77,5 +106,8 @@ export async function clusterBench(): Promise<Record<string, number | string>> {
     lag_max_bytes: direct.lag.max,
     lag_samples: direct.lag.samples,
     ingest_lag_p99_bytes_sk3: sk3.lag.p99,
+    wal_load_target_mib_s: load.target_wal_mib_s ?? 0,
+    wal_load_achieved_mib_s: load.achieved_wal_mib_s,
+    wal_load_ingest_lag_p99_bytes: load.ingest_lag_bytes_p99,
   }
 }
