@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto'
 import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { open, rename, rm } from 'node:fs/promises'
 import path from 'node:path'
+import { execa } from 'execa'
+import { ZenithError } from './errors.js'
 
 export const TEMP_SUFFIX = '.___temp'
 
@@ -16,6 +18,37 @@ export function fsyncDir(dir: string): void {
     fsyncSync(fd)
   } finally {
     closeSync(fd)
+  }
+}
+
+/** fsync of a file or directory, through the libuv pool. */
+export async function fsyncPath(p: string): Promise<void> {
+  const fh = await open(p, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+/**
+ * syncfs(2) of the filesystem holding `dir`, by coreutils' `sync -f` (Node has no binding): one journal
+ * commit for a whole tree just written, where an fsync per file costs a commit each.
+ */
+export async function syncFilesystem(dir: string): Promise<void> {
+  const r = await execa('sync', ['-f', dir], { reject: false })
+  if (r.failed) {
+    throw new ZenithError(
+      `sync -f ${dir} failed: ${
+        String(r.stderr || r.shortMessage)
+          .trim()
+          .split('\n')[0]
+      }`,
+      {
+        kind: 'external',
+        hint: 'coreutils 8.24 or newer has `sync -f`; a failure here is a write error of that filesystem',
+      },
+    )
   }
 }
 
