@@ -392,7 +392,8 @@ function cleanShutdownLsn(pgdata: string): Lsn | false {
   }
 }
 
-async function fetchFullbackup(repoDir: string, e: EndpointSpec, lsn: string, pgdata: string) {
+/** The pageserver's fullbackup of the endpoint's timeline at `lsn`, written into `pgdata` as `pg start` writes it. */
+export async function fetchFullbackup(repoDir: string, e: EndpointSpec, lsn: string, pgdata: string) {
   const addr = tenantPageserver(repoDir, e.tenantId).config.listenPgAddr
   const client = await PgClient.connect({
     host: addr.host,
