@@ -10,6 +10,7 @@
  *   wire_mb_s(_empty) fullbackup through the page service into a datadir by the CLI's code (pgbench scale 10
  *                     database; the empty one); wire_ratio = wire_mb_s / basebackup_mb_s
  *   pg_start_s(_empty) startEndpointSteps of a new endpoint, pgbench scale 10 database (the empty one)
+ *   pageserver_cpu_s_per_fullbackup  the pageserver's CPU seconds for one of those fullbackups
  * The data sets are built in the run, in temp dirs removed afterwards.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -100,6 +101,7 @@ export async function basebackupBench(): Promise<Record<string, number | string>
     wire_mb_s_empty: Math.round(cli.wireMbS.empty),
     wire_ratio: Number((cli.wireMbS.pgbench / baseline).toFixed(2)),
     wire_bytes: cli.pgbenchBytes,
+    pageserver_cpu_s_per_fullbackup: Number(cli.pageserverCpuS.toFixed(2)),
     pg_start_s: Number(cli.pgStartS.pgbench.toFixed(2)),
     pg_start_s_empty: Number(cli.pgStartS.empty.toFixed(2)),
   }
