@@ -1,12 +1,17 @@
 /**
- * Basebackup speed and compute start time on a timeline holding a pgbench database (scale 15).
+ * Basebackup speed and compute start time on a timeline holding a pgbench database (scale 15), and the
+ * same through the CLI's code on a local cluster (compute-start.ts).
  *
  * Figures:
  *   basebackup_mb_s   tar bytes / seconds of `basebackup()` into a writer that drops the chunks; best of 3
  *   compute_start_s   basebackup request → tar file → `tar -xf` → Postgres accepting connections; median of 3
  *   database_bytes    pg_database_size('postgres') of the imported datadir
  *   tar_bytes         size of the basebackup archive
- * The data set is built in the run, in a temp dir removed afterwards.
+ *   wire_mb_s(_empty) fullbackup through the page service into a datadir by the CLI's code (pgbench scale 10
+ *                     database; the empty one); wire_ratio = wire_mb_s / basebackup_mb_s
+ *   pg_start_s(_empty) startEndpointSteps of a new endpoint, pgbench scale 10 database (the empty one)
+ *   pageserver_cpu_s_per_fullbackup  the pageserver's CPU seconds for one of those fullbackups
+ * The data sets are built in the run, in temp dirs removed afterwards.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
@@ -17,6 +22,7 @@ import { importDatadir } from '../src/pgdata/import.js'
 import { TarWriter } from '../src/postgres/tar.js'
 import { basebackupToFile, startPostgresFromTar } from '../test/harness/compute.js'
 import { type PgCluster, startPostgres } from '../test/harness/postgres.js'
+import { computeStartBench } from './compute-start.js'
 
 const RUNS = 3
 
@@ -24,7 +30,7 @@ function log(msg: string) {
   process.stderr.write(`${msg}\n`)
 }
 
-export async function basebackupBench(): Promise<Record<string, number | string>> {
+async function inProcessBench(): Promise<Record<string, number | string>> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'zenith-bench-basebackup-'))
   const repoDir = path.join(work, 'repo')
   const clusters: PgCluster[] = []
@@ -81,5 +87,22 @@ export async function basebackupBench(): Promise<Record<string, number | string>
     await repo?.close({ flush: false })
     for (const c of clusters) await c.destroy()
     await rm(work, { recursive: true, force: true })
+  }
+}
+
+/** The in-process figures, then the CLI's: the first is the baseline the second is measured against. */
+export async function basebackupBench(): Promise<Record<string, number | string>> {
+  const inProcess = await inProcessBench()
+  const cli = await computeStartBench()
+  const baseline = Number(inProcess.basebackup_mb_s)
+  return {
+    ...inProcess,
+    wire_mb_s: Math.round(cli.wireMbS.pgbench),
+    wire_mb_s_empty: Math.round(cli.wireMbS.empty),
+    wire_ratio: Number((cli.wireMbS.pgbench / baseline).toFixed(2)),
+    wire_bytes: cli.pgbenchBytes,
+    pageserver_cpu_s_per_fullbackup: Number(cli.pageserverCpuS.toFixed(2)),
+    pg_start_s: Number(cli.pgStartS.pgbench.toFixed(2)),
+    pg_start_s_empty: Number(cli.pgStartS.empty.toFixed(2)),
   }
 }

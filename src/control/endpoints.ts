@@ -41,7 +41,7 @@ import {
   pgUserCanEnter,
 } from '../postgres/pg-bin.js'
 import { type ControlFile, decodeControlFile } from '../postgres/pg-control.js'
-import { extractTar } from '../postgres/tar.js'
+import { extractTar } from '../postgres/tar-extract.js'
 import { walQuietUntil } from '../postgres/wal-page.js'
 import { PgClient } from '../protocol/client.js'
 import { applicationNameOf, COMPUTE_TERM_SETTING } from '../safekeeper/config.js'
@@ -392,7 +392,8 @@ function cleanShutdownLsn(pgdata: string): Lsn | false {
   }
 }
 
-async function fetchFullbackup(repoDir: string, e: EndpointSpec, lsn: string, pgdata: string) {
+/** The pageserver's fullbackup of the endpoint's timeline at `lsn`, written into `pgdata` as `pg start` writes it. */
+export async function fetchFullbackup(repoDir: string, e: EndpointSpec, lsn: string, pgdata: string) {
   const addr = tenantPageserver(repoDir, e.tenantId).config.listenPgAddr
   const client = await PgClient.connect({
     host: addr.host,
@@ -401,7 +402,13 @@ async function fetchFullbackup(repoDir: string, e: EndpointSpec, lsn: string, pg
     connectTimeoutMs: 10_000,
   })
   try {
-    return await extractTar(client.copyOut(`fullbackup ${e.tenantId} ${e.timelineId} ${lsn}`), pgdata)
+    // In place over the old datadir (far fewer new inodes), durable, and pg_control written last: a
+    // datadir cut short by a crash has none, so it is never started (datadirIsCurrent) nor kept.
+    return await extractTar(client.copyOutBytes(`fullbackup ${e.tenantId} ${e.timelineId} ${lsn}`), pgdata, {
+      replace: true,
+      durable: true,
+      commitMarker: 'global/pg_control',
+    })
   } finally {
     await client.close()
   }
@@ -509,7 +516,6 @@ export async function startEndpointSteps(
     steps.push({
       title: `basebackup of ${e.branch} at ${lsn} from the pageserver`,
       run: async () => {
-        await fs.rm(pgdata, { recursive: true, force: true })
         await makePgOwnedDir(dir, 0o755)
         if (!(await pgUserCanEnter(dir))) {
           throw new EndpointError(

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import path from 'node:path'
-import { fsyncDir, fsyncDirOffThread, removeTempFiles } from '../lib/durable-fs.js'
+import { fsyncDir, fsyncPath, removeTempFiles } from '../lib/durable-fs.js'
 import type { LogFn, LogLevel } from '../lib/log.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
 import { EngineStateError, GcCutoffError, LsnTimeoutError, ReconstructError } from './errors.js'
@@ -687,7 +687,7 @@ export class Timeline {
     for (const l of remove) l.markRemoved()
     // Off the event loop: deleting a large file can take long on a filesystem mounted with discard.
     await Promise.all(remove.map((l) => rm(l.path, { force: true })))
-    if (remove.length > 0) await fsyncDirOffThread(this.dir)
+    if (remove.length > 0) await fsyncPath(this.dir)
     return added
   }
 

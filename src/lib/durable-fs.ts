@@ -8,6 +8,8 @@ import { closeSync, fsync, fsyncSync, openSync, readdirSync, renameSync, rmSync,
 import { open, rename, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import { execa } from 'execa'
+import { ZenithError } from './errors.js'
 
 export const TEMP_SUFFIX = '.___temp'
 
@@ -21,17 +23,39 @@ export function fsyncDir(dir: string): void {
 }
 
 /**
- * The same in the thread pool, for the main thread of a server: an fsync can take hundreds of
- * milliseconds (a large file, a busy disk) that every request would wait.
+ * fsync of an open file in the thread pool, for the main thread of a server: an fsync can take hundreds
+ * of milliseconds (a large file, a busy disk) that every request would wait.
  */
 export const fsyncOffThread: (fd: number) => Promise<void> = promisify(fsync)
 
-export async function fsyncDirOffThread(dir: string): Promise<void> {
-  const fd = await open(dir, 'r')
+/** fsync of a file or directory, through the libuv pool. */
+export async function fsyncPath(p: string): Promise<void> {
+  const fh = await open(p, 'r')
   try {
-    await fd.sync()
+    await fh.sync()
   } finally {
-    await fd.close()
+    await fh.close()
+  }
+}
+
+/**
+ * syncfs(2) of the filesystem holding `dir`, by coreutils' `sync -f` (Node has no binding): one journal
+ * commit for a whole tree just written, where an fsync per file costs a commit each.
+ */
+export async function syncFilesystem(dir: string): Promise<void> {
+  const r = await execa('sync', ['-f', dir], { reject: false })
+  if (r.failed) {
+    throw new ZenithError(
+      `sync -f ${dir} failed: ${
+        String(r.stderr || r.shortMessage)
+          .trim()
+          .split('\n')[0]
+      }`,
+      {
+        kind: 'external',
+        hint: 'coreutils 8.24 or newer has `sync -f`; a failure here is a write error of that filesystem',
+      },
+    )
   }
 }
 
@@ -59,7 +83,7 @@ export function commitTempFile(tmp: string, file: string): void {
 /** commitTempFile with the rename and the directory's fsync in the thread pool. */
 export async function commitTempFileOffThread(tmp: string, file: string): Promise<void> {
   await rename(tmp, file)
-  await fsyncDirOffThread(path.dirname(file))
+  await fsyncPath(path.dirname(file))
 }
 
 /**
@@ -85,7 +109,7 @@ export async function writeFileDurablyVia(
     await rm(tmp, { force: true })
     throw err
   }
-  await fsyncDirOffThread(path.dirname(file))
+  await fsyncPath(path.dirname(file))
 }
 
 const isTempName = (name: string) => name.endsWith(TEMP_SUFFIX) || /\.___temp\.[0-9a-f]{12}$/.test(name)

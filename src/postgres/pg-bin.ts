@@ -263,8 +263,15 @@ export async function pgCtlStart(datadir: string, opts: PgCtlStartOptions): Prom
   if (opts.timeoutSec !== undefined) args.push('-t', String(opts.timeoutSec))
   if (opts.options !== undefined) args.push('-o', opts.options)
   args.push('start')
+  // pg_ctl -w looks at the server ten times a second; postmaster.pid says "ready" ~50 ms after the start
+  // of an empty datadir. Once it does, the server is up and pg_ctl is left to see it at its next look and
+  // exit (stopping it would cost more: runuser waits 2 s for a child it passed a SIGTERM to); a failed
+  // start is still pg_ctl's to report.
+  const startedAt = Date.now()
+  const ctl = runPgBin('pg_ctl', args, { env: opts.env, binDir: opts.binDir })
+  ctl.catch(() => undefined)
   try {
-    await runPgBin('pg_ctl', args, { env: opts.env, binDir: opts.binDir })
+    await Promise.race([ctl, waitUntilReady(dir, startedAt, ctl)])
   } catch (err) {
     if (!(err instanceof PgBinError)) throw err
     // pg_ctl gives up waiting after its timeout while the postmaster may still be starting.
@@ -275,6 +282,36 @@ export async function pgCtlStart(datadir: string, opts: PgCtlStartOptions): Prom
     const message = logLine ? `${err.message}; ${logFile}: ${logLine}` : `${err.message}; see ${logFile}`
     throw new PgBinError(message, err.details, { cause: err })
   }
+}
+
+/** postmaster.pid's lines (Postgres' LOCK_FILE_LINE_*): pid, datadir, start time, ..., status last. */
+const PID_FILE_START_TIME_LINE = 2
+const PID_FILE_STATUS_LINE = 7
+const READY_POLL_MS = 10
+
+/**
+ * Resolves to 'pid file' once postmaster.pid, written by a postmaster started after `startedAt`, says it
+ * is ready and its pid is alive (what pg_ctl -w checks); gives up when `ctl` settles first.
+ */
+async function waitUntilReady(dir: string, startedAt: number, ctl: Promise<unknown>): Promise<'pid file'> {
+  let settled = false
+  ctl.then(
+    () => (settled = true),
+    () => (settled = true),
+  )
+  while (!settled) {
+    const lines = await fs
+      .readFile(path.join(dir, 'postmaster.pid'), 'utf8')
+      .then((t) => t.split('\n'))
+      .catch(() => [])
+    const pid = Number(lines[0])
+    // A second of slack: the pid file holds whole seconds. An older file is left from an earlier server.
+    const fresh = Number(lines[PID_FILE_START_TIME_LINE]) >= Math.floor(startedAt / 1000) - 1
+    if (lines[PID_FILE_STATUS_LINE]?.trim() === 'ready' && fresh && pid > 0 && isAlive(pid)) return 'pid file'
+    await sleep(READY_POLL_MS)
+  }
+  // pg_ctl finished first: its result decides, and this never resolves.
+  return new Promise<never>(() => {})
 }
 
 /** What the server wrote to its log in this attempt: the file is appended to across restarts. */

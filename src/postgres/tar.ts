@@ -6,12 +6,9 @@
  * to settle before making the next, so a slow client throttles the producer instead of filling memory.
  *
  * `readTar` reads such archives back (and GNU tar's and pax's, for their long names) from chunks cut
- * anywhere, and `extractTar` writes one into a directory without letting it escape that directory.
+ * anywhere; tar-extract.ts writes one into a directory.
  */
 
-import { constants as fsConstants } from 'node:fs'
-import fs from 'node:fs/promises'
-import path from 'node:path'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 
 const BLOCK_SIZE = 512
@@ -319,8 +316,10 @@ export interface TarEntry {
   mode: number
   size: number
   linkName?: string
-  /** File content; empty for directories and symlinks. */
-  data: Buffer
+  /** File content; empty for directories and symlinks. Joined from `pieces` on first use. */
+  readonly data: Buffer
+  /** The content as views of the chunks it arrived in, in order, without a copy: for writev. */
+  readonly pieces: readonly Buffer[]
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -339,6 +338,29 @@ class ChunkReader {
 
   constructor(private readonly source: AsyncIterator<Buffer | Uint8Array>) {}
 
+  /** Exactly `n` bytes as views of the chunks they arrived in, or fewer only when the source ends first. */
+  async readPieces(n: number): Promise<Buffer[]> {
+    const out: Buffer[] = []
+    let left = n
+    while (left > 0) {
+      if (this.pending.length === 0) {
+        const next = this.ended ? undefined : await this.source.next()
+        if (next === undefined || next.done) {
+          this.ended = true
+          break
+        }
+        this.pending = toBuffer(next.value)
+        continue
+      }
+      const piece = this.pending.subarray(0, Math.min(left, this.pending.length))
+      this.pending = this.pending.subarray(piece.length)
+      out.push(piece)
+      left -= piece.length
+      this.position += piece.length
+    }
+    return out
+  }
+
   /** Exactly `n` bytes, or fewer only when the source ends first. */
   async read(n: number): Promise<Buffer> {
     if (this.pending.length >= n) {
@@ -356,10 +378,7 @@ class ChunkReader {
         this.ended = true
         break
       }
-      // Web streams and some clients yield plain Uint8Arrays.
-      const chunk = Buffer.isBuffer(next.value)
-        ? next.value
-        : Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength)
+      const chunk = toBuffer(next.value)
       const used = chunk.copy(out, filled)
       filled += used
       if (used < chunk.length) this.pending = chunk.subarray(used)
@@ -367,6 +386,11 @@ class ChunkReader {
     this.position += filled
     return filled === n ? out : out.subarray(0, filled)
   }
+}
+
+/** Web streams and some clients yield plain Uint8Arrays. */
+function toBuffer(b: Buffer | Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 }
 
 interface Overrides {
@@ -430,10 +454,21 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>): Asyn
       const mode = parseNumber(header, 100, 8, offset, 'mode') & 0o7777
       const linkName = type === 'symlink' ? (next.linkpath ?? cString(header.subarray(157, 257))) : undefined
       // Directories and symlinks normally have no content; skip any rather than misread it as headers.
-      const content = await readContent(reader, size, label)
+      const content = await readContentPieces(reader, size, label)
       next = {}
-      const entry: TarEntry = { name, type, mode, size: type === 'file' ? size : 0, data: EMPTY }
-      if (type === 'file') entry.data = content
+      const pieces = type === 'file' ? content : []
+      let joined: Buffer | null = null
+      const entry: TarEntry = {
+        name,
+        type,
+        mode,
+        size: type === 'file' ? size : 0,
+        pieces,
+        get data() {
+          joined ??= pieces.length === 1 ? pieces[0] : pieces.length === 0 ? EMPTY : Buffer.concat(pieces)
+          return joined
+        },
+      }
       if (linkName !== undefined) entry.linkName = linkName
       yield entry
     }
@@ -475,6 +510,21 @@ async function readContent(reader: ChunkReader, size: number, label: () => strin
     )
   }
   return size === padded ? data : data.subarray(0, size)
+}
+
+/** Content as received, without a copy, then the padding to the next block boundary skipped. */
+async function readContentPieces(reader: ChunkReader, size: number, label: () => string): Promise<Buffer[]> {
+  const start = reader.position
+  const pieces = await reader.readPieces(size)
+  const padding = Math.ceil(size / BLOCK_SIZE) * BLOCK_SIZE - size
+  await reader.readPieces(padding)
+  const got = reader.position - start
+  if (got < size + padding) {
+    throw new TarError(
+      `tar archive is truncated: ${label()} needs ${size} bytes of content, the archive ends at offset ${start + got}`,
+    )
+  }
+  return pieces
 }
 
 function verifyChecksum(header: Buffer, offset: number): void {
@@ -571,97 +621,4 @@ function parsePax(data: Buffer, label: () => string): Overrides {
     pos += length
   }
   return out
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Extracting
-
-/**
- * Writes the archive's entries under `dir`, which is created if missing. A tar from the network must not
- * write outside `dir`: absolute names, `..` components and names that lead through a symlink are
- * TarErrors. Symlinks themselves may point anywhere (a basebackup's pg_tblspc links are absolute), since
- * nothing is ever written through one. Setuid and setgid bits are dropped: the files belong to whoever
- * extracts, which may be root. Directory modes are applied last, so that a read-only directory can still
- * be filled. Existing files are replaced. Nothing is fsynced; mtimes and owners are not restored.
- * Returns the number of regular files and their content bytes.
- */
-export async function extractTar(
-  source: AsyncIterable<Buffer | Uint8Array>,
-  dir: string,
-): Promise<{ files: number; bytes: number }> {
-  const root = path.resolve(dir)
-  await fs.mkdir(root, { recursive: true })
-  // Directories known to be real directories under root, so each is checked for symlinks only once.
-  const verified = new Set<string>([root])
-  const dirModes = new Map<string, number>()
-  let files = 0
-  let bytes = 0
-
-  const ensureDir = async (target: string, name: string): Promise<void> => {
-    if (verified.has(target)) return
-    await ensureDir(path.dirname(target), name)
-    const st = await fs.lstat(target).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return null
-      throw err
-    })
-    if (st === null) await fs.mkdir(target, { mode: DEFAULT_DIR_MODE })
-    else if (!st.isDirectory()) {
-      const what = st.isSymbolicLink() ? 'a symlink' : 'not a directory'
-      throw new TarError(`tar entry "${name}" leads through ${path.relative(root, target)}, which is ${what}`)
-    }
-    verified.add(target)
-  }
-
-  for await (const entry of readTar(source)) {
-    const parts = safeParts(entry.name)
-    // "." is `dir` itself, which belongs to the caller.
-    if (parts.length === 0) continue
-    const target = path.join(root, ...parts)
-    await ensureDir(path.dirname(target), entry.name)
-    if (entry.type === 'directory') {
-      await ensureDir(target, entry.name)
-      dirModes.set(target, entry.mode & 0o1777)
-    } else if (entry.type === 'symlink') {
-      await removeNonDirectory(target, entry.name)
-      await fs.symlink(entry.linkName ?? '', target)
-    } else {
-      const mode = entry.mode & 0o777
-      // O_NOFOLLOW: an existing symlink at the name must fail the write instead of redirecting it.
-      const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW
-      const fh = await fs.open(target, flags, mode).catch(async (err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ELOOP' && err.code !== 'EISDIR') throw err
-        await removeNonDirectory(target, entry.name)
-        return fs.open(target, flags, mode)
-      })
-      try {
-        await fh.writeFile(entry.data)
-        // open()'s mode is filtered by the umask and ignored for an existing file.
-        await fh.chmod(mode)
-      } finally {
-        await fh.close()
-      }
-      files++
-      bytes += entry.data.length
-    }
-  }
-
-  // Deepest first, so that taking away a parent's write bit does not get in the way of its children.
-  const byDepth = [...dirModes].sort(([a], [b]) => b.length - a.length)
-  for (const [target, mode] of byDepth) await fs.chmod(target, mode)
-  return { files, bytes }
-}
-
-/** A relative name's components without "." ones; absolute names and ".." components are TarErrors. */
-function safeParts(name: string): string[] {
-  if (name.startsWith('/')) throw new TarError(`tar entry "${name}" has an absolute name`)
-  const parts = name.split('/').filter((p) => p !== '' && p !== '.')
-  if (parts.includes('..')) throw new TarError(`tar entry "${name}" has a ".." component`)
-  return parts
-}
-
-async function removeNonDirectory(target: string, name: string): Promise<void> {
-  const st = await fs.lstat(target).catch(() => null)
-  if (st === null) return
-  if (st.isDirectory()) throw new TarError(`tar entry "${name}" would replace a directory`)
-  await fs.unlink(target)
 }

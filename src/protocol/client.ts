@@ -32,6 +32,8 @@ import {
   parseRowDescription,
 } from './messages.js'
 
+const EMPTY = Buffer.alloc(0)
+
 export interface ConnectOptions {
   host: string
   port: number
@@ -218,23 +220,42 @@ export class PgClient {
   /** @internal The next message that matters to an operation; notices and parameter updates are handled here. */
   async recv(): Promise<Message | null> {
     for (;;) {
-      let m: Message | null
-      try {
-        m = await this.io.next()
-      } catch (err) {
-        this.fail(err as Error)
-        throw err
-      }
-      if (m === null) return null
-      if (m.type === T.NoticeResponse) {
-        this.onNotice?.(parseErrorFields(m.body))
-      } else if (m.type === T.ParameterStatus) {
-        const { name, value } = parseParameterStatus(m.body)
-        this.parameters[name] = value
-      } else if (m.type !== T.NotificationResponse) {
-        return m
-      }
+      const m = await this.pull(() => this.io.next())
+      if (m === null || !this.absorbed(m)) return m
     }
+  }
+
+  /**
+   * recv() for bulk data: a CopyData message comes as the views of the chunks it arrived in (its
+   * payload is `pieces`, `body` is empty), any other joined as recv() gives it.
+   */
+  private async recvPieces(): Promise<(Message & { pieces?: Buffer[] }) | null> {
+    for (;;) {
+      const p = await this.pull(() => this.io.nextPieces())
+      if (p === null) return null
+      if (p.type === T.CopyData) return { type: p.type, body: EMPTY, pieces: p.pieces }
+      const m = { type: p.type, body: p.pieces.length === 1 ? p.pieces[0] : Buffer.concat(p.pieces) }
+      if (!this.absorbed(m)) return m
+    }
+  }
+
+  private async pull<M>(next: () => Promise<M | null>): Promise<M | null> {
+    try {
+      return await next()
+    } catch (err) {
+      this.fail(err as Error)
+      throw err
+    }
+  }
+
+  /** Notices and parameter updates, which no operation waits for, are handled here. */
+  private absorbed(m: Message): boolean {
+    if (m.type === T.NoticeResponse) this.onNotice?.(parseErrorFields(m.body))
+    else if (m.type === T.ParameterStatus) {
+      const { name, value } = parseParameterStatus(m.body)
+      this.parameters[name] = value
+    } else if (m.type !== T.NotificationResponse) return false
+    return true
   }
 
   private async recvOrThrow(when: string): Promise<Message> {
@@ -352,10 +373,18 @@ export class PgClient {
    * the copy, as the protocol has no way to abort it short of a cancel request.
    */
   copyOut(sql: string): AsyncIterable<Buffer> {
-    return { [Symbol.asyncIterator]: () => this.copyOutPayloads(sql) }
+    return { [Symbol.asyncIterator]: () => this.copyOutPayloads(sql, false) }
   }
 
-  private async *copyOutPayloads(sql: string): AsyncGenerator<Buffer> {
+  /**
+   * copyOut() for a byte stream (a tar, say) whose CopyData boundaries mean nothing: the bytes come as
+   * views of the chunks the socket read, so a payload that spans chunks is never copied to be joined.
+   */
+  copyOutBytes(sql: string): AsyncIterable<Buffer> {
+    return { [Symbol.asyncIterator]: () => this.copyOutPayloads(sql, true) }
+  }
+
+  private async *copyOutPayloads(sql: string, asPieces: boolean): AsyncGenerator<Buffer> {
     const release = await this.acquire()
     let ready = false
     try {
@@ -364,7 +393,7 @@ export class PgClient {
       let copying = false
       let sawCopy = false
       for (;;) {
-        const m = await this.recv()
+        const m = asPieces ? await this.recvPieces() : await this.recv()
         if (m === null) throw error ?? this.connectionLost('during COPY TO STDOUT')
         switch (m.type) {
           case T.CopyOutResponse:
@@ -372,7 +401,7 @@ export class PgClient {
             sawCopy = true
             break
           case T.CopyData:
-            if (copying) yield m.body
+            if (copying) for (const piece of (m as { pieces?: Buffer[] }).pieces ?? [m.body]) yield piece
             break
           case T.CopyDone:
             copying = false

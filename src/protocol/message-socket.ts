@@ -8,6 +8,7 @@ import {
   encodeCopyDataHeader,
   type Message,
   MessageReader,
+  type PiecesMessage,
   type StartupPacket,
 } from './messages.js'
 
@@ -77,6 +78,11 @@ export class MessageSocket {
   /** Next typed message; null once the peer closed or the socket failed (a partial message is dropped). */
   next(): Promise<Message | null> {
     return this.receive(() => this.reader.next())
+  }
+
+  /** next() with the body as views of the chunks it arrived in (MessageReader.nextPieces). */
+  nextPieces(): Promise<PiecesMessage | null> {
+    return this.receive(() => this.reader.nextPieces())
   }
 
   /** Next startup-phase packet; null once the peer closed or the socket failed. */

@@ -137,6 +137,12 @@ export interface Message {
   body: Buffer
 }
 
+/** A message whose body is left as views of the chunks it arrived in, however many: never copied. */
+export interface PiecesMessage {
+  type: string
+  pieces: Buffer[]
+}
+
 export interface StartupPacket {
   /** The packet's length field (counting itself). */
   length: number
@@ -173,18 +179,33 @@ export class MessageReader {
 
   /** The next typed message, or null when it has not fully arrived yet. */
   next(): Message | null {
-    if (this.buffered < LAYOUT.TYPED_HEADER_SIZE) return null
+    const length = this.completeLength()
+    if (length === null) return null
     const type = this.peekByte(0)
+    this.skip(LAYOUT.TYPED_HEADER_SIZE)
+    return { type: TYPE_CHARS[type], body: this.take(length - LAYOUT.LENGTH_SIZE) }
+  }
+
+  /** The length field of the next typed message once all of it has arrived, else null. */
+  private completeLength(): number | null {
+    if (this.buffered < LAYOUT.TYPED_HEADER_SIZE) return null
     const length = this.peekUInt32(LAYOUT.TYPE_SIZE)
     if (length < LAYOUT.LENGTH_SIZE || length > this.maxLength) {
       throw new ProtocolError(
-        `invalid length ${length} of message type ${JSON.stringify(TYPE_CHARS[type])}: ` +
+        `invalid length ${length} of message type ${JSON.stringify(TYPE_CHARS[this.peekByte(0)])}: ` +
           `a message length must be between ${LAYOUT.LENGTH_SIZE} and ${this.maxLength} bytes`,
       )
     }
-    if (this.buffered < LAYOUT.TYPE_SIZE + length) return null
+    return this.buffered < LAYOUT.TYPE_SIZE + length ? null : length
+  }
+
+  /** next() without joining the body: for bulk data (a COPY's) whose message boundaries do not matter. */
+  nextPieces(): PiecesMessage | null {
+    const length = this.completeLength()
+    if (length === null) return null
+    const type = this.peekByte(0)
     this.skip(LAYOUT.TYPED_HEADER_SIZE)
-    return { type: TYPE_CHARS[type], body: this.take(length - LAYOUT.LENGTH_SIZE) }
+    return { type: TYPE_CHARS[type], pieces: this.takePieces(length - LAYOUT.LENGTH_SIZE) }
   }
 
   /**
@@ -248,6 +269,19 @@ export class MessageReader {
       this.chunks = this.chunks.slice(this.first)
       this.first = 0
     }
+  }
+
+  /** n bytes as views of the chunks they lie in. */
+  private takePieces(n: number): Buffer[] {
+    const out: Buffer[] = []
+    while (n > 0) {
+      const head = this.chunks[this.first]
+      const here = Math.min(n, head.length - this.offset)
+      out.push(head.subarray(this.offset, this.offset + here))
+      this.skip(here)
+      n -= here
+    }
+    return out
   }
 
   /** n bytes: a view of the head chunk when they lie inside it, else one copy. */

@@ -1,5 +1,5 @@
 /** The page service as a Postgres client sees it, for tests: `show`, and computes started from it. */
-import { extractTar } from '../../src/postgres/tar.js'
+import { extractTar } from '../../src/postgres/tar-extract.js'
 import { PgClient } from '../../src/protocol/client.js'
 import { type PgCluster, type SettingValue, startPostgres } from './postgres.js'
 import { query } from './sql.js'
@@ -24,7 +24,7 @@ export async function fullbackupToDir(
 ): Promise<void> {
   const c = await PgClient.connect({ host: '127.0.0.1', port: pgPort, user: 'postgres' })
   try {
-    await extractTar(c.copyOut(`fullbackup ${tenantId} ${timelineId}${lsn ? ` ${lsn}` : ''}`), dir)
+    await extractTar(c.copyOutBytes(`fullbackup ${tenantId} ${timelineId}${lsn ? ` ${lsn}` : ''}`), dir)
   } finally {
     await c.close()
   }

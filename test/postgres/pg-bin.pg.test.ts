@@ -1,4 +1,4 @@
-import { appendFileSync, chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { appendFileSync, chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { execa } from 'execa'
@@ -169,6 +169,13 @@ describe('pg-bin', () => {
     await makePgOwnedDir(socketDir)
     await initdb(datadir, { args: ['--no-sync'] })
     appendFileSync(path.join(datadir, 'postgresql.conf'), `\nunix_socket_directories = '${socketDir}'\n`)
+    // A pid file left by an earlier server that says "ready", with a live pid (ours): older than this
+    // start, so it must not pass for the new server (pgCtlStart reads it to return before pg_ctl does).
+    const old = Math.floor(Date.now() / 1000) - 3600
+    writeFileSync(
+      path.join(datadir, 'postmaster.pid'),
+      `${process.pid}\n${datadir}\n${old}\n${await freePort()}\n${socketDir}\n127.0.0.1\n  1234   5678\nready   \n`,
+    )
     const port = await freePort()
     try {
       const err = await rejection(

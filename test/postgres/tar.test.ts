@@ -19,13 +19,8 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, describe, expect, it } from 'vitest'
-import {
-  extractTar,
-  readTar as readEntries,
-  type TarEntry,
-  TarError,
-  TarWriter,
-} from '../../src/postgres/tar.js'
+import { readTar as readEntries, type TarEntry, TarError, TarWriter } from '../../src/postgres/tar.js'
+import { extractTar } from '../../src/postgres/tar-extract.js'
 
 const BATCH = 64 * 1024
 const MTIME = 1_700_000_000
@@ -518,11 +513,11 @@ describe('readTar', () => {
     const { writer, archive } = collecting()
     const dir = async (name: string, mode: number) => {
       await writer.directory(name, { mode, mtime: MTIME })
-      expected.push({ name, type: 'directory', mode, size: 0, data: Buffer.alloc(0) })
+      expected.push({ name, type: 'directory', mode, size: 0, data: Buffer.alloc(0), pieces: [] })
     }
     const file = async (name: string, data: Buffer, mode: number) => {
       await writer.file(name, data, { mode, mtime: MTIME })
-      expected.push({ name, type: 'file', mode, size: data.length, data })
+      expected.push({ name, type: 'file', mode, size: data.length, data, pieces: [data] })
     }
     await dir('base', 0o700)
     await dir('base/1', 0o750)
@@ -550,6 +545,11 @@ describe('readTar', () => {
     // Blocks cut at every byte, and chunks that end exactly at block boundaries.
     expect(summary(await collect(chunked(archive, () => 1)))).toEqual(summary(expected))
     expect(summary(await collect(chunked(archive, () => 512)))).toEqual(summary(expected))
+    // Content comes as views of the chunks it arrived in, which together are the file.
+    const pieced = await collect(chunked(archive, randomSizes(6, 700)))
+    const big = pieced.find((e) => e.name === 'global/big')!
+    expect(big.pieces.length).toBeGreaterThan(50)
+    expect(Buffer.concat(big.pieces).equals(pattern(BATCH + 1000, 34))).toBe(true)
   })
 
   it('stops at the end-of-archive blocks and ignores the record padding after them', async () => {
@@ -773,5 +773,93 @@ describe('extractTar', () => {
     expect(lstatSync(path.join(replaced, 'f')).isFile()).toBe(true)
     expect(readFileSync(path.join(replaced, 'f'), 'utf8')).toBe('z')
     expect(readdirSync(outside)).toEqual([])
+  })
+})
+
+describe('extractTar into a directory it replaces', () => {
+  /** A datadir-like archive: a big file (written through the pool), small ones, and pg_control. */
+  async function datadirArchive(): Promise<Buffer> {
+    const { writer, archive } = collecting()
+    await writer.directory('base')
+    await writer.directory('base/1')
+    await writer.file('base/1/big', pattern(600_000, 51))
+    await writer.file('base/1/small', pattern(100, 52))
+    await writer.file('base/1/was_a_dir', Buffer.from('now a file'))
+    await writer.directory('global')
+    await writer.file('global/pg_control', pattern(8192, 53))
+    await writer.directory('pg_wal')
+    await writer.directory('pg_wal/archive_status')
+    await writer.finish()
+    return archive()
+  }
+
+  function tree(dir: string): string[] {
+    return readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort()
+  }
+
+  it('ends with exactly the archive, files rewritten in place and cut to their length', async () => {
+    const archive = await datadirArchive()
+    const fresh = mkdtempSync(path.join(root, 'replace-fresh-'))
+    await extractTar(chunked(archive, randomSizes(11, 70_000)), fresh)
+    const dir = mkdtempSync(path.join(root, 'replace-'))
+    mkdirSync(path.join(dir, 'base', '1', 'was_a_dir', 'deep'), { recursive: true })
+    writeFileSync(path.join(dir, 'base', '1', 'was_a_dir', 'deep', 'f'), 'x')
+    writeFileSync(path.join(dir, 'base', '1', 'big'), pattern(900_000, 1))
+    writeFileSync(path.join(dir, 'base', '1', 'small'), pattern(5000, 2))
+    writeFileSync(path.join(dir, 'base', '1', 'dropped'), 'a relation the archive no longer has')
+    writeFileSync(path.join(dir, 'pg_wal'), 'a file where the archive has a directory')
+    mkdirSync(path.join(dir, 'pg_stat_tmp', 'sub'), { recursive: true })
+    writeFileSync(path.join(dir, 'postmaster.pid'), '12345')
+    symlinkSync('/etc', path.join(dir, 'base', 'escape'))
+    const inodes = ['big', 'small'].map((f) => statSync(path.join(dir, 'base', '1', f)).ino)
+
+    const result = await extractTar(chunked(archive, randomSizes(12, 70_000)), dir, {
+      replace: true,
+      durable: true,
+      commitMarker: 'global/pg_control',
+    })
+    expect(result).toEqual({ files: 4, bytes: 600_000 + 100 + 10 + 8192 })
+    expect(tree(dir)).toEqual(tree(fresh))
+    for (const f of tree(fresh).filter((f) => statSync(path.join(fresh, f)).isFile()))
+      expect(readFileSync(path.join(dir, f)).equals(readFileSync(path.join(fresh, f))), f).toBe(true)
+    // Rewritten, not deleted and created anew: the inodes stay.
+    expect(['big', 'small'].map((f) => statSync(path.join(dir, 'base', '1', f)).ino)).toEqual(inodes)
+    expect(existsSync('/etc/passwd')).toBe(true)
+  })
+
+  it('never leaves the commit marker in a tree that was cut short or lacks it', async () => {
+    const archive = await datadirArchive()
+    const dir = mkdtempSync(path.join(root, 'marker-'))
+    await extractTar(
+      chunked(archive, () => 4096),
+      dir,
+      { replace: true, commitMarker: 'global/pg_control' },
+    )
+    expect(readFileSync(path.join(dir, 'global', 'pg_control')).equals(pattern(8192, 53))).toBe(true)
+
+    // The stream breaks off after the big file, inside the small one: the old marker is gone, no new
+    // one is written.
+    const cut = archive.subarray(0, archive.indexOf(pattern(100, 52)) + 50)
+    await expect(
+      extractTar(
+        chunked(cut, () => 4096),
+        dir,
+        { replace: true, commitMarker: 'global/pg_control' },
+      ),
+    ).rejects.toThrow(/truncated/)
+    expect(existsSync(path.join(dir, 'global', 'pg_control'))).toBe(false)
+    expect(existsSync(path.join(dir, 'base', '1', 'big'))).toBe(true)
+
+    const { writer, archive: noMarker } = collecting()
+    await writer.file('PG_VERSION', Buffer.from('15\n'))
+    await writer.finish()
+    await expect(
+      extractTar(
+        chunked(noMarker(), () => 512),
+        dir,
+        { replace: true, commitMarker: 'global/pg_control' },
+      ),
+    ).rejects.toThrow('tar archive has no "global/pg_control", which marks the extracted tree complete')
+    expect(existsSync(path.join(dir, 'global', 'pg_control'))).toBe(false)
   })
 })

@@ -175,6 +175,30 @@ describe('MessageReader', () => {
     }
   })
 
+  it('hands out a message body as views of the chunks it spans, never copied, when asked for pieces', () => {
+    const payload = Buffer.alloc(200_000)
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 7) & 0xff
+    const stream = Buffer.concat([encodeCopyData(payload), encodeCopyDone()])
+    for (const size of [1000, 65_536, 199_999]) {
+      const reader = new MessageReader()
+      const chunks: Buffer[] = []
+      for (let pos = 0; pos < stream.length; pos += size)
+        chunks.push(Buffer.from(stream.subarray(pos, pos + size)))
+      for (const c of chunks.slice(0, -1)) reader.push(c)
+      // The last chunk holds the end of the CopyData: it is not complete before it arrives.
+      expect(reader.nextPieces()).toBeNull()
+      reader.push(chunks[chunks.length - 1])
+      const m = reader.nextPieces()!
+      expect(m.type).toBe('d')
+      expect(Buffer.concat(m.pieces).equals(payload)).toBe(true)
+      expect(m.pieces.length).toBe(Math.ceil((payload.length + 5) / size))
+      const buffers = new Set(chunks.map((c) => c.buffer))
+      for (const piece of m.pieces) expect(buffers.has(piece.buffer)).toBe(true)
+      expect(reader.next()?.type).toBe('c')
+      expect(reader.bufferedBytes).toBe(0)
+    }
+  })
+
   it('reads frontend messages and startup packets', () => {
     const reader = new MessageReader()
     reader.push(

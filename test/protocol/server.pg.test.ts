@@ -300,6 +300,15 @@ describe('PgServerConnection with PgClient', () => {
       expect(maxClientBuffered).toBeLessThan((1 << 20) + 2 * COPY_CHUNK)
       expect((await client.query('SHOW after_copy')).rows).toEqual([['value of after_copy']])
 
+      // As bytes: the same stream, in pieces of the socket's reads rather than the server's payloads.
+      const pieces: Buffer[] = []
+      for await (const piece of client.copyOutBytes('copy big')) pieces.push(piece)
+      const whole = Buffer.concat(pieces)
+      expect(whole.length).toBe(COPY_CHUNK * COPY_CHUNKS)
+      for (let c = 0; c < COPY_CHUNKS; c++) expect(whole[c * COPY_CHUNK + 17]).toBe(c % 251)
+      expect(pieces.some((p) => p.length !== COPY_CHUNK)).toBe(true)
+      expect((await client.query('SHOW after_bytes')).rows).toEqual([['value of after_bytes']])
+
       // Leaving a copy early skips its rest; the connection stays in sync.
       for await (const chunk of client.copyOut('copy big')) {
         expect(chunk.length).toBe(COPY_CHUNK)
