@@ -11,6 +11,7 @@ import type {
   TenantInfo,
   TimelineCreateRequest,
   TimelineInfo,
+  WalContinuation,
   WalReceiverRequest,
 } from '../pageserver/api-types.js'
 import { ApiClient } from './http-client.js'
@@ -50,6 +51,11 @@ export class PageserverClient extends ApiClient {
 
   timeline(tenantId: string, timelineId: string, timeoutMs?: number): Promise<TimelineInfo> {
     return this.request('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`, undefined, timeoutMs)
+  }
+
+  /** What WAL continuing the timeline from its end must carry. */
+  walContinuation(tenantId: string, timelineId: string): Promise<WalContinuation> {
+    return this.request('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}/wal_continuation`)
   }
 
   createTimeline(tenantId: string, req: TimelineCreateRequest): Promise<TimelineInfo> {
