@@ -56,7 +56,7 @@ import {
 } from './layout.js'
 import { type LadderRung, timelineLadder } from './lsn-ladder.js'
 import { packageRoot } from './package-root.js'
-import type { PageserverClient } from './pageserver-client.js'
+import { type PageserverClient, settleWalReceiver } from './pageserver-client.js'
 import { PortBusyError, portInUse, waitFor } from './process.js'
 import {
   type ClusterConfig,
@@ -588,14 +588,12 @@ export async function startEndpointSteps(
       run: async () => {
         const connstr = connstrOf(e.port)
         await ps.setWalSource(e.tenantId, e.timelineId, connstr)
-        let error: string | null = null
-        let status = ''
-        const settled = await waitFor(async () => {
-          const t = await ps.timeline(e.tenantId, e.timelineId)
-          error = t.walreceiver_error
-          status = t.walreceiver_status
-          return status === 'streaming' || status === 'broken'
-        }, RECEIVER_CONNECT_TIMEOUT_MS)
+        const { settled, status, error } = await settleWalReceiver(
+          ps,
+          e.tenantId,
+          e.timelineId,
+          RECEIVER_CONNECT_TIMEOUT_MS,
+        )
         if (status === 'broken') {
           // Its commits would wait for ever for the pageserver: the compute does not stay up.
           await pgCtlStop(pgdata, 'fast', { binDir: pgBinDir(c.pgDistribDir) }).catch(() => undefined)
