@@ -43,7 +43,12 @@ export abstract class ClusterCommand extends ZenithCommand {
       steps.map((s) => ({
         title: s.title,
         task: async (_ctx: unknown, task: { title: string }) => {
-          const title = titleAfter(s, await s.run())
+          const title = titleAfter(
+            s,
+            await s.run((now) => {
+              task.title = now
+            }),
+          )
           task.title = title
           done.push(title)
         },

@@ -158,12 +158,15 @@ export function initSteps(repoDir: string, opts: InitOptions & { keepRunning?: b
       },
     },
     // The pageserver asks it for its generations as it starts, and the default tenant is attached there.
-    { ...startStorageControllerStep(repoDir), run: () => undoing(startStorageControllerStep(repoDir).run) },
+    {
+      ...startStorageControllerStep(repoDir),
+      run: (p) => undoing(() => startStorageControllerStep(repoDir).run(p)),
+    },
     // The tenant needs the pageserver only; safekeepers start when the cluster is to keep running.
     ...(opts.keepRunning
       ? cluster.safekeepers.map((id) => {
           const step = startSafekeeperStep(repoDir, id)
-          return { ...step, run: () => undoing(step.run) }
+          return { ...step, run: (p: (title: string) => void) => undoing(() => step.run(p)) }
         })
       : []),
     {

@@ -51,6 +51,9 @@ export interface WalLoadProgress {
 
 export const mibPerSecond = (bytes: number, ms: number): number => (ms > 0 ? bytes / MiB / (ms / 1000) : 0)
 
+/** Figures keep the digits that mean something: a report is read by people as well as scripts. */
+export const round = (x: number, digits = 3): number => Number(x.toFixed(digits))
+
 /** The lag fields of a report from the sampler's summary. */
 export function lagFields(
   s: LagSummary,

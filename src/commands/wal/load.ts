@@ -1,0 +1,84 @@
+import { Flags } from '@oclif/core'
+import { ClusterCommand } from '../../cli/cluster-command.js'
+import { tenantIdFlag } from '../../cli/flags.js'
+import { walLoadSteps } from '../../control/wal-load.js'
+import { summaryText, type WalLoadReport } from '../../control/wal-load-report.js'
+import { WORKLOADS } from '../../control/wal-load-workloads.js'
+import { DURATION_HINT, parseDuration, parseRate, UnitError } from '../../lib/units.js'
+
+const rateFlag = Flags.custom<number>({ helpValue: '20MiB/s', parse: async (input) => parseRate(input) })
+const durationFlag = Flags.custom<number>({
+  helpValue: '60s',
+  parse: async (input) => {
+    const ms = parseDuration(input)
+    if (ms === 0) throw new UnitError(`--duration must be longer than 0; ${DURATION_HINT}`)
+    return ms
+  },
+})
+
+export default class WalLoad extends ClusterCommand {
+  static override summary = 'drive a compute with a built-in workload paced to a WAL or transaction rate'
+  static override description =
+    `Clients run the workload's transactions on the running compute of the branch, paced so that the compute writes --rate of WAL (measured with pg_current_wal_lsn) or commits --tps transactions a second. The workload's tables are created when missing and filled to --scale.
+Each second shows the WAL rate, transactions per second, commit latency and how far the pageserver and the safekeepers are behind the compute; the summary gives the same over the whole run, and under --json it is one object, the last line.`
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> --rate 20MiB/s --duration 30s',
+    '<%= config.bin %> <%= command.id %> --branch dev --tps 200 --workload pgbench --scale 10 --json',
+  ]
+
+  static override flags = {
+    branch: Flags.string({ char: 'b', summary: 'the branch whose compute to load', default: 'main' }),
+    'tenant-id': tenantIdFlag,
+    rate: rateFlag({
+      char: 'r',
+      summary: 'target WAL rate, in bytes per second with a unit (KiB/s, MiB/s, GiB/s)',
+      exactlyOne: ['rate', 'tps'],
+    }),
+    tps: Flags.integer({ summary: 'target transactions per second', min: 1, exactlyOne: ['rate', 'tps'] }),
+    duration: durationFlag({
+      char: 'd',
+      summary: 'how long to load (ms, s, m, h)',
+      default: 60_000,
+      defaultHelp: async () => '60s',
+    }),
+    clients: Flags.integer({ char: 'c', summary: 'concurrent connections', default: 4, min: 1, max: 256 }),
+    workload: Flags.string({
+      char: 'w',
+      summary: 'the transactions to run',
+      options: [...WORKLOADS],
+      default: 'mixed',
+    }),
+    scale: Flags.integer({
+      char: 's',
+      summary: 'table size: 100,000 rows (pgbench: one branch) per unit',
+      default: 1,
+      min: 1,
+    }),
+  }
+
+  /** One line, as the benchmarks print theirs: scripts take the last line of a run as its figures. */
+  override logJson(json: unknown): void {
+    process.stdout.write(`${JSON.stringify(json)}\n`)
+  }
+
+  async run(): Promise<WalLoadReport> {
+    const { flags } = await this.parse(WalLoad)
+    const { steps, report } = await walLoadSteps({
+      repoDir: this.repoDir(flags),
+      tenantId: flags['tenant-id'],
+      branch: flags.branch,
+      target:
+        flags.rate === undefined
+          ? { kind: 'tps', tps: flags.tps! }
+          : { kind: 'wal', bytesPerSec: flags.rate },
+      durationMs: flags.duration,
+      clients: flags.clients,
+      workload: flags.workload as (typeof WORKLOADS)[number],
+      scale: flags.scale,
+    })
+    await this.runSteps(steps)
+    const r = report()
+    this.print(summaryText(r))
+    return r
+  }
+}
