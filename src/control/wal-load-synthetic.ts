@@ -23,9 +23,17 @@ import { type PageserverClient, settleWalReceiver } from './pageserver-client.js
 import { waitFor } from './process.js'
 import { loadClusterConfig, tenantOf } from './repo-config.js'
 import { withRepoLock } from './repo-lock.js'
+import type { Step } from './steps.js'
 import { tenantPageserver } from './tenant-placement.js'
 import { createBranch } from './tenants.js'
-import { lagFields, mibPerSecond, type WalLoadProgress, type WalLoadReport } from './wal-load-report.js'
+import {
+  lagFields,
+  mibPerSecond,
+  progressLine,
+  round,
+  type WalLoadProgress,
+  type WalLoadReport,
+} from './wal-load-report.js'
 
 export interface SyntheticLoadOptions {
   repoDir: string
@@ -152,13 +160,13 @@ export async function syntheticWalLoad(
       tenant_id: tenantId,
       timeline_id: timelineId,
       branch,
-      target_wal_mib_s: paced ? opts.rateBytesPerSec / MiB : null,
+      target_wal_mib_s: paced ? round(opts.rateBytesPerSec / MiB) : null,
       target_tps: null,
-      duration_s: ms / 1000,
+      duration_s: round(ms / 1000),
       wal_bytes: walBytes,
-      achieved_wal_mib_s: mibPerSecond(walBytes, ms),
+      achieved_wal_mib_s: round(mibPerSecond(walBytes, ms)),
       transactions: gen.commits,
-      tps: (gen.commits * 1000) / ms,
+      tps: round((gen.commits * 1000) / ms, 1),
       commit_latency_ms_p50: null,
       commit_latency_ms_p99: null,
       ...lagFields(lag),
@@ -170,6 +178,32 @@ export async function syntheticWalLoad(
     // Detached first, so the receiver does not retry against a walsender that is gone.
     if (sourceSet) await ps.setWalSource(tenantId, timelineId, null).catch(() => {})
     await listener.close()
+  }
+}
+
+/** The load as one step whose live title is the progress line, and the report once it ran. */
+export function syntheticLoadSteps(opts: SyntheticLoadOptions): {
+  steps: Step[]
+  report: () => WalLoadReport
+} {
+  let report: WalLoadReport | null = null
+  const rate = Number.isFinite(opts.rateBytesPerSec)
+    ? `${round(opts.rateBytesPerSec / MiB)} MiB/s`
+    : 'full speed'
+  return {
+    steps: [
+      {
+        title: `synthetic WAL (${opts.recordMix}) at ${rate} for ${opts.durationMs / 1000} s on a new branch`,
+        run: async (progress) => {
+          report = await syntheticWalLoad(opts, (p) => progress(`synthetic WAL: ${progressLine(p)}`))
+          return `synthetic WAL (${opts.recordMix}) on branch ${report.branch}: ${report.achieved_wal_mib_s} MiB/s`
+        },
+      },
+    ],
+    report: () => {
+      if (!report) throw new Error('syntheticLoadSteps: report() before the load step ran')
+      return report
+    },
   }
 }
 

@@ -111,4 +111,48 @@ describe('zenith wal load --synthetic', () => {
     expect(Number(row.next)).toBeGreaterThan(lastXid)
     await c.ok('pg', 'stop', 'synthetic-1')
   }, 120_000)
+
+  it('runs from the CLI: --synthetic --json prints the report as the last line', async () => {
+    const out = await c.ok(
+      'wal',
+      'load',
+      '--synthetic',
+      '--rate',
+      '8MiB/s',
+      '--duration',
+      '3s',
+      '--record-mix',
+      'images',
+      '--branch',
+      'synth-cli',
+      '--json',
+    )
+    const r = JSON.parse(out.trimEnd().split('\n').at(-1)!) as WalLoadReport
+    expect(r).toMatchObject({
+      mode: 'synthetic',
+      branch: 'synth-cli',
+      target_wal_mib_s: 8,
+      transactions: 0,
+      commit_latency_ms_p50: null,
+      errors: 0,
+    })
+    expect(r.achieved_wal_mib_s).toBeGreaterThan(8 * 0.85)
+    expect(r.achieved_wal_mib_s).toBeLessThan(8 * 1.15)
+    expect(r.ingest_lag_bytes_max).toBeGreaterThanOrEqual(r.ingest_lag_bytes_p99)
+    const tl = await ps.timeline(tenantId, r.timeline_id)
+    expect(parseLsn(tl.last_record_lsn) - parseLsn(tl.ancestor_lsn!)).toBe(r.wal_bytes)
+  }, 60_000)
+
+  it.each([
+    [['--synthetic', '--rate', '1MiB/s', '--workload', 'insert'], '--workload belong to a compute'],
+    [['--synthetic', '--tps', '10'], '--tps belong to a compute'],
+    [['--synthetic', '--rate', '1MiB/s', '--record-mix', 'huge'], 'Expected --record-mix=huge to be one of'],
+    [['--tps', '10', '--record-mix', 'images'], '--record-mix needs --synthetic'],
+    [['--synthetic', '--rate', '1MiB/s', '--branch', 'main'], 'branch "main" already exists'],
+  ])('refuses %j with one line naming what is wrong', async (args, message) => {
+    const r = await c.zenith('wal', 'load', ...args)
+    expect(r.exitCode).not.toBe(0)
+    expect(r.stderr.split('\n')[0]).toContain(message)
+    expect(r.stdout).toBe('')
+  })
 })
