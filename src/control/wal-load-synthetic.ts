@@ -46,6 +46,12 @@ export interface SyntheticLoadOptions {
   recordMix: RecordMix
   /** How long the pageserver may take to ingest the rest once the load ends. */
   drainTimeoutMs?: number
+  /**
+   * WAL made and not yet received by the pageserver, at most (default MAX_HELD_BYTES): with no rate, how
+   * far ahead of the pageserver making may run. Small records cost the pageserver far more per byte than
+   * images, so a benchmark of them holds less.
+   */
+  holdBytes?: number
 }
 
 export class SyntheticLoadError extends ZenithError {
@@ -124,7 +130,7 @@ export async function syntheticWalLoad(
       if (elapsed >= opts.durationMs) break
       const made = queue.endLsn - start
       const due = paced ? (opts.rateBytesPerSec * elapsed) / 1000 : made + UNPACED_CHUNK
-      const room = MAX_HELD_BYTES - queue.heldBytes
+      const room = (opts.holdBytes ?? MAX_HELD_BYTES) - queue.heldBytes
       if (due > made && room > 0) queue.push(gen.generate(Math.min(due - made, room)))
       if (now - second.at >= 1000) {
         const bytes = queue.endLsn - start
