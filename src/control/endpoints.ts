@@ -69,7 +69,7 @@ import {
 } from './repo-config.js'
 import { type SafekeeperTimelineView, timelineOnSafekeepers } from './safekeeper-view.js'
 import type { Step } from './steps.js'
-import { type Election, majorityOf, syncSafekeepers, termHistoryOf } from './sync-safekeepers.js'
+import { adoptCompute, type Election, majorityOf, syncSafekeepers } from './sync-safekeepers.js'
 import { type TenantPageserver, tenantPageserver, tenantPageserverClient } from './tenant-placement.js'
 
 const CATCH_UP_TIMEOUT_MS = 60_000
@@ -553,25 +553,11 @@ export async function startEndpointSteps(
         const systemId = String(
           decodeControlFile(readFileSync(path.join(pgdata, 'global', 'pg_control'))).systemIdentifier,
         )
-        const connstr = connstrOf(e.port)
-        let accepted = 0
-        const failures: string[] = []
-        for (const sk of clients) {
-          try {
-            if (el.startLsn === null) {
-              await sk.createTimeline({
-                tenant_id: e.tenantId,
-                timeline_id: e.timelineId,
-                system_id: systemId,
-                start_lsn: lsn,
-              })
-            }
-            await sk.setCompute(e.tenantId, e.timelineId, connstr, el.term, termHistoryOf(el, parseLsn(lsn)))
-            accepted++
-          } catch (err) {
-            failures.push(`safekeeper ${sk.id}: ${(err as Error).message}`)
-          }
-        }
+        const { accepted, failures } = await adoptCompute(clients, e.tenantId, e.timelineId, el, {
+          connstr: connstrOf(e.port),
+          systemId,
+          startLsn: lsn,
+        })
         if (accepted < majorityOf(clients.length)) {
           throw new EndpointError(
             `only ${accepted} of ${clients.length} safekeepers took the compute of term ${el.term}: ${failures.join('; ')}`,

@@ -18,12 +18,15 @@ import { type RecordMix, SyntheticWal } from '../postgres/synthetic-wal.js'
 import { listen } from '../protocol/listen.js'
 import { WalQueue } from '../protocol/wal-queue.js'
 import { createQueueWalsender } from '../protocol/walsender.js'
+import { safekeeperAddrs } from './endpoints.js'
 import { IngestLagSampler } from './ingest-lag.js'
+import { safekeeperClientOf } from './layout.js'
 import { type PageserverClient, settleWalReceiver } from './pageserver-client.js'
 import { waitFor } from './process.js'
 import { loadClusterConfig, tenantOf } from './repo-config.js'
 import { withRepoLock } from './repo-lock.js'
 import type { Step } from './steps.js'
+import { adoptCompute, majorityOf, syncSafekeepers } from './sync-safekeepers.js'
 import { tenantPageserver } from './tenant-placement.js'
 import { createBranch } from './tenants.js'
 import {
@@ -44,6 +47,11 @@ export interface SyntheticLoadOptions {
   rateBytesPerSec: number
   durationMs: number
   recordMix: RecordMix
+  /**
+   * Who pulls the WAL from the walsender: the pageserver itself (default), or the cluster's safekeepers,
+   * as from a compute of a new term, with the pageserver reading it from them.
+   */
+  to?: 'pageserver' | 'safekeepers'
   /** How long the pageserver may take to ingest the rest once the load ends. */
   drainTimeoutMs?: number
   /**
@@ -78,6 +86,7 @@ export async function syntheticWalLoad(
   const { repoDir } = opts
   const tenantId = tenantOf(loadClusterConfig(repoDir), opts.tenantId)
   const { client: ps, logFile } = tenantPageserver(repoDir, tenantId)
+  const sks = opts.to === 'safekeepers' ? safekeepersOf(repoDir) : []
   const branch = await withRepoLock(repoDir, 'wal load --synthetic', async () => {
     const name = opts.branch ?? freeBranchName(repoDir, tenantId)
     await createBranch(repoDir, { branchName: name, tenantId })
@@ -106,18 +115,29 @@ export async function syntheticWalLoad(
     timeline: cont.pg_timeline,
     walSegmentSize: cont.wal_segment_size,
     keepaliveMs: KEEPALIVE_MS,
+    // Every safekeeper must have WAL before it goes: one that reconnects resumes at its own flush LSN.
+    receivers: Math.max(1, sks.length),
     onBug: (e) => fail(`walsender: ${e.message}`),
     onConnectionError: (e) => fail(`walsender connection: ${e.message}`),
   })
   const listener = await listen(walsender, { host: '127.0.0.1', port: 0 }, 'the synthetic walsender')
+  const connstr = `postgresql://postgres@127.0.0.1:${listener.port}/postgres`
   const sampler = new IngestLagSampler(
-    { tenantId, timelineId, pageserver: ps, safekeepers: [] },
+    { tenantId, timelineId, pageserver: ps, safekeepers: sks.map((id) => safekeeperClientOf(repoDir, id)) },
     async () => queue.endLsn,
   )
   let sourceSet = false
   try {
-    await ps.setWalSource(tenantId, timelineId, `postgresql://postgres@127.0.0.1:${listener.port}/postgres`)
-    sourceSet = true
+    if (sks.length > 0) {
+      await pullThroughSafekeepers(repoDir, ps, sks, tenantId, timelineId, {
+        connstr,
+        systemId: cont.system_id,
+        startLsn: cont.last_record_lsn,
+      })
+    } else {
+      await ps.setWalSource(tenantId, timelineId, connstr)
+      sourceSet = true
+    }
     await waitForStreaming(ps, tenantId, timelineId, logFile)
 
     sampler.start()
@@ -181,7 +201,8 @@ export async function syntheticWalLoad(
     }
   } finally {
     await sampler.stop()
-    // Detached first, so the receiver does not retry against a walsender that is gone.
+    // Detached first, so the receiver does not retry against a walsender that is gone. (Safekeepers keep
+    // trying theirs until the next compute of the branch takes its place: they have no way to be told.)
     if (sourceSet) await ps.setWalSource(tenantId, timelineId, null).catch(() => {})
     await listener.close()
   }
@@ -211,6 +232,41 @@ export function syntheticLoadSteps(opts: SyntheticLoadOptions): {
       return report
     },
   }
+}
+
+/** The cluster's safekeepers; refused when it has none. */
+function safekeepersOf(repoDir: string): number[] {
+  const ids = loadClusterConfig(repoDir).safekeepers
+  if (ids.length === 0) {
+    throw new SyntheticLoadError('the cluster has no safekeepers to send synthetic WAL to', {
+      kind: 'user_input',
+      hint: 'send it to the pageserver instead, or `zenith init --num-safekeepers 3`',
+    })
+  }
+  return ids
+}
+
+/**
+ * The walsender as the compute of the first term of the branch on the safekeepers (an election, the
+ * timeline created on them at its start), the pageserver reading from them: what `pg start` does.
+ */
+async function pullThroughSafekeepers(
+  repoDir: string,
+  ps: PageserverClient,
+  ids: readonly number[],
+  tenantId: string,
+  timelineId: string,
+  compute: { connstr: string; systemId: string; startLsn: string },
+): Promise<void> {
+  const clients = ids.map((id) => safekeeperClientOf(repoDir, id))
+  const el = await syncSafekeepers(clients, tenantId, timelineId)
+  const { accepted, failures } = await adoptCompute(clients, tenantId, timelineId, el, compute)
+  if (accepted < majorityOf(clients.length)) {
+    throw new SyntheticLoadError(
+      `only ${accepted} of ${clients.length} safekeepers took the synthetic walsender: ${failures.join('; ')}`,
+    )
+  }
+  await ps.setSafekeepers(tenantId, timelineId, safekeeperAddrs(repoDir, ids))
 }
 
 /** `synthetic-<n>`, the first n no branch of the tenant has. */

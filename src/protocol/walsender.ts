@@ -67,20 +67,31 @@ export interface QueueWalsenderOptions {
   timeline: number
   walSegmentSize: number
   keepaliveMs: number
+  /**
+   * How many receivers (told apart by application_name, so a reconnect is the same one) must have the WAL
+   * before it goes: a pageserver alone, or each safekeeper of a quorum. Default 1.
+   */
+  receivers?: number
   /** Hears each standby status update, after the queue has released what it reports written. */
   onStatus?: (s: StandbyStatusUpdate) => void
   onBug: (err: ZenithError) => void
   onConnectionError: (err: Error) => void
 }
 
-/** A walsender of the WAL in `queue`, which it lets go as the receiver reports it written. */
+/** A walsender of the WAL in `queue`, which it lets go as every receiver reports it written. */
 export function createQueueWalsender(opts: QueueWalsenderOptions): net.Server {
+  const { queue } = opts
+  const written = new Map<string, Lsn>()
+  const heard = (receiver: string, s: StandbyStatusUpdate) => {
+    written.set(receiver, Math.max(s.write, written.get(receiver) ?? 0))
+    if (written.size >= (opts.receivers ?? 1)) queue.release(Math.min(...written.values()))
+    opts.onStatus?.(s)
+  }
   let stopping: () => void = () => {}
   const stop = new Promise<void>((resolve) => {
     stopping = resolve
   })
-  const { queue } = opts
-  const target: WalsenderTarget = {
+  const targetFor = (receiver: string): WalsenderTarget => ({
     identify: () => ({
       systemId: opts.systemId,
       timeline: opts.timeline,
@@ -114,13 +125,10 @@ export function createQueueWalsender(opts: QueueWalsenderOptions): net.Server {
         start,
         keepaliveMs: opts.keepaliveMs,
         stop,
-        onStatus: (s) => {
-          queue.release(s.write)
-          opts.onStatus?.(s)
-        },
+        onStatus: (s) => heard(receiver, s),
       })
     },
-  }
+  })
   const server = createCommandServer({
     name: opts.name,
     run: async (c: PgServerConnection, sql: string, params: StartupParams) => {
@@ -130,7 +138,7 @@ export function createQueueWalsender(opts: QueueWalsenderOptions): net.Server {
           '0A000',
         )
       }
-      await runWalsenderCommand(c, sql, target)
+      await runWalsenderCommand(c, sql, targetFor(params.application_name ?? ''))
     },
     onBug: opts.onBug,
     onConnectionError: opts.onConnectionError,

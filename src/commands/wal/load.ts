@@ -69,6 +69,10 @@ With --synthetic no compute is involved: zenith makes valid WAL itself (--record
       summary: 'no compute: zenith makes the WAL itself and serves it to the pageserver (needs --rate)',
       default: false,
     }),
+    to: Flags.string({
+      summary: 'with --synthetic: who pulls the WAL, the pageserver or the safekeepers (it reads from them)',
+      options: ['pageserver', 'safekeepers'],
+    }),
     'record-mix': Flags.string({
       summary: 'with --synthetic: page images, small commit records, or both',
       options: [...RECORD_MIXES],
@@ -89,7 +93,7 @@ With --synthetic no compute is involved: zenith makes valid WAL itself (--record
       const refused = COMPUTE_ONLY.filter((f) => given.has(f))
       if (refused.length > 0) {
         throw new WalLoadError(
-          `--synthetic takes --rate, --duration, --record-mix and --branch; ${refused.map((f) => `--${f}`).join(', ')} belong to a compute's load`,
+          `--synthetic takes --rate, --duration, --record-mix, --to and --branch; ${refused.map((f) => `--${f}`).join(', ')} belong to a compute's load`,
           { kind: 'user_input' },
         )
       }
@@ -100,6 +104,7 @@ With --synthetic no compute is involved: zenith makes valid WAL itself (--record
         rateBytesPerSec: flags.rate!,
         durationMs: flags.duration,
         recordMix: (flags['record-mix'] ?? 'mixed') as RecordMix,
+        to: (flags.to ?? 'pageserver') as 'pageserver' | 'safekeepers',
       })
     } else {
       if (flags['record-mix'] !== undefined) {
