@@ -11,8 +11,12 @@
  *   half_rate_*           a paced load at half ingest_images_mib_s: achieved rate and lag p99
  *   ingest_small_*        unpaced load of commit records (4 MiB held): MiB/s and records per second
  *   generate_images_mib_s making the WAL alone (the load's own cost, on the same cores)
+ *   safekeeper_images_mib_s  unpaced images pulled by one safekeeper (WAL let go once it has fsynced it)
+ *   raw_write_fsync_mib_s    the baseline: the same bytes written sequentially to a file on the same disk,
+ *                            128 KiB at a time (one XLogData), each followed by fdatasync
+ *   safekeeper_vs_raw        safekeeper_images_mib_s / raw_write_fsync_mib_s
  */
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import { chmod, mkdtemp, open, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { initSteps, startSteps, stopSteps } from '../src/control/cluster.js'
@@ -71,6 +75,23 @@ function generateAndDecode(c: WalContinuation, mix: RecordMix): { generate: numb
   return { generate, decode }
 }
 
+/** Sequential writes of `bytes` in CHUNK pieces, fdatasync after each: MiB/s. */
+async function rawWriteFsync(file: string, bytes: number): Promise<number> {
+  const chunk = Buffer.alloc(CHUNK, 0x5a)
+  const f = await open(file, 'w')
+  try {
+    const t = performance.now()
+    for (let n = 0; n < bytes; n += CHUNK) {
+      await f.write(chunk, 0, CHUNK, n)
+      await f.datasync()
+    }
+    return bytes / MiB / ((performance.now() - t) / 1000)
+  } finally {
+    await f.close()
+    await rm(file, { force: true })
+  }
+}
+
 function logRun(what: string, r: WalLoadReport) {
   log(
     `${what}: ${r.achieved_wal_mib_s} MiB/s, ${(r.wal_bytes / MiB).toFixed(0)} MiB, lag p50 ${(r.ingest_lag_bytes_p50 / MiB).toFixed(1)} MiB p99 ${(r.ingest_lag_bytes_p99 / MiB).toFixed(1)} MiB, ${r.errors} errors${r.first_error ? ` (${r.first_error})` : ''}`,
@@ -88,7 +109,9 @@ export async function walLoadBench(): Promise<Record<string, number | string>> {
       pageserverPgPort: await freePort(),
       pageserverHttpPort: httpPort,
       computePortBase: await freePort(),
-      numSafekeepers: 0,
+      // One safekeeper: the pageserver loads go to the pageserver directly, one goes through it.
+      numSafekeepers: 1,
+      safekeeperPortBases: { pgPortBase: (await freePort()) - 1, httpPortBase: (await freePort()) - 1 },
       storageControllerPort: await freePort(),
     }),
   )
@@ -101,17 +124,32 @@ export async function walLoadBench(): Promise<Record<string, number | string>> {
     const main = await ps.walContinuation(tenantId, cfg.branches[tenantId].main)
     const load = (mix: RecordMix, rate: number, holdBytes?: number) =>
       syntheticWalLoad({ repoDir, rateBytesPerSec: rate, durationMs: RUN_MS, recordMix: mix, holdBytes })
+    const unpaced = Number.POSITIVE_INFINITY
 
     log(`images, unpaced, ${RUN_MS / 1000} s ...`)
-    const images = await load('images', Number.POSITIVE_INFINITY)
+    const images = await load('images', unpaced)
     logRun('images unpaced', images)
     const half = images.achieved_wal_mib_s / 2
     log(`images at ${half.toFixed(1)} MiB/s ...`)
     const paced = await load('images', half * MiB)
     logRun('images at half', paced)
     log(`small records, unpaced, ${RUN_MS / 1000} s ...`)
-    const small = await load('small', Number.POSITIVE_INFINITY, SMALL_HOLD_BYTES)
+    const small = await load('small', unpaced, SMALL_HOLD_BYTES)
     logRun('small unpaced', small)
+
+    log(`images, unpaced, through the safekeeper, ${RUN_MS / 1000} s ...`)
+    const sk = await syntheticWalLoad({
+      repoDir,
+      rateBytesPerSec: unpaced,
+      durationMs: RUN_MS,
+      recordMix: 'images',
+      to: 'safekeepers',
+      // The pageserver reads from the safekeeper at its own pace, which the hold does not wait for.
+      drainTimeoutMs: 180_000,
+    })
+    logRun('images via the safekeeper', sk)
+    const raw = await rawWriteFsync(path.join(work, 'raw-wal'), sk.wal_bytes)
+    log(`raw sequential write + fdatasync of ${(sk.wal_bytes / MiB).toFixed(0)} MiB: ${raw.toFixed(0)} MiB/s`)
 
     log(`decoding ${DECODE_BYTES / MiB} MiB of the same WAL ...`)
     const img = generateAndDecode(main, 'images')
@@ -128,6 +166,10 @@ export async function walLoadBench(): Promise<Record<string, number | string>> {
       ingest_small_mib_s: mib(small.achieved_wal_mib_s),
       ingest_small_records_per_s: Math.round((small.achieved_wal_mib_s * MiB) / smallRecordBytes),
       generate_images_mib_s: mib(img.generate),
+      safekeeper_images_mib_s: mib(sk.achieved_wal_mib_s),
+      safekeeper_lag_p99_mib: mib((sk.safekeeper_lag_bytes_p99 ?? 0) / MiB),
+      raw_write_fsync_mib_s: mib(raw),
+      safekeeper_vs_raw: Number((sk.achieved_wal_mib_s / raw).toFixed(3)),
     }
   } finally {
     await runSteps(await stopSteps(repoDir, { immediate: true })).catch(() => {})
