@@ -5,8 +5,6 @@
  */
 import { runPgBin } from '../src/postgres/pg-bin.js'
 
-export { percentile } from '../src/lib/percentile.js'
-
 export const SCALE = 10
 export const CLIENTS = 4
 export const SECONDS = 30
@@ -30,8 +28,10 @@ export async function pgbenchInit(connstr: string): Promise<void> {
   await runPgBin('pgbench', ['-i', '-q', '-s', String(SCALE), connstr], { timeoutMs: 600_000 })
 }
 
-/** The timed run: tps without connection time, and the average latency of a transaction. */
-export async function pgbench(connstr: string): Promise<{ tps: number; latencyMs: number }> {
+/** The timed run: tps without connection time, transactions, and the average latency of one. */
+export async function pgbench(
+  connstr: string,
+): Promise<{ tps: number; latencyMs: number; transactions: number }> {
   const { stdout } = await runPgBin(
     'pgbench',
     ['-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), connstr],
@@ -39,6 +39,7 @@ export async function pgbench(connstr: string): Promise<{ tps: number; latencyMs
   )
   const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(stdout)
   const lat = /latency average = ([\d.]+) ms/.exec(stdout)
-  if (!tps || !lat) throw new Error(`no tps or latency in pgbench output: ${stdout}`)
-  return { tps: Number(tps[1]), latencyMs: Number(lat[1]) }
+  const done = /number of transactions actually processed: (\d+)/.exec(stdout)
+  if (!tps || !lat || !done) throw new Error(`no tps, latency or transactions in pgbench output: ${stdout}`)
+  return { tps: Number(tps[1]), latencyMs: Number(lat[1]), transactions: Number(done[1]) }
 }

@@ -22,20 +22,12 @@
  * the pageserver run as processes of their own, as `zenith start` runs them; the lag is sampled during
  * the timed run only (pgbench -i writes hundreds of MB that only backpressure ties to the pageserver).
  */
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
-import os from 'node:os'
+import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { execa, type ResultPromise } from 'execa'
-import { initSteps } from '../src/control/cluster.js'
-import { connstrOf, startEndpointSteps, stopEndpoint } from '../src/control/endpoints.js'
-import { pageserverClientOf, safekeeperDir } from '../src/control/layout.js'
-import { startPageserver, stopPageserver } from '../src/control/pageserver-process.js'
-import { freePort } from '../src/control/process.js'
-import { loadClusterConfig } from '../src/control/repo-config.js'
+import { safekeeperDir } from '../src/control/layout.js'
+import { stopPageserver } from '../src/control/pageserver-process.js'
 import { startSafekeeper, stopSafekeeper } from '../src/control/safekeeper-process.js'
-import { runSteps } from '../src/control/steps.js'
-import { startStorageController, stopStorageController } from '../src/control/storage-controller-process.js'
-import { parseLsn } from '../src/postgres/lsn.js'
 import { asPgUser, runPgBin } from '../src/postgres/pg-bin.js'
 import { PgClient } from '../src/protocol/client.js'
 import {
@@ -43,80 +35,26 @@ import {
   SAFEKEEPER_CONFIG_FILE,
   saveSafekeeperConfig,
 } from '../src/safekeeper/config.js'
-import { freePortBase } from '../test/harness/cli.js'
 import { makeTempDir, pgBin, startPostgres } from '../test/harness/postgres.js'
-import {
-  CLIENTS,
-  COMPUTE_SETTINGS,
-  log,
-  percentile,
-  pgbench,
-  pgbenchInit,
-  SAMPLE_MS,
-  SCALE,
-  SECONDS,
-} from './pgbench.js'
+import { CLIENTS, COMPUTE_SETTINGS, log, pgbench, pgbenchInit, SCALE, SECONDS } from './pgbench.js'
+import { timedPgbench, withZenithCluster } from './zenith-cluster.js'
 
-async function safekeeperRun() {
-  const work = await mkdtemp(path.join(os.tmpdir(), 'zenith-bench-sk-'))
-  await chmod(work, 0o755)
-  const repoDir = path.join(work, 'repo')
-  const [pgPort, httpPort, computeBase] = [await freePort(), await freePort(), await freePort()]
-  const base = await freePortBase(6)
-  await runSteps(
-    initSteps(repoDir, {
-      pageserverPgPort: pgPort,
-      pageserverHttpPort: httpPort,
-      computePortBase: computeBase,
-      numSafekeepers: 3,
-      safekeeperPortBases: { pgPortBase: base, httpPortBase: base + 3 },
-      storageControllerPort: await freePort(),
-    }),
-  )
-  await startStorageController(repoDir)
-  // Each server in a process of its own, as `zenith start` runs them: one event loop for all would be
-  // the bottleneck, not the design.
-  for (const id of [1, 2, 3]) await startSafekeeper(repoDir, id)
-  await startPageserver(repoDir, 1)
-  const ps = pageserverClientOf(repoDir, 1)
-  try {
-    await runSteps((await startEndpointSteps(repoDir, 'main')).steps)
-    const e = loadClusterConfig(repoDir).endpoints.main
-    const client = await PgClient.connect({ host: '127.0.0.1', port: e.port, user: 'postgres' })
-    const flushLsn = async () =>
-      parseLsn((await client.query('SELECT pg_current_wal_flush_lsn()')).rows[0][0]!)
-    const ingested = async () => parseLsn((await ps.timeline(e.tenantId, e.timelineId)).last_record_lsn)
-    const lags: number[] = []
-    let sampling = false
-    let stopSampling = false
-    const sampler = (async () => {
-      while (!stopSampling) {
-        if (sampling) lags.push(Math.max(0, (await flushLsn()) - (await ingested())))
-        await new Promise((r) => setTimeout(r, SAMPLE_MS))
-      }
-    })()
+function safekeeperRun() {
+  return withZenithCluster('sk', 3, async (c) => {
+    const { repoDir, endpoint: e, pageserver: ps } = c
     log(`sk3: pgbench -i -s ${SCALE}, then ${SECONDS} s with ${CLIENTS} clients ...`)
-    let run: { tps: number; latencyMs: number }
-    try {
-      await pgbenchInit(connstrOf(e.port))
-      sampling = true
-      run = await pgbench(connstrOf(e.port))
-    } finally {
-      stopSampling = true
-      await sampler
-    }
+    const run = await timedPgbench(c)
     // Failover: kill the safekeeper the pageserver streams from while a load runs.
-    const load = runPgBin('pgbench', ['-c', '2', '-T', '10', connstrOf(e.port)], { timeoutMs: 60_000 })
+    const load = runPgBin('pgbench', ['-c', '2', '-T', '10', c.connstr], { timeoutMs: 60_000 })
     await new Promise((r) => setTimeout(r, 2000))
     const current = (await ps.timeline(e.tenantId, e.timelineId)).walreceiver_safekeeper ?? 1
     await stopSafekeeper(repoDir, current, { immediate: true })
     const killedAt = Date.now()
-    const target = await flushLsn()
-    while ((await ingested()) < target && Date.now() - killedAt < 60_000)
+    const target = await c.flushLsn()
+    while ((await c.ingested()) < target && Date.now() - killedAt < 60_000)
       await new Promise((r) => setTimeout(r, 20))
     const failoverS = (Date.now() - killedAt) / 1000
     await load
-    await client.close()
     // The quorum alone: the safekeepers restarted without backpressure (it would hold every ack once
     // the stopped pageserver's last feedback is far enough behind), the pageserver gone.
     await stopPageserver(repoDir, 1)
@@ -127,15 +65,9 @@ async function safekeeperRun() {
       await startSafekeeper(repoDir, id)
     }
     log(`sk3 without the pageserver: ${SECONDS} s with ${CLIENTS} clients ...`)
-    const alone = await pgbench(connstrOf(e.port))
-    await stopEndpoint(repoDir, 'main')
-    return { ...run, lags, failoverS, alone }
-  } finally {
-    await stopPageserver(repoDir, 1)
-    for (const id of [1, 2, 3]) await stopSafekeeper(repoDir, id).catch(() => undefined)
-    await stopStorageController(repoDir)
-    await rm(work, { recursive: true, force: true })
-  }
+    const alone = await pgbench(c.connstr)
+    return { ...run, failoverS, alone }
+  })
 }
 
 async function receivewalRun() {
@@ -207,7 +139,7 @@ export async function safekeepersBench(): Promise<Record<string, number | string
     sk3_vs_receivewal: Number((sk.tps / rw.tps).toFixed(3)),
     latency_ms_sk3: sk.latencyMs,
     latency_ms_receivewal3: rw.latencyMs,
-    ingest_lag_p99_bytes: percentile(sk.lags, 99),
+    ingest_lag_p99_bytes: sk.lag.p99,
     failover_s: Number(sk.failoverS.toFixed(2)),
     tps_sk3_no_pageserver: Math.round(sk.alone.tps),
     sk3_no_pageserver_vs_receivewal: Number((sk.alone.tps / rw.tps).toFixed(3)),

@@ -5,6 +5,7 @@
  */
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatHostPort, type HostPort } from '../lib/host-port.js'
+import { HttpRequestError, type HttpResponse, httpRequest } from '../protocol/http-request.js'
 import { type ErrorBody, kindOfStatus } from '../protocol/http-router.js'
 
 export class ServerApiError extends ZenithError {
@@ -58,26 +59,25 @@ export class ApiClient {
 
   private async send(method: string, path: string, body: unknown, timeoutMs: number): Promise<string> {
     this.requests++
-    let res: Response
+    let res: HttpResponse
     try {
-      res = await fetch(this.base + path, {
+      res = await httpRequest(this.base + path, {
         method,
         headers: body === undefined ? {} : { 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(timeoutMs),
       })
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message
-      throw new ServerUnreachableError(`${this.who} is not reachable at ${this.base} (${cause})`, {
+      if (!(err instanceof HttpRequestError)) throw err
+      throw new ServerUnreachableError(`${this.who} is not reachable at ${this.base} (${err.code})`, {
         hint: this.startHint,
       })
     }
-    const text = await res.text()
     if (!res.ok) {
-      const msg = (parseJson(text) as Partial<ErrorBody> | undefined)?.msg ?? text.trim()
+      const msg = (parseJson(res.text) as Partial<ErrorBody> | undefined)?.msg ?? res.text.trim()
       throw new ServerApiError(res.status, msg || `${method} ${path}: HTTP ${res.status}`)
     }
-    return text
+    return res.text
   }
 
   async isUp(): Promise<boolean> {

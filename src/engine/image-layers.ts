@@ -11,6 +11,7 @@ import { KEY_MAX, KEY_MIN, type KeyRange, keyStr } from './key.js'
 import { withLocalLayers } from './layer-download.js'
 import { LayerFileWriter } from './layer-file.js'
 import type { HistoricLayer } from './layer-map.js'
+import { Slicer } from './slicer.js'
 import { elapsedMs, type Timeline } from './timeline.js'
 
 /** How long image creation may hold the event loop at a time: a page read waits at most this long. */
@@ -67,8 +68,8 @@ export async function createImageLayers(
 ): Promise<ImageResult> {
   const started = performance.now()
   const lsn = tl.diskConsistentLsn
-  const keys = await withLocalLayers(() =>
-    tl.listKeys(lsn).filter((k) => !opts.keyFilter || opts.keyFilter(k)),
+  const keys = (await withLocalLayers(() => tl.listKeys(lsn, new Slicer(SLICE_MS)))).filter(
+    (k) => !opts.keyFilter || opts.keyFilter(k),
   )
   const parts = partitionKeys(keys, opts.targetSize)
   const result: ImageResult = { lsn, partitions: parts.length, created: 0, keys: 0, bytes: 0, elapsedMs: 0 }
@@ -92,17 +93,14 @@ export async function createImageLayers(
       lsnEnd: lsn + 1,
     })
     try {
-      let sliceStart = performance.now()
+      // Reconstruction runs redo on this thread: let page reads in between.
+      const slice = new Slicer(SLICE_MS)
       for (const key of partKeys) {
         const page = await withLocalLayers(() => tl.get(key, lsn))
         if (page) w.add(key, lsn, page, true, true)
-        // Reconstruction runs redo on this thread: let page reads in between.
-        if (performance.now() - sliceStart > SLICE_MS) {
-          await new Promise((r) => setImmediate(r))
-          sliceStart = performance.now()
-        }
+        await slice.yield()
       }
-      const [layer] = await tl.replaceLayers([], [w.finish().path])
+      const [layer] = await tl.replaceLayers([], [(await w.finishOffThread()).path])
       result.bytes += layer.fileSize
     } catch (err) {
       w.abort()

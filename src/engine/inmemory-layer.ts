@@ -94,8 +94,8 @@ export class InMemoryLayer {
     }
   }
 
-  /** Keys with a version at or below `lsn`, in key order, optionally within [start, end). */
-  keys(lsn: number, start?: Buffer, end?: Buffer): Buffer[] {
+  /** Keys (as keyStr strings) with a version at or below `lsn`, in key order, optionally within [start, end). */
+  keyStrs(lsn: number, start?: Buffer, end?: Buffer): string[] {
     const lo = start ? keyStr(start) : null
     const hi = end ? keyStr(end) : null
     const out: string[] = []
@@ -103,7 +103,7 @@ export class InMemoryLayer {
       if ((lo !== null && k < lo) || (hi !== null && k >= hi) || v[0] > lsn) continue
       out.push(k)
     }
-    return out.sort().map(keyFromStr)
+    return out.sort()
   }
 
   /** Every entry in (key, lsn) order, in stored form, for writing the layer out. */

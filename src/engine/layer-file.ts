@@ -26,7 +26,7 @@
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import { compressSync, uncompressSync } from 'lz4-napi'
-import { commitTempFile, TEMP_SUFFIX } from '../lib/durable-fs.js'
+import { commitTempFile, commitTempFileOffThread, fsyncOffThread, TEMP_SUFFIX } from '../lib/durable-fs.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { idBytes, idFromBytes, parseId } from '../lib/ids.js'
 import { arenaBuffer } from '../postgres/buffer-arena.js'
@@ -239,7 +239,7 @@ export class LayerFileWriter {
   private readonly dir: string
   private readonly tempPath: string
   private fd: number
-  private state: 'open' | 'finished' | 'aborted' = 'open'
+  private state: 'open' | 'sealed' | 'finished' | 'aborted' = 'open'
 
   private readonly width: number
   private readonly leafEntrySize: number
@@ -360,9 +360,45 @@ export class LayerFileWriter {
   /**
    * Completes the file durably under its layer name. `keyEnd` replaces the key range's end, for a writer
    * that learns where its layer stops only when the next key arrives (compaction cutting layers by size);
-   * it must lie above every key added.
+   * it must lie above every key added. The fsyncs block the thread: for a worker's writer, where nothing
+   * else waits on it.
    */
   finish(opts: { keyEnd?: Buffer } = {}): { path: string; summary: LayerSummary } {
+    const r = this.seal(opts)
+    try {
+      fsyncSync(this.fd)
+      closeSync(this.fd)
+      this.fd = -1
+      commitTempFile(this.tempPath, r.path)
+    } catch (err) {
+      this.abort()
+      throw err
+    }
+    this.state = 'finished'
+    return r
+  }
+
+  /**
+   * finish for a writer on the main thread: the fsyncs of the file and its directory run in the thread
+   * pool, since one of a large layer can take hundreds of milliseconds that page reads would wait.
+   */
+  async finishOffThread(opts: { keyEnd?: Buffer } = {}): Promise<{ path: string; summary: LayerSummary }> {
+    const r = this.seal(opts)
+    try {
+      await fsyncOffThread(this.fd)
+      closeSync(this.fd)
+      this.fd = -1
+      await commitTempFileOffThread(this.tempPath, r.path)
+    } catch (err) {
+      this.abort()
+      throw err
+    }
+    this.state = 'finished'
+    return r
+  }
+
+  /** Writes what is left, the index and the header; the file is complete but not yet durable. */
+  private seal(opts: { keyEnd?: Buffer }): { path: string; summary: LayerSummary } {
     this.mustBeOpen()
     if (opts.keyEnd !== undefined) {
       const end = opts.keyEnd
@@ -376,7 +412,9 @@ export class LayerFileWriter {
       this.desc.keyEnd = Buffer.from(end)
     }
     try {
-      return this.complete()
+      const r = this.complete()
+      this.state = 'sealed'
+      return r
     } catch (err) {
       this.abort()
       throw err
@@ -385,7 +423,7 @@ export class LayerFileWriter {
 
   /** Gives up: closes and removes the temp file. Safe to call more than once, and after finish (no-op). */
   abort(): void {
-    if (this.state !== 'open') return
+    if (this.state !== 'open' && this.state !== 'sealed') return
     this.state = 'aborted'
     try {
       if (this.fd >= 0) closeSync(this.fd)
@@ -399,6 +437,7 @@ export class LayerFileWriter {
     if (this.state !== 'open') throw new LayerWriteError(`layer writer ${this.tempPath} is ${this.state}`)
   }
 
+  /** The index and header written after the data: everything but durability. */
   private complete(): { path: string; summary: LayerSummary } {
     if (this.blockFill > 0) {
       this.currentBlock().fill(0, this.blockFill, BLOCK)
@@ -445,14 +484,8 @@ export class LayerFileWriter {
     }
     sealBlock(header, 0)
     writeSync(this.fd, header, 0, BLOCK, 0)
-    fsyncSync(this.fd)
-    closeSync(this.fd)
-    this.fd = -1
-    const finalPath = path.join(this.dir, formatLayerName(d))
-    commitTempFile(this.tempPath, finalPath)
-    this.state = 'finished'
     return {
-      path: finalPath,
+      path: path.join(this.dir, formatLayerName(d)),
       summary: {
         ...d,
         keyStart: Buffer.from(d.keyStart),

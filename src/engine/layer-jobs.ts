@@ -2,10 +2,17 @@
  * Layer writing that runs off the main thread: merging L0 layers (compaction) and writing a frozen
  * in-memory layer out as an L0 (flush). Jobs are plain data — file paths and typed arrays — so that a
  * worker thread can take them; `runLayerJobInWorker` starts one per job.
+ *
+ * A worker is an isolate of its own, and zenith must run under a 2 GiB RLIMIT_AS: with V8's defaults one
+ * reserves 510 MiB of code range alone, so the pageserver died at its first worker flush. Each is sized
+ * by WORKER_LIMITS, and no more run at once than there are cores, across all tenants and timelines
+ * (each timeline flushes and each tenant compacts on its own): the rest wait for a slot, first come first
+ * served. More would not finish sooner; they would only share the cores and add isolates.
  */
 
 import { closeSync, openSync, readSync } from 'node:fs'
-import { Worker } from 'node:worker_threads'
+import { availableParallelism } from 'node:os'
+import { type ResourceLimits, Worker } from 'node:worker_threads'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { arenaBuffer } from '../postgres/buffer-arena.js'
 import { type MergeJob, mergeLayers } from './compaction-merge.js'
@@ -84,8 +91,55 @@ export class LayerJobError extends ZenithError {
   override name = 'LayerJobError'
 }
 
-/** Runs a job in a worker thread: from compiled JavaScript, or from TypeScript sources through tsx. */
-export function runLayerJobInWorker<T>(job: LayerJob, what: string): Promise<T> {
+/**
+ * What one worker may reserve. Code range: the jobs run one module's code, which needs a few MiB, not
+ * the default 510. Heap: values and the layer index live in Buffers, outside the V8 heap; a job that
+ * outgrows it fails (ERR_WORKER_OUT_OF_MEMORY) as a LayerJobError instead of taking the process down.
+ */
+export const WORKER_LIMITS: ResourceLimits = {
+  maxOldGenerationSizeMb: 256,
+  maxYoungGenerationSizeMb: 32,
+  codeRangeSizeMb: 16,
+  stackSizeMb: 4,
+}
+
+export const MAX_LAYER_WORKERS = Math.max(1, availableParallelism())
+
+let workersRunning = 0
+let workersPeak = 0
+const waitingForWorker: (() => void)[] = []
+
+/** Workers running and waiting now, and the most that ever ran at once in this process. */
+export function layerWorkers(): { running: number; waiting: number; peak: number } {
+  return { running: workersRunning, waiting: waitingForWorker.length, peak: workersPeak }
+}
+
+async function workerSlot(): Promise<() => void> {
+  if (workersRunning >= MAX_LAYER_WORKERS) await new Promise<void>((r) => waitingForWorker.push(r))
+  else workersRunning++
+  workersPeak = Math.max(workersPeak, workersRunning)
+  // The slot passes straight to the next waiter, so a new job cannot overtake the queue.
+  return () => {
+    const next = waitingForWorker.shift()
+    if (next) next()
+    else workersRunning--
+  }
+}
+
+/**
+ * Runs a job in a worker thread once one of MAX_LAYER_WORKERS slots is free: from compiled JavaScript,
+ * or from TypeScript sources through tsx.
+ */
+export async function runLayerJobInWorker<T>(job: LayerJob, what: string): Promise<T> {
+  const release = await workerSlot()
+  try {
+    return await runInWorker<T>(job, what)
+  } finally {
+    release()
+  }
+}
+
+function runInWorker<T>(job: LayerJob, what: string): Promise<T> {
   const fromSource = import.meta.url.endsWith('.ts')
   const url = new URL(fromSource ? './layer-worker.ts' : './layer-worker.js', import.meta.url)
   return new Promise((resolve, reject) => {
@@ -93,24 +147,24 @@ export function runLayerJobInWorker<T>(job: LayerJob, what: string): Promise<T> 
     const worker = fromSource
       ? new Worker(
           `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}) })`,
-          {
-            eval: true,
-            workerData: job,
-          },
+          { eval: true, workerData: job, resourceLimits: WORKER_LIMITS },
         )
-      : new Worker(url, { workerData: job })
-    let settled = false
+      : new Worker(url, { workerData: job, resourceLimits: WORKER_LIMITS })
+    // Settled only at 'exit': until then the isolate still holds its thread and address space, and
+    // the caller's slot must not pass to the next job.
+    let outcome: { result: T } | { error: LayerJobError } | undefined
     worker.once('message', (msg: { ok: boolean; result?: T; error?: string }) => {
-      settled = true
-      if (msg.ok) resolve(msg.result as T)
-      else reject(new LayerJobError(`${what} failed: ${msg.error}`))
+      outcome = msg.ok
+        ? { result: msg.result as T }
+        : { error: new LayerJobError(`${what} failed: ${msg.error}`) }
     })
     worker.once('error', (err) => {
-      settled = true
-      reject(new LayerJobError(`${what} failed in its worker: ${err.message}`))
+      outcome ??= { error: new LayerJobError(`${what} failed in its worker: ${err.message}`) }
     })
     worker.once('exit', (code) => {
-      if (!settled) reject(new LayerJobError(`${what}: worker exited with code ${code}`))
+      if (outcome === undefined) reject(new LayerJobError(`${what}: worker exited with code ${code}`))
+      else if ('error' in outcome) reject(outcome.error)
+      else resolve(outcome.result)
     })
   })
 }

@@ -97,6 +97,11 @@ export class HistoricLayer {
   }
 
   /** The layer left its timeline (compaction, GC): a download still running removes what it fetched. */
+  /** Compaction or GC replaced it: its reader is closed. */
+  get isRemoved(): boolean {
+    return this.removed
+  }
+
   markRemoved(): void {
     this.removed = true
     this.close()

@@ -9,10 +9,9 @@
  * no write has touched for `tempMaxAgeMs`: a live write keeps its file's mtime fresh, and one that
  * stalled longer and then resumes fails its rename and is retried under a new temp name.
  */
-import { createReadStream, type Dirent } from 'node:fs'
-import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { constants, type Dirent } from 'node:fs'
+import { copyFile, mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises'
 import path from 'node:path'
-import { pipeline } from 'node:stream/promises'
 import { fsyncDir, TEMP_SUFFIX, writeFileDurablyVia } from '../lib/durable-fs.js'
 import {
   checkRemoteKey,
@@ -25,12 +24,12 @@ import {
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT'
 
 /**
- * Copies a file into a new temp file. The temp file exists before any byte moves: a stream that opened
- * it lazily could create it after a failed source had ended the write and its cleanup had run.
+ * Copies a file into a new temp file, in the thread pool (copy_file_range where the filesystem has it),
+ * so no byte passes through JavaScript: a layer upload was a stream of 64 KiB reads and writes. The copy
+ * creates the temp file itself and removes it when it fails, so none is left behind by a failed copy.
  */
-async function copyInto(src: string, tmp: string): Promise<void> {
-  const out = await open(tmp, 'wx', 0o644)
-  await pipeline(createReadStream(src), out.createWriteStream())
+function copyInto(src: string, tmp: string): Promise<void> {
+  return copyFile(src, tmp, constants.COPYFILE_EXCL)
 }
 
 /** How long a temp file must be untouched before a deletion in its directory removes it. */

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import path from 'node:path'
-import { fsyncDir, removeTempFiles } from '../lib/durable-fs.js'
+import { fsyncDir, fsyncDirOffThread, removeTempFiles } from '../lib/durable-fs.js'
 import type { LogFn, LogLevel } from '../lib/log.js'
 import { formatLsn, type Lsn } from '../postgres/lsn.js'
 import { EngineStateError, GcCutoffError, LsnTimeoutError, ReconstructError } from './errors.js'
@@ -27,6 +27,7 @@ import {
 import type { PageCache } from './page-cache.js'
 import { type ReadBounds, type ReadLsnRequest, resolveReadLsn } from './read-lsn.js'
 import { garbageLayers, type LoadedIndex } from './remote-index.js'
+import { Slicer } from './slicer.js'
 import type { UploadQueue } from './upload-queue.js'
 import { fromStored, isWillInit, type RedoRegistry, type Value, valueParts } from './value.js'
 
@@ -501,32 +502,62 @@ export class Timeline {
   }
 
   /** Keys that have a value at `lsn`, in key order, optionally within a range. */
-  listKeys(lsn: Lsn, range?: KeyRange): Buffer[] {
+  async listKeys(lsn: Lsn, slice: Slicer, range?: KeyRange): Promise<Buffer[]> {
+    // A layer that compaction or GC removes while the listing is paused ends the walk; the next one
+    // sees the layers that replaced it.
+    for (let attempt = 1; ; attempt++) {
+      const walked: HistoricLayer[] = []
+      try {
+        return await this.walkKeys(lsn, slice, walked, range)
+      } catch (err) {
+        if (attempt >= 3 || !walked.some((l) => l.isRemoved)) throw err
+      }
+    }
+  }
+
+  private async walkKeys(
+    lsn: Lsn,
+    slice: Slicer,
+    walked: HistoricLayer[],
+    range?: KeyRange,
+  ): Promise<Buffer[]> {
     this.assertReadable(lsn)
-    const seen = new Set<string>()
+    // Each source lists its keys in order; merging the lists is cheaper than a set and a sort, and
+    // can pause between any two keys.
+    const lists: string[][] = []
     let tl: Timeline = this
     let at = lsn
     for (;;) {
       for (const m of tl.inMemoryNewestFirst()) {
         if (m.lsnStart > at) continue
-        for (const k of m.keys(at, range?.start, range?.end)) seen.add(keyStr(k))
+        lists.push(m.keyStrs(at, range?.start, range?.end))
+        await slice.yield()
       }
-      for (const l of tl.layers.layers) {
+      for (const l of [...tl.layers.layers]) {
         if (l.desc.lsnStart > at) continue
         if (range && (keyStr(range.end) <= l.keyStartStr || keyStr(range.start) >= l.keyEndStr)) continue
+        walked.push(l)
         const reader = l.reader()
+        const keys: string[] = []
         // From the index alone: a layer wholly at or below `at` contributes all its keys.
         if (l.isImage || l.desc.lsnEnd - 1 <= at) {
-          for (const k of reader.keys(range)) seen.add(keyStr(k))
+          for (const k of reader.keys(range)) {
+            keys.push(keyStr(k))
+            await slice.yield()
+          }
         } else {
-          for (const v of reader.versions(range)) if (v.lsn <= at) seen.add(keyStr(v.key))
+          for (const v of reader.versions(range)) {
+            if (v.lsn <= at && keys[keys.length - 1] !== keyStr(v.key)) keys.push(keyStr(v.key))
+            await slice.yield()
+          }
         }
+        lists.push(keys)
       }
       if (!tl.ancestor) break
       at = Math.min(at, tl.md.ancestorLsn)
       tl = tl.ancestor
     }
-    return [...seen].sort().map(keyFromStr)
+    return mergeKeyLists(lists, slice)
   }
 
   /** Freezes the open layer (if it holds anything) at last_record_lsn and asks for a flush. */
@@ -591,16 +622,13 @@ export class Timeline {
           lsnEnd: end,
         })
         try {
-          let sliceStart = performance.now()
+          // Let reads in between, every half millisecond: a flush writes checkpoint_distance bytes.
+          const slice = new Slicer(0.5)
           for (const e of m.entries()) {
             w.add(e.key, e.lsn, e.value, e.willInit, e.image)
-            // Let reads in between, every half millisecond: a flush writes checkpoint_distance bytes.
-            if (performance.now() - sliceStart > 0.5) {
-              await new Promise((r) => setImmediate(r))
-              sliceStart = performance.now()
-            }
+            await slice.yield()
           }
-          added = [w.finish().path]
+          added = [(await w.finishOffThread()).path]
         } catch (err) {
           w.abort()
           throw err
@@ -660,7 +688,7 @@ export class Timeline {
     for (const l of remove) l.markRemoved()
     // Off the event loop: deleting a large file can take long on a filesystem mounted with discard.
     await Promise.all(remove.map((l) => rm(l.path, { force: true })))
-    if (remove.length > 0) fsyncDir(this.dir)
+    if (remove.length > 0) await fsyncDirOffThread(this.dir)
     return added
   }
 
@@ -878,3 +906,32 @@ function metadataFromIndex(m: IndexMetadata, createdAt = new Date().toISOString(
 
 const sameMetadata = (a: TimelineMetadata, b: TimelineMetadata): boolean =>
   (Object.keys(b) as (keyof TimelineMetadata)[]).every((k) => a[k] === b[k])
+
+/** Sorted key lists merged into one without duplicates, pairwise, pausing between keys when due. */
+async function mergeKeyLists(lists: string[][], slice: Slicer): Promise<Buffer[]> {
+  let level = lists
+  while (level.length > 1) {
+    const next: string[][] = []
+    for (let i = 0; i + 1 < level.length; i += 2) next.push(await mergeTwo(level[i], level[i + 1], slice))
+    if (level.length % 2 === 1) next.push(level[level.length - 1])
+    level = next
+  }
+  const out: Buffer[] = []
+  for (const k of level[0] ?? []) {
+    out.push(keyFromStr(k))
+    await slice.yield()
+  }
+  return out
+}
+
+async function mergeTwo(a: readonly string[], b: readonly string[], slice: Slicer): Promise<string[]> {
+  const out: string[] = []
+  let i = 0
+  let j = 0
+  while (i < a.length || j < b.length) {
+    const k = j >= b.length || (i < a.length && a[i] <= b[j]) ? a[i++] : b[j++]
+    if (out.length === 0 || out[out.length - 1] !== k) out.push(k)
+    await slice.yield()
+  }
+  return out
+}

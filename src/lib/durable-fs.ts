@@ -4,9 +4,10 @@
  * are removed when the directory is next opened (removeTempFiles).
  */
 import { randomBytes } from 'node:crypto'
-import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, fsync, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { open, rename, rm } from 'node:fs/promises'
 import path from 'node:path'
+import { promisify } from 'node:util'
 
 export const TEMP_SUFFIX = '.___temp'
 
@@ -16,6 +17,21 @@ export function fsyncDir(dir: string): void {
     fsyncSync(fd)
   } finally {
     closeSync(fd)
+  }
+}
+
+/**
+ * The same in the thread pool, for the main thread of a server: an fsync can take hundreds of
+ * milliseconds (a large file, a busy disk) that every request would wait.
+ */
+export const fsyncOffThread: (fd: number) => Promise<void> = promisify(fsync)
+
+export async function fsyncDirOffThread(dir: string): Promise<void> {
+  const fd = await open(dir, 'r')
+  try {
+    await fd.sync()
+  } finally {
+    await fd.close()
   }
 }
 
@@ -38,6 +54,12 @@ export function writeFileDurable(file: string, data: Buffer | string): void {
 export function commitTempFile(tmp: string, file: string): void {
   renameSync(tmp, file)
   fsyncDir(path.dirname(file))
+}
+
+/** commitTempFile with the rename and the directory's fsync in the thread pool. */
+export async function commitTempFileOffThread(tmp: string, file: string): Promise<void> {
+  await rename(tmp, file)
+  await fsyncDirOffThread(path.dirname(file))
 }
 
 /**
@@ -63,7 +85,7 @@ export async function writeFileDurablyVia(
     await rm(tmp, { force: true })
     throw err
   }
-  fsyncDir(path.dirname(file))
+  await fsyncDirOffThread(path.dirname(file))
 }
 
 const isTempName = (name: string) => name.endsWith(TEMP_SUFFIX) || /\.___temp\.[0-9a-f]{12}$/.test(name)

@@ -16,6 +16,7 @@ import { LOCATION_MODES, type Location, type LocationMode } from '../engine/loca
 import { pause } from '../engine/task-manager.js'
 import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import type { LogFn } from '../lib/log.js'
+import { HttpRequestError, type HttpResponse, httpRequest } from '../protocol/http-request.js'
 import type { ControlPlaneConfig } from './config.js'
 
 export class ControlPlaneError extends ZenithError {
@@ -113,26 +114,25 @@ export class ControlPlaneClient {
 
   private async post(what: 're-attach' | 'validate', body: unknown): Promise<unknown> {
     const url = new URL(what, this.config.api).toString()
-    let res: Response
+    let res: HttpResponse
     try {
-      res = await fetch(url, {
+      res = await httpRequest(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(body),
         signal: AbortSignal.any([this.closed.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
       })
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message
-      throw new ControlPlaneError(`the storage controller is not reachable at ${url} (${cause})`, {
+      if (!(err instanceof HttpRequestError)) throw err
+      throw new ControlPlaneError(`the storage controller is not reachable at ${url} (${err.code})`, {
         hint: 'start it with `zenith storage-controller start`',
       })
     }
-    const text = await res.text()
-    if (!res.ok) throw new ControlPlaneError(`${what} at ${url}: HTTP ${res.status}: ${text.trim()}`)
+    if (!res.ok) throw new ControlPlaneError(`${what} at ${url}: HTTP ${res.status}: ${res.text.trim()}`)
     try {
-      return JSON.parse(text)
+      return JSON.parse(res.text)
     } catch {
-      throw new ControlPlaneError(`${what} at ${url}: the answer is not JSON: ${text.slice(0, 200)}`)
+      throw new ControlPlaneError(`${what} at ${url}: the answer is not JSON: ${res.text.slice(0, 200)}`)
     }
   }
 }

@@ -11,8 +11,10 @@
  *     keepalives), no new WAL for lagging_wal_timeout while another has more, or another is ahead by
  *     max_lsn_wal_lag or more.
  */
+
 import type { Lsn } from '../postgres/lsn.js'
 import { formatLsn, parseLsn } from '../postgres/lsn.js'
+import { httpRequest } from '../protocol/http-request.js'
 
 const POLL_MS = 250
 const POLL_TIMEOUT_MS = 1000
@@ -160,14 +162,15 @@ export class SafekeeperCandidates {
 
   private async poll(sk: SafekeeperAddr): Promise<void> {
     try {
-      const res = await fetch(`http://${sk.http}/v1/tenant/${this.tenantId}/timeline/${this.timelineId}`, {
-        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(POLL_TIMEOUT_MS)]),
-      })
+      const res = await httpRequest(
+        `http://${sk.http}/v1/tenant/${this.tenantId}/timeline/${this.timelineId}`,
+        { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(POLL_TIMEOUT_MS)]) },
+      )
       if (!res.ok) {
         this.lost(sk.id)
         return
       }
-      const info = (await res.json()) as { commit_lsn: string; acceptor_state: { term: number } }
+      const info = JSON.parse(res.text) as { commit_lsn: string; acceptor_state: { term: number } }
       this.heard(sk.id, { commitLsn: parseLsn(info.commit_lsn), term: info.acceptor_state.term })
     } catch {
       this.lost(sk.id)

@@ -19,6 +19,7 @@ import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatHostPort, type HostPort } from '../lib/host-port.js'
 import type { LogFn } from '../lib/log.js'
 import { parseLsn } from '../postgres/lsn.js'
+import { HttpRequestError, httpRequest } from '../protocol/http-request.js'
 import type { SkTimelineInfo } from './api-types.js'
 import type { PageserverFeedback } from './control-file.js'
 import type { TermPosition } from './quorum.js'
@@ -60,18 +61,12 @@ export function httpPeerChannel(peers: readonly HostPort[]): PeerChannel {
     peers: peers.map(formatHostPort),
     async timelineStatus(peer, tenantId, timelineId, signal) {
       try {
-        const res = await fetch(`http://${peer}/v1/tenant/${tenantId}/timeline/${timelineId}`, {
+        const res = await httpRequest(`http://${peer}/v1/tenant/${tenantId}/timeline/${timelineId}`, {
           signal: AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
         })
-        if (res.status === 404) {
-          await res.body?.cancel()
-          return null
-        }
-        if (!res.ok) {
-          await res.body?.cancel()
-          throw new PeerError(`answered HTTP ${res.status}`)
-        }
-        const info = (await res.json()) as Partial<SkTimelineInfo>
+        if (res.status === 404) return null
+        if (!res.ok) throw new PeerError(`answered HTTP ${res.status}`)
+        const info = JSON.parse(res.text) as Partial<SkTimelineInfo>
         const a = info.acceptor_state
         if (
           typeof a?.term !== 'number' ||
@@ -99,9 +94,8 @@ export function httpPeerChannel(peers: readonly HostPort[]): PeerChannel {
           pgAddr: typeof info.safekeeper_connstr === 'string' ? info.safekeeper_connstr : null,
         }
       } catch (err) {
-        // fetch's own errors say only "fetch failed"; the reason (ECONNREFUSED, a timeout) is the cause.
-        const e = err as Error & { cause?: Error }
-        throw new PeerError(`peer ${peer}: ${e.cause?.message ?? e.message}`, { cause: err })
+        const why = err instanceof HttpRequestError ? err.code : (err as Error).message
+        throw new PeerError(`peer ${peer}: ${why}`, { cause: err })
       }
     },
   }

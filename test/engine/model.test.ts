@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { GcCutoffError } from '../../src/engine/errors.js'
 import { encodeKey } from '../../src/engine/key.js'
 import { Repository } from '../../src/engine/repository.js'
+import { Slicer } from '../../src/engine/slicer.js'
 import type { Timeline } from '../../src/engine/timeline.js'
 import type { Value } from '../../src/engine/value.js'
 import { APPEND, SET_BYTE, testRedo } from '../harness/engine.js'
@@ -209,7 +210,7 @@ describe('storage engine against a model', () => {
     }
     for (const mm of model) {
       const tt = tl(mm)
-      const listed = tt.listKeys(tt.lastRecordLsn).map((k) => k.toString('hex'))
+      const listed = (await tt.listKeys(tt.lastRecordLsn, new Slicer(0.05))).map((k) => k.toString('hex'))
       const expected = keys
         .map((k) => k.toString('hex'))
         .filter((k) => modelGet(mm, k, tt.lastRecordLsn) !== null)

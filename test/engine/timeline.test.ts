@@ -6,6 +6,7 @@ import { GcCutoffError, LsnTimeoutError } from '../../src/engine/errors.js'
 import { encodeKey } from '../../src/engine/key.js'
 import { LayerCorruptionError } from '../../src/engine/layer-file.js'
 import { Repository } from '../../src/engine/repository.js'
+import { Slicer } from '../../src/engine/slicer.js'
 import { TenantConfigError } from '../../src/engine/tenant-config.js'
 import type { Timeline } from '../../src/engine/timeline.js'
 import { APPEND, testRedo } from '../harness/engine.js'
@@ -180,6 +181,34 @@ describe('timeline', () => {
     expect(() => tl.get(key(0), old)).toThrow(/garbage-collected history below/)
     expect(() => tenant.branch(tl.timelineId, { lsn: old })).toThrow(GcCutoffError)
     expect(tl.get(key(0), tl.lastRecordLsn)).toEqual(page(0, 2))
+    await repo.close()
+  })
+
+  it('lists the keys at an LSN in slices, and starts over when compaction removes a layer under it', async () => {
+    const dir = tempRepoDir()
+    const repo = await Repository.open(dir, { redo: testRedo(), background: false })
+    const tenant = repo.createTenant({ config: { compaction_threshold: 2 } })
+    const tl = tenant.createTimeline(0x100)
+    for (let round = 0; round < 3; round++) {
+      writePages(tl, 300, round, round * 100)
+      await tl.checkpoint()
+    }
+    const lsn = tl.lastRecordLsn
+    const want = Array.from({ length: 500 }, (_, i) => key(i).toString('hex'))
+    // Pauses at every key; at the first, the L0s the walk has begun are compacted away.
+    let compacted: Promise<unknown> | null = null
+    let pauses = 0
+    class CompactingSlicer extends Slicer {
+      override async yield(): Promise<void> {
+        pauses++
+        compacted ??= tenant.compact(tl, true)
+        if (pauses === 1) await compacted
+      }
+    }
+    const listed = await tl.listKeys(lsn, new CompactingSlicer(0))
+    expect(listed.map((k) => k.toString('hex'))).toEqual(want)
+    expect(tl.layerInfo().filter((l) => l.l0)).toHaveLength(0)
+    expect(pauses).toBeGreaterThan(500)
     await repo.close()
   })
 
