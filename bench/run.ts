@@ -9,6 +9,7 @@ import { ingestBench } from './ingest.js'
 import { remoteBench } from './remote.js'
 import { safekeepersBench } from './safekeepers.js'
 import { walDecodeBench } from './wal-decode.js'
+import { walLoadBench } from './wal-load.js'
 
 const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = {
   basebackup: basebackupBench,
@@ -18,6 +19,7 @@ const BENCHES: Record<string, () => Promise<Record<string, number | string>>> = 
   remote: remoteBench,
   safekeepers: safekeepersBench,
   'wal-decode': walDecodeBench,
+  'wal-load': walLoadBench,
 }
 
 const args = process.argv.slice(2)

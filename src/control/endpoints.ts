@@ -56,7 +56,7 @@ import {
 } from './layout.js'
 import { type LadderRung, timelineLadder } from './lsn-ladder.js'
 import { packageRoot } from './package-root.js'
-import type { PageserverClient } from './pageserver-client.js'
+import { type PageserverClient, settleWalReceiver } from './pageserver-client.js'
 import { PortBusyError, portInUse, waitFor } from './process.js'
 import {
   type ClusterConfig,
@@ -69,7 +69,7 @@ import {
 } from './repo-config.js'
 import { type SafekeeperTimelineView, timelineOnSafekeepers } from './safekeeper-view.js'
 import type { Step } from './steps.js'
-import { type Election, majorityOf, syncSafekeepers, termHistoryOf } from './sync-safekeepers.js'
+import { adoptCompute, type Election, majorityOf, syncSafekeepers } from './sync-safekeepers.js'
 import { type TenantPageserver, tenantPageserver, tenantPageserverClient } from './tenant-placement.js'
 
 const CATCH_UP_TIMEOUT_MS = 60_000
@@ -559,25 +559,11 @@ export async function startEndpointSteps(
         const systemId = String(
           decodeControlFile(readFileSync(path.join(pgdata, 'global', 'pg_control'))).systemIdentifier,
         )
-        const connstr = connstrOf(e.port)
-        let accepted = 0
-        const failures: string[] = []
-        for (const sk of clients) {
-          try {
-            if (el.startLsn === null) {
-              await sk.createTimeline({
-                tenant_id: e.tenantId,
-                timeline_id: e.timelineId,
-                system_id: systemId,
-                start_lsn: lsn,
-              })
-            }
-            await sk.setCompute(e.tenantId, e.timelineId, connstr, el.term, termHistoryOf(el, parseLsn(lsn)))
-            accepted++
-          } catch (err) {
-            failures.push(`safekeeper ${sk.id}: ${(err as Error).message}`)
-          }
-        }
+        const { accepted, failures } = await adoptCompute(clients, e.tenantId, e.timelineId, el, {
+          connstr: connstrOf(e.port),
+          systemId,
+          startLsn: lsn,
+        })
         if (accepted < majorityOf(clients.length)) {
           throw new EndpointError(
             `only ${accepted} of ${clients.length} safekeepers took the compute of term ${el.term}: ${failures.join('; ')}`,
@@ -594,14 +580,12 @@ export async function startEndpointSteps(
       run: async () => {
         const connstr = connstrOf(e.port)
         await ps.setWalSource(e.tenantId, e.timelineId, connstr)
-        let error: string | null = null
-        let status = ''
-        const settled = await waitFor(async () => {
-          const t = await ps.timeline(e.tenantId, e.timelineId)
-          error = t.walreceiver_error
-          status = t.walreceiver_status
-          return status === 'streaming' || status === 'broken'
-        }, RECEIVER_CONNECT_TIMEOUT_MS)
+        const { settled, status, error } = await settleWalReceiver(
+          ps,
+          e.tenantId,
+          e.timelineId,
+          RECEIVER_CONNECT_TIMEOUT_MS,
+        )
         if (status === 'broken') {
           // Its commits would wait for ever for the pageserver: the compute does not stay up.
           await pgCtlStop(pgdata, 'fast', { binDir: pgBinDir(c.pgDistribDir) }).catch(() => undefined)

@@ -11,9 +11,11 @@ import type {
   TenantInfo,
   TimelineCreateRequest,
   TimelineInfo,
+  WalContinuation,
   WalReceiverRequest,
 } from '../pageserver/api-types.js'
 import { ApiClient } from './http-client.js'
+import { waitFor } from './process.js'
 
 export class PageserverClient extends ApiClient {
   constructor(addr: HostPort) {
@@ -50,6 +52,11 @@ export class PageserverClient extends ApiClient {
 
   timeline(tenantId: string, timelineId: string, timeoutMs?: number): Promise<TimelineInfo> {
     return this.request('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}`, undefined, timeoutMs)
+  }
+
+  /** What WAL continuing the timeline from its end must carry. */
+  walContinuation(tenantId: string, timelineId: string): Promise<WalContinuation> {
+    return this.request('GET', `/v1/tenant/${tenantId}/timeline/${timelineId}/wal_continuation`)
   }
 
   createTimeline(tenantId: string, req: TimelineCreateRequest): Promise<TimelineInfo> {
@@ -112,4 +119,25 @@ export class PageserverClient extends ApiClient {
   ): Promise<TimelineInfo> {
     return this.request('PUT', `/v1/tenant/${tenantId}/timeline/${timelineId}/wal_receiver`, body)
   }
+}
+
+/**
+ * Polls a timeline's WAL receiver, just pointed at a source, until it streams or is broken (the source
+ * lacks the WAL the timeline needs): `settled` false when it did neither within `timeoutMs`.
+ */
+export async function settleWalReceiver(
+  ps: PageserverClient,
+  tenantId: string,
+  timelineId: string,
+  timeoutMs: number,
+): Promise<{ settled: boolean; status: string; error: string | null }> {
+  let status = ''
+  let error: string | null = null
+  const settled = await waitFor(async () => {
+    const t = await ps.timeline(tenantId, timelineId)
+    error = t.walreceiver_error
+    status = t.walreceiver_status
+    return status === 'streaming' || status === 'broken'
+  }, timeoutMs)
+  return { settled, status, error }
 }

@@ -172,3 +172,41 @@ async function waitForStart(
   }
   return reached
 }
+
+/**
+ * The elected term's safekeepers pull from the compute at `connstr` (a new timeline is created on them
+ * first, at `startLsn`): how many took it, and why the others did not. A minority is the caller's to refuse.
+ */
+export async function adoptCompute(
+  clients: readonly SafekeeperClient[],
+  tenantId: string,
+  timelineId: string,
+  el: Election,
+  compute: { connstr: string; systemId: string; startLsn: string },
+): Promise<{ accepted: number; failures: string[] }> {
+  let accepted = 0
+  const failures: string[] = []
+  for (const sk of clients) {
+    try {
+      if (el.startLsn === null) {
+        await sk.createTimeline({
+          tenant_id: tenantId,
+          timeline_id: timelineId,
+          system_id: compute.systemId,
+          start_lsn: compute.startLsn,
+        })
+      }
+      await sk.setCompute(
+        tenantId,
+        timelineId,
+        compute.connstr,
+        el.term,
+        termHistoryOf(el, parseLsn(compute.startLsn)),
+      )
+      accepted++
+    } catch (err) {
+      failures.push(`safekeeper ${sk.id}: ${(err as Error).message}`)
+    }
+  }
+  return { accepted, failures }
+}

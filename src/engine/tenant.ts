@@ -331,6 +331,9 @@ export class Tenant {
       initLsn: lsn,
       ancestor: anc,
       latestGcCutoffLsn: anc.latestGcCutoffLsn,
+      // At the ancestor's tip the record before is known, as in Neon: WAL written on the branch (and a
+      // basebackup's checkpoint) links back to it instead of to nothing.
+      prevRecordLsn: lsn === anc.lastRecordLsn ? anc.prevRecordLsn : null,
     })
     this.adopt(tl)
     return tl

@@ -137,7 +137,7 @@ export class Timeline {
     env: TimelineEnv,
     timelineId: string,
     dir: string,
-    init: { initLsn: Lsn; ancestor?: Timeline; latestGcCutoffLsn?: Lsn },
+    init: { initLsn: Lsn; ancestor?: Timeline; latestGcCutoffLsn?: Lsn; prevRecordLsn?: Lsn | null },
   ): Timeline {
     const md: TimelineMetadata = {
       formatVersion: 1,
@@ -150,6 +150,7 @@ export class Timeline {
     }
     writeMetadata(path.join(dir, METADATA_FILE), md)
     const tl = new Timeline(env, timelineId, dir, md, init.ancestor ?? null)
+    tl.prev = init.prevRecordLsn ?? null
     tl.scheduleIndex()
     return tl
   }

@@ -49,6 +49,25 @@ export interface TimelineCreateRequest {
  */
 export type WalReceiverStatus = 'inactive' | 'connecting' | 'streaming' | 'backoff' | 'broken' | 'stopped'
 
+/**
+ * zenith's own: what WAL that goes on from a timeline's end must carry so that the pageserver takes it
+ * and Postgres could have written it — read in one go at last_record_lsn (`zenith wal load --synthetic`).
+ */
+export interface WalContinuation {
+  last_record_lsn: string
+  /** The start of the record ending at last_record_lsn: the next record's prev-link; null when unknown. */
+  prev_record_lsn: string | null
+  /** pg_control's system identifier, in decimal as IDENTIFY_SYSTEM sends it. */
+  system_id: string
+  wal_segment_size: number
+  /** The Postgres timeline (ThisTimeLineID) of the latest checkpoint. */
+  pg_timeline: number
+  /** FullTransactionId: epoch in the high 32 bits. */
+  next_xid: number
+  next_oid: number
+  data_checksums: boolean
+}
+
 export interface TimelineInfo {
   tenant_id: string
   timeline_id: string

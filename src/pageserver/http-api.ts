@@ -19,7 +19,7 @@ import {
 } from './api-types.js'
 import type { Pageserver } from './pageserver.js'
 import type { SafekeeperAddr } from './safekeeper-candidates.js'
-import { layerMapInfo, tenantConfigInfo, tenantInfo, timelineInfo } from './timeline-info.js'
+import { layerMapInfo, tenantConfigInfo, tenantInfo, timelineInfo, walContinuation } from './timeline-info.js'
 import type { WalSource } from './wal-receiver.js'
 
 function optionalString(body: Record<string, unknown>, key: string): string | undefined {
@@ -169,6 +169,12 @@ export function createHttpApi(ps: Pageserver): Server {
   r.on('GET', '/v1/tenant/:tenant_id/timeline/:timeline_id', ({ params }) => ({
     json: timelineInfo(ps, timelineOf(params)),
   }))
+  r.on('GET', '/v1/tenant/:tenant_id/timeline/:timeline_id/wal_continuation', ({ params }) => {
+    const tl = timelineOf(params)
+    const c = walContinuation(tl)
+    if (!c) throw new HttpError(409, `timeline ${tl.timelineId} holds no cluster yet: its import is not done`)
+    return { json: c }
+  })
   r.on('DELETE', '/v1/tenant/:tenant_id/timeline/:timeline_id', async ({ params }) => {
     await ps.deleteTimeline(tenantOf(params), params.timeline_id)
     return { json: {} }

@@ -2,6 +2,9 @@
 import type { Tenant } from '../engine/tenant.js'
 import { configToJson } from '../engine/tenant-config.js'
 import type { Timeline } from '../engine/timeline.js'
+import { controlFileOf } from '../pgdata/datadir-keyspace.js'
+import { CHECKPOINT_KEY } from '../pgdata/datadir-mapping.js'
+import { decodeCheckPoint } from '../postgres/checkpoint.js'
 import { formatLsn } from '../postgres/lsn.js'
 import type {
   HistoricLayerInfo,
@@ -10,6 +13,7 @@ import type {
   TenantConfigInfo,
   TenantInfo,
   TimelineInfo,
+  WalContinuation,
 } from './api-types.js'
 import type { Pageserver } from './pageserver.js'
 
@@ -61,6 +65,26 @@ export function timelineInfo(ps: Pageserver, tl: Timeline): TimelineInfo {
             : null,
         }
       : {}),
+  }
+}
+
+/** Null for a timeline that holds no cluster yet (initdb's import has not landed). */
+export function walContinuation(tl: Timeline): WalContinuation | null {
+  const at = tl.lastRecordLsn
+  const prev = tl.prevRecordLsn
+  const control = controlFileOf((key) => tl.get(key, at))
+  const cp = tl.get(CHECKPOINT_KEY, at)
+  if (!control || !cp) return null
+  const checkPoint = decodeCheckPoint(cp)
+  return {
+    last_record_lsn: formatLsn(at),
+    prev_record_lsn: prev === null ? null : formatLsn(prev),
+    system_id: String(control.systemIdentifier),
+    wal_segment_size: control.xlogSegSize,
+    pg_timeline: checkPoint.thisTimeLineId,
+    next_xid: checkPoint.nextXid,
+    next_oid: checkPoint.nextOid,
+    data_checksums: control.dataChecksumVersion !== 0,
   }
 }
 

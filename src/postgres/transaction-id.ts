@@ -5,6 +5,7 @@
  */
 
 export const InvalidTransactionId = 0
+export const FrozenTransactionId = 2
 export const FirstNormalTransactionId = 3
 export const FirstMultiXactId = 1
 export const MaxMultiXactId = 0xffffffff

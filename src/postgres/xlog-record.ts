@@ -22,6 +22,8 @@ const OFF = {
   xl_rmid: 17,
   xl_crc: 20,
 } as const
+/** Where XLogRecord's fields lie, for writers that patch encoded records. */
+export const RECORD_HEADER_OFFSETS = OFF
 
 export const XLR_MAX_BLOCK_ID = 32
 export const XLR_BLOCK_ID_DATA_SHORT = 255
@@ -360,79 +362,105 @@ export interface RecordSpec {
   toplevelXid?: number
 }
 
+const sameRelation = (a: BlockSpec | undefined, b: BlockSpec) =>
+  a !== undefined && a.spcNode === b.spcNode && a.dbNode === b.dbNode && a.relNode === b.relNode
+
+const hasHoleLength = (img: NonNullable<BlockSpec['image']>) =>
+  (img.bimgInfo & BKPIMAGE_COMPRESSED) !== 0 && (img.bimgInfo & BKPIMAGE_HAS_HOLE) !== 0
+
+/** xl_tot_len of the record `spec` encodes to. */
+export function encodedRecordSize(spec: RecordSpec): number {
+  let size = SIZE_OF_XLOG_RECORD
+  const blocks = spec.blocks
+  for (let i = 0; i < blocks.length; i++) {
+    const b = blocks[i]
+    if (b.id > XLR_MAX_BLOCK_ID || (i > 0 && b.id <= blocks[i - 1].id)) {
+      throw new RangeError(`block ids must ascend within 0..${XLR_MAX_BLOCK_ID}, got ${b.id}`)
+    }
+    size += 4 + (sameRelation(blocks[i - 1], b) ? 0 : 12) + 4 + (b.data?.length ?? 0)
+    if (b.image) size += 5 + (hasHoleLength(b.image) ? 2 : 0) + b.image.data.length
+  }
+  if (spec.origin) size += 3
+  if (spec.toplevelXid) size += 5
+  const mainLen = spec.mainData.length
+  if (mainLen > 0) size += (mainLen < 256 ? 2 : 5) + mainLen
+  return size
+}
+
 /**
  * Encodes a record as XLogInsert lays it out, CRC included. A block names its relation only when it
  * differs from the previous block's (BKPBLOCK_SAME_REL otherwise), and the main data header is short when
  * it can be, so decoded records re-encode byte for byte.
  */
 export function encodeRecord(spec: RecordSpec): Buffer {
-  const headers: number[] = []
-  const u8 = (v: number) => headers.push(v & 0xff)
-  const u16 = (v: number) => headers.push(v & 0xff, (v >>> 8) & 0xff)
-  const u32 = (v: number) => headers.push(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff)
-  const payloads: Buffer[] = []
-  let prevBlock: BlockSpec | null = null
-  for (const b of spec.blocks) {
-    if (b.id > XLR_MAX_BLOCK_ID || (prevBlock && b.id <= prevBlock.id)) {
-      throw new RangeError(`block ids must ascend within 0..${XLR_MAX_BLOCK_ID}, got ${b.id}`)
-    }
-    const sameRel =
-      prevBlock !== null &&
-      prevBlock.spcNode === b.spcNode &&
-      prevBlock.dbNode === b.dbNode &&
-      prevBlock.relNode === b.relNode
+  const raw = Buffer.allocUnsafe(encodedRecordSize(spec))
+  encodeRecordInto(spec, raw)
+  return raw
+}
+
+/**
+ * encodeRecord into `out`, which holds at least encodedRecordSize(spec) bytes: a writer of many records
+ * reuses one buffer instead of allocating one per record. Returns the record's length.
+ */
+export function encodeRecordInto(spec: RecordSpec, out: Buffer, size = encodedRecordSize(spec)): number {
+  let pos = SIZE_OF_XLOG_RECORD
+  const blocks = spec.blocks
+  for (let i = 0; i < blocks.length; i++) {
+    const b = blocks[i]
+    const same = sameRelation(blocks[i - 1], b)
     const dataLen = b.data?.length ?? 0
     let flags = b.forkNum & BKPBLOCK_FORK_MASK
     if (b.image) flags |= BKPBLOCK_HAS_IMAGE
     if (dataLen > 0) flags |= BKPBLOCK_HAS_DATA
     if (b.willInit) flags |= BKPBLOCK_WILL_INIT
-    if (sameRel) flags |= BKPBLOCK_SAME_REL
-    u8(b.id)
-    u8(flags)
-    u16(dataLen)
+    if (same) flags |= BKPBLOCK_SAME_REL
+    out[pos] = b.id
+    out[pos + 1] = flags
+    pos = out.writeUInt16LE(dataLen, pos + 2)
     if (b.image) {
-      u16(b.image.data.length)
-      u16(b.image.holeOffset)
-      u8(b.image.bimgInfo)
-      if (b.image.bimgInfo & BKPIMAGE_COMPRESSED && b.image.bimgInfo & BKPIMAGE_HAS_HOLE)
-        u16(b.image.holeLength)
-      payloads.push(b.image.data)
+      pos = out.writeUInt16LE(b.image.data.length, pos)
+      pos = out.writeUInt16LE(b.image.holeOffset, pos)
+      out[pos++] = b.image.bimgInfo
+      if (hasHoleLength(b.image)) pos = out.writeUInt16LE(b.image.holeLength, pos)
     }
-    if (!sameRel) {
-      u32(b.spcNode)
-      u32(b.dbNode)
-      u32(b.relNode)
+    if (!same) {
+      pos = out.writeUInt32LE(b.spcNode >>> 0, pos)
+      pos = out.writeUInt32LE(b.dbNode >>> 0, pos)
+      pos = out.writeUInt32LE(b.relNode >>> 0, pos)
     }
-    u32(b.blkno)
-    if (dataLen > 0) payloads.push(b.data!)
-    prevBlock = b
+    pos = out.writeUInt32LE(b.blkno >>> 0, pos)
   }
   if (spec.origin) {
-    u8(XLR_BLOCK_ID_ORIGIN)
-    u16(spec.origin)
+    out[pos++] = XLR_BLOCK_ID_ORIGIN
+    pos = out.writeUInt16LE(spec.origin, pos)
   }
   if (spec.toplevelXid) {
-    u8(XLR_BLOCK_ID_TOPLEVEL_XID)
-    u32(spec.toplevelXid)
+    out[pos++] = XLR_BLOCK_ID_TOPLEVEL_XID
+    pos = out.writeUInt32LE(spec.toplevelXid >>> 0, pos)
   }
-  if (spec.mainData.length > 0) {
-    if (spec.mainData.length < 256) {
-      u8(XLR_BLOCK_ID_DATA_SHORT)
-      u8(spec.mainData.length)
+  const mainLen = spec.mainData.length
+  if (mainLen > 0) {
+    if (mainLen < 256) {
+      out[pos++] = XLR_BLOCK_ID_DATA_SHORT
+      out[pos++] = mainLen
     } else {
-      u8(XLR_BLOCK_ID_DATA_LONG)
-      u32(spec.mainData.length)
+      out[pos++] = XLR_BLOCK_ID_DATA_LONG
+      pos = out.writeUInt32LE(mainLen, pos)
     }
-    payloads.push(spec.mainData)
   }
-  const body = Buffer.concat([Buffer.from(headers), ...payloads])
-  const raw = Buffer.alloc(SIZE_OF_XLOG_RECORD + body.length)
-  raw.writeUInt32LE(raw.length, OFF.xl_tot_len)
-  raw.writeUInt32LE(spec.xid, OFF.xl_xid)
-  writeLsn(raw, OFF.xl_prev, spec.prev)
-  raw[OFF.xl_info] = spec.info
-  raw[OFF.xl_rmid] = spec.rmid
-  body.copy(raw, SIZE_OF_XLOG_RECORD)
-  raw.writeUInt32LE(recordCrc(raw), OFF.xl_crc)
-  return raw
+  // Payloads in block order (image, then data), then the main data.
+  for (const b of blocks) {
+    if (b.image) pos += b.image.data.copy(out, pos)
+    if (b.data && b.data.length > 0) pos += b.data.copy(out, pos)
+  }
+  if (mainLen > 0) spec.mainData.copy(out, pos)
+  out.writeUInt32LE(size, OFF.xl_tot_len)
+  out.writeUInt32LE(spec.xid >>> 0, OFF.xl_xid)
+  writeLsn(out, OFF.xl_prev, spec.prev)
+  out[OFF.xl_info] = spec.info
+  out[OFF.xl_rmid] = spec.rmid
+  out.writeUInt16LE(0, OFF.xl_rmid + 1) // the header's padding, which the CRC covers
+  const raw = size === out.length ? out : out.subarray(0, size)
+  out.writeUInt32LE(recordCrc(raw), OFF.xl_crc)
+  return size
 }

@@ -6,6 +6,7 @@
  * clocks count microseconds since 2000-01-01 00:00 UTC, Postgres' epoch.
  */
 import { assertLsn, type Lsn, parseLsn } from '../postgres/lsn.js'
+import { pgNowUs } from '../postgres/timestamp.js'
 import { ProtocolError } from './errors.js'
 
 /** Byte offsets inside the replication payloads (after the CopyData framing). */
@@ -42,15 +43,7 @@ export const PRIMARY_KEEPALIVE_TAG = 'k'
 export const STANDBY_STATUS_UPDATE_TAG = 'r'
 export const HOT_STANDBY_FEEDBACK_TAG = 'h'
 
-/** 2000-01-01 00:00 UTC in microseconds since the Unix epoch. */
-export const PG_EPOCH_UNIX_US = 946_684_800_000_000n
-
 const TWO_32 = 0x1_0000_0000
-
-/** Now, in microseconds since Postgres' epoch, as replication messages carry it. */
-export function pgNowUs(): bigint {
-  return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) - PG_EPOCH_UNIX_US
-}
 
 /** Reads a big-endian uint64 LSN; values above 2^53 cannot be LSNs of ours and mean a broken stream. */
 export function readLsnBE(buf: Buffer, offset: number): Lsn {

@@ -18,15 +18,10 @@ import { type ErrorKind, ZenithError } from '../lib/errors.js'
 import { formatLsn } from '../postgres/lsn.js'
 import { createCommandServer } from '../protocol/command-server.js'
 import { ReplicationCommandError } from '../protocol/errors.js'
-import {
-  formatWalSegmentSize,
-  parseReplicationCommand,
-  replicationMode,
-  sendIdentifySystem,
-  sendShow,
-} from '../protocol/replication-commands.js'
+import { replicationMode } from '../protocol/replication-commands.js'
 import type { PgServerConnection, StartupParams } from '../protocol/server.js'
 import { streamWal } from '../protocol/wal-stream.js'
+import { runWalsenderCommand } from '../protocol/walsender.js'
 import type { Safekeeper } from './safekeeper.js'
 import type { SkTimeline, WalsenderInfo } from './timeline.js'
 
@@ -89,31 +84,20 @@ async function runCommand(
   }
   const opts = walsenderOptions(params.options)
   const tl = sk.timeline(opts.tenantId, opts.timelineId)
-  const cmd = parseReplicationCommand(sql)
-  switch (cmd.kind) {
-    case 'identifySystem':
-      sendIdentifySystem(conn, {
-        systemId: tl.state.systemId,
-        timeline: tl.state.pgTimeline,
-        xlogpos: opts.term === null ? tl.commitLsn : tl.flushLsn,
-        dbname: null,
-      })
-      return
-    case 'show':
-      if (cmd.name !== 'wal_segment_size') {
-        throw new ReplicationCommandError(`unrecognized configuration parameter "${cmd.name}"`, '42704')
-      }
-      sendShow(conn, cmd.name, formatWalSegmentSize(tl.state.walSegSize))
-      return
-    case 'timelineHistory':
-      throw new ReplicationCommandError(
-        `timeline ${cmd.timeline} has no history here: a safekeeper holds one Postgres timeline`,
-        '58P01',
-      )
-    case 'startReplication':
+  await runWalsenderCommand(conn, sql, {
+    identify: () => ({
+      systemId: tl.state.systemId,
+      timeline: tl.state.pgTimeline,
+      xlogpos: opts.term === null ? tl.commitLsn : tl.flushLsn,
+      dbname: null,
+    }),
+    walSegmentSize: tl.state.walSegSize,
+    noHistory: 'a safekeeper holds one Postgres timeline',
+    startReplication: (conn, start, timeline) => {
       tl.metrics.startReplications.inc()
-      return stream(tl, conn, cmd.start, cmd.timeline, opts.term, params.application_name ?? '', stop)
-  }
+      return stream(tl, conn, start, timeline, opts.term, params.application_name ?? '', stop)
+    },
+  })
 }
 
 async function stream(

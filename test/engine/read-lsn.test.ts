@@ -86,8 +86,15 @@ describe('Timeline.readLsn', () => {
     await expect(tl.readLsn({ lsn: 0x1_0040, timeoutMs: 20 })).rejects.toThrow(LsnTimeoutError)
 
     const waiting = tl.readLsn({ lsn: 0x1_0040, timeoutMs: 5000 })
-    tl.ingest([{ key, lsn: 0x1_2000, value: { kind: 'image', page: Buffer.alloc(8192, 1) } }], 0x1_2000)
+    tl.ingest(
+      [{ key, lsn: 0x1_2000, value: { kind: 'image', page: Buffer.alloc(8192, 1) } }],
+      0x1_2000,
+      0x1_1fd0,
+    )
     expect(await waiting).toBe(0x1_0040)
+    // A branch at the tip knows the record before it, as its ancestor does; one further back does not.
+    expect(tenant.branch(tl.timelineId).prevRecordLsn).toBe(0x1_1fd0)
+    expect(tenant.branch(tl.timelineId, { lsn: 0x1_0040 }).prevRecordLsn).toBeNull()
 
     // At a page boundary, the insert LSN past the page header is served at the boundary.
     expect(tenant.branch(tl.timelineId, { lsn: 0x1_2018 }).ancestorLsn).toBe(0x1_2000)

@@ -1,4 +1,11 @@
 /** The page service as a Postgres client sees it, for tests: `show`, and computes started from it. */
+import {
+  decodeResponse,
+  encodeRequest,
+  type PagestreamRequest,
+  type RelTagWire,
+} from '../../src/pageserver/pagestream.js'
+import type { Lsn } from '../../src/postgres/lsn.js'
 import { extractTar } from '../../src/postgres/tar-extract.js'
 import { PgClient } from '../../src/protocol/client.js'
 import { type PgCluster, type SettingValue, startPostgres } from './postgres.js'
@@ -45,4 +52,40 @@ export function computeFromPageService(
     settings: { wal_consistency_checking: 'all', ...opts.settings },
     populate: (datadir) => fullbackupToDir(pgPort, tenantId, timelineId, datadir, opts.lsn),
   })
+}
+
+/** GetPage of each of `blknos` at `lsn` over one pagestream_v3 session; a refused request throws. */
+export async function getPages(
+  pgPort: number,
+  tenantId: string,
+  timelineId: string,
+  rel: RelTagWire,
+  blknos: readonly number[],
+  lsn: Lsn,
+): Promise<Buffer[]> {
+  const c = await PgClient.connect({ host: '127.0.0.1', port: pgPort, user: 'postgres' })
+  try {
+    const stream = await c.copyBoth(`pagestream_v3 ${tenantId} ${timelineId}`)
+    const replies = stream[Symbol.asyncIterator]()
+    const pages: Buffer[] = []
+    for (const [i, blkno] of blknos.entries()) {
+      const req: PagestreamRequest = {
+        kind: 'getpage',
+        rel,
+        blkno,
+        reqid: BigInt(i),
+        requestLsn: lsn,
+        notModifiedSince: lsn,
+      }
+      stream.send(encodeRequest(req, 3))
+      const { value } = await replies.next()
+      const res = decodeResponse(value as Buffer, req, 3)
+      if (res.kind !== 'getpage') throw new Error(`GetPage of block ${blkno} answered ${JSON.stringify(res)}`)
+      pages.push(res.page)
+    }
+    stream.end()
+    return pages
+  } finally {
+    await c.close()
+  }
 }

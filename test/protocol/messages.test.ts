@@ -3,6 +3,7 @@
  * bytes are chunked, bad lengths are refused, and the replication payloads match the documented layouts.
  */
 import { describe, expect, it } from 'vitest'
+import { PG_EPOCH_UNIX_US, pgNowUs } from '../../src/postgres/timestamp.js'
 import { ScramSession } from '../../src/protocol/auth.js'
 import { ProtocolError } from '../../src/protocol/errors.js'
 import {
@@ -52,7 +53,6 @@ import {
   encodePrimaryKeepalive,
   encodeStandbyStatusUpdate,
   encodeXLogData,
-  PG_EPOCH_UNIX_US,
   parseHotStandbyFeedback,
   parseIdentifySystem,
   parsePrimaryKeepalive,
@@ -60,7 +60,6 @@ import {
   parseStandbyMessage,
   parseStandbyStatusUpdate,
   parseXLogData,
-  pgNowUs,
 } from '../../src/protocol/replication.js'
 import { randomInt } from '../harness/random.js'
 

@@ -44,3 +44,10 @@ export function parseCommitTsRecord(info: number, data: Buffer): CommitTsRecord 
   }
   throw unknownOpError('COMMIT_TS', info)
 }
+
+/** CLOG ZEROPAGE's main data, as ExtendCLOG logs it: the page number. */
+export function encodeClogZeroPage(pageno: number): Buffer {
+  const b = Buffer.alloc(4)
+  b.writeInt32LE(pageno)
+  return b
+}

@@ -35,3 +35,13 @@ export function parseSmgrRecord(info: number, data: Buffer): SmgrRecord {
   }
   throw unknownOpError('SMGR', info)
 }
+
+/** SMGR CREATE's main data (xl_smgr_create): the relation and the fork made. */
+export function encodeSmgrCreate(rnode: RelFileNode, forkNum: number): Buffer {
+  const b = Buffer.alloc(16)
+  b.writeUInt32LE(rnode.spcNode, 0)
+  b.writeUInt32LE(rnode.dbNode, 4)
+  b.writeUInt32LE(rnode.relNode, 8)
+  b.writeInt32LE(forkNum, 12)
+  return b
+}

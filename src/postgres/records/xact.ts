@@ -264,3 +264,13 @@ function readRels(r: MainDataReader, count: number, what: string): RelFileNode[]
   for (let i = 0; i < n; i++) out.push(r.relFileNode(what))
   return out
 }
+
+/**
+ * The main data of a commit with nothing to say beyond its time (no XLOG_XACT_HAS_INFO): what a
+ * transaction that only wrote tuples logs at wal_level replica. `xactTime` is a TimestampTz.
+ */
+export function encodePlainCommit(xactTime: bigint): Buffer {
+  const b = Buffer.alloc(8)
+  b.writeBigInt64LE(xactTime)
+  return b
+}

@@ -123,3 +123,10 @@ export function parseXlogRecord(info: number, data: Buffer): XlogRecord {
       throw unknownOpError('XLOG', info)
   }
 }
+
+/** XLOG NEXTOID's main data: the OID after the batch GetNewObjectId just took. */
+export function encodeNextOid(nextOid: number): Buffer {
+  const b = Buffer.alloc(4)
+  b.writeUInt32LE(nextOid)
+  return b
+}
