@@ -4,8 +4,8 @@
  * producer reports (a compute's flush LSN, or what the synthetic walsender has sent). The producer's end
  * is asked after the consumers on each sample: it only grows, so a lag is never understated.
  *
- * A consumer that does not answer in time leaves a gap in its own series and is counted, instead of
- * stopping the load: a slow answer under load is part of what is being measured.
+ * A consumer that does not answer in time leaves a gap in its own series instead of stopping the load:
+ * a slow answer under load is part of what is being measured.
  */
 
 import { percentile } from '../lib/percentile.js'
@@ -35,8 +35,6 @@ export interface LagSummary {
   pageserver: LagPercentiles
   /** Per sample the safekeeper furthest behind: the one a quorum can least rely on. Null without any. */
   safekeepers: LagPercentiles | null
-  /** Samples where a consumer did not answer within the timeout. */
-  missed: number
 }
 
 /** The latest sample, for live progress. */
@@ -48,7 +46,6 @@ export interface LagNow {
 export class IngestLagSampler {
   private readonly ps: number[] = []
   private readonly sk: number[] = []
-  private missed = 0
   private running = false
   private loop: Promise<void> | null = null
   latest: LagNow = { pageserver: null, safekeepers: null }
@@ -70,7 +67,6 @@ export class IngestLagSampler {
     return {
       pageserver: summarize(this.ps),
       safekeepers: this.consumers.safekeepers.length > 0 ? summarize(this.sk) : null,
-      missed: this.missed,
     }
   }
 
@@ -84,7 +80,7 @@ export class IngestLagSampler {
   }
 
   /** One sample: every consumer at once, then the producer's end. */
-  async sample(): Promise<void> {
+  private async sample(): Promise<void> {
     const { tenantId, timelineId, pageserver, safekeepers } = this.consumers
     const [psAt, ...skAt] = await Promise.all([
       pageserver
@@ -102,7 +98,6 @@ export class IngestLagSampler {
     const lagOf = (at: Lsn | null) => (at === null ? null : Math.max(0, end - at))
     const psLag = lagOf(psAt)
     const skLags = skAt.map(lagOf)
-    if (psLag === null || skLags.includes(null)) this.missed++
     if (psLag !== null) this.ps.push(psLag)
     const known = skLags.filter((l): l is number => l !== null)
     const skWorst = known.length > 0 ? Math.max(...known) : null

@@ -36,11 +36,6 @@ export class Pacer {
     this.tokens = Math.min(clients, this.capacity())
   }
 
-  /** Transactions per second the bucket fills at now. */
-  get rate(): number {
-    return this.txRate
-  }
-
   /**
    * For a WAL target: the WAL written and the transactions committed since the start, as last measured.
    * A transaction target ignores it.

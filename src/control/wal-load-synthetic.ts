@@ -23,7 +23,7 @@ import { IngestLagSampler } from './ingest-lag.js'
 import { safekeeperClientOf } from './layout.js'
 import { type PageserverClient, settleWalReceiver } from './pageserver-client.js'
 import { waitFor } from './process.js'
-import { loadClusterConfig, tenantOf } from './repo-config.js'
+import { loadClusterConfig, tenantOf, timelineOfBranch } from './repo-config.js'
 import { withRepoLock } from './repo-lock.js'
 import type { Step } from './steps.js'
 import { adoptCompute, majorityOf, syncSafekeepers } from './sync-safekeepers.js'
@@ -92,7 +92,7 @@ export async function syntheticWalLoad(
     await createBranch(repoDir, { branchName: name, tenantId })
     return name
   })
-  const timelineId = loadClusterConfig(repoDir).branches[tenantId][branch]
+  const timelineId = timelineOfBranch(loadClusterConfig(repoDir), tenantId, branch)
   const cont = await ps.walContinuation(tenantId, timelineId)
   const start = parseLsn(cont.last_record_lsn)
   const gen = new SyntheticWal({

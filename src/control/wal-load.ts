@@ -20,7 +20,7 @@ import { endpointRunning } from './computes.js'
 import { connstrOf } from './endpoints.js'
 import { IngestLagSampler } from './ingest-lag.js'
 import { safekeeperClientOf } from './layout.js'
-import { loadClusterConfig, tenantOf, timelineOfBranch } from './repo-config.js'
+import { type ClusterConfig, loadClusterConfig, tenantOf, timelineOfBranch } from './repo-config.js'
 import type { Step } from './steps.js'
 import { tenantPageserverClient } from './tenant-placement.js'
 import { type LoadTarget, Pacer } from './wal-load-pacer.js'
@@ -54,8 +54,12 @@ interface Compute {
 }
 
 /** The running writer of the branch: a load needs a compute that can write. */
-async function writerOf(repoDir: string, tenantFlag: string | undefined, branch: string): Promise<Compute> {
-  const c = loadClusterConfig(repoDir)
+async function writerOf(
+  repoDir: string,
+  c: ClusterConfig,
+  tenantFlag: string | undefined,
+  branch: string,
+): Promise<Compute> {
   const tenantId = tenantOf(c, tenantFlag)
   const timelineId = timelineOfBranch(c, tenantId, branch)
   const writers = Object.entries(c.endpoints).filter(
@@ -82,8 +86,8 @@ class Window {
 export async function walLoadSteps(
   opts: WalLoadOptions,
 ): Promise<{ steps: Step[]; report: () => WalLoadReport }> {
-  const compute = await writerOf(opts.repoDir, opts.tenantId, opts.branch)
   const c = loadClusterConfig(opts.repoDir)
+  const compute = await writerOf(opts.repoDir, c, opts.tenantId, opts.branch)
   const wl = workload(opts.workload, opts.scale)
   let report: WalLoadReport | null = null
   const steps: Step[] = [
@@ -104,7 +108,7 @@ export async function walLoadSteps(
     {
       title: `load branch ${opts.branch} for ${opts.durationMs / 1000} s`,
       run: async (progress) => {
-        report = await runLoad(opts, compute, wl, (line) => progress(`load: ${line}`))
+        report = await runLoad(opts, c, compute, wl, (line) => progress(`load: ${line}`))
         return `load: ${report.achieved_wal_mib_s.toFixed(2)} MiB/s WAL, ${report.tps.toFixed(0)} tps for ${report.duration_s.toFixed(1)} s`
       },
     },
@@ -120,11 +124,11 @@ export async function walLoadSteps(
 
 async function runLoad(
   opts: WalLoadOptions,
+  c: ClusterConfig,
   compute: Compute,
   wl: Workload,
   onProgress: (line: string) => void,
 ): Promise<WalLoadReport> {
-  const c = loadClusterConfig(opts.repoDir)
   const monitor = await connect(compute.port)
   const clients: PgClient[] = []
   try {
